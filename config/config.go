@@ -1,0 +1,248 @@
+// Package config holds the server's settings: defaults, a YAML file, the
+// environment and the command line, in rising order of precedence (flags beat
+// env beats file beats defaults).
+//
+// One table of settings drives all four sources: every setting has a flag
+// name (which is also its key in the file) and an environment variable.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole server configuration.
+type Config struct {
+	ConfigFile    string
+	DataDir       string
+	AMQPListen    string
+	MQTTListen    string
+	MQTTWSListen  string
+	STOMPListen   string
+	STOMPWSListen string
+	HTTPListen    string
+	RedisURL      string
+	LogLevel      string
+
+	AMQPFrameMax       int
+	AMQPChannelMax     int
+	AMQPHeartbeat      time.Duration
+	MaxMessageSize     int
+	DefaultUser        string
+	DefaultPass        string
+	DefaultUserAnyHost bool
+}
+
+// Off is the listen address that disables a listener.
+const Off = "off"
+
+type setting struct {
+	flag, env, def, help, meta string
+	set                        func(c *Config, v string) error
+}
+
+func str(p func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *p(c) = v; return nil }
+}
+
+func integer(p func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("not an integer: %q", v)
+		}
+		*p(c) = n
+		return nil
+	}
+}
+
+func duration(p func(*Config) *time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			if n, nerr := strconv.Atoi(v); nerr == nil {
+				d = time.Duration(n) * time.Second
+			} else {
+				return fmt.Errorf("not a duration: %q", v)
+			}
+		}
+		*p(c) = d
+		return nil
+	}
+}
+
+func boolean(p func(*Config) *bool) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("not a boolean: %q", v)
+		}
+		*p(c) = b
+		return nil
+	}
+}
+
+var settings = []setting{
+	{"config", "UMS_CONFIG", "", "configuration file (YAML; keys are the flag names)", "FILE", str(func(c *Config) *string { return &c.ConfigFile })},
+	{"data-dir", "UMS_DATA_DIR", "./data", "directory for persistent data", "DIR", str(func(c *Config) *string { return &c.DataDir })},
+	{"amqp-listen", "UMS_AMQP_LISTEN", ":5672", "AMQP 0-9-1 listen address, or off", "ADDR", str(func(c *Config) *string { return &c.AMQPListen })},
+	{"mqtt-listen", "UMS_MQTT_LISTEN", ":1883", "MQTT listen address, or off (not yet available)", "ADDR", str(func(c *Config) *string { return &c.MQTTListen })},
+	{"mqtt-ws-listen", "UMS_MQTT_WS_LISTEN", ":15675", "MQTT over WebSocket listen address, or off (not yet available)", "ADDR", str(func(c *Config) *string { return &c.MQTTWSListen })},
+	{"stomp-listen", "UMS_STOMP_LISTEN", ":61613", "STOMP listen address, or off (not yet available)", "ADDR", str(func(c *Config) *string { return &c.STOMPListen })},
+	{"stomp-ws-listen", "UMS_STOMP_WS_LISTEN", ":15674", "STOMP over WebSocket listen address, or off (not yet available)", "ADDR", str(func(c *Config) *string { return &c.STOMPWSListen })},
+	{"http-listen", "UMS_HTTP_LISTEN", ":15672", "management HTTP listen address, or off (not yet available)", "ADDR", str(func(c *Config) *string { return &c.HTTPListen })},
+	{"redis-url", "UMS_REDIS_URL", "", "Redis URL for deduplication and rate limits (empty: embedded)", "URL", str(func(c *Config) *string { return &c.RedisURL })},
+	{"log-level", "UMS_LOG_LEVEL", "info", "log level: debug, info, warn, error", "LEVEL", str(func(c *Config) *string { return &c.LogLevel })},
+	{"amqp-frame-max", "UMS_AMQP_FRAME_MAX", "131072", "largest AMQP frame in bytes offered to clients", "BYTES", integer(func(c *Config) *int { return &c.AMQPFrameMax })},
+	{"amqp-channel-max", "UMS_AMQP_CHANNEL_MAX", "2047", "most AMQP channels per connection", "N", integer(func(c *Config) *int { return &c.AMQPChannelMax })},
+	{"amqp-heartbeat", "UMS_AMQP_HEARTBEAT", "60s", "AMQP heartbeat interval offered to clients (0 disables)", "DURATION", duration(func(c *Config) *time.Duration { return &c.AMQPHeartbeat })},
+	{"max-message-size", "UMS_MAX_MESSAGE_SIZE", "134217728", "largest message body accepted, in bytes", "BYTES", integer(func(c *Config) *int { return &c.MaxMessageSize })},
+	{"default-user", "UMS_DEFAULT_USER", "guest", "user created at first start", "NAME", str(func(c *Config) *string { return &c.DefaultUser })},
+	{"default-pass", "UMS_DEFAULT_PASS", "guest", "password of the default user", "PASSWORD", str(func(c *Config) *string { return &c.DefaultPass })},
+	{"default-user-any-host", "UMS_DEFAULT_USER_ANY_HOST", "false", "let the default user connect from other hosts than loopback", "BOOL", boolean(func(c *Config) *bool { return &c.DefaultUserAnyHost })},
+}
+
+// Default returns the built-in configuration.
+func Default() *Config {
+	c := &Config{}
+	for _, s := range settings {
+		if err := s.set(c, s.def); err != nil {
+			panic(fmt.Sprintf("config: bad default for %s: %v", s.flag, err))
+		}
+	}
+	return c
+}
+
+// ErrHelp is returned by Load when --help was asked for; the usage has been printed.
+var ErrHelp = flag.ErrHelp
+
+// Load builds the configuration from defaults, the file, the environment
+// (getenv) and args (without the program name). Usage goes to out.
+func Load(args []string, getenv func(string) string, out io.Writer) (*Config, error) {
+	fs := flag.NewFlagSet("umsd", flag.ContinueOnError)
+	fs.SetOutput(out)
+	vals := make(map[string]*string, len(settings))
+	for _, s := range settings {
+		vals[s.flag] = fs.String(s.flag, s.def, s.help)
+	}
+	fs.Usage = func() { Usage(out) }
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+
+	c := Default()
+	path := getenv("UMS_CONFIG")
+	if given["config"] {
+		path = *vals["config"]
+	}
+	if path != "" {
+		if err := c.loadFile(path); err != nil {
+			return nil, err
+		}
+		c.ConfigFile = path
+	}
+	for _, s := range settings {
+		if v := getenv(s.env); v != "" && s.flag != "config" {
+			if err := s.set(c, v); err != nil {
+				return nil, fmt.Errorf("%s: %v", s.env, err)
+			}
+		}
+	}
+	for _, s := range settings {
+		if given[s.flag] && s.flag != "config" {
+			if err := s.set(c, *vals[s.flag]); err != nil {
+				return nil, fmt.Errorf("--%s: %v", s.flag, err)
+			}
+		}
+	}
+	return c, c.Validate()
+}
+
+// Usage prints every flag with its environment variable and default.
+func Usage(out io.Writer) {
+	fmt.Fprintf(out, "Usage: umsd [flags]\n\nEvery flag can also be set by its environment variable or, by the flag name, in the --config file.\nFlags beat environment beats file beats defaults.\n\n")
+	for _, s := range settings {
+		def := s.def
+		if def == "" {
+			def = "none"
+		}
+		fmt.Fprintf(out, "  --%s %s\n      %s\n      env %s, default %s\n", s.flag, s.meta, s.help, s.env, def)
+	}
+}
+
+func (c *Config) loadFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("%s: %v", path, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return fmt.Errorf("%s:%d: expected a mapping of settings", path, root.Line)
+	}
+	byFlag := make(map[string]setting, len(settings))
+	for _, s := range settings {
+		byFlag[s.flag] = s
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		s, ok := byFlag[k.Value]
+		if !ok || k.Value == "config" {
+			return fmt.Errorf("%s:%d: unknown setting %q", path, k.Line, k.Value)
+		}
+		if v.Kind != yaml.ScalarNode {
+			return fmt.Errorf("%s:%d: setting %q needs a single value", path, v.Line, k.Value)
+		}
+		if err := s.set(c, v.Value); err != nil {
+			return fmt.Errorf("%s:%d: %s: %v", path, v.Line, k.Value, err)
+		}
+	}
+	return nil
+}
+
+// Validate checks the values.
+func (c *Config) Validate() error {
+	var errs []string
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "warning", "error":
+	default:
+		errs = append(errs, fmt.Sprintf("log-level: unknown level %q", c.LogLevel))
+	}
+	if c.AMQPFrameMax < 4096 {
+		errs = append(errs, "amqp-frame-max: must be at least 4096")
+	}
+	if c.AMQPChannelMax < 1 || c.AMQPChannelMax > 65535 {
+		errs = append(errs, "amqp-channel-max: must be between 1 and 65535")
+	}
+	if c.MaxMessageSize < 1 {
+		errs = append(errs, "max-message-size: must be positive")
+	}
+	if c.DataDir == "" {
+		errs = append(errs, "data-dir: must not be empty")
+	}
+	if len(errs) > 0 {
+		sort.Strings(errs)
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
+}

@@ -1,0 +1,64 @@
+package core
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// Broker is the root of the core: a set of virtual hosts.
+type Broker struct {
+	mu     sync.RWMutex
+	vhosts map[string]*Vhost
+}
+
+// NewBroker returns a broker with the default virtual host "/".
+func NewBroker() *Broker {
+	b := &Broker{vhosts: make(map[string]*Vhost)}
+	b.AddVhost("/")
+	return b
+}
+
+// AddVhost creates a virtual host with the standard exchanges, or returns the existing one.
+func (b *Broker) AddVhost(name string) *Vhost {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if v, ok := b.vhosts[name]; ok {
+		return v
+	}
+	v := newVhost(b, name)
+	b.vhosts[name] = v
+	return v
+}
+
+// Vhost returns the named virtual host.
+func (b *Broker) Vhost(name string) (*Vhost, bool) {
+	b.mu.RLock()
+	v, ok := b.vhosts[name]
+	b.mu.RUnlock()
+	return v, ok
+}
+
+// Vhosts lists the virtual hosts sorted by name.
+func (b *Broker) Vhosts() []*Vhost {
+	b.mu.RLock()
+	out := make([]*Vhost, 0, len(b.vhosts))
+	for _, v := range b.vhosts {
+		out = append(out, v)
+	}
+	b.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// randomName returns prefix followed by 22 URL-safe random characters, like
+// RabbitMQ's amq.gen-… and amq.ctag-… names.
+func randomName(prefix string) string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	return prefix + base64.RawURLEncoding.EncodeToString(b[:])
+}

@@ -1,0 +1,43 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error kinds. Every error returned by this package wraps one of them; adapters
+// map them to their protocol's codes with errors.Is.
+var (
+	// ErrNotFound: an exchange, queue or binding does not exist (AMQP 404).
+	ErrNotFound = errors.New("not found")
+	// ErrAccessRefused: the operation is not permitted (AMQP 403).
+	ErrAccessRefused = errors.New("access refused")
+	// ErrResourceLocked: an exclusive resource is owned by another connection (AMQP 405).
+	ErrResourceLocked = errors.New("resource locked")
+	// ErrPreconditionFailed: a declaration does not match, or a condition
+	// of the request is not met (AMQP 406).
+	ErrPreconditionFailed = errors.New("precondition failed")
+	// ErrNotAllowed: the request violates connection-level rules (AMQP 530).
+	ErrNotAllowed = errors.New("not allowed")
+	// ErrCommandInvalid: the request is invalid for the connection (AMQP 503).
+	ErrCommandInvalid = errors.New("command invalid")
+	// ErrResourceError: the server lacks a resource to complete the request (AMQP 506).
+	ErrResourceError = errors.New("resource error")
+	// ErrClosed: the session or connection is closed.
+	ErrClosed = errors.New("closed")
+)
+
+// Error is an error of a known kind with a message meant for the client.
+type Error struct {
+	Kind error
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Unwrap returns the kind, so errors.Is(err, ErrNotFound) works.
+func (e *Error) Unwrap() error { return e.Kind }
+
+func errorf(kind error, format string, args ...any) error {
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+}

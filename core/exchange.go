@@ -1,0 +1,277 @@
+package core
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/unifiedms/ums/core/route"
+)
+
+// Exchange types.
+const (
+	KindDirect  = "direct"
+	KindFanout  = "fanout"
+	KindTopic   = "topic"
+	KindHeaders = "headers"
+)
+
+// ValidKind reports whether kind is an exchange type this server implements.
+func ValidKind(kind string) bool {
+	switch kind {
+	case KindDirect, KindFanout, KindTopic, KindHeaders:
+		return true
+	}
+	return false
+}
+
+// dest is a binding destination: a queue or an exchange.
+type dest struct {
+	q *Queue
+	x *Exchange
+}
+
+func (d dest) name() string {
+	if d.q != nil {
+		return d.q.Name
+	}
+	return d.x.Name
+}
+
+// binding is one binding whose source is an exchange.
+type binding struct {
+	src  *Exchange
+	dst  dest
+	key  string
+	args Table
+	id   string // args fingerprint: bindings with equal key, dest and id are the same binding
+}
+
+// Binding describes a binding for listings.
+type Binding struct {
+	Source          string
+	Destination     string
+	DestinationKind string // "queue" or "exchange"
+	RoutingKey      string
+	Arguments       Table
+}
+
+// ExchangeOptions are the attributes of an exchange declaration.
+type ExchangeOptions struct {
+	Durable    bool
+	AutoDelete bool
+	Internal   bool
+	Args       Table
+}
+
+// Exchange routes messages to queues and other exchanges.
+type Exchange struct {
+	vhost *Vhost
+	Name  string
+	Kind  string
+	ExchangeOptions
+
+	deleted atomic.Bool
+
+	// bindings, guarded by vhost.mu.
+	bindings map[bindingKey]*binding
+
+	// mu guards the matchers below; routing takes it for reading.
+	mu      sync.RWMutex
+	direct  *route.Direct[dest]
+	topic   *route.Topic[dest]
+	headers *route.Headers[dest]
+	fanout  []dest
+	refs    map[matchKey]int // how many bindings share a matcher entry
+}
+
+type bindingKey struct {
+	dst dest
+	key string
+	id  string
+}
+
+type matchKey struct {
+	dst dest
+	key string
+}
+
+func newExchange(v *Vhost, name, kind string, opts ExchangeOptions) *Exchange {
+	x := &Exchange{vhost: v, Name: name, Kind: kind, ExchangeOptions: opts,
+		bindings: make(map[bindingKey]*binding), refs: make(map[matchKey]int)}
+	switch kind {
+	case KindDirect:
+		x.direct = route.NewDirect[dest]()
+	case KindTopic:
+		x.topic = route.NewTopic[dest]()
+	case KindHeaders:
+		x.headers = route.NewHeaders[dest]()
+	}
+	return x
+}
+
+// Deleted reports whether the exchange has been deleted; adapters that cache
+// an *Exchange check it before use.
+func (x *Exchange) Deleted() bool { return x.deleted.Load() }
+
+func argsID(args Table) string {
+	if len(args) == 0 {
+		return ""
+	}
+	// fmt prints maps sorted by key, so equal tables give equal strings.
+	return fmt.Sprintf("%v", args)
+}
+
+// matchKey is what the matchers tell apart: fanout ignores the key, headers
+// match on the arguments instead.
+func (x *Exchange) matchKey(b *binding) matchKey {
+	switch x.Kind {
+	case KindFanout:
+		return matchKey{dst: b.dst}
+	case KindHeaders:
+		return matchKey{dst: b.dst, key: b.id}
+	}
+	return matchKey{dst: b.dst, key: b.key}
+}
+
+// addMatch adds a binding to the matchers. REQUIRES: vhost.mu held for writing.
+func (x *Exchange) addMatch(b *binding) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	mk := x.matchKey(b)
+	x.refs[mk]++
+	if x.refs[mk] > 1 {
+		return
+	}
+	switch x.Kind {
+	case KindHeaders:
+		x.headers.Add(b.args, b.dst)
+	case KindDirect:
+		x.direct.Add(b.key, b.dst)
+	case KindTopic:
+		x.topic.Add(b.key, b.dst)
+	case KindFanout:
+		x.fanout = append(append([]dest(nil), x.fanout...), b.dst)
+	}
+}
+
+// removeMatch undoes addMatch. REQUIRES: vhost.mu held for writing.
+func (x *Exchange) removeMatch(b *binding) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	mk := x.matchKey(b)
+	x.refs[mk]--
+	if x.refs[mk] > 0 {
+		return
+	}
+	delete(x.refs, mk)
+	switch x.Kind {
+	case KindHeaders:
+		x.headers.Remove(b.args, b.dst)
+	case KindDirect:
+		x.direct.Remove(b.key, b.dst)
+	case KindTopic:
+		x.topic.Remove(b.key, b.dst)
+	case KindFanout:
+		nf := make([]dest, 0, len(x.fanout))
+		for _, d := range x.fanout {
+			if d != b.dst {
+				nf = append(nf, d)
+			}
+		}
+		x.fanout = nf
+	}
+}
+
+// match appends the destinations of msg to out.
+func (x *Exchange) match(msg *Message, out []dest) []dest {
+	if x.Name == "" { // the default exchange: every queue is bound by its name
+		if q := x.vhost.queue(msg.RoutingKey); q != nil {
+			out = append(out, dest{q: q})
+		}
+		return out
+	}
+	x.mu.RLock()
+	switch x.Kind {
+	case KindDirect:
+		out = x.direct.Match(msg.RoutingKey, out)
+	case KindTopic:
+		out = x.topic.Match(msg.RoutingKey, out)
+	case KindFanout:
+		out = append(out, x.fanout...)
+	case KindHeaders:
+		out = x.headers.Match(msg.Props.Headers, out)
+	}
+	x.mu.RUnlock()
+	return out
+}
+
+// Router holds the scratch space of routing, so that publishing allocates
+// nothing. Each publishing goroutine owns one; the zero value is ready.
+type Router struct {
+	dests  []dest
+	xs     []*Exchange
+	queues []*Queue
+	seen   map[*Queue]struct{}
+}
+
+// route collects the distinct queues msg reaches from x, following
+// exchange-to-exchange bindings (each exchange visited once).
+func (r *Router) route(x *Exchange, msg *Message) []*Queue {
+	r.queues = r.queues[:0]
+	r.xs = append(r.xs[:0], x)
+	if r.seen != nil {
+		clear(r.seen)
+	}
+	for i := 0; i < len(r.xs); i++ {
+		r.dests = r.xs[i].match(msg, r.dests[:0])
+		for _, d := range r.dests {
+			if d.q != nil {
+				r.addQueue(d.q)
+				continue
+			}
+			if !containsExchange(r.xs, d.x) {
+				r.xs = append(r.xs, d.x)
+			}
+		}
+	}
+	clear(r.dests)
+	clear(r.xs)
+	return r.queues
+}
+
+func containsExchange(xs []*Exchange, x *Exchange) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+const linearDedupMax = 16
+
+func (r *Router) addQueue(q *Queue) {
+	if len(r.queues) < linearDedupMax {
+		for _, o := range r.queues {
+			if o == q {
+				return
+			}
+		}
+		r.queues = append(r.queues, q)
+		return
+	}
+	if r.seen == nil {
+		r.seen = make(map[*Queue]struct{})
+	}
+	if len(r.seen) == 0 {
+		for _, o := range r.queues {
+			r.seen[o] = struct{}{}
+		}
+	}
+	if _, ok := r.seen[q]; ok {
+		return
+	}
+	r.seen[q] = struct{}{}
+	r.queues = append(r.queues, q)
+}

@@ -1,0 +1,90 @@
+package core
+
+// entry is a message waiting in a queue, or delivered and not yet settled.
+type entry struct {
+	msg         *Message
+	seq         uint64 // position in the queue; requeued entries go back to it
+	redelivered bool
+}
+
+// ring is a growable FIFO of entries kept sorted by seq. Appends and pops are
+// O(1); requeues insert at their old position, normally near the head.
+type ring struct {
+	buf  []entry
+	head int
+	n    int
+}
+
+func (r *ring) len() int { return r.n }
+
+func (r *ring) grow() {
+	size := len(r.buf) * 2
+	if size < 16 {
+		size = 16
+	}
+	nb := make([]entry, size)
+	for i := 0; i < r.n; i++ {
+		nb[i] = r.buf[(r.head+i)%len(r.buf)]
+	}
+	r.buf, r.head = nb, 0
+}
+
+func (r *ring) at(i int) *entry { return &r.buf[(r.head+i)%len(r.buf)] }
+
+func (r *ring) pushBack(e entry) {
+	if r.n == len(r.buf) {
+		r.grow()
+	}
+	r.buf[(r.head+r.n)%len(r.buf)] = e
+	r.n++
+}
+
+func (r *ring) front() *entry { return &r.buf[r.head] }
+
+func (r *ring) popFront() entry {
+	e := r.buf[r.head]
+	r.buf[r.head] = entry{}
+	r.head = (r.head + 1) % len(r.buf)
+	r.n--
+	if r.n == 0 {
+		r.head = 0
+	}
+	return e
+}
+
+// insert puts e at its place by seq.
+func (r *ring) insert(e entry) {
+	// Find the first index whose seq is greater than e.seq; requeues land near
+	// the head, so search from the front.
+	lo, hi := 0, r.n
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if r.at(mid).seq < e.seq {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if r.n == len(r.buf) {
+		r.grow()
+	}
+	if lo == 0 {
+		r.head = (r.head - 1 + len(r.buf)) % len(r.buf)
+		r.buf[r.head] = e
+		r.n++
+		return
+	}
+	// Shift the tail right by one.
+	for i := r.n; i > lo; i-- {
+		*r.at(i) = *r.at(i - 1)
+	}
+	*r.at(lo) = e
+	r.n++
+}
+
+// clear drops every entry and returns how many there were.
+func (r *ring) clear() int {
+	n := r.n
+	r.buf, r.head, r.n = nil, 0, 0
+	return n
+}

@@ -1,0 +1,580 @@
+package core
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/unifiedms/ums/core/route"
+)
+
+// Vhost is a virtual host: an isolated namespace of exchanges and queues.
+type Vhost struct {
+	Name   string
+	broker *Broker
+
+	mu        sync.RWMutex
+	exchanges map[string]*Exchange
+	queues    map[string]*Queue
+}
+
+func newVhost(b *Broker, name string) *Vhost {
+	v := &Vhost{Name: name, broker: b, exchanges: make(map[string]*Exchange), queues: make(map[string]*Queue)}
+	durable := ExchangeOptions{Durable: true}
+	v.exchanges[""] = newExchange(v, "", KindDirect, durable)
+	for _, x := range []struct{ name, kind string }{
+		{"amq.direct", KindDirect}, {"amq.fanout", KindFanout}, {"amq.topic", KindTopic},
+		{"amq.headers", KindHeaders}, {"amq.match", KindHeaders},
+	} {
+		v.exchanges[x.name] = newExchange(v, x.name, x.kind, durable)
+	}
+	return v
+}
+
+func (v *Vhost) queue(name string) *Queue {
+	v.mu.RLock()
+	q := v.queues[name]
+	v.mu.RUnlock()
+	return q
+}
+
+// Exchange returns the named exchange.
+func (v *Vhost) Exchange(name string) (*Exchange, error) {
+	v.mu.RLock()
+	x := v.exchanges[name]
+	v.mu.RUnlock()
+	if x == nil {
+		return nil, v.noExchange(name)
+	}
+	return x, nil
+}
+
+// Queue returns the named queue, checking exclusive ownership against owner.
+func (v *Vhost) Queue(owner *Conn, name string) (*Queue, error) {
+	q := v.queue(name)
+	if q == nil {
+		return nil, v.noQueue(name)
+	}
+	if err := q.checkOwner(owner); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// Exchanges lists the exchanges sorted by name.
+func (v *Vhost) Exchanges() []*Exchange {
+	v.mu.RLock()
+	out := make([]*Exchange, 0, len(v.exchanges))
+	for _, x := range v.exchanges {
+		out = append(out, x)
+	}
+	v.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Queues lists the queues sorted by name.
+func (v *Vhost) Queues() []*Queue {
+	v.mu.RLock()
+	out := make([]*Queue, 0, len(v.queues))
+	for _, q := range v.queues {
+		out = append(out, q)
+	}
+	v.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (v *Vhost) noExchange(name string) error {
+	return errorf(ErrNotFound, "no exchange '%s' in vhost '%s'", name, v.Name)
+}
+
+func (v *Vhost) noQueue(name string) error {
+	return errorf(ErrNotFound, "no queue '%s' in vhost '%s'", name, v.Name)
+}
+
+func (v *Vhost) defaultExchangeErr() error {
+	return errorf(ErrAccessRefused, "operation not permitted on the default exchange")
+}
+
+func reservedName(kind, name string) error {
+	return errorf(ErrAccessRefused, "%s name '%s' contains reserved prefix 'amq.*'", kind, name)
+}
+
+// DeclareExchange creates an exchange or checks that the existing one is equivalent.
+func (v *Vhost) DeclareExchange(name, kind string, opts ExchangeOptions) (*Exchange, error) {
+	if name == "" {
+		return nil, v.defaultExchangeErr()
+	}
+	if !ValidKind(kind) {
+		return nil, errorf(ErrCommandInvalid, "invalid exchange type '%s'", kind)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if x, ok := v.exchanges[name]; ok {
+		return x, x.equivalent(kind, opts)
+	}
+	if strings.HasPrefix(name, "amq.") {
+		return nil, reservedName("exchange", name)
+	}
+	if ae, ok := opts.Args["alternate-exchange"]; ok {
+		if _, isStr := ae.(string); !isStr {
+			return nil, errorf(ErrPreconditionFailed, "invalid arg 'alternate-exchange' for exchange '%s' in vhost '%s': expected a string", name, v.Name)
+		}
+	}
+	x := newExchange(v, name, kind, opts)
+	v.exchanges[name] = x
+	return x, nil
+}
+
+func (x *Exchange) equivalent(kind string, o ExchangeOptions) error {
+	ineq := func(arg string, got, cur any) error {
+		return errorf(ErrPreconditionFailed, "inequivalent arg '%s' for exchange '%s' in vhost '%s': received '%v' but current is '%v'",
+			arg, x.Name, x.vhost.Name, got, cur)
+	}
+	switch {
+	case kind != x.Kind:
+		return ineq("type", kind, x.Kind)
+	case o.Durable != x.Durable:
+		return ineq("durable", o.Durable, x.Durable)
+	case o.AutoDelete != x.AutoDelete:
+		return ineq("auto_delete", o.AutoDelete, x.AutoDelete)
+	case o.Internal != x.Internal:
+		return ineq("internal", o.Internal, x.Internal)
+	}
+	if a, b := o.Args["alternate-exchange"], x.Args["alternate-exchange"]; !reflect.DeepEqual(a, b) {
+		return ineq("alternate-exchange", a, b)
+	}
+	return nil
+}
+
+// DeleteExchange deletes an exchange and its bindings. Deleting an exchange
+// that does not exist succeeds, as in RabbitMQ.
+func (v *Vhost) DeleteExchange(name string, ifUnused bool) error {
+	if name == "" || strings.HasPrefix(name, "amq.") {
+		if name == "" {
+			return v.defaultExchangeErr()
+		}
+		return errorf(ErrAccessRefused, "deletion of system exchange '%s' in vhost '%s' not allowed", name, v.Name)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	x, ok := v.exchanges[name]
+	if !ok {
+		return nil
+	}
+	if ifUnused && len(x.bindings) > 0 {
+		return errorf(ErrPreconditionFailed, "exchange '%s' in vhost '%s' in use", name, v.Name)
+	}
+	v.deleteExchangeLocked(x)
+	return nil
+}
+
+// deleteExchangeLocked removes x with every binding from and to it.
+// REQUIRES: v.mu held for writing.
+func (v *Vhost) deleteExchangeLocked(x *Exchange) {
+	if !x.deleted.CompareAndSwap(false, true) {
+		return
+	}
+	delete(v.exchanges, x.Name)
+	for _, b := range x.bindings {
+		v.unbindLocked(b)
+	}
+	for _, other := range v.exchanges {
+		for _, b := range other.bindings {
+			if b.dst.x == x {
+				v.unbindLocked(b)
+			}
+		}
+	}
+}
+
+// QueueOptions are the attributes of a queue declaration.
+type QueueOptions struct {
+	Durable    bool
+	Exclusive  bool
+	AutoDelete bool
+	Args       Table
+}
+
+// DeclareQueue creates a queue or checks the existing one. An empty name gets
+// a server-generated amq.gen-… name. owner is the declaring connection
+// (the owner of an exclusive queue).
+func (v *Vhost) DeclareQueue(owner *Conn, name string, opts QueueOptions) (*Queue, error) {
+	if name == "" {
+		name = randomName("amq.gen-")
+	} else if strings.HasPrefix(name, "amq.") {
+		return nil, reservedName("queue", name)
+	}
+	if err := validateQueueArgs(opts.Args); err != nil {
+		return nil, err
+	}
+	if opts.Exclusive && owner == nil {
+		return nil, errorf(ErrPreconditionFailed, "exclusive queue '%s' needs an owning connection", name)
+	}
+	v.mu.Lock()
+	if q, ok := v.queues[name]; ok {
+		v.mu.Unlock()
+		if err := q.checkOwner(owner); err != nil {
+			return nil, err
+		}
+		return q, q.equivalent(owner, opts)
+	}
+	q := newQueue(v, name, opts)
+	if opts.Exclusive {
+		q.owner = owner
+		if !owner.addExclusive(q) {
+			v.mu.Unlock()
+			return nil, errorf(ErrClosed, "connection closed")
+		}
+	}
+	v.queues[name] = q
+	v.mu.Unlock()
+	return q, nil
+}
+
+// knownQueueArgs are the arguments compared when a queue is re-declared.
+var knownQueueArgs = []string{
+	"x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-overflow",
+	"x-dead-letter-exchange", "x-dead-letter-routing-key", "x-max-priority",
+	"x-queue-type", "x-single-active-consumer", "x-delivery-limit", "x-queue-mode",
+}
+
+func validateQueueArgs(args Table) error {
+	if qt, ok := args["x-queue-type"]; ok {
+		s, _ := qt.(string)
+		switch s {
+		case "classic":
+		default:
+			return errorf(ErrPreconditionFailed, "invalid arg 'x-queue-type' for queue: queue type '%v' is not supported", qt)
+		}
+	}
+	return nil
+}
+
+func (q *Queue) equivalent(owner *Conn, o QueueOptions) error {
+	ineq := func(arg string, got, cur any) error {
+		return errorf(ErrPreconditionFailed, "inequivalent arg '%s' for queue '%s' in vhost '%s': received '%v' but current is '%v'",
+			arg, q.Name, q.vhost.Name, got, cur)
+	}
+	if o.Exclusive != q.Exclusive {
+		return q.lockedErr()
+	}
+	if o.Durable != q.Durable {
+		return ineq("durable", o.Durable, q.Durable)
+	}
+	if o.AutoDelete != q.AutoDelete {
+		return ineq("auto_delete", o.AutoDelete, q.AutoDelete)
+	}
+	for _, k := range knownQueueArgs {
+		a, aok := o.Args[k]
+		b, bok := q.Args[k]
+		if k == "x-queue-type" && (!aok || !bok) {
+			continue // "classic" is the default either way
+		}
+		if !aok && !bok {
+			continue
+		}
+		if aok != bok || !sameValue(a, b) {
+			if !bok {
+				return errorf(ErrPreconditionFailed, "inequivalent arg '%s' for queue '%s' in vhost '%s': received the value '%v' of type '%s' but current is none",
+					k, q.Name, q.vhost.Name, a, typeName(a))
+			}
+			return ineq(k, a, b)
+		}
+	}
+	return nil
+}
+
+// sameValue compares argument values, treating integers of any width as equal
+// when their values are.
+func sameValue(a, b any) bool {
+	ai, aok := toInt64(a)
+	bi, bok := toInt64(b)
+	if aok && bok {
+		return ai == bi
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+func toInt64(v any) (int64, bool) {
+	switch n := v.(type) {
+	case int:
+		return int64(n), true
+	case int8:
+		return int64(n), true
+	case int16:
+		return int64(n), true
+	case int32:
+		return int64(n), true
+	case int64:
+		return n, true
+	case uint8:
+		return int64(n), true
+	case uint16:
+		return int64(n), true
+	case uint32:
+		return int64(n), true
+	case uint64:
+		return int64(n), true
+	}
+	return 0, false
+}
+
+func typeName(v any) string {
+	switch v.(type) {
+	case string:
+		return "longstr"
+	case bool:
+		return "bool"
+	case nil:
+		return "void"
+	}
+	if _, ok := toInt64(v); ok {
+		return "long"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// DeleteQueue deletes a queue and returns the number of messages it held.
+// Deleting a queue that does not exist succeeds with 0, as in RabbitMQ.
+func (v *Vhost) DeleteQueue(owner *Conn, name string, ifUnused, ifEmpty bool) (int, error) {
+	q := v.queue(name)
+	if q == nil {
+		return 0, nil
+	}
+	if err := q.checkOwner(owner); err != nil {
+		return 0, err
+	}
+	return v.deleteQueue(q, func(q *Queue) error {
+		if ifUnused && len(q.consumers) > 0 {
+			return errorf(ErrPreconditionFailed, "queue '%s' in vhost '%s' in use", q.Name, v.Name)
+		}
+		if ifEmpty && q.ready.len()+q.unacked > 0 {
+			return errorf(ErrPreconditionFailed, "queue '%s' in vhost '%s' is not empty", q.Name, v.Name)
+		}
+		return nil
+	})
+}
+
+// deleteQueue removes q if check (run under q.mu) allows it, cancels its
+// consumers and drops its bindings.
+func (v *Vhost) deleteQueue(q *Queue, check func(*Queue) error) (int, error) {
+	v.mu.Lock()
+	q.mu.Lock()
+	if q.deleted {
+		q.mu.Unlock()
+		v.mu.Unlock()
+		return 0, nil
+	}
+	if check != nil {
+		if err := check(q); err != nil {
+			q.mu.Unlock()
+			v.mu.Unlock()
+			return 0, err
+		}
+	}
+	q.deleted = true
+	n := q.ready.clear()
+	consumers := q.consumers
+	q.consumers = nil
+	q.mu.Unlock()
+	if v.queues[q.Name] == q {
+		delete(v.queues, q.Name)
+	}
+	for _, b := range q.bindings {
+		v.unbindLocked(b)
+	}
+	q.bindings = nil
+	v.mu.Unlock()
+	if q.owner != nil {
+		q.owner.removeExclusive(q)
+	}
+	for _, c := range consumers {
+		c.session.dropConsumer(c)
+		if c.cancelled != nil {
+			c.cancelled()
+		}
+	}
+	return n, nil
+}
+
+// Bind binds queue to exchange with key and args.
+func (v *Vhost) Bind(owner *Conn, queue, exchange, key string, args Table) error {
+	return v.bind(owner, queue, false, exchange, key, args)
+}
+
+// BindExchange binds exchange dst to exchange src.
+func (v *Vhost) BindExchange(dst, src, key string, args Table) error {
+	return v.bind(nil, dst, true, src, key, args)
+}
+
+// Unbind removes a queue binding. Removing a binding that does not exist succeeds.
+func (v *Vhost) Unbind(owner *Conn, queue, exchange, key string, args Table) error {
+	return v.unbind(owner, queue, false, exchange, key, args)
+}
+
+// UnbindExchange removes an exchange-to-exchange binding.
+func (v *Vhost) UnbindExchange(dst, src, key string, args Table) error {
+	return v.unbind(nil, dst, true, src, key, args)
+}
+
+func (v *Vhost) resolveBinding(owner *Conn, dstName string, dstIsExchange bool, srcName string) (*Exchange, dest, error) {
+	if srcName == "" || (dstIsExchange && dstName == "") {
+		return nil, dest{}, v.defaultExchangeErr()
+	}
+	src := v.exchanges[srcName]
+	var d dest
+	if dstIsExchange {
+		d.x = v.exchanges[dstName]
+		if d.x == nil {
+			return nil, d, v.noExchange(dstName)
+		}
+	} else {
+		d.q = v.queues[dstName]
+		if d.q == nil {
+			return nil, d, v.noQueue(dstName)
+		}
+		if err := d.q.checkOwner(owner); err != nil {
+			return nil, d, err
+		}
+	}
+	if src == nil {
+		return nil, d, v.noExchange(srcName)
+	}
+	return src, d, nil
+}
+
+func (v *Vhost) bind(owner *Conn, dstName string, dstIsExchange bool, srcName, key string, args Table) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	src, d, err := v.resolveBinding(owner, dstName, dstIsExchange, srcName)
+	if err != nil {
+		return err
+	}
+	if src.Kind == KindHeaders {
+		if err := route.ValidateHeadersArgs(args); err != nil {
+			return errorf(ErrPreconditionFailed, "%v", err)
+		}
+	}
+	id := argsID(args)
+	bk := bindingKey{d, key, id}
+	if _, ok := src.bindings[bk]; ok {
+		return nil
+	}
+	b := &binding{src: src, dst: d, key: key, args: args, id: id}
+	src.bindings[bk] = b
+	if d.q != nil {
+		d.q.bindings = append(d.q.bindings, b)
+	}
+	src.addMatch(b)
+	return nil
+}
+
+func (v *Vhost) unbind(owner *Conn, dstName string, dstIsExchange bool, srcName, key string, args Table) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	src, d, err := v.resolveBinding(owner, dstName, dstIsExchange, srcName)
+	if err != nil {
+		return err
+	}
+	b, ok := src.bindings[bindingKey{d, key, argsID(args)}]
+	if !ok {
+		return nil
+	}
+	v.unbindLocked(b)
+	return nil
+}
+
+// unbindLocked removes b; an auto-delete source exchange left without
+// bindings is deleted. REQUIRES: v.mu held for writing.
+func (v *Vhost) unbindLocked(b *binding) {
+	src := b.src
+	bk := bindingKey{b.dst, b.key, b.id}
+	if src.bindings[bk] != b {
+		return
+	}
+	delete(src.bindings, bk)
+	src.removeMatch(b)
+	if q := b.dst.q; q != nil {
+		for i, qb := range q.bindings {
+			if qb == b {
+				q.bindings = append(q.bindings[:i:i], q.bindings[i+1:]...)
+				break
+			}
+		}
+	}
+	if src.AutoDelete && len(src.bindings) == 0 && !src.deleted.Load() {
+		v.deleteExchangeLocked(src)
+	}
+}
+
+// Bindings lists every binding of the vhost, including the default
+// exchange's implicit ones.
+func (v *Vhost) Bindings() []Binding {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	var out []Binding
+	for _, q := range v.queues {
+		out = append(out, Binding{Source: "", Destination: q.Name, DestinationKind: "queue", RoutingKey: q.Name})
+	}
+	for _, x := range v.exchanges {
+		for _, b := range x.bindings {
+			kind := "queue"
+			if b.dst.x != nil {
+				kind = "exchange"
+			}
+			out = append(out, Binding{Source: x.Name, Destination: b.dst.name(), DestinationKind: kind, RoutingKey: b.key, Arguments: b.args})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Source != b.Source {
+			return a.Source < b.Source
+		}
+		if a.Destination != b.Destination {
+			return a.Destination < b.Destination
+		}
+		return a.RoutingKey < b.RoutingKey
+	})
+	return out
+}
+
+// PublishResult tells where a published message went.
+type PublishResult struct {
+	// Queues is the number of queues the message was enqueued on.
+	Queues int
+}
+
+// Publish routes msg through the named exchange and enqueues it on every
+// queue it reaches. The message must not be modified afterwards.
+func (v *Vhost) Publish(r *Router, exchange string, msg *Message) (PublishResult, error) {
+	v.mu.RLock()
+	x := v.exchanges[exchange]
+	v.mu.RUnlock()
+	if x == nil {
+		return PublishResult{}, v.noExchange(exchange)
+	}
+	return v.PublishTo(r, x, msg)
+}
+
+// PublishTo is Publish with an exchange the caller already resolved.
+func (v *Vhost) PublishTo(r *Router, x *Exchange, msg *Message) (PublishResult, error) {
+	if x.deleted.Load() {
+		return PublishResult{}, v.noExchange(x.Name)
+	}
+	if x.Internal {
+		return PublishResult{}, errorf(ErrAccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", x.Name, v.Name)
+	}
+	qs := r.route(x, msg)
+	n := 0
+	for _, q := range qs {
+		if q.enqueue(msg) {
+			n++
+		}
+	}
+	clear(qs)
+	return PublishResult{Queues: n}, nil
+}

@@ -1,0 +1,82 @@
+package amqp
+
+import (
+	"github.com/unifiedms/ums/core"
+	"github.com/unifiedms/ums/core/auth"
+	"github.com/unifiedms/ums/protocols/amqp/wire"
+)
+
+type expectState uint8
+
+const (
+	expectMethod expectState = iota
+	expectHeader
+	expectBody
+)
+
+type channel struct {
+	id   uint16
+	c    *conn
+	sess *core.Session
+
+	closing   bool // channel.close sent, waiting for close-ok
+	lastQueue string
+
+	// content assembly of the publish in progress
+	expecting expectState
+	pub       wire.BasicPublish
+	pubX      *core.Exchange
+	props     core.Properties
+	body      []byte
+	bodySize  uint64
+	router    core.Router
+
+	// exchange resolution cache for publishing
+	cacheName string
+	cacheX    *core.Exchange
+
+	// publisher confirms
+	confirm    bool
+	published  uint64 // publish sequence number
+	confirmed  uint64 // highest sequence number confirmed to the client
+	dirty      bool   // in conn.confirmDirty
+	nackFrom   uint64 // first sequence number of a pending nack run, 0 = none
+}
+
+func newChannel(c *conn, id uint16) *channel {
+	return &channel{id: id, c: c, sess: c.core.NewSession()}
+}
+
+// fail closes the channel with a soft error.
+func (ch *channel) fail(e *amqpError) {
+	ch.c.log.Debug("closing channel", "channel", ch.id, "code", e.code, "reason", e.text)
+	ch.flushConfirms()
+	ch.closing = true
+	ch.expecting = expectMethod
+	ch.body = nil
+	ch.sess.Close()
+	ch.c.send(ch.id, &wire.ChannelClose{ReplyCode: e.code, ReplyText: e.text, FailingClassID: e.classID, FailingMethodID: e.methodID})
+}
+
+// queueName resolves the empty name to the channel's last declared queue.
+func (ch *channel) queueName(name string) (string, error) {
+	if name != "" {
+		return name, nil
+	}
+	if ch.lastQueue == "" {
+		return "", protoErr(wire.NotFound, "no previously declared queue")
+	}
+	return ch.lastQueue, nil
+}
+
+// need checks a permission on a resource ("exchange" or "queue").
+func (ch *channel) need(kind auth.Access, resType, name string) error {
+	resource := name
+	if resType == "exchange" && name == "" {
+		resource = "amq.default"
+	}
+	if ch.c.check(kind, resource) {
+		return nil
+	}
+	return protoErr(wire.AccessRefused, "access to %s '%s' in vhost '%s' refused for user '%s'", resType, name, ch.c.vhost.Name, ch.c.user)
+}

@@ -1,0 +1,616 @@
+package amqp
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/unifiedms/ums/core"
+	"github.com/unifiedms/ums/core/auth"
+	"github.com/unifiedms/ums/protocols/amqp/wire"
+)
+
+// Version is reported in connection.start's server properties.
+var Version = "0.1.0"
+
+// amqpError is a protocol error: it closes the channel (soft) or the whole
+// connection (hard) with Code and Text.
+type amqpError struct {
+	code     uint16
+	text     string
+	classID  uint16
+	methodID uint16
+}
+
+func (e *amqpError) Error() string { return e.text }
+
+func (e *amqpError) hard() bool { return wire.IsHardError(e.code) }
+
+// protoErr builds an error with RabbitMQ's "CODE_NAME - text" reply text.
+func protoErr(code uint16, format string, args ...any) *amqpError {
+	return &amqpError{code: code, text: wire.ReplyCodeName(code) + " - " + fmt.Sprintf(format, args...)}
+}
+
+// fromCore maps a core error to its AMQP reply code.
+func fromCore(err error) *amqpError {
+	var ae *amqpError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var we *wire.Error
+	if errors.As(err, &we) {
+		return &amqpError{code: we.Code, text: we.Error()}
+	}
+	code := uint16(wire.InternalError)
+	switch {
+	case errors.Is(err, core.ErrNotFound):
+		code = wire.NotFound
+	case errors.Is(err, core.ErrAccessRefused):
+		code = wire.AccessRefused
+	case errors.Is(err, core.ErrResourceLocked):
+		code = wire.ResourceLocked
+	case errors.Is(err, core.ErrPreconditionFailed):
+		code = wire.PreconditionFailed
+	case errors.Is(err, core.ErrNotAllowed):
+		code = wire.NotAllowed
+	case errors.Is(err, core.ErrCommandInvalid):
+		code = wire.CommandInvalid
+	case errors.Is(err, core.ErrResourceError):
+		code = wire.ResourceError
+	case errors.Is(err, core.ErrClosed):
+		code = wire.ChannelError
+	}
+	return protoErr(code, "%s", err.Error())
+}
+
+// deadlineConn renews the read deadline before every read, so a peer that
+// stays silent for longer than the timeout is dropped.
+type deadlineConn struct {
+	net.Conn
+	timeout atomic.Int64 // nanoseconds; 0 = none
+}
+
+func (d *deadlineConn) Read(p []byte) (int, error) {
+	if t := d.timeout.Load(); t > 0 {
+		d.Conn.SetReadDeadline(time.Now().Add(time.Duration(t)))
+	}
+	return d.Conn.Read(p)
+}
+
+type conn struct {
+	srv *Server
+	nc  net.Conn
+	dc  *deadlineConn
+	log *slog.Logger
+	r   *wire.Reader
+	out *outbox
+	dec wire.MethodDecoder
+	hdr wire.ContentHeader
+
+	frameMax   uint32
+	channelMax uint16
+	heartbeat  time.Duration
+	cancelNotify bool // client understands server-sent basic.cancel
+
+	user  string
+	vhost *core.Vhost
+	core  *core.Conn
+
+	chMu     sync.Mutex // guards channels for the writer; the reader owns the map
+	channels map[uint16]*channel
+
+	closing    atomic.Bool // connection.close sent, waiting for close-ok
+	congested  atomic.Bool // outbox above its limit
+	writerDone chan struct{}
+	stop       chan struct{}
+	stopOnce   sync.Once
+
+	// scratch for encoding deliveries; guarded by out.mu
+	deliverM wire.BasicDeliver
+	props    wire.Properties
+
+	confirmDirty []*channel // channels with confirms to flush
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	dc := &deadlineConn{Conn: nc}
+	c := &conn{
+		srv: s, nc: nc, dc: dc,
+		log:        s.logger().With("proto", "amqp", "remote", nc.RemoteAddr().String()),
+		out:        newOutbox(),
+		frameMax:   s.frameMax(),
+		channelMax: s.channelMax(),
+		channels:   make(map[uint16]*channel),
+		writerDone: make(chan struct{}),
+		stop:       make(chan struct{}),
+	}
+	c.r = wire.NewReader(dc)
+	c.r.SetFrameMax(c.frameMax)
+	return c
+}
+
+// serve runs the connection until it ends.
+func (c *conn) serve() {
+	defer c.cleanup()
+	c.nc.SetDeadline(time.Now().Add(handshakeTimeout))
+	hdr, err := c.r.ReadProtocolHeader()
+	if err != nil {
+		return
+	}
+	if hdr != wire.ProtocolHeader {
+		// [AMQP 4.2.2] answer an unsupported header with ours, then close.
+		c.nc.Write(wire.ProtocolHeader[:])
+		return
+	}
+	go c.writeLoop()
+	if err := c.handshake(); err != nil {
+		c.fail(err)
+		c.drainUntilCloseOk()
+		return
+	}
+	c.nc.SetDeadline(time.Time{})
+	if c.heartbeat > 0 {
+		c.dc.timeout.Store(int64(2 * c.heartbeat))
+	}
+	for {
+		f, err := c.r.ReadFrame()
+		if err != nil {
+			var we *wire.Error
+			if errors.As(err, &we) {
+				c.fail(we)
+				c.drainUntilCloseOk()
+			} else if !errors.Is(err, io.EOF) && !c.closing.Load() {
+				c.log.Debug("connection read failed", "err", err)
+			}
+			return
+		}
+		if err := c.handleFrame(f); err != nil {
+			if errors.Is(err, errConnClosed) {
+				return
+			}
+			c.fail(err)
+			c.drainUntilCloseOk()
+			return
+		}
+		if c.r.Buffered() == 0 {
+			c.flushConfirms()
+		}
+	}
+}
+
+var errConnClosed = errors.New("connection closed")
+
+// fail sends connection.close for a hard error.
+func (c *conn) fail(err error) {
+	ae := fromCore(err)
+	if !c.closing.CompareAndSwap(false, true) {
+		return
+	}
+	c.log.Info("closing connection", "code", ae.code, "reason", ae.text)
+	c.send(0, &wire.ConnectionClose{ReplyCode: ae.code, ReplyText: ae.text, FailingClassID: ae.classID, FailingMethodID: ae.methodID})
+}
+
+// forceClose closes the connection from another goroutine (shutdown).
+func (c *conn) forceClose(text string) {
+	if !c.closing.CompareAndSwap(false, true) {
+		return
+	}
+	c.send(0, &wire.ConnectionClose{ReplyCode: wire.ConnectionForced, ReplyText: text})
+	c.dc.timeout.Store(int64(closeOkTimeout))
+	c.nc.SetReadDeadline(time.Now().Add(closeOkTimeout))
+}
+
+// drainUntilCloseOk discards frames until the peer confirms the close.
+func (c *conn) drainUntilCloseOk() {
+	c.dc.timeout.Store(int64(closeOkTimeout))
+	c.nc.SetReadDeadline(time.Now().Add(closeOkTimeout))
+	for {
+		f, err := c.r.ReadFrame()
+		if err != nil {
+			return
+		}
+		if f.Type != wire.FrameMethod || f.Channel != 0 {
+			continue
+		}
+		m, err := c.dec.Decode(f.Payload)
+		if err != nil {
+			continue
+		}
+		switch m.(type) {
+		case *wire.ConnectionCloseOk:
+			return
+		case *wire.ConnectionClose:
+			c.send(0, &wire.ConnectionCloseOk{})
+			return
+		}
+	}
+}
+
+func (c *conn) cleanup() {
+	c.chMu.Lock()
+	chans := make([]*channel, 0, len(c.channels))
+	for _, ch := range c.channels {
+		chans = append(chans, ch)
+	}
+	c.channels = map[uint16]*channel{}
+	c.chMu.Unlock()
+	for _, ch := range chans {
+		ch.sess.Close()
+	}
+	if c.core != nil {
+		c.core.Close()
+	}
+	c.stopOnce.Do(func() { close(c.stop) })
+	select {
+	case <-c.writerDone:
+	case <-time.After(closeOkTimeout):
+	}
+	c.nc.Close()
+}
+
+// send queues one method frame.
+func (c *conn) send(ch uint16, m wire.Method) {
+	c.out.lock()
+	c.out.cur = wire.AppendMethodFrame(c.out.cur, ch, m)
+	c.out.unlock()
+}
+
+// writeLoop drains the outbox to the socket and sends heartbeats.
+func (c *conn) writeLoop() {
+	defer close(c.writerDone)
+	var tick <-chan time.Time
+	var bufs net.Buffers
+	wrote := false
+	for {
+		select {
+		case <-c.out.wake:
+		case <-tick:
+			if !wrote {
+				c.out.lock()
+				c.out.cur = wire.AppendHeartbeat(c.out.cur)
+				c.out.unlock()
+			}
+			wrote = false
+			continue
+		case <-c.stop:
+			c.flushOut(&bufs)
+			return
+		}
+		if tick == nil && c.heartbeat > 0 {
+			t := time.NewTicker(c.heartbeat / 2)
+			defer t.Stop()
+			tick = t.C
+		}
+		if err := c.flushOut(&bufs); err != nil {
+			c.nc.Close()
+			<-c.stop
+			return
+		}
+		wrote = true
+	}
+}
+
+func (c *conn) flushOut(bufs *net.Buffers) error {
+	b, owned, n := c.out.take((*bufs)[:0])
+	if n == 0 && len(b) == 0 {
+		return nil
+	}
+	w := b
+	c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	_, err := w.WriteTo(c.nc)
+	clear(b)
+	*bufs = b[:0]
+	c.out.recycle(owned)
+	if err != nil {
+		return err
+	}
+	if c.congested.Load() && c.out.size() < c.srv.outboxLimit()/2 {
+		c.congested.Store(false)
+		c.chMu.Lock()
+		sessions := make([]*core.Session, 0, len(c.channels))
+		for _, ch := range c.channels {
+			sessions = append(sessions, ch.sess)
+		}
+		c.chMu.Unlock()
+		for _, s := range sessions {
+			s.Kick()
+		}
+	}
+	return nil
+}
+
+// ready tells the core whether this connection can take more deliveries.
+func (c *conn) ready() bool {
+	if c.congested.Load() {
+		return false
+	}
+	if c.out.size() >= c.srv.outboxLimit() {
+		c.congested.Store(true)
+		return false
+	}
+	return true
+}
+
+// readMethod reads the next method on channel 0 during the handshake.
+func (c *conn) readMethod() (wire.Method, error) {
+	for {
+		f, err := c.r.ReadFrame()
+		if err != nil {
+			return nil, err
+		}
+		switch f.Type {
+		case wire.FrameHeartbeat:
+			continue
+		case wire.FrameMethod:
+		default:
+			return nil, protoErr(wire.UnexpectedFrame, "unexpected frame type %d during handshake", f.Type)
+		}
+		if f.Channel != 0 {
+			return nil, protoErr(wire.ChannelError, "unexpected channel %d during handshake", f.Channel)
+		}
+		return c.dec.Decode(f.Payload)
+	}
+}
+
+func serverProperties() wire.Table {
+	return wire.Table{
+		"product":      "UMS",
+		"version":      Version,
+		"platform":     "Go " + runtime.Version(),
+		"copyright":    "The UMS authors",
+		"information":  "Unified multi-protocol messaging server",
+		"cluster_name": hostname(),
+		"capabilities": wire.Table{
+			"publisher_confirms":           true,
+			"exchange_exchange_bindings":   true,
+			"basic.nack":                   true,
+			"consumer_cancel_notify":       true,
+			"connection.blocked":           true,
+			"consumer_priorities":          true,
+			"authentication_failure_close": true,
+			"per_consumer_qos":             true,
+			"direct_reply_to":              true,
+		},
+	}
+}
+
+func hostname() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "ums"
+	}
+	return "ums@" + h
+}
+
+func (c *conn) handshake() error {
+	c.send(0, &wire.ConnectionStart{VersionMajor: 0, VersionMinor: 9, ServerProperties: serverProperties(),
+		Mechanisms: "PLAIN AMQPLAIN", Locales: "en_US"})
+	m, err := c.readMethod()
+	if err != nil {
+		return err
+	}
+	so, ok := m.(*wire.ConnectionStartOk)
+	if !ok {
+		return protoErr(wire.CommandInvalid, "expected connection.start-ok, got %s", m.Name())
+	}
+	if caps, ok := so.ClientProperties["capabilities"].(wire.Table); ok {
+		c.cancelNotify, _ = caps["consumer_cancel_notify"].(bool)
+	}
+	user, pass, err := parseCredentials(so.Mechanism, so.Response)
+	if err != nil {
+		return err
+	}
+	if _, err := c.srv.Users.Authenticate(user, pass, isLoopback(c.nc.RemoteAddr())); err != nil {
+		c.log.Info("authentication failed", "user", user, "err", err)
+		return protoErr(wire.AccessRefused, "Login was refused using authentication mechanism %s. For details see the broker logfile.", so.Mechanism)
+	}
+	c.user = user
+	hb := c.srv.heartbeat()
+	c.send(0, &wire.ConnectionTune{ChannelMax: c.channelMax, FrameMax: c.frameMax, Heartbeat: uint16(hb / time.Second)})
+	if m, err = c.readMethod(); err != nil {
+		return err
+	}
+	to, ok := m.(*wire.ConnectionTuneOk)
+	if !ok {
+		return protoErr(wire.CommandInvalid, "expected connection.tune-ok, got %s", m.Name())
+	}
+	if to.ChannelMax != 0 && to.ChannelMax < c.channelMax {
+		c.channelMax = to.ChannelMax
+	}
+	if to.FrameMax != 0 {
+		if to.FrameMax < wire.FrameMinSize {
+			return protoErr(wire.NotAllowed, "frame_max=%d < %d min size", to.FrameMax, wire.FrameMinSize)
+		}
+		if to.FrameMax > c.frameMax {
+			return protoErr(wire.NotAllowed, "frame_max=%d > %d max size", to.FrameMax, c.frameMax)
+		}
+		c.frameMax = to.FrameMax
+	}
+	c.heartbeat = time.Duration(to.Heartbeat) * time.Second
+	if m, err = c.readMethod(); err != nil {
+		return err
+	}
+	op, ok := m.(*wire.ConnectionOpen)
+	if !ok {
+		return protoErr(wire.CommandInvalid, "expected connection.open, got %s", m.Name())
+	}
+	v, ok := c.srv.Broker.Vhost(op.VirtualHost)
+	if !ok {
+		return protoErr(wire.NotAllowed, "vhost %s not found", op.VirtualHost)
+	}
+	if !c.srv.Users.CanAccessVhost(user, v.Name) {
+		return protoErr(wire.NotAllowed, "access to vhost '%s' refused for user '%s'", v.Name, user)
+	}
+	c.vhost = v
+	c.core = v.Open(user)
+	c.send(0, &wire.ConnectionOpenOk{})
+	return nil
+}
+
+// parseCredentials decodes a PLAIN or AMQPLAIN start-ok response.
+func parseCredentials(mechanism string, resp []byte) (user, pass string, err error) {
+	switch mechanism {
+	case "PLAIN":
+		parts := bytes.SplitN(resp, []byte{0}, 3)
+		if len(parts) != 3 {
+			return "", "", protoErr(wire.AccessRefused, "malformed PLAIN response")
+		}
+		return string(parts[1]), string(parts[2]), nil
+	case "AMQPLAIN":
+		// The response is a field table without its length prefix.
+		buf := binary.BigEndian.AppendUint32(nil, uint32(len(resp)))
+		buf = append(buf, resp...)
+		t, _, err := wire.DecodeTable(buf)
+		if err != nil {
+			return "", "", protoErr(wire.AccessRefused, "malformed AMQPLAIN response")
+		}
+		u, _ := t["LOGIN"].(string)
+		p, _ := t["PASSWORD"].(string)
+		return u, p, nil
+	}
+	return "", "", protoErr(wire.AccessRefused, "unsupported authentication mechanism '%s'", mechanism)
+}
+
+func isLoopback(a net.Addr) bool {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.IsLoopback()
+	}
+	return a.Network() == "unix" || a.Network() == "pipe"
+}
+
+// handleFrame runs one frame.
+func (c *conn) handleFrame(f wire.Frame) error {
+	if c.closing.Load() {
+		// After our connection.close only close/close-ok matter.
+		if f.Type == wire.FrameMethod && f.Channel == 0 {
+			if m, err := c.dec.Decode(f.Payload); err == nil {
+				switch m.(type) {
+				case *wire.ConnectionCloseOk:
+					return errConnClosed
+				case *wire.ConnectionClose:
+					c.send(0, &wire.ConnectionCloseOk{})
+					return errConnClosed
+				}
+			}
+		}
+		return nil
+	}
+	switch f.Type {
+	case wire.FrameHeartbeat:
+		if f.Channel != 0 {
+			return protoErr(wire.FrameError, "heartbeat frame on channel %d", f.Channel)
+		}
+		return nil
+	case wire.FrameMethod:
+		m, err := c.dec.Decode(f.Payload)
+		if err != nil {
+			return err
+		}
+		if f.Channel == 0 {
+			return c.handleConnectionMethod(m)
+		}
+		return c.handleChannelMethod(f.Channel, m)
+	case wire.FrameHeader, wire.FrameBody:
+		ch := c.channels[f.Channel]
+		if ch == nil {
+			return protoErr(wire.ChannelError, "unexpected content frame on channel %d", f.Channel)
+		}
+		if f.Type == wire.FrameHeader {
+			return ch.onHeader(f.Payload)
+		}
+		return ch.onBody(f.Payload)
+	}
+	return protoErr(wire.FrameError, "unknown frame type %d", f.Type)
+}
+
+func (c *conn) handleConnectionMethod(m wire.Method) error {
+	switch m := m.(type) {
+	case *wire.ConnectionClose:
+		c.send(0, &wire.ConnectionCloseOk{})
+		return errConnClosed
+	case *wire.ConnectionCloseOk:
+		return errConnClosed
+	case *wire.ConnectionBlocked, *wire.ConnectionUnblocked:
+		return nil
+	default:
+		return withMethod(protoErr(wire.CommandInvalid, "unexpected method %s on channel 0", m.Name()), m)
+	}
+}
+
+func withMethod(e *amqpError, m wire.Method) *amqpError {
+	e.classID, e.methodID = m.ClassID(), m.MethodID()
+	return e
+}
+
+func (c *conn) handleChannelMethod(id uint16, m wire.Method) error {
+	ch := c.channels[id]
+	if ch == nil {
+		if _, ok := m.(*wire.ChannelOpen); !ok {
+			return withMethod(protoErr(wire.ChannelError, "expected 'channel.open' on channel %d", id), m)
+		}
+		if id > c.channelMax {
+			return withMethod(protoErr(wire.NotAllowed, "channel %d exceeds channel_max %d", id, c.channelMax), m)
+		}
+		ch = newChannel(c, id)
+		c.chMu.Lock()
+		c.channels[id] = ch
+		c.chMu.Unlock()
+		c.send(id, &wire.ChannelOpenOk{})
+		return nil
+	}
+	if ch.closing {
+		switch m.(type) {
+		case *wire.ChannelCloseOk, *wire.ChannelClose:
+			if _, isClose := m.(*wire.ChannelClose); isClose {
+				c.send(id, &wire.ChannelCloseOk{})
+			}
+			c.removeChannel(id)
+		}
+		return nil
+	}
+	if ch.expecting != expectMethod {
+		return withMethod(protoErr(wire.UnexpectedFrame, "expected content frame for class 60, got method %s instead", m.Name()), m)
+	}
+	err := ch.handle(m)
+	if err == nil {
+		return nil
+	}
+	ae := withMethod(fromCore(err), m)
+	if ae.hard() {
+		return ae
+	}
+	ch.fail(ae)
+	return nil
+}
+
+func (c *conn) removeChannel(id uint16) {
+	c.chMu.Lock()
+	delete(c.channels, id)
+	c.chMu.Unlock()
+}
+
+// flushConfirms sends the publisher confirms accumulated while reading a batch.
+func (c *conn) flushConfirms() {
+	if len(c.confirmDirty) == 0 {
+		return
+	}
+	for _, ch := range c.confirmDirty {
+		ch.flushConfirms()
+	}
+	clear(c.confirmDirty)
+	c.confirmDirty = c.confirmDirty[:0]
+}
+
+// check reports whether the user has the permission on a resource.
+func (c *conn) check(kind auth.Access, resource string) bool {
+	return c.srv.Users.Check(c.user, c.vhost.Name, kind, resource)
+}

@@ -1,0 +1,496 @@
+package amqp
+
+import (
+	"github.com/unifiedms/ums/core"
+	"github.com/unifiedms/ums/core/auth"
+	"github.com/unifiedms/ums/protocols/amqp/wire"
+)
+
+// handle runs one method on an open channel.
+func (ch *channel) handle(m wire.Method) error {
+	v := ch.c.vhost
+	switch m := m.(type) {
+	case *wire.BasicPublish:
+		return ch.onPublish(m)
+	case *wire.BasicAck:
+		return ch.sess.Ack(m.DeliveryTag, m.Multiple)
+	case *wire.BasicNack:
+		return ch.sess.Nack(m.DeliveryTag, m.Multiple, m.Requeue)
+	case *wire.BasicReject:
+		return ch.sess.Nack(m.DeliveryTag, false, m.Requeue)
+
+	case *wire.ChannelClose:
+		ch.flushConfirms()
+		ch.sess.Close()
+		ch.c.send(ch.id, &wire.ChannelCloseOk{})
+		ch.c.removeChannel(ch.id)
+		return nil
+	case *wire.ChannelCloseOk:
+		return nil
+	case *wire.ChannelOpen:
+		return protoErr(wire.ChannelError, "second 'channel.open' seen")
+	case *wire.ChannelFlow:
+		ch.sess.SetFlow(m.Active)
+		ch.c.send(ch.id, &wire.ChannelFlowOk{Active: m.Active})
+		return nil
+	case *wire.ChannelFlowOk:
+		return nil
+
+	case *wire.ExchangeDeclare:
+		return ch.exchangeDeclare(m)
+	case *wire.ExchangeDelete:
+		if err := ch.need(auth.Configure, "exchange", m.Exchange); err != nil {
+			return err
+		}
+		if err := v.DeleteExchange(m.Exchange, m.IfUnused); err != nil {
+			return err
+		}
+		if !m.NoWait {
+			ch.c.send(ch.id, &wire.ExchangeDeleteOk{})
+		}
+		return nil
+	case *wire.ExchangeBind:
+		if err := ch.exchangeBindPerms(m.Destination, m.Source); err != nil {
+			return err
+		}
+		if err := v.BindExchange(m.Destination, m.Source, m.RoutingKey, core.Table(m.Arguments)); err != nil {
+			return err
+		}
+		if !m.NoWait {
+			ch.c.send(ch.id, &wire.ExchangeBindOk{})
+		}
+		return nil
+	case *wire.ExchangeUnbind:
+		if err := ch.exchangeBindPerms(m.Destination, m.Source); err != nil {
+			return err
+		}
+		if err := v.UnbindExchange(m.Destination, m.Source, m.RoutingKey, core.Table(m.Arguments)); err != nil {
+			return err
+		}
+		if !m.NoWait {
+			ch.c.send(ch.id, &wire.ExchangeUnbindOk{})
+		}
+		return nil
+
+	case *wire.QueueDeclare:
+		return ch.queueDeclare(m)
+	case *wire.QueueBind:
+		name, err := ch.queueName(m.Queue)
+		if err != nil {
+			return err
+		}
+		key := m.RoutingKey
+		if m.Queue == "" && key == "" {
+			key = name
+		}
+		if err := ch.need(auth.Write, "queue", name); err != nil {
+			return err
+		}
+		if err := ch.need(auth.Read, "exchange", m.Exchange); err != nil {
+			return err
+		}
+		if err := v.Bind(ch.c.core, name, m.Exchange, key, core.Table(m.Arguments)); err != nil {
+			return err
+		}
+		if !m.NoWait {
+			ch.c.send(ch.id, &wire.QueueBindOk{})
+		}
+		return nil
+	case *wire.QueueUnbind:
+		name, err := ch.queueName(m.Queue)
+		if err != nil {
+			return err
+		}
+		if err := ch.need(auth.Write, "queue", name); err != nil {
+			return err
+		}
+		if err := ch.need(auth.Read, "exchange", m.Exchange); err != nil {
+			return err
+		}
+		if err := v.Unbind(ch.c.core, name, m.Exchange, m.RoutingKey, core.Table(m.Arguments)); err != nil {
+			return err
+		}
+		ch.c.send(ch.id, &wire.QueueUnbindOk{})
+		return nil
+	case *wire.QueuePurge:
+		name, err := ch.queueName(m.Queue)
+		if err != nil {
+			return err
+		}
+		if err := ch.need(auth.Read, "queue", name); err != nil {
+			return err
+		}
+		n, err := v.Purge(ch.c.core, name)
+		if err != nil {
+			return err
+		}
+		if !m.NoWait {
+			ch.c.send(ch.id, &wire.QueuePurgeOk{MessageCount: uint32(n)})
+		}
+		return nil
+	case *wire.QueueDelete:
+		name, err := ch.queueName(m.Queue)
+		if err != nil {
+			return err
+		}
+		if err := ch.need(auth.Configure, "queue", name); err != nil {
+			return err
+		}
+		n, err := v.DeleteQueue(ch.c.core, name, m.IfUnused, m.IfEmpty)
+		if err != nil {
+			return err
+		}
+		if !m.NoWait {
+			ch.c.send(ch.id, &wire.QueueDeleteOk{MessageCount: uint32(n)})
+		}
+		return nil
+
+	case *wire.BasicQos:
+		if m.PrefetchSize != 0 {
+			return protoErr(wire.NotImplemented, "prefetch_size!=0 (%d)", m.PrefetchSize)
+		}
+		ch.sess.SetPrefetch(int(m.PrefetchCount), m.Global)
+		ch.c.send(ch.id, &wire.BasicQosOk{})
+		return nil
+	case *wire.BasicConsume:
+		return ch.consume(m)
+	case *wire.BasicCancel:
+		ch.sess.Cancel(m.ConsumerTag)
+		if !m.NoWait {
+			ch.c.send(ch.id, &wire.BasicCancelOk{ConsumerTag: m.ConsumerTag})
+		}
+		return nil
+	case *wire.BasicGet:
+		return ch.get(m)
+	case *wire.BasicRecover:
+		if !m.Requeue {
+			return protoErr(wire.NotImplemented, "requeue=false")
+		}
+		ch.sess.Recover()
+		ch.c.send(ch.id, &wire.BasicRecoverOk{})
+		return nil
+	case *wire.BasicRecoverAsync:
+		if !m.Requeue {
+			return protoErr(wire.NotImplemented, "requeue=false")
+		}
+		ch.sess.Recover()
+		return nil
+
+	case *wire.ConfirmSelect:
+		ch.confirm = true
+		if !m.NoWait {
+			ch.c.send(ch.id, &wire.ConfirmSelectOk{})
+		}
+		return nil
+	}
+	return protoErr(wire.NotImplemented, "method %s is not implemented", m.Name())
+}
+
+func (ch *channel) exchangeBindPerms(dst, src string) error {
+	if err := ch.need(auth.Write, "exchange", dst); err != nil {
+		return err
+	}
+	return ch.need(auth.Read, "exchange", src)
+}
+
+func (ch *channel) exchangeDeclare(m *wire.ExchangeDeclare) error {
+	v := ch.c.vhost
+	if m.Passive {
+		if _, err := v.Exchange(m.Exchange); err != nil {
+			return err
+		}
+	} else {
+		if err := ch.need(auth.Configure, "exchange", m.Exchange); err != nil {
+			return err
+		}
+		_, err := v.DeclareExchange(m.Exchange, m.Type, core.ExchangeOptions{
+			Durable: m.Durable, AutoDelete: m.AutoDelete, Internal: m.Internal, Args: core.Table(m.Arguments)})
+		if err != nil {
+			return err
+		}
+	}
+	if !m.NoWait {
+		ch.c.send(ch.id, &wire.ExchangeDeclareOk{})
+	}
+	return nil
+}
+
+func (ch *channel) queueDeclare(m *wire.QueueDeclare) error {
+	v := ch.c.vhost
+	var q *core.Queue
+	var err error
+	if m.Passive {
+		name, nerr := ch.queueName(m.Queue)
+		if nerr != nil {
+			return nerr
+		}
+		q, err = v.Queue(ch.c.core, name)
+	} else {
+		if m.Queue != "" {
+			if err := ch.need(auth.Configure, "queue", m.Queue); err != nil {
+				return err
+			}
+		}
+		q, err = v.DeclareQueue(ch.c.core, m.Queue, core.QueueOptions{
+			Durable: m.Durable, Exclusive: m.Exclusive, AutoDelete: m.AutoDelete, Args: core.Table(m.Arguments)})
+	}
+	if err != nil {
+		return err
+	}
+	ch.lastQueue = q.Name
+	if !m.NoWait {
+		msgs, consumers := q.Counts()
+		ch.c.send(ch.id, &wire.QueueDeclareOk{Queue: q.Name, MessageCount: uint32(msgs), ConsumerCount: uint32(consumers)})
+	}
+	return nil
+}
+
+func (ch *channel) consume(m *wire.BasicConsume) error {
+	name, err := ch.queueName(m.Queue)
+	if err != nil {
+		return err
+	}
+	if err := ch.need(auth.Read, "queue", name); err != nil {
+		return err
+	}
+	q, err := ch.c.vhost.Queue(ch.c.core, name)
+	if err != nil {
+		return err
+	}
+	c := ch.c
+	noWait := m.NoWait
+	var tag string
+	_, err = ch.sess.Consume(q, core.ConsumeOptions{
+		Tag:       m.ConsumerTag,
+		NoAck:     m.NoAck,
+		Exclusive: m.Exclusive,
+		Args:      core.Table(m.Arguments),
+		Deliver:   ch.deliver,
+		Ready:     c.ready,
+		Started: func(t string) {
+			tag = t
+			if !noWait {
+				c.send(ch.id, &wire.BasicConsumeOk{ConsumerTag: t})
+			}
+		},
+		Cancelled: func() {
+			// The queue was deleted: tell clients that understand it.
+			if c.cancelNotify {
+				c.send(ch.id, &wire.BasicCancel{ConsumerTag: tag, NoWait: true})
+			}
+		},
+	})
+	return err
+}
+
+// deliver encodes a delivery straight into the outbox. It runs with core
+// locks held.
+func (ch *channel) deliver(d core.Delivery) {
+	c := ch.c
+	o := c.out
+	o.lock()
+	c.deliverM = wire.BasicDeliver{ConsumerTag: d.ConsumerTag, DeliveryTag: d.Tag, Redelivered: d.Redelivered,
+		Exchange: d.Msg.Exchange, RoutingKey: d.Msg.RoutingKey}
+	o.cur = wire.AppendMethodFrame(o.cur, ch.id, &c.deliverM)
+	c.appendContentLocked(ch.id, d.Msg)
+	o.unlock()
+}
+
+// appendContentLocked appends the content header and body frames of msg.
+// REQUIRES: c.out.mu.
+func (c *conn) appendContentLocked(chID uint16, msg *core.Message) {
+	o := c.out
+	toWire(&c.props, &msg.Props)
+	o.cur = wire.AppendHeaderFrame(o.cur, chID, wire.ClassBasic, uint64(len(msg.Body)), &c.props)
+	if len(msg.Body) < refBodyMin {
+		o.cur = wire.AppendBodyFrames(o.cur, chID, msg.Body, c.frameMax)
+		return
+	}
+	max := int(c.frameMax) - 8
+	for b := msg.Body; len(b) > 0; {
+		n := min(len(b), max)
+		o.cur = wire.AppendFrameHeader(o.cur, wire.FrameBody, chID, uint32(n))
+		o.appendRefLocked(b[:n])
+		o.cur = append(o.cur, wire.FrameEnd)
+		b = b[n:]
+	}
+}
+
+func (ch *channel) get(m *wire.BasicGet) error {
+	name, err := ch.queueName(m.Queue)
+	if err != nil {
+		return err
+	}
+	if err := ch.need(auth.Read, "queue", name); err != nil {
+		return err
+	}
+	q, err := ch.c.vhost.Queue(ch.c.core, name)
+	if err != nil {
+		return err
+	}
+	d, remaining, ok, err := ch.sess.Get(q, m.NoAck)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		ch.c.send(ch.id, &wire.BasicGetEmpty{})
+		return nil
+	}
+	c := ch.c
+	c.out.lock()
+	c.out.cur = wire.AppendMethodFrame(c.out.cur, ch.id, &wire.BasicGetOk{DeliveryTag: d.Tag, Redelivered: d.Redelivered,
+		Exchange: d.Msg.Exchange, RoutingKey: d.Msg.RoutingKey, MessageCount: uint32(remaining)})
+	c.appendContentLocked(ch.id, d.Msg)
+	c.out.unlock()
+	return nil
+}
+
+// onPublish starts a publish; the content follows in header and body frames.
+func (ch *channel) onPublish(m *wire.BasicPublish) error {
+	if m.Immediate {
+		return protoErr(wire.NotImplemented, "immediate=true")
+	}
+	x := ch.cacheX
+	if x == nil || ch.cacheName != m.Exchange || x.Deleted() {
+		var err error
+		if x, err = ch.c.vhost.Exchange(m.Exchange); err != nil {
+			ch.cacheX = nil
+			return err
+		}
+		if err := ch.need(auth.Write, "exchange", m.Exchange); err != nil {
+			return err
+		}
+		ch.cacheName, ch.cacheX = m.Exchange, x
+	}
+	ch.pub = *m
+	ch.pubX = x
+	ch.expecting = expectHeader
+	if ch.confirm {
+		ch.published++
+	}
+	return nil
+}
+
+func (ch *channel) onHeader(payload []byte) error {
+	if ch.closing {
+		return nil
+	}
+	if ch.expecting != expectHeader {
+		return protoErr(wire.UnexpectedFrame, "unexpected content header frame on channel %d", ch.id)
+	}
+	h := &ch.c.hdr
+	if err := h.Decode(payload); err != nil {
+		return err
+	}
+	if h.ClassID != wire.ClassBasic {
+		return protoErr(wire.FrameError, "content header for class %d, expected %d", h.ClassID, wire.ClassBasic)
+	}
+	if max := ch.c.srv.maxMessageSize(); h.BodySize > uint64(max) {
+		ch.expecting = expectMethod
+		ch.fail(withPublish(protoErr(wire.PreconditionFailed, "message size %d is larger than configured max size %d", h.BodySize, max)))
+		return nil
+	}
+	fromWire(&ch.props, &h.Properties)
+	ch.bodySize = h.BodySize
+	if h.BodySize == 0 {
+		ch.body = nil
+		return ch.publish()
+	}
+	ch.body = make([]byte, 0, h.BodySize)
+	ch.expecting = expectBody
+	return nil
+}
+
+func withPublish(e *amqpError) *amqpError {
+	e.classID, e.methodID = wire.ClassBasic, wire.MethodBasicPublish
+	return e
+}
+
+func (ch *channel) onBody(payload []byte) error {
+	if ch.closing {
+		return nil
+	}
+	if ch.expecting != expectBody {
+		return protoErr(wire.UnexpectedFrame, "unexpected content body frame on channel %d", ch.id)
+	}
+	if uint64(len(ch.body)+len(payload)) > ch.bodySize {
+		return protoErr(wire.FrameError, "content body exceeds the declared size %d", ch.bodySize)
+	}
+	ch.body = append(ch.body, payload...)
+	if uint64(len(ch.body)) < ch.bodySize {
+		return nil
+	}
+	return ch.publish()
+}
+
+// publish routes the assembled message.
+func (ch *channel) publish() error {
+	ch.expecting = expectMethod
+	msg := &core.Message{Exchange: ch.pub.Exchange, RoutingKey: ch.pub.RoutingKey, Props: ch.props, Body: ch.body}
+	ch.body = nil
+	ch.props.Headers = nil
+	if msg.Props.UserID != "" && msg.Props.UserID != ch.c.user {
+		ch.fail(withPublish(protoErr(wire.PreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", msg.Props.UserID, ch.c.user)))
+		return nil
+	}
+	res, err := ch.c.vhost.PublishTo(&ch.router, ch.pubX, msg)
+	if err != nil {
+		ae := fromCore(err)
+		ae.classID, ae.methodID = wire.ClassBasic, wire.MethodBasicPublish
+		if ae.hard() {
+			return ae
+		}
+		ch.fail(ae)
+		return nil
+	}
+	if res.Queues == 0 && ch.pub.Mandatory {
+		c := ch.c
+		c.out.lock()
+		c.out.cur = wire.AppendMethodFrame(c.out.cur, ch.id, &wire.BasicReturn{ReplyCode: wire.NoRoute, ReplyText: "NO_ROUTE",
+			Exchange: msg.Exchange, RoutingKey: msg.RoutingKey})
+		c.appendContentLocked(ch.id, msg)
+		c.out.unlock()
+	}
+	if ch.confirm && !ch.dirty {
+		ch.dirty = true
+		ch.c.confirmDirty = append(ch.c.confirmDirty, ch)
+	}
+	return nil
+}
+
+// flushConfirms acknowledges every publish up to the latest one.
+func (ch *channel) flushConfirms() {
+	ch.dirty = false
+	if !ch.confirm || ch.confirmed >= ch.published {
+		return
+	}
+	// A publish still waiting for its content is not confirmed yet.
+	upTo := ch.published
+	if ch.expecting != expectMethod {
+		upTo--
+	}
+	if upTo <= ch.confirmed {
+		return
+	}
+	multiple := upTo-ch.confirmed > 1
+	ch.confirmed = upTo
+	ch.c.send(ch.id, &wire.BasicAck{DeliveryTag: upTo, Multiple: multiple})
+}
+
+func fromWire(dst *core.Properties, p *wire.Properties) {
+	*dst = core.Properties{
+		ContentType: p.ContentType, ContentEncoding: p.ContentEncoding, Headers: core.Table(p.Headers),
+		DeliveryMode: p.DeliveryMode, Priority: p.Priority, CorrelationID: p.CorrelationID, ReplyTo: p.ReplyTo,
+		Expiration: p.Expiration, MessageID: p.MessageID, Timestamp: p.Timestamp, Type: p.Type,
+		UserID: p.UserID, AppID: p.AppID, ClusterID: p.ClusterID,
+	}
+}
+
+func toWire(dst *wire.Properties, p *core.Properties) {
+	*dst = wire.Properties{
+		ContentType: p.ContentType, ContentEncoding: p.ContentEncoding, Headers: wire.Table(p.Headers),
+		DeliveryMode: p.DeliveryMode, Priority: p.Priority, CorrelationID: p.CorrelationID, ReplyTo: p.ReplyTo,
+		Expiration: p.Expiration, MessageID: p.MessageID, Timestamp: p.Timestamp, Type: p.Type,
+		UserID: p.UserID, AppID: p.AppID, ClusterID: p.ClusterID,
+	}
+}
