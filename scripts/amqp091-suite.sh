@@ -33,7 +33,7 @@ chmod -R u+w "$work/suite"
 pid=$!
 port=""
 for _ in $(seq 1 100); do
-	port=$(sed -n 's/.*AMQP 0-9-1 listening addr=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/umsd.log" | head -n1)
+	port=$(sed -n 's/.*AMQP 0-9-1 listening.* addr=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/umsd.log" | head -n1)
 	[ -n "$port" ] && break
 	sleep 0.1
 done
@@ -47,7 +47,7 @@ if [ ${#SKIP[@]} -gt 0 ]; then
 fi
 cd "$work/suite"
 status=0
-AMQP_URL="amqp://guest:guest@127.0.0.1:$port/" go test -tags integration -count=1 -timeout 10m ${skip:+-skip "$skip"} . || status=$?
+AMQP_URL="amqp://guest:guest@127.0.0.1:$port/" go test -tags integration -count=1 -timeout 10m -v ${skip:+-skip "$skip"} . || status=$?
 if [ $status -ne 0 ]; then
 	echo "--- umsd log (tail) ---"
 	tail -n 50 "$work/umsd.log"

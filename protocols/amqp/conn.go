@@ -96,9 +96,9 @@ type conn struct {
 	dec wire.MethodDecoder
 	hdr wire.ContentHeader
 
-	frameMax   uint32
-	channelMax uint16
-	heartbeat  time.Duration
+	frameMax     uint32
+	channelMax   uint16
+	heartbeat    time.Duration
 	cancelNotify bool // client understands server-sent basic.cancel
 
 	user  string

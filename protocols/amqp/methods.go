@@ -30,6 +30,10 @@ func (ch *channel) handle(m wire.Method) error {
 	case *wire.ChannelOpen:
 		return protoErr(wire.ChannelError, "second 'channel.open' seen")
 	case *wire.ChannelFlow:
+		if !m.Active {
+			// As RabbitMQ: clients cannot stop deliveries this way; prefetch does it.
+			return protoErr(wire.NotImplemented, "active=false")
+		}
 		ch.sess.SetFlow(m.Active)
 		ch.c.send(ch.id, &wire.ChannelFlowOk{Active: m.Active})
 		return nil
