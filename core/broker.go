@@ -12,11 +12,14 @@ import (
 type Broker struct {
 	mu     sync.RWMutex
 	vhosts map[string]*Vhost
+
+	connMu sync.Mutex
+	conns  map[*Conn]struct{}
 }
 
 // NewBroker returns a broker with the default virtual host "/".
 func NewBroker() *Broker {
-	b := &Broker{vhosts: make(map[string]*Vhost)}
+	b := &Broker{vhosts: make(map[string]*Vhost), conns: make(map[*Conn]struct{})}
 	b.AddVhost("/")
 	return b
 }
@@ -50,6 +53,18 @@ func (b *Broker) Vhosts() []*Vhost {
 	}
 	b.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Connections lists the open client connections, oldest first.
+func (b *Broker) Connections() []*Conn {
+	b.connMu.Lock()
+	out := make([]*Conn, 0, len(b.conns))
+	for c := range b.conns {
+		out = append(out, c)
+	}
+	b.connMu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].info.ConnectedAt.Before(out[j].info.ConnectedAt) })
 	return out
 }
 

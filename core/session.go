@@ -3,13 +3,27 @@ package core
 import (
 	"sort"
 	"sync"
+	"time"
 )
+
+// ConnInfo describes a client connection for listings.
+type ConnInfo struct {
+	Name             string // RabbitMQ style: "peer -> local"
+	Protocol         string // e.g. "AMQP 0-9-1"
+	Peer, Local      string
+	ClientProperties Table
+	ConnectedAt      time.Time
+	// Close, when set, closes the connection from the server side with a
+	// reason (management "close connection").
+	Close func(reason string)
+}
 
 // Conn is a client connection to a vhost: the owner of exclusive queues and
 // of sessions.
 type Conn struct {
 	vhost *Vhost
 	User  string
+	info  ConnInfo
 
 	mu        sync.Mutex
 	closed    bool
@@ -18,8 +32,32 @@ type Conn struct {
 }
 
 // Open starts a connection to the vhost for an authenticated user.
-func (v *Vhost) Open(user string) *Conn {
-	return &Conn{vhost: v, User: user, exclusive: make(map[*Queue]struct{}), sessions: make(map[*Session]struct{})}
+func (v *Vhost) Open(user string, info ConnInfo) *Conn {
+	c := &Conn{vhost: v, User: user, info: info, exclusive: make(map[*Queue]struct{}), sessions: make(map[*Session]struct{})}
+	b := v.broker
+	b.connMu.Lock()
+	b.conns[c] = struct{}{}
+	b.connMu.Unlock()
+	return c
+}
+
+// Info returns the connection's description.
+func (c *Conn) Info() ConnInfo { return c.info }
+
+// Channels returns the number of open sessions.
+func (c *Conn) Channels() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.sessions)
+}
+
+// Kill closes the connection from the server side, if its adapter allows it.
+func (c *Conn) Kill(reason string) bool {
+	if c.info.Close == nil {
+		return false
+	}
+	c.info.Close(reason)
+	return true
 }
 
 // Vhost returns the connection's virtual host.
@@ -50,6 +88,10 @@ func (c *Conn) Close() {
 		return
 	}
 	c.closed = true
+	b := c.vhost.broker
+	b.connMu.Lock()
+	delete(b.conns, c)
+	b.connMu.Unlock()
 	sessions := make([]*Session, 0, len(c.sessions))
 	for s := range c.sessions {
 		sessions = append(sessions, s)

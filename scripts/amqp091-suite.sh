@@ -28,7 +28,7 @@ cp -r "$moddir" "$work/suite"
 chmod -R u+w "$work/suite"
 
 "$work/umsd" --amqp-listen 127.0.0.1:0 --data-dir "$work/data" \
-	--mqtt-listen off --mqtt-ws-listen off --stomp-listen off --stomp-ws-listen off --http-listen off \
+	--mqtt-listen off --mqtt-ws-listen off --stomp-listen off --stomp-ws-listen off --http-listen 127.0.0.1:15672 \
 	>"$work/umsd.log" 2>&1 &
 pid=$!
 port=""

@@ -8,13 +8,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/unifiedms/ums/config"
 	"github.com/unifiedms/ums/core"
 	"github.com/unifiedms/ums/core/auth"
 	"github.com/unifiedms/ums/protocols/amqp"
+	"github.com/unifiedms/ums/protocols/mgmt"
 )
 
 // Broker is a running UMS server.
@@ -24,6 +27,7 @@ type Broker struct {
 	Core  *core.Broker
 	Users *auth.Store
 	AMQP  *amqp.Server
+	HTTP  *http.Server
 
 	mu        sync.Mutex
 	listeners map[string]net.Listener
@@ -62,6 +66,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 		},
 		listeners: make(map[string]net.Listener),
 	}
+	b.HTTP = &http.Server{Handler: (&mgmt.API{Broker: cb, Users: users}).Handler(), ReadHeaderTimeout: 10 * time.Second}
 	if cfg.AMQPHeartbeat == 0 {
 		b.AMQP.Heartbeat = -1
 	}
@@ -87,10 +92,26 @@ func (b *Broker) Start() error {
 			}
 		}()
 	}
+	if addr := b.cfg.HTTPListen; addr != config.Off && addr != "" {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("http listener: %w", err)
+		}
+		b.mu.Lock()
+		b.listeners["http"] = l
+		b.mu.Unlock()
+		b.log.Info("management HTTP listening", "addr", l.Addr().String())
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			if err := b.HTTP.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				b.log.Error("HTTP listener stopped", "err", err)
+			}
+		}()
+	}
 	for name, addr := range map[string]string{
 		"MQTT": b.cfg.MQTTListen, "MQTT WebSocket": b.cfg.MQTTWSListen,
 		"STOMP": b.cfg.STOMPListen, "STOMP WebSocket": b.cfg.STOMPWSListen,
-		"management HTTP": b.cfg.HTTPListen,
 	} {
 		if addr != config.Off && addr != "" {
 			b.log.Info(name+" listener not yet available in this version", "addr", addr)
@@ -99,7 +120,7 @@ func (b *Broker) Start() error {
 	return nil
 }
 
-// Addr returns the bound address of a listener ("amqp"), or nil.
+// Addr returns the bound address of a listener ("amqp", "http"), or nil.
 func (b *Broker) Addr(name string) net.Addr {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -113,6 +134,9 @@ func (b *Broker) Addr(name string) net.Addr {
 // CONNECTION_FORCED) and waits until they are done or ctx ends.
 func (b *Broker) Shutdown(ctx context.Context) error {
 	err := b.AMQP.Shutdown(ctx)
+	if herr := b.HTTP.Shutdown(ctx); err == nil {
+		err = herr
+	}
 	b.wg.Wait()
 	return err
 }

@@ -35,6 +35,11 @@ type channel struct {
 	cacheName string
 	cacheX    *core.Exchange
 
+	// transactions: publishes and acks wait here until tx.commit
+	tx      bool
+	txPubs  []txPublish
+	txAcks  []txAck
+
 	// publisher confirms
 	confirm   bool
 	published uint64 // publish sequence number
@@ -79,4 +84,61 @@ func (ch *channel) need(kind auth.Access, resType, name string) error {
 		return nil
 	}
 	return protoErr(wire.AccessRefused, "access to %s '%s' in vhost '%s' refused for user '%s'", resType, name, ch.c.vhost.Name, ch.c.user)
+}
+
+type txPublish struct {
+	x         *core.Exchange
+	msg       *core.Message
+	mandatory bool
+}
+
+type txAck struct {
+	tag              uint64
+	multiple, reject bool
+	requeue          bool
+}
+
+// settle applies or, in a transaction, buffers an ack/nack/reject.
+func (ch *channel) settle(a txAck) error {
+	if ch.tx {
+		ch.txAcks = append(ch.txAcks, a)
+		return nil
+	}
+	return ch.applyAck(a)
+}
+
+func (ch *channel) applyAck(a txAck) error {
+	if a.reject {
+		return ch.sess.Nack(a.tag, a.multiple, a.requeue)
+	}
+	return ch.sess.Ack(a.tag, a.multiple)
+}
+
+func (ch *channel) txCommit() error {
+	if !ch.tx {
+		return protoErr(wire.PreconditionFailed, "channel is not transactional")
+	}
+	pubs, acks := ch.txPubs, ch.txAcks
+	ch.txPubs, ch.txAcks = nil, nil
+	for _, p := range pubs {
+		if err := ch.route(p.x, p.msg, p.mandatory); err != nil {
+			return err
+		}
+	}
+	for _, a := range acks {
+		if err := ch.applyAck(a); err != nil {
+			return err
+		}
+	}
+	ch.c.send(ch.id, &wire.TxCommitOk{})
+	return nil
+}
+
+func (ch *channel) txRollback() error {
+	if !ch.tx {
+		return protoErr(wire.PreconditionFailed, "channel is not transactional")
+	}
+	ch.txPubs, ch.txAcks = nil, nil
+	ch.c.send(ch.id, &wire.TxRollbackOk{})
+	return nil
 }

@@ -451,7 +451,17 @@ func (c *conn) handshake() error {
 		return protoErr(wire.NotAllowed, "access to vhost '%s' refused for user '%s'", v.Name, user)
 	}
 	c.vhost = v
-	c.core = v.Open(user)
+	c.core = v.Open(user, core.ConnInfo{
+		Name:             c.nc.RemoteAddr().String() + " -> " + c.nc.LocalAddr().String(),
+		Protocol:         "AMQP 0-9-1",
+		Peer:             c.nc.RemoteAddr().String(),
+		Local:            c.nc.LocalAddr().String(),
+		ClientProperties: core.Table(so.ClientProperties),
+		ConnectedAt:      time.Now(),
+		Close: func(reason string) {
+			c.forceClose("CONNECTION_FORCED - " + reason)
+		},
+	})
 	c.send(0, &wire.ConnectionOpenOk{})
 	return nil
 }
@@ -554,6 +564,9 @@ func withMethod(e *amqpError, m wire.Method) *amqpError {
 func (c *conn) handleChannelMethod(id uint16, m wire.Method) error {
 	ch := c.channels[id]
 	if ch == nil {
+		if _, ok := m.(*wire.ChannelCloseOk); ok {
+			return nil // a late answer for a channel already gone
+		}
 		if _, ok := m.(*wire.ChannelOpen); !ok {
 			return withMethod(protoErr(wire.ChannelError, "expected 'channel.open' on channel %d", id), m)
 		}
@@ -568,12 +581,13 @@ func (c *conn) handleChannelMethod(id uint16, m wire.Method) error {
 		return nil
 	}
 	if ch.closing {
+		// Our channel.close is on its way: only its close-ok ends the
+		// channel. A crossing channel.close from the peer gets its close-ok.
 		switch m.(type) {
-		case *wire.ChannelCloseOk, *wire.ChannelClose:
-			if _, isClose := m.(*wire.ChannelClose); isClose {
-				c.send(id, &wire.ChannelCloseOk{})
-			}
+		case *wire.ChannelCloseOk:
 			c.removeChannel(id)
+		case *wire.ChannelClose:
+			c.send(id, &wire.ChannelCloseOk{})
 		}
 		return nil
 	}

@@ -13,11 +13,11 @@ func (ch *channel) handle(m wire.Method) error {
 	case *wire.BasicPublish:
 		return ch.onPublish(m)
 	case *wire.BasicAck:
-		return ch.sess.Ack(m.DeliveryTag, m.Multiple)
+		return ch.settle(txAck{tag: m.DeliveryTag, multiple: m.Multiple})
 	case *wire.BasicNack:
-		return ch.sess.Nack(m.DeliveryTag, m.Multiple, m.Requeue)
+		return ch.settle(txAck{tag: m.DeliveryTag, multiple: m.Multiple, reject: true, requeue: m.Requeue})
 	case *wire.BasicReject:
-		return ch.sess.Nack(m.DeliveryTag, false, m.Requeue)
+		return ch.settle(txAck{tag: m.DeliveryTag, reject: true, requeue: m.Requeue})
 
 	case *wire.ChannelClose:
 		ch.flushConfirms()
@@ -180,7 +180,22 @@ func (ch *channel) handle(m wire.Method) error {
 		ch.sess.Recover()
 		return nil
 
+	case *wire.TxSelect:
+		if ch.confirm {
+			return protoErr(wire.PreconditionFailed, "cannot switch from confirm to tx mode")
+		}
+		ch.tx = true
+		ch.c.send(ch.id, &wire.TxSelectOk{})
+		return nil
+	case *wire.TxCommit:
+		return ch.txCommit()
+	case *wire.TxRollback:
+		return ch.txRollback()
+
 	case *wire.ConfirmSelect:
+		if ch.tx {
+			return protoErr(wire.PreconditionFailed, "cannot switch from tx to confirm mode")
+		}
 		ch.confirm = true
 		if !m.NoWait {
 			ch.c.send(ch.id, &wire.ConfirmSelectOk{})
@@ -437,27 +452,43 @@ func (ch *channel) publish() error {
 		ch.fail(withPublish(protoErr(wire.PreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", msg.Props.UserID, ch.c.user)))
 		return nil
 	}
-	res, err := ch.c.vhost.PublishTo(&ch.router, ch.pubX, msg)
+	if ch.tx {
+		ch.txPubs = append(ch.txPubs, txPublish{x: ch.pubX, msg: msg, mandatory: ch.pub.Mandatory})
+		return nil
+	}
+	if err := ch.route(ch.pubX, msg, ch.pub.Mandatory); err != nil {
+		return err
+	}
+	if ch.confirm && !ch.dirty {
+		ch.dirty = true
+		ch.c.confirmDirty = append(ch.c.confirmDirty, ch)
+	}
+	return nil
+}
+
+// route publishes msg through x; an unroutable mandatory message comes back
+// as basic.return.
+func (ch *channel) route(x *core.Exchange, msg *core.Message, mandatory bool) error {
+	res, err := ch.c.vhost.PublishTo(&ch.router, x, msg)
 	if err != nil {
 		ae := fromCore(err)
 		ae.classID, ae.methodID = wire.ClassBasic, wire.MethodBasicPublish
 		if ae.hard() {
 			return ae
 		}
+		if ch.confirm {
+			ch.published-- // never confirmed: the channel closes instead
+		}
 		ch.fail(ae)
 		return nil
 	}
-	if res.Queues == 0 && ch.pub.Mandatory {
+	if res.Queues == 0 && mandatory {
 		c := ch.c
 		c.out.lock()
 		c.out.cur = wire.AppendMethodFrame(c.out.cur, ch.id, &wire.BasicReturn{ReplyCode: wire.NoRoute, ReplyText: "NO_ROUTE",
 			Exchange: msg.Exchange, RoutingKey: msg.RoutingKey})
 		c.appendContentLocked(ch.id, msg)
 		c.out.unlock()
-	}
-	if ch.confirm && !ch.dirty {
-		ch.dirty = true
-		ch.c.confirmDirty = append(ch.c.confirmDirty, ch)
 	}
 	return nil
 }

@@ -1,0 +1,263 @@
+// Package mgmt is the management HTTP API: RabbitMQ-compatible JSON under
+// /api for the objects the core knows (overview, vhosts, connections,
+// exchanges, queues, bindings).
+package mgmt
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/unifiedms/ums/core"
+	"github.com/unifiedms/ums/core/auth"
+)
+
+// Version is reported by /api/overview.
+var Version = "0.1.0"
+
+// API serves the management endpoints. Broker and Users must be set.
+type API struct {
+	Broker *core.Broker
+	Users  *auth.Store
+}
+
+// Handler returns the HTTP handler with every route.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for path, h := range map[string]http.HandlerFunc{
+		"/api/overview": a.overview, "/api/vhosts": a.vhosts, "/api/connections": a.connections,
+		"/api/exchanges": a.exchanges, "/api/queues": a.queues, "/api/bindings": a.bindings,
+	} {
+		mux.HandleFunc("GET "+path, h)
+		mux.HandleFunc("GET "+path+"/{$}", h)
+	}
+	mux.HandleFunc("GET /api/connections/{name}", a.connection)
+	mux.HandleFunc("DELETE /api/connections/{name}", a.closeConnection)
+	mux.HandleFunc("GET /api/exchanges/{vhost}", a.exchanges)
+	mux.HandleFunc("GET /api/queues/{vhost}", a.queues)
+	mux.HandleFunc("GET /api/bindings/{vhost}", a.bindings)
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "Object Not Found")
+	})
+	return a.authenticate(mux)
+}
+
+// authenticate requires HTTP basic auth of a user tagged administrator,
+// management or monitoring.
+func (a *API) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, pass, ok := r.BasicAuth()
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Basic realm="UMS Management"`)
+			writeError(w, http.StatusUnauthorized, "not_authorized", "Not_Authorized")
+			return
+		}
+		u, err := a.Users.Authenticate(user, pass, loopback(r.RemoteAddr))
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Basic realm="UMS Management"`)
+			writeError(w, http.StatusUnauthorized, "not_authorized", "Login failed")
+			return
+		}
+		if !u.HasTag("administrator") && !u.HasTag("management") && !u.HasTag("monitoring") {
+			writeError(w, http.StatusUnauthorized, "not_authorized", "Not management user")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func loopback(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, kind, reason string) {
+	writeJSON(w, status, map[string]string{"error": kind, "reason": reason})
+}
+
+func (a *API) overview(w http.ResponseWriter, r *http.Request) {
+	var queues, exchanges, consumers, ready, unacked, channels int
+	for _, v := range a.Broker.Vhosts() {
+		exchanges += len(v.Exchanges())
+		for _, q := range v.Queues() {
+			queues++
+			m, c := q.Counts()
+			ready += m
+			consumers += c
+			unacked += q.Unacked()
+		}
+	}
+	conns := a.Broker.Connections()
+	for _, c := range conns {
+		channels += c.Channels()
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"management_version": Version, "rabbitmq_version": "3.13.0", "product_name": "UMS", "product_version": Version,
+		"object_totals": map[string]int{"connections": len(conns), "channels": channels, "exchanges": exchanges,
+			"queues": queues, "consumers": consumers},
+		"queue_totals": map[string]int{"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked},
+	})
+}
+
+func (a *API) vhosts(w http.ResponseWriter, r *http.Request) {
+	out := []map[string]any{}
+	for _, v := range a.Broker.Vhosts() {
+		out = append(out, map[string]any{"name": v.Name})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func connJSON(c *core.Conn) map[string]any {
+	info := c.Info()
+	peerHost, peerPort := splitAddr(info.Peer)
+	host, port := splitAddr(info.Local)
+	props := info.ClientProperties
+	if props == nil {
+		props = core.Table{}
+	}
+	return map[string]any{
+		"name": info.Name, "vhost": c.Vhost().Name, "user": c.User, "protocol": info.Protocol,
+		"peer_host": peerHost, "peer_port": peerPort, "host": host, "port": port,
+		"channels": c.Channels(), "connected_at": info.ConnectedAt.UnixMilli(),
+		"client_properties": props, "state": "running", "type": "network",
+	}
+}
+
+func splitAddr(a string) (string, int) {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return a, 0
+	}
+	n := 0
+	for _, ch := range port {
+		n = n*10 + int(ch-'0')
+	}
+	return host, n
+}
+
+func (a *API) connections(w http.ResponseWriter, r *http.Request) {
+	out := []map[string]any{}
+	for _, c := range a.Broker.Connections() {
+		out = append(out, connJSON(c))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) findConn(name string) *core.Conn {
+	for _, c := range a.Broker.Connections() {
+		if c.Info().Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func (a *API) connection(w http.ResponseWriter, r *http.Request) {
+	c := a.findConn(r.PathValue("name"))
+	if c == nil {
+		writeError(w, http.StatusNotFound, "not_found", "Object Not Found")
+		return
+	}
+	writeJSON(w, http.StatusOK, connJSON(c))
+}
+
+func (a *API) closeConnection(w http.ResponseWriter, r *http.Request) {
+	c := a.findConn(r.PathValue("name"))
+	if c == nil {
+		writeError(w, http.StatusNotFound, "not_found", "Object Not Found")
+		return
+	}
+	reason := r.Header.Get("X-Reason")
+	if reason == "" {
+		reason = "Closed via management plugin"
+	}
+	c.Kill(reason)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// vhostsFor returns the vhosts a listing covers: one named in the path, or all.
+func (a *API) vhostsFor(w http.ResponseWriter, r *http.Request) ([]*core.Vhost, bool) {
+	name := r.PathValue("vhost")
+	if name == "" {
+		return a.Broker.Vhosts(), true
+	}
+	v, ok := a.Broker.Vhost(name)
+	if !ok {
+		writeError(w, http.StatusNotFound, "not_found", "vhost "+name+" not found")
+		return nil, false
+	}
+	return []*core.Vhost{v}, true
+}
+
+func args(t core.Table) core.Table {
+	if t == nil {
+		return core.Table{}
+	}
+	return t
+}
+
+func (a *API) exchanges(w http.ResponseWriter, r *http.Request) {
+	vs, ok := a.vhostsFor(w, r)
+	if !ok {
+		return
+	}
+	out := []map[string]any{}
+	for _, v := range vs {
+		for _, x := range v.Exchanges() {
+			out = append(out, map[string]any{"name": x.Name, "vhost": v.Name, "type": x.Kind, "durable": x.Durable,
+				"auto_delete": x.AutoDelete, "internal": x.Internal, "arguments": args(x.Args)})
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) queues(w http.ResponseWriter, r *http.Request) {
+	vs, ok := a.vhostsFor(w, r)
+	if !ok {
+		return
+	}
+	out := []map[string]any{}
+	for _, v := range vs {
+		for _, q := range v.Queues() {
+			ready, consumers := q.Counts()
+			unacked := q.Unacked()
+			out = append(out, map[string]any{"name": q.Name, "vhost": v.Name, "durable": q.Durable,
+				"auto_delete": q.AutoDelete, "exclusive": q.Exclusive, "arguments": args(q.Args),
+				"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked,
+				"consumers": consumers, "type": "classic", "state": "running"})
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) bindings(w http.ResponseWriter, r *http.Request) {
+	vs, ok := a.vhostsFor(w, r)
+	if !ok {
+		return
+	}
+	out := []map[string]any{}
+	for _, v := range vs {
+		for _, b := range v.Bindings() {
+			key := b.RoutingKey
+			if key == "" {
+				key = "~"
+			}
+			out = append(out, map[string]any{"source": b.Source, "vhost": v.Name, "destination": b.Destination,
+				"destination_type": b.DestinationKind, "routing_key": b.RoutingKey, "arguments": args(b.Arguments),
+				"properties_key": strings.ReplaceAll(key, "%", "%25")})
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
