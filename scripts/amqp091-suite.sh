@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 # Tests that cannot pass yet, with the reason (kept in sync with README.md).
 SKIP=(
+	TestDeclareArgsRejectToDeadLetterQueue # dead-lettering: queue-features work, not implemented yet
 )
 
 work=$(mktemp -d)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The project's test command: formatting, vet, generated code, the Go tests
+# with the race detector, and RabbitMQ's own client suite against umsd.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt needed on:"; echo "$unformatted"; exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== generated AMQP codec is up to date"
+go generate ./protocols/amqp/wire/
+git diff --exit-code -- protocols/amqp/wire/spec_gen.go
+
+echo "== go test -race"
+go test -race -count=1 -timeout 15m ./...
+
+echo "== amqp091-go integration suite against umsd"
+./scripts/amqp091-suite.sh
