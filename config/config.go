@@ -36,6 +36,7 @@ type Config struct {
 	AMQPFrameMax       int
 	AMQPChannelMax     int
 	AMQPHeartbeat      time.Duration
+	AMQPProduct        string
 	MaxMessageSize     int
 	DefaultUser        string
 	DefaultPass        string
@@ -105,6 +106,7 @@ var settings = []setting{
 	{"amqp-frame-max", "UMS_AMQP_FRAME_MAX", "131072", "largest AMQP frame in bytes offered to clients", "BYTES", integer(func(c *Config) *int { return &c.AMQPFrameMax })},
 	{"amqp-channel-max", "UMS_AMQP_CHANNEL_MAX", "2047", "most AMQP channels per connection", "N", integer(func(c *Config) *int { return &c.AMQPChannelMax })},
 	{"amqp-heartbeat", "UMS_AMQP_HEARTBEAT", "60s", "AMQP heartbeat interval offered to clients (0 disables)", "DURATION", duration(func(c *Config) *time.Duration { return &c.AMQPHeartbeat })},
+	{"amqp-product", "UMS_AMQP_PRODUCT", "UMS", "product name in connection.start (some clients enable RabbitMQ extensions only for \"RabbitMQ\")", "NAME", str(func(c *Config) *string { return &c.AMQPProduct })},
 	{"max-message-size", "UMS_MAX_MESSAGE_SIZE", "134217728", "largest message body accepted, in bytes", "BYTES", integer(func(c *Config) *int { return &c.MaxMessageSize })},
 	{"default-user", "UMS_DEFAULT_USER", "guest", "user created at first start", "NAME", str(func(c *Config) *string { return &c.DefaultUser })},
 	{"default-pass", "UMS_DEFAULT_PASS", "guest", "password of the default user", "PASSWORD", str(func(c *Config) *string { return &c.DefaultPass })},

@@ -216,13 +216,40 @@ type Router struct {
 }
 
 // route collects the distinct queues msg reaches from x, following
-// exchange-to-exchange bindings (each exchange visited once).
+// exchange-to-exchange bindings (each exchange visited once). When x routes
+// nowhere and has an alternate exchange, the message goes there instead
+// (following further alternates, each once).
 func (r *Router) route(x *Exchange, msg *Message) []*Queue {
 	r.queues = r.queues[:0]
-	r.xs = append(r.xs[:0], x)
 	if r.seen != nil {
 		clear(r.seen)
 	}
+	tried := 0
+	for x != nil && tried < 8 {
+		r.collect(x, msg)
+		if len(r.queues) > 0 {
+			break
+		}
+		x = x.alternate()
+		tried++
+	}
+	return r.queues
+}
+
+// alternate returns the exchange's alternate exchange, if it has one that exists.
+func (x *Exchange) alternate() *Exchange {
+	name, ok := x.Args["alternate-exchange"].(string)
+	if !ok || name == x.Name {
+		return nil
+	}
+	x.vhost.mu.RLock()
+	ae := x.vhost.exchanges[name]
+	x.vhost.mu.RUnlock()
+	return ae
+}
+
+func (r *Router) collect(x *Exchange, msg *Message) {
+	r.xs = append(r.xs[:0], x)
 	for i := 0; i < len(r.xs); i++ {
 		r.dests = r.xs[i].match(msg, r.dests[:0])
 		for _, d := range r.dests {
@@ -237,7 +264,6 @@ func (r *Router) route(x *Exchange, msg *Message) []*Queue {
 	}
 	clear(r.dests)
 	clear(r.xs)
-	return r.queues
 }
 
 func containsExchange(xs []*Exchange, x *Exchange) bool {

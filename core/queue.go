@@ -1,7 +1,9 @@
 package core
 
 import (
+	"sort"
 	"sync"
+	"time"
 )
 
 // Queue holds messages until consumers take them.
@@ -10,22 +12,53 @@ type Queue struct {
 	Name  string
 	QueueOptions
 	owner *Conn // set for exclusive queues
+	args  queueArgs
 
 	// bindings whose destination is this queue, guarded by vhost.mu.
 	bindings []*binding
 
 	mu          sync.Mutex
-	ready       ring
+	levels      []ring // ready messages per priority level (one level without x-max-priority)
+	readyCount  int
+	readyBytes  int64
+	msgTTLCount int // ready entries whose expiry came from their own expiration property
 	seq         uint64
 	unacked     int // delivered, not yet settled
 	consumers   []*Consumer
-	rr          int // next consumer to try
+	rr          int // round-robin position
 	hadConsumer bool
 	deleted     bool
+	dead        []deadLetter // dead letters to publish once q.mu is released
+
+	ttlTimer     *time.Timer
+	nextExpiry   int64 // unix nanoseconds of the earliest scheduled sweep, 0 = none
+	expiresTimer *time.Timer
+	lastUsed     time.Time
 }
 
-func newQueue(v *Vhost, name string, opts QueueOptions) *Queue {
-	return &Queue{vhost: v, Name: name, QueueOptions: opts}
+// deadLetter is a message leaving a queue towards its dead-letter exchange.
+type deadLetter struct {
+	msg    *Message
+	reason string
+}
+
+// Dead-letter reasons, as RabbitMQ writes them in x-death.
+const (
+	ReasonRejected      = "rejected"
+	ReasonExpired       = "expired"
+	ReasonMaxLen        = "maxlen"
+	ReasonDeliveryLimit = "delivery_limit"
+)
+
+// minSweepInterval bounds how often a queue scans for expired messages.
+const minSweepInterval = 20 * time.Millisecond
+
+func newQueue(v *Vhost, name string, opts QueueOptions, qa queueArgs) *Queue {
+	q := &Queue{vhost: v, Name: name, QueueOptions: opts, args: qa, levels: make([]ring, qa.maxPriority+1), lastUsed: time.Now()}
+	if qa.expires > 0 {
+		q.expiresTimer = time.AfterFunc(qa.expires, q.checkExpires)
+	}
+	return q
 }
 
 // Vhost returns the queue's virtual host.
@@ -45,11 +78,21 @@ func (q *Queue) checkOwner(c *Conn) error {
 	return nil
 }
 
+// unlock releases q.mu and then publishes the dead letters collected under it.
+func (q *Queue) unlock() {
+	dead := q.dead
+	q.dead = nil
+	q.mu.Unlock()
+	for _, d := range dead {
+		q.vhost.deadLetter(q, d.msg, d.reason)
+	}
+}
+
 // Counts returns the number of messages ready for delivery and of consumers.
 func (q *Queue) Counts() (messages, consumers int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.ready.len(), len(q.consumers)
+	return q.readyCount, len(q.consumers)
 }
 
 // Unacked returns the number of delivered messages awaiting settlement.
@@ -66,18 +109,149 @@ func (q *Queue) Deleted() bool {
 	return q.deleted
 }
 
+// --- ready messages, by priority ---
+
+func (q *Queue) level(p uint8) int {
+	if int(p) > q.args.maxPriority {
+		return q.args.maxPriority
+	}
+	return int(p)
+}
+
+func (q *Queue) pushBackLocked(e entry) {
+	q.levels[q.level(e.prio)].pushBack(e)
+	q.countIn(&e)
+}
+
+func (q *Queue) insertLocked(e entry) {
+	q.levels[q.level(e.prio)].insert(e)
+	q.countIn(&e)
+}
+
+func (q *Queue) countIn(e *entry) {
+	q.readyCount++
+	q.readyBytes += int64(len(e.msg.Body))
+	if e.msgTTL {
+		q.msgTTLCount++
+	}
+	if e.expiresAt != 0 {
+		q.scheduleSweepLocked(e.expiresAt)
+	}
+}
+
+func (q *Queue) countOut(e *entry) {
+	q.readyCount--
+	q.readyBytes -= int64(len(e.msg.Body))
+	if e.msgTTL {
+		q.msgTTLCount--
+	}
+}
+
+// frontLocked returns the next message to deliver: the oldest of the highest priority.
+func (q *Queue) frontLocked() *entry {
+	for i := len(q.levels) - 1; i >= 0; i-- {
+		if q.levels[i].len() > 0 {
+			return q.levels[i].front()
+		}
+	}
+	return nil
+}
+
+func (q *Queue) popFrontLocked() entry {
+	for i := len(q.levels) - 1; i >= 0; i-- {
+		if q.levels[i].len() > 0 {
+			e := q.levels[i].popFront()
+			q.countOut(&e)
+			return e
+		}
+	}
+	panic("core: pop from an empty queue")
+}
+
+// popOldestLocked drops from the head for length limits: the oldest message
+// of the lowest priority goes first.
+func (q *Queue) popOldestLocked() entry {
+	for i := range q.levels {
+		if q.levels[i].len() > 0 {
+			e := q.levels[i].popFront()
+			q.countOut(&e)
+			return e
+		}
+	}
+	panic("core: pop from an empty queue")
+}
+
+func (q *Queue) clearLocked() int {
+	n := q.readyCount
+	for i := range q.levels {
+		q.levels[i].clear()
+	}
+	q.readyCount, q.readyBytes, q.msgTTLCount = 0, 0, 0
+	return n
+}
+
+// --- publishing ---
+
+// enqueueResult tells what became of a message offered to a queue.
+type enqueueResult uint8
+
+const (
+	enqueued enqueueResult = iota
+	rejected               // the length limit refused it (reject-publish)
+	gone                   // the queue was deleted meanwhile
+)
+
 // enqueue appends msg and hands it to a consumer when one has room.
-func (q *Queue) enqueue(msg *Message) bool {
+func (q *Queue) enqueue(msg *Message, now time.Time) enqueueResult {
 	q.mu.Lock()
 	if q.deleted {
 		q.mu.Unlock()
-		return false
+		return gone
+	}
+	e := entry{msg: msg, prio: msg.Props.Priority}
+	if q.args.maxPriority == 0 {
+		e.prio = 0
+	}
+	ttl := q.args.messageTTL
+	if d, ok, _ := messageExpiry(&msg.Props); ok && (ttl < 0 || d < ttl) {
+		ttl = d
+		e.msgTTL = true
+	}
+	if ttl >= 0 {
+		e.expiresAt = now.Add(ttl).UnixNano()
+	}
+	if q.args.overflow != OverflowDropHead && q.overLimit(1, int64(len(msg.Body))) {
+		if q.args.overflow == OverflowRejectPublishDLX {
+			q.dead = append(q.dead, deadLetter{msg, ReasonMaxLen})
+		}
+		q.unlock()
+		return rejected
 	}
 	q.seq++
-	q.ready.pushBack(entry{msg: msg, seq: q.seq})
-	q.dispatchLocked()
-	q.mu.Unlock()
-	return true
+	e.seq = q.seq
+	q.pushBackLocked(e)
+	q.dispatchLocked(now.UnixNano())
+	for q.readyCount > 0 && q.overLimit(0, 0) {
+		old := q.popOldestLocked()
+		q.deadLetterLocked(old.msg, ReasonMaxLen)
+	}
+	q.unlock()
+	return enqueued
+}
+
+// overLimit reports whether the ready messages plus n more messages of
+// extra bytes would exceed the length limits.
+func (q *Queue) overLimit(n int, extra int64) bool {
+	if q.args.maxLength >= 0 && int64(q.readyCount+n) > q.args.maxLength {
+		return true
+	}
+	return q.args.maxLengthBytes >= 0 && q.readyBytes+extra > q.args.maxLengthBytes
+}
+
+func (q *Queue) deadLetterLocked(msg *Message, reason string) {
+	if q.args.hasDLX {
+		q.dead = append(q.dead, deadLetter{msg, reason})
+	}
 }
 
 // Purge drops every ready message and returns how many there were.
@@ -88,79 +262,144 @@ func (v *Vhost) Purge(owner *Conn, name string) (int, error) {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.ready.clear(), nil
+	return q.clearLocked(), nil
 }
 
-// dispatchLocked delivers ready messages round-robin to consumers that have
-// room. REQUIRES: q.mu.
-func (q *Queue) dispatchLocked() {
-	for q.ready.len() > 0 && len(q.consumers) > 0 {
-		n := len(q.consumers)
-		if q.rr >= n {
-			q.rr = 0
+// --- delivery ---
+
+// dispatchLocked delivers ready messages to consumers that have room:
+// higher consumer priority first, round-robin among equals; with single
+// active consumer only to the first. Expired messages met on the way are
+// dead-lettered. REQUIRES: q.mu.
+func (q *Queue) dispatchLocked(now int64) {
+	for q.readyCount > 0 && len(q.consumers) > 0 {
+		e := q.frontLocked()
+		if e.expiresAt != 0 && e.expiresAt < now {
+			old := q.popFrontLocked()
+			q.deadLetterLocked(old.msg, ReasonExpired)
+			continue
 		}
-		delivered := false
-		for i := 0; i < n; i++ {
-			idx := (q.rr + i) % n
-			c := q.consumers[idx]
-			if c.session.offer(c, q, q.ready.front()) {
-				q.ready.popFront()
-				if !c.NoAck {
-					q.unacked++
-				}
-				q.rr = idx + 1
-				delivered = true
-				break
-			}
-		}
-		if !delivered {
+		if !q.offerLocked(e) {
 			return
 		}
 	}
 }
 
+// offerLocked hands e to the first consumer with room. REQUIRES: q.mu.
+func (q *Queue) offerLocked(e *entry) bool {
+	cs := q.consumers
+	if q.args.singleActive {
+		cs = cs[:1]
+	}
+	for i := 0; i < len(cs); {
+		j := i + 1
+		for j < len(cs) && cs[j].priority == cs[i].priority {
+			j++
+		}
+		g := j - i
+		start := q.rr % g
+		for k := 0; k < g; k++ {
+			c := cs[i+(start+k)%g]
+			if c.session.offer(c, q, e) {
+				q.popFrontLocked()
+				if !c.NoAck {
+					q.unacked++
+				}
+				q.rr = start + k + 1
+				return true
+			}
+		}
+		i = j
+	}
+	return false
+}
+
+// deliveryMessage is the message as delivered: with x-delivery-limit the
+// x-delivery-count header tells how often it came back before.
+func (q *Queue) deliveryMessage(e *entry) *Message {
+	if q.args.deliveryLimit < 0 || e.deliveries <= 1 {
+		return e.msg
+	}
+	m := *e.msg
+	m.Props.Headers = make(Table, len(e.msg.Props.Headers)+1)
+	for k, v := range e.msg.Props.Headers {
+		m.Props.Headers[k] = v
+	}
+	m.Props.Headers["x-delivery-count"] = int64(e.deliveries - 1)
+	return &m
+}
+
 // kick retries delivery after consumers gained room.
 func (q *Queue) kick() {
 	q.mu.Lock()
-	q.dispatchLocked()
-	q.mu.Unlock()
+	q.dispatchLocked(time.Now().UnixNano())
+	q.unlock()
 }
 
-// settle finishes deliveries of this queue: acked ones are dropped, the
-// others go back to their place with redelivered set.
-func (q *Queue) settle(ps []pending, requeue bool) {
+// settleMode says what happens to settled deliveries.
+type settleMode uint8
+
+const (
+	settleAck     settleMode = iota // done: drop
+	settleRequeue                   // back to the queue, redelivered
+	settleReject                    // refused: dead-letter (or drop)
+)
+
+// settle finishes deliveries of this queue.
+func (q *Queue) settle(ps []pending, mode settleMode) {
 	q.mu.Lock()
 	q.unacked -= len(ps)
 	if q.unacked < 0 {
 		q.unacked = 0
 	}
-	if requeue && !q.deleted {
+	switch {
+	case q.deleted:
+	case mode == settleReject:
+		for _, p := range ps {
+			q.deadLetterLocked(p.e.msg, ReasonRejected)
+		}
+	case mode == settleRequeue:
 		for _, p := range ps {
 			e := p.e
+			if q.args.deliveryLimit >= 0 && int64(e.deliveries) > q.args.deliveryLimit {
+				q.deadLetterLocked(e.msg, ReasonDeliveryLimit)
+				continue
+			}
 			e.redelivered = true
-			q.ready.insert(e)
+			q.insertLocked(e)
 		}
-		q.dispatchLocked()
+		q.dispatchLocked(time.Now().UnixNano())
 	}
-	q.mu.Unlock()
+	q.unlock()
 }
 
-// addConsumer attaches c. REQUIRES: nothing held.
+// --- consumers ---
+
+// addConsumer attaches c.
 func (q *Queue) addConsumer(c *Consumer) error {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	if q.deleted {
+		q.mu.Unlock()
 		return q.vhost.noQueue(q.Name)
 	}
 	if len(q.consumers) > 0 && (c.Exclusive || q.consumers[0].Exclusive) {
+		q.mu.Unlock()
 		return errorf(ErrAccessRefused, "queue '%s' in vhost '%s' in exclusive use", q.Name, q.vhost.Name)
 	}
 	q.consumers = append(q.consumers, c)
+	if !q.args.singleActive {
+		// Highest priority first; equal priorities keep their order.
+		sort.SliceStable(q.consumers, func(i, j int) bool { return q.consumers[i].priority > q.consumers[j].priority })
+	}
 	q.hadConsumer = true
+	if q.expiresTimer != nil {
+		q.expiresTimer.Stop()
+	}
 	if c.started != nil {
 		c.started(c.Tag)
 	}
-	q.dispatchLocked()
+	q.dispatchLocked(time.Now().UnixNano())
+	q.unlock()
 	return nil
 }
 
@@ -174,7 +413,12 @@ func (q *Queue) removeConsumer(c *Consumer) {
 		}
 	}
 	autoDelete := q.AutoDelete && q.hadConsumer && len(q.consumers) == 0 && !q.deleted
-	q.mu.Unlock()
+	if len(q.consumers) == 0 {
+		q.touchLocked()
+	} else if q.args.singleActive {
+		q.dispatchLocked(time.Now().UnixNano()) // the next consumer becomes active
+	}
+	q.unlock()
 	if autoDelete {
 		q.vhost.deleteQueue(q, func(q *Queue) error {
 			if len(q.consumers) > 0 {
@@ -188,14 +432,121 @@ func (q *Queue) removeConsumer(c *Consumer) {
 // get takes the head message for basic.get.
 func (q *Queue) get(s *Session, noAck bool) (Delivery, int, bool) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.deleted || q.ready.len() == 0 {
-		return Delivery{}, 0, false
+	defer q.unlock()
+	q.touchLocked()
+	now := time.Now().UnixNano()
+	for q.readyCount > 0 {
+		e := q.popFrontLocked()
+		if e.expiresAt != 0 && e.expiresAt < now {
+			q.deadLetterLocked(e.msg, ReasonExpired)
+			continue
+		}
+		e.deliveries++
+		d := s.record(nil, q, e, q.deliveryMessage(&e), noAck)
+		if !noAck {
+			q.unacked++
+		}
+		return d, q.readyCount, true
 	}
-	e := q.ready.popFront()
-	d := s.record(nil, q, e, noAck)
-	if !noAck {
-		q.unacked++
+	return Delivery{}, 0, false
+}
+
+// --- expiry ---
+
+// scheduleSweepLocked makes sure a sweep runs at (or a little after) at.
+// REQUIRES: q.mu.
+func (q *Queue) scheduleSweepLocked(at int64) {
+	if q.nextExpiry != 0 && q.nextExpiry <= at {
+		return
 	}
-	return d, q.ready.len(), true
+	q.nextExpiry = at
+	d := time.Duration(at - time.Now().UnixNano())
+	if d < minSweepInterval {
+		d = minSweepInterval
+	}
+	if q.ttlTimer == nil {
+		q.ttlTimer = time.AfterFunc(d, q.sweep)
+	} else {
+		q.ttlTimer.Reset(d)
+	}
+}
+
+// sweep removes expired messages wherever they are in the queue: from the
+// head while only the queue's TTL applies, everywhere when messages carry
+// their own expiration.
+func (q *Queue) sweep() {
+	q.mu.Lock()
+	q.nextExpiry = 0
+	if q.deleted {
+		q.mu.Unlock()
+		return
+	}
+	now := time.Now().UnixNano()
+	next := int64(0)
+	for li := range q.levels {
+		r := &q.levels[li]
+		if q.msgTTLCount == 0 {
+			for r.len() > 0 && r.front().expiresAt != 0 && r.front().expiresAt < now {
+				e := r.popFront()
+				q.countOut(&e)
+				q.deadLetterLocked(e.msg, ReasonExpired)
+			}
+			if r.len() > 0 && r.front().expiresAt != 0 && (next == 0 || r.front().expiresAt < next) {
+				next = r.front().expiresAt
+			}
+			continue
+		}
+		kept := r.filter(func(e *entry) bool {
+			if e.expiresAt != 0 && e.expiresAt < now {
+				q.countOut(e)
+				q.deadLetterLocked(e.msg, ReasonExpired)
+				return false
+			}
+			if e.expiresAt != 0 && (next == 0 || e.expiresAt < next) {
+				next = e.expiresAt
+			}
+			return true
+		})
+		_ = kept
+	}
+	if next != 0 {
+		q.scheduleSweepLocked(next + 1)
+	}
+	q.unlock()
+}
+
+// touchLocked records use for x-expires and restarts its timer when the
+// queue has no consumers. REQUIRES: q.mu.
+func (q *Queue) touchLocked() {
+	q.lastUsed = time.Now()
+	if q.expiresTimer != nil && len(q.consumers) == 0 && !q.deleted {
+		q.expiresTimer.Reset(q.args.expires)
+	}
+}
+
+// touch is touchLocked for callers without the lock (re-declaration).
+func (q *Queue) touch() {
+	q.mu.Lock()
+	q.touchLocked()
+	q.mu.Unlock()
+}
+
+// checkExpires deletes the queue when it went unused for x-expires.
+func (q *Queue) checkExpires() {
+	q.vhost.deleteQueue(q, func(q *Queue) error {
+		if len(q.consumers) > 0 || time.Since(q.lastUsed) < q.args.expires {
+			return errorf(ErrPreconditionFailed, "in use")
+		}
+		return nil
+	})
+}
+
+// stopTimers releases the queue's timers once it is deleted. REQUIRES: q.mu.
+func (q *Queue) stopTimersLocked() {
+	if q.ttlTimer != nil {
+		q.ttlTimer.Stop()
+	}
+	if q.expiresTimer != nil {
+		q.expiresTimer.Stop()
+	}
 }

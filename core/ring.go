@@ -4,6 +4,10 @@ package core
 type entry struct {
 	msg         *Message
 	seq         uint64 // position in the queue; requeued entries go back to it
+	expiresAt   int64  // unix nanoseconds, 0 = never
+	deliveries  uint32 // how often it was delivered
+	prio        uint8
+	msgTTL      bool // expiresAt comes from the message's own expiration
 	redelivered bool
 }
 
@@ -86,5 +90,28 @@ func (r *ring) insert(e entry) {
 func (r *ring) clear() int {
 	n := r.n
 	r.buf, r.head, r.n = nil, 0, 0
+	return n
+}
+
+// filter keeps the entries for which keep returns true, in order, and
+// returns how many were kept.
+func (r *ring) filter(keep func(*entry) bool) int {
+	n := 0
+	for i := 0; i < r.n; i++ {
+		e := r.at(i)
+		if keep(e) {
+			if i != n {
+				*r.at(n) = *e
+			}
+			n++
+		}
+	}
+	for i := n; i < r.n; i++ {
+		*r.at(i) = entry{}
+	}
+	r.n = n
+	if n == 0 {
+		r.head = 0
+	}
 	return n
 }

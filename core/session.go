@@ -146,7 +146,8 @@ type Consumer struct {
 	Exclusive bool
 	queue     *Queue
 	session   *Session
-	prefetch  int // per-consumer limit, 0 = none
+	priority  int64 // x-priority: higher gets messages first
+	prefetch  int   // per-consumer limit, 0 = none
 	unacked   int // guarded by session.mu
 	deliver   func(Delivery)
 	cancelled func()
@@ -181,6 +182,8 @@ type Session struct {
 	inflight         int // unacked deliveries of the session
 	consumers        map[string]*Consumer
 	settling         []pending // scratch for Ack/Nack
+	replyTo          *Consumer // direct reply-to consumer
+	replyToken       string
 }
 
 // NewSession opens a session on the connection.
@@ -232,6 +235,15 @@ func (s *Session) Consume(q *Queue, o ConsumeOptions) (*Consumer, error) {
 		s.mu.Unlock()
 		return nil, errorf(ErrClosed, "session closed")
 	}
+	var prio int64
+	if v, ok := o.Args["x-priority"]; ok {
+		n, isInt := toInt64(v)
+		if !isInt {
+			s.mu.Unlock()
+			return nil, errorf(ErrPreconditionFailed, "invalid arg 'x-priority' for consumer: expected an integer (got %v of type %s)", v, typeName(v))
+		}
+		prio = n
+	}
 	if o.Tag == "" {
 		o.Tag = randomName("amq.ctag-")
 	}
@@ -239,7 +251,7 @@ func (s *Session) Consume(q *Queue, o ConsumeOptions) (*Consumer, error) {
 		s.mu.Unlock()
 		return nil, errorf(ErrNotAllowed, "attempt to reuse consumer tag '%s'", o.Tag)
 	}
-	c := &Consumer{Tag: o.Tag, NoAck: o.NoAck, Exclusive: o.Exclusive, queue: q, session: s,
+	c := &Consumer{Tag: o.Tag, NoAck: o.NoAck, Exclusive: o.Exclusive, queue: q, session: s, priority: prio,
 		prefetch: s.consumerPrefetch, deliver: o.Deliver, cancelled: o.Cancelled, ready: o.Ready, started: o.Started}
 	s.consumers[o.Tag] = c
 	s.mu.Unlock()
@@ -257,8 +269,11 @@ func (s *Session) Cancel(tag string) bool {
 	s.mu.Lock()
 	c, ok := s.consumers[tag]
 	delete(s.consumers, tag)
+	if ok && c == s.replyTo {
+		s.dropReplyToLocked()
+	}
 	s.mu.Unlock()
-	if ok {
+	if ok && c.queue != nil {
 		c.queue.removeConsumer(c)
 	}
 	return ok
@@ -300,22 +315,24 @@ func (s *Session) offer(c *Consumer, q *Queue, e *entry) bool {
 	if c.ready != nil && !c.ready() {
 		return false
 	}
-	d := s.recordLocked(c, q, *e, c.NoAck)
+	ent := *e
+	ent.deliveries++
+	d := s.recordLocked(c, q, ent, q.deliveryMessage(&ent), c.NoAck)
 	c.deliver(d)
 	return true
 }
 
 // record numbers a delivery and tracks it unless noAck.
-func (s *Session) record(c *Consumer, q *Queue, e entry, noAck bool) Delivery {
+func (s *Session) record(c *Consumer, q *Queue, e entry, msg *Message, noAck bool) Delivery {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.recordLocked(c, q, e, noAck)
+	return s.recordLocked(c, q, e, msg, noAck)
 }
 
 // REQUIRES: s.mu.
-func (s *Session) recordLocked(c *Consumer, q *Queue, e entry, noAck bool) Delivery {
+func (s *Session) recordLocked(c *Consumer, q *Queue, e entry, msg *Message, noAck bool) Delivery {
 	s.nextTag++
-	d := Delivery{Tag: s.nextTag, Redelivered: e.redelivered, Msg: e.msg}
+	d := Delivery{Tag: s.nextTag, Redelivered: e.redelivered, Msg: msg}
 	if c != nil {
 		d.ConsumerTag = c.Tag
 	}
@@ -380,7 +397,13 @@ func (s *Session) settle(tag uint64, multiple, reject, requeue bool) error {
 	s.settling = nil // keep the scratch away from re-entrant settles
 	s.mu.Unlock()
 
-	settleByQueue(work, reject && requeue)
+	mode := settleAck
+	if reject && requeue {
+		mode = settleRequeue
+	} else if reject {
+		mode = settleReject
+	}
+	settleByQueue(work, mode)
 	clear(work)
 	s.mu.Lock()
 	if s.settling == nil {
@@ -395,7 +418,7 @@ func (s *Session) settle(tag uint64, multiple, reject, requeue bool) error {
 
 // settleByQueue hands settled deliveries to their queues: requeued ones go
 // back, the others are dropped.
-func settleByQueue(ps []pending, requeue bool) {
+func settleByQueue(ps []pending, mode settleMode) {
 	for len(ps) > 0 {
 		q := ps[0].q
 		j := 0
@@ -405,7 +428,7 @@ func settleByQueue(ps []pending, requeue bool) {
 				j++
 			}
 		}
-		q.settle(ps[:j], requeue)
+		q.settle(ps[:j], mode)
 		ps = ps[j:]
 	}
 }
@@ -447,7 +470,11 @@ func (s *Session) settleAll(requeue bool) {
 	s.pend, s.head = nil, 0
 	s.releaseLocked(work)
 	s.mu.Unlock()
-	settleByQueue(work, requeue)
+	mode := settleAck
+	if requeue {
+		mode = settleRequeue
+	}
+	settleByQueue(work, mode)
 	s.kickAll()
 }
 
@@ -459,7 +486,7 @@ func (s *Session) kickAll() {
 	s.mu.Lock()
 	var qs []*Queue
 	for _, c := range s.consumers {
-		if !containsQueue(qs, c.queue) {
+		if c.queue != nil && !containsQueue(qs, c.queue) {
 			qs = append(qs, c.queue)
 		}
 	}
@@ -501,12 +528,15 @@ func (s *Session) Close() {
 		consumers = append(consumers, c)
 	}
 	s.consumers = map[string]*Consumer{}
+	s.dropReplyToLocked()
 	s.mu.Unlock()
 	s.conn.mu.Lock()
 	delete(s.conn.sessions, s)
 	s.conn.mu.Unlock()
 	for _, c := range consumers {
-		c.queue.removeConsumer(c)
+		if c.queue != nil {
+			c.queue.removeConsumer(c)
+		}
 	}
 	s.settleAll(true)
 }

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/unifiedms/ums/core/route"
 )
@@ -18,10 +19,13 @@ type Vhost struct {
 	mu        sync.RWMutex
 	exchanges map[string]*Exchange
 	queues    map[string]*Queue
+
+	replyMu sync.RWMutex
+	replies map[string]*Session // direct reply-to addresses
 }
 
 func newVhost(b *Broker, name string) *Vhost {
-	v := &Vhost{Name: name, broker: b, exchanges: make(map[string]*Exchange), queues: make(map[string]*Queue)}
+	v := &Vhost{Name: name, broker: b, exchanges: make(map[string]*Exchange), queues: make(map[string]*Queue), replies: make(map[string]*Session)}
 	durable := ExchangeOptions{Durable: true}
 	v.exchanges[""] = newExchange(v, "", KindDirect, durable)
 	for _, x := range []struct{ name, kind string }{
@@ -208,7 +212,8 @@ func (v *Vhost) DeclareQueue(owner *Conn, name string, opts QueueOptions) (*Queu
 	} else if strings.HasPrefix(name, "amq.") {
 		return nil, reservedName("queue", name)
 	}
-	if err := validateQueueArgs(opts.Args); err != nil {
+	qa, err := parseQueueArgs(v, name, opts.Args)
+	if err != nil {
 		return nil, err
 	}
 	if opts.Exclusive && owner == nil {
@@ -220,9 +225,13 @@ func (v *Vhost) DeclareQueue(owner *Conn, name string, opts QueueOptions) (*Queu
 		if err := q.checkOwner(owner); err != nil {
 			return nil, err
 		}
-		return q, q.equivalent(owner, opts)
+		if err := q.equivalent(owner, opts); err != nil {
+			return nil, err
+		}
+		q.touch()
+		return q, nil
 	}
-	q := newQueue(v, name, opts)
+	q := newQueue(v, name, opts, qa)
 	if opts.Exclusive {
 		q.owner = owner
 		if !owner.addExclusive(q) {
@@ -240,18 +249,6 @@ var knownQueueArgs = []string{
 	"x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-overflow",
 	"x-dead-letter-exchange", "x-dead-letter-routing-key", "x-max-priority",
 	"x-queue-type", "x-single-active-consumer", "x-delivery-limit", "x-queue-mode",
-}
-
-func validateQueueArgs(args Table) error {
-	if qt, ok := args["x-queue-type"]; ok {
-		s, _ := qt.(string)
-		switch s {
-		case "classic":
-		default:
-			return errorf(ErrPreconditionFailed, "invalid arg 'x-queue-type' for queue: queue type '%v' is not supported", qt)
-		}
-	}
-	return nil
 }
 
 func (q *Queue) equivalent(owner *Conn, o QueueOptions) error {
@@ -352,7 +349,7 @@ func (v *Vhost) DeleteQueue(owner *Conn, name string, ifUnused, ifEmpty bool) (i
 		if ifUnused && len(q.consumers) > 0 {
 			return errorf(ErrPreconditionFailed, "queue '%s' in vhost '%s' in use", q.Name, v.Name)
 		}
-		if ifEmpty && q.ready.len()+q.unacked > 0 {
+		if ifEmpty && q.readyCount+q.unacked > 0 {
 			return errorf(ErrPreconditionFailed, "queue '%s' in vhost '%s' is not empty", q.Name, v.Name)
 		}
 		return nil
@@ -377,7 +374,8 @@ func (v *Vhost) deleteQueue(q *Queue, check func(*Queue) error) (int, error) {
 		}
 	}
 	q.deleted = true
-	n := q.ready.clear()
+	q.stopTimersLocked()
+	n := q.clearLocked()
 	consumers := q.consumers
 	q.consumers = nil
 	q.mu.Unlock()
@@ -546,6 +544,9 @@ func (v *Vhost) Bindings() []Binding {
 type PublishResult struct {
 	// Queues is the number of queues the message was enqueued on.
 	Queues int
+	// Rejected is the number of queues that refused it at their length
+	// limit (x-overflow reject-publish): publishers with confirms get a nack.
+	Rejected int
 }
 
 // Publish routes msg through the named exchange and enqueues it on every
@@ -568,13 +569,29 @@ func (v *Vhost) PublishTo(r *Router, x *Exchange, msg *Message) (PublishResult, 
 	if x.Internal {
 		return PublishResult{}, errorf(ErrAccessRefused, "cannot publish to internal exchange '%s' in vhost '%s'", x.Name, v.Name)
 	}
+	if err := ValidateMessage(msg); err != nil {
+		return PublishResult{}, err
+	}
+	if isReplyAddress(x.Name, msg.RoutingKey) {
+		if v.publishReply(msg) {
+			return PublishResult{Queues: 1}, nil
+		}
+		return PublishResult{}, nil
+	}
 	qs := r.route(x, msg)
-	n := 0
+	var res PublishResult
+	if len(qs) == 0 {
+		return res, nil
+	}
+	now := time.Now()
 	for _, q := range qs {
-		if q.enqueue(msg) {
-			n++
+		switch q.enqueue(msg, now) {
+		case enqueued:
+			res.Queues++
+		case rejected:
+			res.Rejected++
 		}
 	}
 	clear(qs)
-	return PublishResult{Queues: n}, nil
+	return res, nil
 }

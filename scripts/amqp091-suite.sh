@@ -8,7 +8,6 @@ cd "$(dirname "$0")/.."
 
 # Tests that cannot pass yet, with the reason (kept in sync with README.md).
 SKIP=(
-	TestDeclareArgsRejectToDeadLetterQueue # dead-lettering: queue-features work, not implemented yet
 )
 
 work=$(mktemp -d)
@@ -29,7 +28,7 @@ cp -r "$moddir" "$work/suite"
 chmod -R u+w "$work/suite"
 
 "$work/umsd" --amqp-listen 127.0.0.1:0 --data-dir "$work/data" \
-	--mqtt-listen off --mqtt-ws-listen off --stomp-listen off --stomp-ws-listen off --http-listen 127.0.0.1:15672 \
+	--mqtt-listen off --mqtt-ws-listen off --stomp-listen off --stomp-ws-listen off --http-listen 127.0.0.1:15672 --amqp-product RabbitMQ \
 	>"$work/umsd.log" 2>&1 &
 pid=$!
 port=""
@@ -48,7 +47,7 @@ if [ ${#SKIP[@]} -gt 0 ]; then
 fi
 cd "$work/suite"
 status=0
-AMQP_URL="amqp://guest:guest@127.0.0.1:$port/" go test -tags integration -count=1 -timeout 10m -v ${skip:+-skip "$skip"} . || status=$?
+AMQP_URL="amqp://guest:guest@127.0.0.1:$port/" go test -tags integration -count=1 -timeout 10m -v ${skip:+-skip "$skip"} "$@" . || status=$?
 if [ $status -ne 0 ]; then
 	echo "--- umsd log (tail) ---"
 	tail -n 50 "$work/umsd.log"

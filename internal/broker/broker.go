@@ -63,6 +63,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 			ChannelMax:     uint16(cfg.AMQPChannelMax),
 			Heartbeat:      cfg.AMQPHeartbeat,
 			MaxMessageSize: cfg.MaxMessageSize,
+			Product:        cfg.AMQPProduct,
 		},
 		listeners: make(map[string]net.Listener),
 	}

@@ -361,9 +361,12 @@ func (c *conn) readMethod() (wire.Method, error) {
 	}
 }
 
-func serverProperties() wire.Table {
+func serverProperties(product string) wire.Table {
+	if product == "" {
+		product = "UMS"
+	}
 	return wire.Table{
-		"product":      "UMS",
+		"product":      product,
 		"version":      Version,
 		"platform":     "Go " + runtime.Version(),
 		"copyright":    "The UMS authors",
@@ -392,7 +395,7 @@ func hostname() string {
 }
 
 func (c *conn) handshake() error {
-	c.send(0, &wire.ConnectionStart{VersionMajor: 0, VersionMinor: 9, ServerProperties: serverProperties(),
+	c.send(0, &wire.ConnectionStart{VersionMajor: 0, VersionMinor: 9, ServerProperties: serverProperties(c.srv.Product),
 		Mechanisms: "PLAIN AMQPLAIN", Locales: "en_US"})
 	m, err := c.readMethod()
 	if err != nil {

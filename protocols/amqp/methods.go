@@ -243,6 +243,12 @@ func (ch *channel) queueDeclare(m *wire.QueueDeclare) error {
 		if nerr != nil {
 			return nerr
 		}
+		if name == core.ReplyToQueue {
+			if !m.NoWait {
+				ch.c.send(ch.id, &wire.QueueDeclareOk{Queue: name})
+			}
+			return nil
+		}
 		q, err = v.Queue(ch.c.core, name)
 	} else {
 		if m.Queue != "" {
@@ -272,14 +278,10 @@ func (ch *channel) consume(m *wire.BasicConsume) error {
 	if err := ch.need(auth.Read, "queue", name); err != nil {
 		return err
 	}
-	q, err := ch.c.vhost.Queue(ch.c.core, name)
-	if err != nil {
-		return err
-	}
 	c := ch.c
 	noWait := m.NoWait
 	var tag string
-	_, err = ch.sess.Consume(q, core.ConsumeOptions{
+	opts := core.ConsumeOptions{
 		Tag:       m.ConsumerTag,
 		NoAck:     m.NoAck,
 		Exclusive: m.Exclusive,
@@ -298,7 +300,16 @@ func (ch *channel) consume(m *wire.BasicConsume) error {
 				c.send(ch.id, &wire.BasicCancel{ConsumerTag: tag, NoWait: true})
 			}
 		},
-	})
+	}
+	if name == core.ReplyToQueue {
+		_, err = ch.sess.ConsumeReplyTo(opts)
+		return err
+	}
+	q, err := ch.c.vhost.Queue(ch.c.core, name)
+	if err != nil {
+		return err
+	}
+	_, err = ch.sess.Consume(q, opts)
 	return err
 }
 
@@ -449,7 +460,13 @@ func (ch *channel) publish() error {
 	ch.body = nil
 	ch.props.Headers = nil
 	if msg.Props.UserID != "" && msg.Props.UserID != ch.c.user {
+		ch.unpublish()
 		ch.fail(withPublish(protoErr(wire.PreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", msg.Props.UserID, ch.c.user)))
+		return nil
+	}
+	if err := ch.sess.ResolveReplyTo(&msg.Props); err != nil {
+		ch.unpublish()
+		ch.fail(withPublish(fromCore(err)))
 		return nil
 	}
 	if ch.tx {
@@ -476,13 +493,17 @@ func (ch *channel) route(x *core.Exchange, msg *core.Message, mandatory bool) er
 		if ae.hard() {
 			return ae
 		}
-		if ch.confirm {
-			ch.published-- // never confirmed: the channel closes instead
-		}
+		ch.unpublish()
 		ch.fail(ae)
 		return nil
 	}
-	if res.Queues == 0 && mandatory {
+	if res.Rejected > 0 && ch.confirm {
+		// A queue at its length limit refused it: nack this publish.
+		ch.flushConfirmsTo(ch.published - 1)
+		ch.confirmed = ch.published
+		ch.c.send(ch.id, &wire.BasicNack{DeliveryTag: ch.published})
+	}
+	if res.Queues == 0 && res.Rejected == 0 && mandatory {
 		c := ch.c
 		c.out.lock()
 		c.out.cur = wire.AppendMethodFrame(c.out.cur, ch.id, &wire.BasicReturn{ReplyCode: wire.NoRoute, ReplyText: "NO_ROUTE",
@@ -493,18 +514,28 @@ func (ch *channel) route(x *core.Exchange, msg *core.Message, mandatory bool) er
 	return nil
 }
 
+// unpublish takes back the sequence number of a publish that failed: the
+// channel closes instead of confirming it.
+func (ch *channel) unpublish() {
+	if ch.confirm {
+		ch.published--
+	}
+}
+
 // flushConfirms acknowledges every publish up to the latest one.
 func (ch *channel) flushConfirms() {
 	ch.dirty = false
-	if !ch.confirm || ch.confirmed >= ch.published {
-		return
-	}
 	// A publish still waiting for its content is not confirmed yet.
 	upTo := ch.published
 	if ch.expecting != expectMethod {
 		upTo--
 	}
-	if upTo <= ch.confirmed {
+	ch.flushConfirmsTo(upTo)
+}
+
+// flushConfirmsTo acknowledges the publishes up to upTo not yet confirmed.
+func (ch *channel) flushConfirmsTo(upTo uint64) {
+	if !ch.confirm || upTo <= ch.confirmed {
 		return
 	}
 	multiple := upTo-ch.confirmed > 1

@@ -48,6 +48,7 @@ type Server struct {
 	ChannelMax     uint16        // channels per connection
 	Heartbeat      time.Duration // suggested heartbeat interval; negative disables
 	MaxMessageSize int           // largest message body accepted
+	Product        string        // product name in connection.start; "UMS" when empty
 	// OutboxLimit is the number of unsent bytes above which a connection's
 	// consumers stop receiving deliveries until the socket drains.
 	OutboxLimit int
