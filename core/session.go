@@ -148,7 +148,7 @@ type Consumer struct {
 	session   *Session
 	priority  int64 // x-priority: higher gets messages first
 	prefetch  int   // per-consumer limit, 0 = none
-	unacked   int // guarded by session.mu
+	unacked   int   // guarded by session.mu
 	deliver   func(Delivery)
 	cancelled func()
 	ready     func() bool

@@ -36,9 +36,9 @@ type channel struct {
 	cacheX    *core.Exchange
 
 	// transactions: publishes and acks wait here until tx.commit
-	tx      bool
-	txPubs  []txPublish
-	txAcks  []txAck
+	tx     bool
+	txPubs []txPublish
+	txAcks []txAck
 
 	// publisher confirms
 	confirm   bool
