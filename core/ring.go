@@ -6,6 +6,9 @@ type entry struct {
 	seq         uint64 // position in the queue; requeued entries go back to it
 	expiresAt   int64  // unix nanoseconds, 0 = never
 	deliveries  uint32 // how often it was delivered
+	sid         uint64 // message store record id, when stored
+	part        int32  // which part of the record this queue holds
+	stored      bool
 	prio        uint8
 	msgTTL      bool // expiresAt comes from the message's own expiration
 	redelivered bool

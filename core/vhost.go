@@ -113,7 +113,7 @@ func (v *Vhost) DeclareExchange(name, kind string, opts ExchangeOptions) (*Excha
 		return nil, v.defaultExchangeErr()
 	}
 	if !ValidKind(kind) {
-		return nil, errorf(ErrCommandInvalid, "invalid exchange type '%s'", kind)
+		return nil, errorf(ErrCommandInvalid, "unknown exchange type '%s'", kind)
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -350,7 +350,7 @@ func (v *Vhost) DeleteQueue(owner *Conn, name string, ifUnused, ifEmpty bool) (i
 			return errorf(ErrPreconditionFailed, "queue '%s' in vhost '%s' in use", q.Name, v.Name)
 		}
 		if ifEmpty && q.readyCount+q.unacked > 0 {
-			return errorf(ErrPreconditionFailed, "queue '%s' in vhost '%s' is not empty", q.Name, v.Name)
+			return errorf(ErrPreconditionFailed, "queue '%s' in vhost '%s' not empty", q.Name, v.Name)
 		}
 		return nil
 	})

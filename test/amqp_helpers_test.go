@@ -43,7 +43,7 @@ func uniq(prefix string) string {
 	return prefix + "." + hex.EncodeToString(b[:])
 }
 
-// url returns the server's URL with another user, password or vhost.
+// urlWith returns the server's URL with another user, password and vhost.
 func (s *server) urlWith(t testing.TB, user, pass, vhost string) string {
 	t.Helper()
 	u, err := url.Parse(s.URL)
@@ -51,8 +51,8 @@ func (s *server) urlWith(t testing.TB, user, pass, vhost string) string {
 		t.Fatal(err)
 	}
 	u.User = url.UserPassword(user, pass)
-	u.Path = "/" + url.PathEscape(vhost)
-	u.RawPath = ""
+	u.Path = "/" + vhost
+	u.RawPath = "/" + url.PathEscape(vhost)
 	return u.String()
 }
 

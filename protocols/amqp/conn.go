@@ -108,11 +108,12 @@ type conn struct {
 	chMu     sync.Mutex // guards channels for the writer; the reader owns the map
 	channels map[uint16]*channel
 
-	closing    atomic.Bool // connection.close sent, waiting for close-ok
-	congested  atomic.Bool // outbox above its limit
-	writerDone chan struct{}
-	stop       chan struct{}
-	stopOnce   sync.Once
+	closing       atomic.Bool // connection.close sent, waiting for close-ok
+	writerStarted bool
+	congested     atomic.Bool // outbox above its limit
+	writerDone    chan struct{}
+	stop          chan struct{}
+	stopOnce      sync.Once
 
 	// scratch for encoding deliveries; guarded by out.mu
 	deliverM wire.BasicDeliver
@@ -151,8 +152,12 @@ func (c *conn) serve() {
 		c.nc.Write(wire.ProtocolHeader[:])
 		return
 	}
+	c.writerStarted = true
 	go c.writeLoop()
 	if err := c.handshake(); err != nil {
+		if errors.Is(err, errConnClosed) {
+			return
+		}
 		c.fail(err)
 		c.drainUntilCloseOk()
 		return
@@ -250,9 +255,11 @@ func (c *conn) cleanup() {
 		c.core.Close()
 	}
 	c.stopOnce.Do(func() { close(c.stop) })
-	select {
-	case <-c.writerDone:
-	case <-time.After(closeOkTimeout):
+	if c.writerStarted {
+		select {
+		case <-c.writerDone:
+		case <-time.After(closeOkTimeout):
+		}
 	}
 	c.nc.Close()
 }
@@ -405,8 +412,10 @@ func (c *conn) handshake() error {
 	if !ok {
 		return protoErr(wire.CommandInvalid, "expected connection.start-ok, got %s", m.Name())
 	}
+	authFailureClose := false
 	if caps, ok := so.ClientProperties["capabilities"].(wire.Table); ok {
 		c.cancelNotify, _ = caps["consumer_cancel_notify"].(bool)
+		authFailureClose, _ = caps["authentication_failure_close"].(bool)
 	}
 	user, pass, err := parseCredentials(so.Mechanism, so.Response)
 	if err != nil {
@@ -414,6 +423,10 @@ func (c *conn) handshake() error {
 	}
 	if _, err := c.srv.Users.Authenticate(user, pass, isLoopback(c.nc.RemoteAddr())); err != nil {
 		c.log.Info("authentication failed", "user", user, "err", err)
+		if !authFailureClose {
+			// Clients that did not ask for a close just see the socket end.
+			return errConnClosed
+		}
 		return protoErr(wire.AccessRefused, "Login was refused using authentication mechanism %s. For details see the broker logfile.", so.Mechanism)
 	}
 	c.user = user
