@@ -39,7 +39,7 @@ func TestPublishDirectZeroAllocs(t *testing.T) {
 	var r Router
 	msg := &Message{Exchange: "bench", RoutingKey: "key", Body: []byte("0123456789abcdef")}
 	allocs := testing.AllocsPerRun(1000, func() {
-		if _, err := v.PublishTo(&r, x, msg); err != nil {
+		if _, err := v.PublishTo(&r, x, msg, nil); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -59,7 +59,7 @@ func benchPublish(b *testing.B, kind string, queues int) {
 	b.SetBytes(16)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := v.PublishTo(&r, x, msg); err != nil {
+		if _, err := v.PublishTo(&r, x, msg, nil); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -96,7 +96,7 @@ func BenchmarkPublishAckParallel(b *testing.B) {
 		var r Router
 		msg := &Message{RoutingKey: q.Name, Body: make([]byte, 16)}
 		for pb.Next() {
-			if _, err := v.Publish(&r, "", msg); err != nil {
+			if _, err := v.Publish(&r, "", msg, nil); err != nil {
 				b.Error(err)
 				return
 			}

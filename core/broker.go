@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"sort"
 	"sync"
 )
@@ -15,14 +16,14 @@ type Broker struct {
 
 	connMu sync.Mutex
 	conns  map[*Conn]struct{}
+
+	msgs MessageStore // nil: persistent messages are kept in memory only
+	meta MetaStore    // nil: definitions are not stored
+	log  *slog.Logger
 }
 
-// NewBroker returns a broker with the default virtual host "/".
-func NewBroker() *Broker {
-	b := &Broker{vhosts: make(map[string]*Vhost), conns: make(map[*Conn]struct{})}
-	b.AddVhost("/")
-	return b
-}
+// NewBroker returns an in-memory broker with the default virtual host "/".
+func NewBroker() *Broker { return NewBrokerWith(Options{}) }
 
 // AddVhost creates a virtual host with the standard exchanges, or returns the existing one.
 func (b *Broker) AddVhost(name string) *Vhost {

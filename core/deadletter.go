@@ -18,12 +18,14 @@ func (v *Vhost) deadLetter(q *Queue, msg *Message, reason string) {
 	dm := deadLetterMessage(msg, q, reason, time.Now())
 	var r Router
 	qs := r.route(x, dm)
-	now := time.Now()
+	targets := qs[:0]
 	for _, target := range qs {
-		if inDeathCycle(dm, target) {
-			continue
+		if !inDeathCycle(dm, target) {
+			targets = append(targets, target)
 		}
-		target.enqueue(dm, now)
+	}
+	if len(targets) > 0 {
+		v.deliverTo(&r, targets, dm, time.Now(), nil)
 	}
 }
 

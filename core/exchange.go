@@ -209,6 +209,7 @@ func (x *Exchange) match(msg *Message, out []dest) []dest {
 // Router holds the scratch space of routing, so that publishing allocates
 // nothing. Each publishing goroutine owns one; the zero value is ready.
 type Router struct {
+	durable []string
 	dests  []dest
 	xs     []*Exchange
 	queues []*Queue

@@ -40,6 +40,11 @@ type Queue struct {
 type deadLetter struct {
 	msg    *Message
 	reason string
+	// release, instead of a message: release this stored part after the
+	// dead letters before it were published.
+	release bool
+	sid     uint64
+	part    int32
 }
 
 // Dead-letter reasons, as RabbitMQ writes them in x-death.
@@ -84,6 +89,10 @@ func (q *Queue) unlock() {
 	q.dead = nil
 	q.mu.Unlock()
 	for _, d := range dead {
+		if d.release {
+			q.vhost.broker.msgs.Release(d.sid, int(d.part))
+			continue
+		}
 		q.vhost.deadLetter(q, d.msg, d.reason)
 	}
 }
@@ -184,7 +193,11 @@ func (q *Queue) popOldestLocked() entry {
 func (q *Queue) clearLocked() int {
 	n := q.readyCount
 	for i := range q.levels {
-		q.levels[i].clear()
+		r := &q.levels[i]
+		for j := 0; j < r.len(); j++ {
+			q.release(r.at(j))
+		}
+		r.clear()
 	}
 	q.readyCount, q.readyBytes, q.msgTTLCount = 0, 0, 0
 	return n
@@ -202,13 +215,14 @@ const (
 )
 
 // enqueue appends msg and hands it to a consumer when one has room.
-func (q *Queue) enqueue(msg *Message, now time.Time) enqueueResult {
+// sid and part locate its stored copy; part < 0 means not stored.
+func (q *Queue) enqueue(msg *Message, now time.Time, sid uint64, part int) enqueueResult {
 	q.mu.Lock()
 	if q.deleted {
 		q.mu.Unlock()
 		return gone
 	}
-	e := entry{msg: msg, prio: msg.Props.Priority}
+	e := entry{msg: msg, prio: msg.Props.Priority, sid: sid, part: int32(part), stored: part >= 0}
 	if q.args.maxPriority == 0 {
 		e.prio = 0
 	}
@@ -222,7 +236,7 @@ func (q *Queue) enqueue(msg *Message, now time.Time) enqueueResult {
 	}
 	if q.args.overflow != OverflowDropHead && q.overLimit(1, int64(len(msg.Body))) {
 		if q.args.overflow == OverflowRejectPublishDLX {
-			q.dead = append(q.dead, deadLetter{msg, ReasonMaxLen})
+			q.dead = append(q.dead, deadLetter{msg: msg, reason: ReasonMaxLen})
 		}
 		q.unlock()
 		return rejected
@@ -233,7 +247,7 @@ func (q *Queue) enqueue(msg *Message, now time.Time) enqueueResult {
 	q.dispatchLocked(now.UnixNano())
 	for q.readyCount > 0 && q.overLimit(0, 0) {
 		old := q.popOldestLocked()
-		q.deadLetterLocked(old.msg, ReasonMaxLen)
+		q.dropLocked(&old, ReasonMaxLen)
 	}
 	q.unlock()
 	return enqueued
@@ -250,7 +264,19 @@ func (q *Queue) overLimit(n int, extra int64) bool {
 
 func (q *Queue) deadLetterLocked(msg *Message, reason string) {
 	if q.args.hasDLX {
-		q.dead = append(q.dead, deadLetter{msg, reason})
+		q.dead = append(q.dead, deadLetter{msg: msg, reason: reason})
+	}
+}
+
+// dropLocked removes e for good: dead-lettered for reason (when the queue
+// has a dead-letter exchange) and released from the store. The dead letter
+// is stored anew before the release reaches the store, so a crash in
+// between keeps at least one copy. REQUIRES: q.mu.
+func (q *Queue) dropLocked(e *entry, reason string) {
+	q.deadLetterLocked(e.msg, reason)
+	if e.stored {
+		q.dead = append(q.dead, deadLetter{release: true, sid: e.sid, part: e.part})
+		e.stored = false
 	}
 }
 
@@ -276,7 +302,7 @@ func (q *Queue) dispatchLocked(now int64) {
 		e := q.frontLocked()
 		if e.expiresAt != 0 && e.expiresAt < now {
 			old := q.popFrontLocked()
-			q.deadLetterLocked(old.msg, ReasonExpired)
+			q.dropLocked(&old, ReasonExpired)
 			continue
 		}
 		if !q.offerLocked(e) {
@@ -301,8 +327,10 @@ func (q *Queue) offerLocked(e *entry) bool {
 		for k := 0; k < g; k++ {
 			c := cs[i+(start+k)%g]
 			if c.session.offer(c, q, e) {
-				q.popFrontLocked()
-				if !c.NoAck {
+				ent := q.popFrontLocked()
+				if c.NoAck {
+					q.release(&ent)
+				} else {
 					q.unacked++
 				}
 				q.rr = start + k + 1
@@ -353,16 +381,19 @@ func (q *Queue) settle(ps []pending, mode settleMode) {
 		q.unacked = 0
 	}
 	switch {
-	case q.deleted:
+	case q.deleted || mode == settleAck:
+		for i := range ps {
+			q.release(&ps[i].e)
+		}
 	case mode == settleReject:
-		for _, p := range ps {
-			q.deadLetterLocked(p.e.msg, ReasonRejected)
+		for i := range ps {
+			q.dropLocked(&ps[i].e, ReasonRejected)
 		}
 	case mode == settleRequeue:
 		for _, p := range ps {
 			e := p.e
 			if q.args.deliveryLimit >= 0 && int64(e.deliveries) > q.args.deliveryLimit {
-				q.deadLetterLocked(e.msg, ReasonDeliveryLimit)
+				q.dropLocked(&e, ReasonDeliveryLimit)
 				continue
 			}
 			e.redelivered = true
@@ -438,12 +469,14 @@ func (q *Queue) get(s *Session, noAck bool) (Delivery, int, bool) {
 	for q.readyCount > 0 {
 		e := q.popFrontLocked()
 		if e.expiresAt != 0 && e.expiresAt < now {
-			q.deadLetterLocked(e.msg, ReasonExpired)
+			q.dropLocked(&e, ReasonExpired)
 			continue
 		}
 		e.deliveries++
 		d := s.record(nil, q, e, q.deliveryMessage(&e), noAck)
-		if !noAck {
+		if noAck {
+			q.release(&e)
+		} else {
 			q.unacked++
 		}
 		return d, q.readyCount, true
@@ -489,7 +522,7 @@ func (q *Queue) sweep() {
 			for r.len() > 0 && r.front().expiresAt != 0 && r.front().expiresAt < now {
 				e := r.popFront()
 				q.countOut(&e)
-				q.deadLetterLocked(e.msg, ReasonExpired)
+				q.dropLocked(&e, ReasonExpired)
 			}
 			if r.len() > 0 && r.front().expiresAt != 0 && (next == 0 || r.front().expiresAt < next) {
 				next = r.front().expiresAt
@@ -499,7 +532,7 @@ func (q *Queue) sweep() {
 		kept := r.filter(func(e *entry) bool {
 			if e.expiresAt != 0 && e.expiresAt < now {
 				q.countOut(e)
-				q.deadLetterLocked(e.msg, ReasonExpired)
+				q.dropLocked(e, ReasonExpired)
 				return false
 			}
 			if e.expiresAt != 0 && (next == 0 || e.expiresAt < next) {

@@ -130,6 +130,7 @@ func (v *Vhost) DeclareExchange(name, kind string, opts ExchangeOptions) (*Excha
 	}
 	x := newExchange(v, name, kind, opts)
 	v.exchanges[name] = x
+	v.persistExchange(x)
 	return x, nil
 }
 
@@ -183,6 +184,7 @@ func (v *Vhost) deleteExchangeLocked(x *Exchange) {
 		return
 	}
 	delete(v.exchanges, x.Name)
+	v.unpersistExchange(x)
 	for _, b := range x.bindings {
 		v.unbindLocked(b)
 	}
@@ -240,6 +242,7 @@ func (v *Vhost) DeclareQueue(owner *Conn, name string, opts QueueOptions) (*Queu
 		}
 	}
 	v.queues[name] = q
+	v.persistQueue(q)
 	v.mu.Unlock()
 	return q, nil
 }
@@ -381,6 +384,7 @@ func (v *Vhost) deleteQueue(q *Queue, check func(*Queue) error) (int, error) {
 	q.mu.Unlock()
 	if v.queues[q.Name] == q {
 		delete(v.queues, q.Name)
+		v.unpersistQueue(q)
 	}
 	for _, b := range q.bindings {
 		v.unbindLocked(b)
@@ -468,6 +472,7 @@ func (v *Vhost) bind(owner *Conn, dstName string, dstIsExchange bool, srcName, k
 		d.q.bindings = append(d.q.bindings, b)
 	}
 	src.addMatch(b)
+	v.persistBinding(b)
 	return nil
 }
 
@@ -496,6 +501,7 @@ func (v *Vhost) unbindLocked(b *binding) {
 	}
 	delete(src.bindings, bk)
 	src.removeMatch(b)
+	v.unpersistBinding(b)
 	if q := b.dst.q; q != nil {
 		for i, qb := range q.bindings {
 			if qb == b {
@@ -547,22 +553,30 @@ type PublishResult struct {
 	// Rejected is the number of queues that refused it at their length
 	// limit (x-overflow reject-publish): publishers with confirms get a nack.
 	Rejected int
+	// Stored is true when the message went to the message store; done
+	// will be called when it is durable.
+	Stored bool
 }
 
 // Publish routes msg through the named exchange and enqueues it on every
-// queue it reaches. The message must not be modified afterwards.
-func (v *Vhost) Publish(r *Router, exchange string, msg *Message) (PublishResult, error) {
+// queue it reaches. The message must not be modified afterwards. See
+// PublishTo for done.
+func (v *Vhost) Publish(r *Router, exchange string, msg *Message, done func(error)) (PublishResult, error) {
 	v.mu.RLock()
 	x := v.exchanges[exchange]
 	v.mu.RUnlock()
 	if x == nil {
 		return PublishResult{}, v.noExchange(exchange)
 	}
-	return v.PublishTo(r, x, msg)
+	return v.PublishTo(r, x, msg, done)
 }
 
-// PublishTo is Publish with an exchange the caller already resolved.
-func (v *Vhost) PublishTo(r *Router, x *Exchange, msg *Message) (PublishResult, error) {
+// PublishTo is Publish with an exchange the caller already resolved. When
+// the message is persistent and reaches a durable queue, it is written to
+// the message store: PublishResult.Stored is true and done (when not nil)
+// is called once, from another goroutine, after the message is durable or
+// with the storage error. Otherwise done is not called.
+func (v *Vhost) PublishTo(r *Router, x *Exchange, msg *Message, done func(error)) (PublishResult, error) {
 	if x.deleted.Load() {
 		return PublishResult{}, v.noExchange(x.Name)
 	}
@@ -579,19 +593,57 @@ func (v *Vhost) PublishTo(r *Router, x *Exchange, msg *Message) (PublishResult, 
 		return PublishResult{}, nil
 	}
 	qs := r.route(x, msg)
-	var res PublishResult
 	if len(qs) == 0 {
-		return res, nil
+		return PublishResult{}, nil
 	}
-	now := time.Now()
+	res := v.deliverTo(r, qs, msg, time.Now(), done)
+	clear(qs)
+	return res, nil
+}
+
+func noopDone(error) {}
+
+// deliverTo stores msg when it must survive a restart and enqueues it on qs.
+func (v *Vhost) deliverTo(r *Router, qs []*Queue, msg *Message, now time.Time, done func(error)) PublishResult {
+	var res PublishResult
+	store := v.broker.msgs
+	r.durable = r.durable[:0]
+	if store != nil && msg.Persistent() {
+		for _, q := range qs {
+			if q.persistent() {
+				r.durable = append(r.durable, q.Name)
+			}
+		}
+	}
+	var id uint64
+	if len(r.durable) > 0 {
+		if done == nil {
+			done = noopDone
+		}
+		id = store.Append(encodeRecord(v.Name, msg, r.durable), len(r.durable), done)
+		res.Stored = true
+	}
+	part := 0
 	for _, q := range qs {
-		switch q.enqueue(msg, now) {
+		p := -1
+		if len(r.durable) > 0 && q.persistent() {
+			p = part
+			part++
+		}
+		switch q.enqueue(msg, now, id, p) {
 		case enqueued:
 			res.Queues++
 		case rejected:
 			res.Rejected++
+			if p >= 0 {
+				store.Release(id, p)
+			}
+		default:
+			if p >= 0 {
+				store.Release(id, p)
+			}
 		}
 	}
-	clear(qs)
-	return res, nil
+	clear(r.durable)
+	return res
 }

@@ -41,11 +41,9 @@ type channel struct {
 	txAcks []txAck
 
 	// publisher confirms
-	confirm   bool
-	published uint64 // publish sequence number
-	confirmed uint64 // highest sequence number confirmed to the client
-	dirty     bool   // in conn.confirmDirty
-	nackFrom  uint64 // first sequence number of a pending nack run, 0 = none
+	confirm bool
+	dirty   bool // in conn.confirmDirty
+	conf    confirms
 }
 
 func newChannel(c *conn, id uint16) *channel {

@@ -395,9 +395,6 @@ func (ch *channel) onPublish(m *wire.BasicPublish) error {
 	ch.pub = *m
 	ch.pubX = x
 	ch.expecting = expectHeader
-	if ch.confirm {
-		ch.published++
-	}
 	return nil
 }
 
@@ -460,12 +457,10 @@ func (ch *channel) publish() error {
 	ch.body = nil
 	ch.props.Headers = nil
 	if msg.Props.UserID != "" && msg.Props.UserID != ch.c.user {
-		ch.unpublish()
 		ch.fail(withPublish(protoErr(wire.PreconditionFailed, "user_id property set to '%s' but authenticated user was '%s'", msg.Props.UserID, ch.c.user)))
 		return nil
 	}
 	if err := ch.sess.ResolveReplyTo(&msg.Props); err != nil {
-		ch.unpublish()
 		ch.fail(withPublish(fromCore(err)))
 		return nil
 	}
@@ -473,35 +468,27 @@ func (ch *channel) publish() error {
 		ch.txPubs = append(ch.txPubs, txPublish{x: ch.pubX, msg: msg, mandatory: ch.pub.Mandatory})
 		return nil
 	}
-	if err := ch.route(ch.pubX, msg, ch.pub.Mandatory); err != nil {
-		return err
-	}
-	if ch.confirm && !ch.dirty {
-		ch.dirty = true
-		ch.c.confirmDirty = append(ch.c.confirmDirty, ch)
-	}
-	return nil
+	return ch.route(ch.pubX, msg, ch.pub.Mandatory)
 }
 
 // route publishes msg through x; an unroutable mandatory message comes back
-// as basic.return.
+// as basic.return. Under confirms the publish gets its sequence number here.
 func (ch *channel) route(x *core.Exchange, msg *core.Message, mandatory bool) error {
-	res, err := ch.c.vhost.PublishTo(&ch.router, x, msg)
+	var done func(error)
+	var seq uint64
+	if ch.confirm {
+		seq = ch.conf.next()
+		done = func(err error) { ch.conf.stored(ch, seq, err) }
+	}
+	res, err := ch.c.vhost.PublishTo(&ch.router, x, msg, done)
 	if err != nil {
 		ae := fromCore(err)
 		ae.classID, ae.methodID = wire.ClassBasic, wire.MethodBasicPublish
 		if ae.hard() {
 			return ae
 		}
-		ch.unpublish()
 		ch.fail(ae)
 		return nil
-	}
-	if res.Rejected > 0 && ch.confirm {
-		// A queue at its length limit refused it: nack this publish.
-		ch.flushConfirmsTo(ch.published - 1)
-		ch.confirmed = ch.published
-		ch.c.send(ch.id, &wire.BasicNack{DeliveryTag: ch.published})
 	}
 	if res.Queues == 0 && res.Rejected == 0 && mandatory {
 		c := ch.c
@@ -511,36 +498,22 @@ func (ch *channel) route(x *core.Exchange, msg *core.Message, mandatory bool) er
 		c.appendContentLocked(ch.id, msg)
 		c.out.unlock()
 	}
+	if ch.confirm {
+		ch.conf.published(ch, seq, res.Stored, res.Rejected > 0)
+		if !ch.dirty {
+			ch.dirty = true
+			ch.c.confirmDirty = append(ch.c.confirmDirty, ch)
+		}
+	}
 	return nil
 }
 
-// unpublish takes back the sequence number of a publish that failed: the
-// channel closes instead of confirming it.
-func (ch *channel) unpublish() {
-	if ch.confirm {
-		ch.published--
-	}
-}
-
-// flushConfirms acknowledges every publish up to the latest one.
+// flushConfirms sends the confirms that are due.
 func (ch *channel) flushConfirms() {
 	ch.dirty = false
-	// A publish still waiting for its content is not confirmed yet.
-	upTo := ch.published
-	if ch.expecting != expectMethod {
-		upTo--
+	if ch.confirm {
+		ch.conf.flush(ch)
 	}
-	ch.flushConfirmsTo(upTo)
-}
-
-// flushConfirmsTo acknowledges the publishes up to upTo not yet confirmed.
-func (ch *channel) flushConfirmsTo(upTo uint64) {
-	if !ch.confirm || upTo <= ch.confirmed {
-		return
-	}
-	multiple := upTo-ch.confirmed > 1
-	ch.confirmed = upTo
-	ch.c.send(ch.id, &wire.BasicAck{DeliveryTag: upTo, Multiple: multiple})
 }
 
 func fromWire(dst *core.Properties, p *wire.Properties) {

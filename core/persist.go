@@ -1,0 +1,300 @@
+package core
+
+import (
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// MessageStore keeps persistent messages of durable queues. A record has one
+// part per durable queue holding the message; a part is released when its
+// queue is done with the message. Implementations must call done exactly
+// once, after the record is durable (nil) or failed (an error), and must
+// keep appends and releases in one order, so a done(nil) also covers every
+// release issued before the append.
+type MessageStore interface {
+	Append(data []byte, parts int, done func(error)) uint64
+	Release(id uint64, part int)
+}
+
+// MetaStore keeps definitions: durable exchanges, queues and bindings.
+// Put and Delete are durable when they return.
+type MetaStore interface {
+	Put(key string, val []byte) error
+	Delete(key string) error
+	All() map[string][]byte
+}
+
+// Options configure a broker.
+type Options struct {
+	Messages MessageStore // nil: nothing survives a restart
+	Meta     MetaStore    // nil: definitions are not stored
+	Logger   *slog.Logger
+}
+
+// NewBrokerWith returns a broker that stores through o. Call Recover before
+// serving clients.
+func NewBrokerWith(o Options) *Broker {
+	b := &Broker{vhosts: make(map[string]*Vhost), conns: make(map[*Conn]struct{}), msgs: o.Messages, meta: o.Meta, log: o.Logger}
+	if b.log == nil {
+		b.log = slog.Default()
+	}
+	b.AddVhost("/")
+	return b
+}
+
+// Meta keys: kind byte, then NUL-separated fields.
+func metaKey(parts ...string) string { return strings.Join(parts, "\x00") }
+
+// putMeta stores a definition; failures are logged (the definition still
+// works until a restart).
+func (b *Broker) putMeta(val []byte, parts ...string) {
+	if b.meta == nil {
+		return
+	}
+	if err := b.meta.Put(metaKey(parts...), val); err != nil {
+		b.log.Error("storing definition failed", "key", strings.Join(parts, "/"), "err", err)
+	}
+}
+
+func (b *Broker) deleteMeta(parts ...string) {
+	if b.meta == nil {
+		return
+	}
+	if err := b.meta.Delete(metaKey(parts...)); err != nil {
+		b.log.Error("deleting definition failed", "key", strings.Join(parts, "/"), "err", err)
+	}
+}
+
+func flagsByte(flags ...bool) byte {
+	var f byte
+	for i, v := range flags {
+		if v {
+			f |= 1 << i
+		}
+	}
+	return f
+}
+
+// persistExchange stores a durable exchange. REQUIRES: v.mu.
+func (v *Vhost) persistExchange(x *Exchange) {
+	if !x.Durable {
+		return
+	}
+	e := encoder{}
+	e.str(x.Kind)
+	e.b = append(e.b, flagsByte(x.AutoDelete, x.Internal))
+	e.table(x.Args)
+	v.broker.putMeta(e.b, "x", v.Name, x.Name)
+}
+
+func (v *Vhost) unpersistExchange(x *Exchange) {
+	if x.Durable {
+		v.broker.deleteMeta("x", v.Name, x.Name)
+	}
+}
+
+func (q *Queue) persistent() bool { return q.Durable && !q.Exclusive }
+
+func (v *Vhost) persistQueue(q *Queue) {
+	if !q.persistent() {
+		return
+	}
+	e := encoder{}
+	e.b = append(e.b, flagsByte(q.AutoDelete))
+	e.table(q.Args)
+	v.broker.putMeta(e.b, "q", v.Name, q.Name)
+}
+
+func (v *Vhost) unpersistQueue(q *Queue) {
+	if q.persistent() {
+		v.broker.deleteMeta("q", v.Name, q.Name)
+	}
+}
+
+func (b *binding) durable() bool {
+	if !b.src.Durable {
+		return false
+	}
+	if b.dst.q != nil {
+		return b.dst.q.persistent()
+	}
+	return b.dst.x.Durable
+}
+
+func (b *binding) metaParts(v *Vhost) []string {
+	kind := "q"
+	if b.dst.x != nil {
+		kind = "x"
+	}
+	return []string{"b", v.Name, b.src.Name, kind, b.dst.name(), b.key, b.id}
+}
+
+func (v *Vhost) persistBinding(b *binding) {
+	if b.durable() {
+		v.broker.putMeta(encodeTable(b.args), b.metaParts(v)...)
+	}
+}
+
+func (v *Vhost) unpersistBinding(b *binding) {
+	if b.durable() {
+		v.broker.deleteMeta(b.metaParts(v)...)
+	}
+}
+
+// release tells the store a queue is done with a stored entry.
+func (q *Queue) release(e *entry) {
+	if e.stored {
+		q.vhost.broker.msgs.Release(e.sid, int(e.part))
+		e.stored = false
+	}
+}
+
+// RecoveryStats summarises what Recover restored.
+type RecoveryStats struct {
+	Exchanges, Queues, Bindings int
+	Messages                    int // queue entries restored
+	Dropped                     int // stored parts whose queue no longer exists
+	Duration                    time.Duration
+}
+
+// Recover restores definitions from the meta store and messages through
+// replay, which must call fn once per live stored record (the message
+// store's replay). It must run before clients connect.
+func (b *Broker) Recover(replay func(fn func(id uint64, live []int, data []byte) error) error) (RecoveryStats, error) {
+	start := time.Now()
+	var st RecoveryStats
+	if b.meta != nil {
+		if err := b.recoverMeta(&st); err != nil {
+			return st, err
+		}
+	}
+	if replay != nil {
+		now := time.Now()
+		err := replay(func(id uint64, live []int, data []byte) error {
+			vname, msg, queues, err := decodeRecord(data)
+			if err != nil {
+				b.log.Error("skipping unreadable stored message", "id", id, "err", err)
+				for _, p := range live {
+					b.msgs.Release(id, p)
+				}
+				return nil
+			}
+			v, _ := b.Vhost(vname)
+			for _, p := range live {
+				var q *Queue
+				if v != nil && p < len(queues) {
+					q = v.queue(queues[p])
+				}
+				if q == nil || !q.persistent() {
+					b.msgs.Release(id, p)
+					st.Dropped++
+					continue
+				}
+				q.restore(msg, id, p, now)
+				st.Messages++
+			}
+			return nil
+		})
+		if err != nil {
+			return st, err
+		}
+	}
+	st.Duration = time.Since(start)
+	return st, nil
+}
+
+func (b *Broker) recoverMeta(st *RecoveryStats) error {
+	all := b.meta.All()
+	// Exchanges and queues first, then bindings between them.
+	for pass := 0; pass < 2; pass++ {
+		for key, val := range all {
+			f := strings.Split(key, "\x00")
+			if len(f) < 3 {
+				continue
+			}
+			v := b.AddVhost(f[1])
+			d := decoder{b: val}
+			switch {
+			case pass == 0 && f[0] == "x" && len(f) == 3:
+				kind := d.str()
+				fl := d.fixed(1)
+				args := d.table(0)
+				if d.err != nil || !ValidKind(kind) {
+					b.log.Error("skipping unreadable exchange definition", "exchange", f[2])
+					continue
+				}
+				v.mu.Lock()
+				if _, ok := v.exchanges[f[2]]; !ok {
+					v.exchanges[f[2]] = newExchange(v, f[2], kind, ExchangeOptions{Durable: true,
+						AutoDelete: fl[0]&1 != 0, Internal: fl[0]&2 != 0, Args: args})
+					st.Exchanges++
+				}
+				v.mu.Unlock()
+			case pass == 0 && f[0] == "q" && len(f) == 3:
+				fl := d.fixed(1)
+				args := d.table(0)
+				if d.err != nil {
+					b.log.Error("skipping unreadable queue definition", "queue", f[2])
+					continue
+				}
+				opts := QueueOptions{Durable: true, AutoDelete: fl[0]&1 != 0, Args: args}
+				qa, err := parseQueueArgs(v, f[2], args)
+				if err != nil {
+					b.log.Error("skipping queue definition", "queue", f[2], "err", err)
+					continue
+				}
+				v.mu.Lock()
+				if _, ok := v.queues[f[2]]; !ok {
+					v.queues[f[2]] = newQueue(v, f[2], opts, qa)
+					st.Queues++
+				}
+				v.mu.Unlock()
+			case pass == 1 && f[0] == "b" && len(f) == 7:
+				args, err := decodeTable(val)
+				if err != nil {
+					b.log.Error("skipping unreadable binding definition", "source", f[2])
+					continue
+				}
+				var bindErr error
+				if f[3] == "x" {
+					bindErr = v.BindExchange(f[4], f[2], f[5], args)
+				} else {
+					bindErr = v.Bind(nil, f[4], f[2], f[5], args)
+				}
+				if bindErr != nil {
+					b.log.Warn("dropping stored binding", "source", f[2], "destination", f[4], "err", bindErr)
+					continue
+				}
+				st.Bindings++
+			}
+		}
+	}
+	return nil
+}
+
+// restore puts a recovered message back; it may have been delivered before
+// the restart, so it is marked redelivered.
+func (q *Queue) restore(msg *Message, id uint64, part int, now time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.seq++
+	e := entry{msg: msg, seq: q.seq, sid: id, part: int32(part), stored: true, redelivered: true}
+	if q.args.maxPriority > 0 {
+		e.prio = msg.Props.Priority
+	}
+	ttl := q.args.messageTTL
+	if d, ok, _ := messageExpiry(&msg.Props); ok && (ttl < 0 || d < ttl) {
+		ttl, e.msgTTL = d, true
+	}
+	if ttl >= 0 {
+		// Expiry restarts from the recovery: the original publish time is not stored.
+		e.expiresAt = now.Add(ttl).UnixNano()
+	}
+	q.pushBackLocked(e)
+}
+
+var _ = binary.BigEndian
+var _ = fmt.Sprint

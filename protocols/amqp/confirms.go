@@ -1,0 +1,137 @@
+package amqp
+
+import (
+	"sync"
+
+	"github.com/unifiedms/ums/protocols/amqp/wire"
+)
+
+// confirms tracks publisher confirms of a channel. Publishes are numbered
+// from 1. A publish that went to the message store is confirmed only when
+// its fsync is done, which the store reports from its own goroutine, in
+// append order; every other publish is confirmed as soon as it is routed.
+// Confirms go out in sequence-number order, so a run of acks becomes one
+// basic.ack with multiple set.
+type confirms struct {
+	mu      sync.Mutex
+	seq     uint64         // last sequence number given out
+	routed  uint64         // last sequence number routed
+	sent    uint64         // confirmed to the client up to here
+	waiting []confirmEntry // publishes not plainly acked, in order
+	head    int
+}
+
+type confirmState uint8
+
+const (
+	confirmWaiting confirmState = iota // in the store, not durable yet
+	confirmAck                         // stored and durable
+	confirmNack                        // refused or failed: needs its own basic.nack
+)
+
+type confirmEntry struct {
+	seq   uint64
+	state confirmState
+}
+
+// next numbers a publish. Reader goroutine only.
+func (c *confirms) next() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seq++
+	c.waiting = append(c.waiting, confirmEntry{seq: c.seq}) // until published says otherwise
+	return c.seq
+}
+
+// published records how routing went: stored publishes wait for the
+// store, rejected ones will be nacked, the rest are acked.
+func (c *confirms) published(ch *channel, seq uint64, stored, rejected bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.routed = seq
+	e := c.find(seq)
+	switch {
+	case e == nil: // the store already answered
+	case rejected:
+		e.state = confirmNack
+	case !stored:
+		e.state = confirmAck
+	}
+}
+
+// stored is the store's answer for seq (from the store's goroutine).
+func (c *confirms) stored(ch *channel, seq uint64, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.find(seq); e != nil && e.state == confirmWaiting {
+		e.state = confirmAck
+		if err != nil {
+			e.state = confirmNack
+			ch.c.log.Error("message store failed, nacking publish", "channel", ch.id, "seq", seq, "err", err)
+		}
+	} else if e != nil && err != nil {
+		e.state = confirmNack
+	}
+	c.flushLocked(ch)
+}
+
+func (c *confirms) find(seq uint64) *confirmEntry {
+	w := c.waiting[c.head:]
+	// Entries are in order; the one asked for is usually near the front.
+	for i := range w {
+		if w[i].seq == seq {
+			return &w[i]
+		}
+		if w[i].seq > seq {
+			break
+		}
+	}
+	return nil
+}
+
+// flush sends what is due (reader goroutine, after a batch of frames).
+func (c *confirms) flush(ch *channel) {
+	c.mu.Lock()
+	c.flushLocked(ch)
+	c.mu.Unlock()
+}
+
+// flushLocked sends acks and nacks in order up to the first publish still
+// waiting. REQUIRES: c.mu.
+func (c *confirms) flushLocked(ch *channel) {
+	for {
+		upTo := c.routed
+		if c.head < len(c.waiting) {
+			e := c.waiting[c.head]
+			switch e.state {
+			case confirmAck:
+				c.head++
+				continue
+			case confirmWaiting:
+				upTo = min(upTo, e.seq-1)
+			case confirmNack:
+				c.ackTo(ch, e.seq-1)
+				ch.c.send(ch.id, &wire.BasicNack{DeliveryTag: e.seq})
+				c.sent = e.seq
+				c.head++
+				continue
+			}
+		}
+		c.ackTo(ch, upTo)
+		break
+	}
+	if c.head == len(c.waiting) {
+		c.waiting, c.head = c.waiting[:0], 0
+	} else if c.head > 1024 && c.head*2 > len(c.waiting) {
+		n := copy(c.waiting, c.waiting[c.head:])
+		c.waiting, c.head = c.waiting[:n], 0
+	}
+}
+
+func (c *confirms) ackTo(ch *channel, upTo uint64) {
+	if upTo <= c.sent {
+		return
+	}
+	ch.c.send(ch.id, &wire.BasicAck{DeliveryTag: upTo, Multiple: upTo-c.sent > 1})
+	c.sent = upTo
+}
