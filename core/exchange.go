@@ -210,10 +210,10 @@ func (x *Exchange) match(msg *Message, out []dest) []dest {
 // nothing. Each publishing goroutine owns one; the zero value is ready.
 type Router struct {
 	durable []string
-	dests  []dest
-	xs     []*Exchange
-	queues []*Queue
-	seen   map[*Queue]struct{}
+	dests   []dest
+	xs      []*Exchange
+	queues  []*Queue
+	seen    map[*Queue]struct{}
 }
 
 // route collects the distinct queues msg reaches from x, following
