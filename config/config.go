@@ -33,14 +33,16 @@ type Config struct {
 	RedisURL      string
 	LogLevel      string
 
-	AMQPFrameMax       int
-	AMQPChannelMax     int
-	AMQPHeartbeat      time.Duration
-	AMQPProduct        string
-	MaxMessageSize     int
-	DefaultUser        string
-	DefaultPass        string
-	DefaultUserAnyHost bool
+	AMQPFrameMax        int
+	AMQPChannelMax      int
+	AMQPHeartbeat       time.Duration
+	AMQPProduct         string
+	MaxMessageSize      int
+	MemoryHighWatermark float64
+	DiskFreeLimit       int64
+	DefaultUser         string
+	DefaultPass         string
+	DefaultUserAnyHost  bool
 }
 
 // Off is the listen address that disables a listener.
@@ -108,6 +110,22 @@ var settings = []setting{
 	{"amqp-heartbeat", "UMS_AMQP_HEARTBEAT", "60s", "AMQP heartbeat interval offered to clients (0 disables)", "DURATION", duration(func(c *Config) *time.Duration { return &c.AMQPHeartbeat })},
 	{"amqp-product", "UMS_AMQP_PRODUCT", "UMS", "product name in connection.start (some clients enable RabbitMQ extensions only for \"RabbitMQ\")", "NAME", str(func(c *Config) *string { return &c.AMQPProduct })},
 	{"max-message-size", "UMS_MAX_MESSAGE_SIZE", "134217728", "largest message body accepted, in bytes", "BYTES", integer(func(c *Config) *int { return &c.MaxMessageSize })},
+	{"memory-high-watermark", "UMS_MEMORY_HIGH_WATERMARK", "0.4", "block publishers when the server uses more than this fraction of RAM (0 disables)", "FRACTION", func(c *Config, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 || f > 1 {
+			return fmt.Errorf("not a fraction between 0 and 1: %q", v)
+		}
+		c.MemoryHighWatermark = f
+		return nil
+	}},
+	{"disk-free-limit", "UMS_DISK_FREE_LIMIT", "104857600", "block publishers when the data directory's disk has fewer free bytes (0 disables)", "BYTES", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return fmt.Errorf("not a byte count: %q", v)
+		}
+		c.DiskFreeLimit = n
+		return nil
+	}},
 	{"default-user", "UMS_DEFAULT_USER", "guest", "user created at first start", "NAME", str(func(c *Config) *string { return &c.DefaultUser })},
 	{"default-pass", "UMS_DEFAULT_PASS", "guest", "password of the default user", "PASSWORD", str(func(c *Config) *string { return &c.DefaultPass })},
 	{"default-user-any-host", "UMS_DEFAULT_USER_ANY_HOST", "false", "let the default user connect from other hosts than loopback", "BOOL", boolean(func(c *Config) *bool { return &c.DefaultUserAnyHost })},

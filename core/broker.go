@@ -17,6 +17,8 @@ type Broker struct {
 	connMu sync.Mutex
 	conns  map[*Conn]struct{}
 
+	flow flow
+
 	msgs MessageStore // nil: persistent messages are kept in memory only
 	meta MetaStore    // nil: definitions are not stored
 	log  *slog.Logger

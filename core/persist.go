@@ -41,6 +41,7 @@ func NewBrokerWith(o Options) *Broker {
 	if b.log == nil {
 		b.log = slog.Default()
 	}
+	b.flow.init()
 	b.AddVhost("/")
 	return b
 }

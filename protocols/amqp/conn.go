@@ -96,10 +96,14 @@ type conn struct {
 	dec wire.MethodDecoder
 	hdr wire.ContentHeader
 
-	frameMax     uint32
-	channelMax   uint16
-	heartbeat    time.Duration
-	cancelNotify bool // client understands server-sent basic.cancel
+	frameMax      uint32
+	channelMax    uint16
+	heartbeat     time.Duration
+	cancelNotify  bool          // client understands server-sent basic.cancel
+	blockedNotify bool          // client understands connection.blocked
+	wantsBlocked  atomic.Bool   // blockedNotify, published once the connection is open
+	forced        chan struct{} // closed by forceClose
+	forcedOnce    sync.Once
 
 	user  string
 	vhost *core.Vhost
@@ -133,6 +137,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		channels:   make(map[uint16]*channel),
 		writerDone: make(chan struct{}),
 		stop:       make(chan struct{}),
+		forced:     make(chan struct{}),
 	}
 	c.r = wire.NewReader(dc)
 	c.r.SetFrameMax(c.frameMax)
@@ -206,6 +211,7 @@ func (c *conn) fail(err error) {
 
 // forceClose closes the connection from another goroutine (shutdown).
 func (c *conn) forceClose(text string) {
+	c.forcedOnce.Do(func() { close(c.forced) })
 	if !c.closing.CompareAndSwap(false, true) {
 		return
 	}
@@ -415,6 +421,7 @@ func (c *conn) handshake() error {
 	authFailureClose := false
 	if caps, ok := so.ClientProperties["capabilities"].(wire.Table); ok {
 		c.cancelNotify, _ = caps["consumer_cancel_notify"].(bool)
+		c.blockedNotify, _ = caps["connection.blocked"].(bool)
 		authFailureClose, _ = caps["authentication_failure_close"].(bool)
 	}
 	user, pass, err := parseCredentials(so.Mechanism, so.Response)
@@ -479,6 +486,7 @@ func (c *conn) handshake() error {
 		},
 	})
 	c.send(0, &wire.ConnectionOpenOk{})
+	c.wantsBlocked.Store(c.blockedNotify)
 	return nil
 }
 

@@ -380,6 +380,18 @@ func (ch *channel) onPublish(m *wire.BasicPublish) error {
 	if m.Immediate {
 		return protoErr(wire.NotImplemented, "immediate=true")
 	}
+	if gate := ch.c.srv.Broker.PublishGate(); gate != nil {
+		// A resource alarm is up: stop reading from this publisher (TCP
+		// backpressure) until it clears.
+		if ch.c.blockedNotify {
+			ch.c.send(0, &wire.ConnectionBlocked{Reason: "low on resources"})
+		}
+		select {
+		case <-gate:
+		case <-ch.c.forced:
+			return errConnClosed
+		}
+	}
 	x := ch.cacheX
 	if x == nil || ch.cacheName != m.Exchange || x.Deleted() {
 		var err error

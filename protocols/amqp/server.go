@@ -22,6 +22,7 @@ import (
 
 	"github.com/unifiedms/ums/core"
 	"github.com/unifiedms/ums/core/auth"
+	"github.com/unifiedms/ums/protocols/amqp/wire"
 )
 
 // Defaults, as RabbitMQ 3.13.
@@ -52,6 +53,8 @@ type Server struct {
 	// OutboxLimit is the number of unsent bytes above which a connection's
 	// consumers stop receiving deliveries until the socket drains.
 	OutboxLimit int
+
+	watchOnce sync.Once
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -118,6 +121,7 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
+	s.watchOnce.Do(func() { s.Broker.WatchFlow(s.notifyBlocked) })
 	var tempDelay time.Duration
 	for {
 		nc, err := l.Accept()
@@ -187,6 +191,26 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			c.nc.Close()
 		}
 		return ctx.Err()
+	}
+}
+
+// notifyBlocked tells clients that asked for it that publishing is blocked
+// or unblocked.
+func (s *Server) notifyBlocked(blocked bool, reason string) {
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		if c.wantsBlocked.Load() {
+			conns = append(conns, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		if blocked {
+			c.send(0, &wire.ConnectionBlocked{Reason: reason})
+		} else {
+			c.send(0, &wire.ConnectionUnblocked{})
+		}
 	}
 }
 

@@ -1,0 +1,73 @@
+package core
+
+import "sync"
+
+// flow is the broker-wide publishing gate: when memory or disk crosses its
+// watermark, publishers wait (each protocol maps this onto its own flow
+// control: AMQP stops reading from publishing connections and sends
+// connection.blocked) until the alarm clears. Consumers keep going, which is
+// what brings memory back down.
+type flow struct {
+	mu      sync.Mutex
+	alarms  map[string]string // alarm name → reason
+	open    chan struct{}     // closed while publishing is allowed
+	watches []func(blocked bool, reason string)
+}
+
+func (f *flow) init() {
+	f.alarms = make(map[string]string)
+	f.open = make(chan struct{})
+	close(f.open)
+}
+
+// SetAlarm raises (on) or clears an alarm such as "memory" or "disk".
+// Publishing is blocked while any alarm is raised.
+func (b *Broker) SetAlarm(name, reason string, on bool) {
+	f := &b.flow
+	f.mu.Lock()
+	was := len(f.alarms) > 0
+	if on {
+		f.alarms[name] = reason
+	} else {
+		delete(f.alarms, name)
+	}
+	now := len(f.alarms) > 0
+	var why string
+	for _, r := range f.alarms {
+		why = r
+	}
+	watches := f.watches
+	switch {
+	case now && !was:
+		f.open = make(chan struct{})
+	case !now && was:
+		close(f.open)
+	}
+	f.mu.Unlock()
+	if now != was {
+		b.log.Warn("publishing flow", "blocked", now, "reason", why)
+		for _, w := range watches {
+			w(now, why)
+		}
+	}
+}
+
+// PublishGate returns nil when publishing may proceed, or a channel that is
+// closed when it may proceed again.
+func (b *Broker) PublishGate() <-chan struct{} {
+	f := &b.flow
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.alarms) == 0 {
+		return nil
+	}
+	return f.open
+}
+
+// WatchFlow registers fn to hear when publishing becomes blocked or
+// unblocked (with the alarm's reason). fn must not block.
+func (b *Broker) WatchFlow(fn func(blocked bool, reason string)) {
+	b.flow.mu.Lock()
+	b.flow.watches = append(b.flow.watches, fn)
+	b.flow.mu.Unlock()
+}
