@@ -1,0 +1,102 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(nil, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"amqp": ":5672", "mqtt": ":1883", "mqtt-ws": ":15675", "stomp": ":61613",
+		"stomp-ws": ":15674", "http": ":15672", "data": "./data", "log": "info"}
+	got := map[string]string{"amqp": c.AMQPListen, "mqtt": c.MQTTListen, "mqtt-ws": c.MQTTWSListen, "stomp": c.STOMPListen,
+		"stomp-ws": c.STOMPWSListen, "http": c.HTTPListen, "data": c.DataDir, "log": c.LogLevel}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: got %q, want %q", k, got[k], v)
+		}
+	}
+	if c.RedisURL != "" || c.DefaultUser != "guest" || c.DefaultUserAnyHost {
+		t.Errorf("unexpected defaults: %+v", c)
+	}
+}
+
+func TestPrecedenceFlagsEnvFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "ums.yaml")
+	if err := os.WriteFile(file, []byte("amqp-listen: \":1111\"\nstomp-listen: \":2222\"\nlog-level: debug\ndata-dir: /from/file\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := env(map[string]string{"UMS_CONFIG": file, "UMS_STOMP_LISTEN": ":3333", "UMS_LOG_LEVEL": "warn"})
+	c, err := Load([]string{"--log-level", "error"}, e, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AMQPListen != ":1111" {
+		t.Errorf("file value lost: amqp-listen %q", c.AMQPListen)
+	}
+	if c.STOMPListen != ":3333" {
+		t.Errorf("env should beat file: stomp-listen %q", c.STOMPListen)
+	}
+	if c.LogLevel != "error" {
+		t.Errorf("flag should beat env and file: log-level %q", c.LogLevel)
+	}
+	if c.DataDir != "/from/file" || c.ConfigFile != file {
+		t.Errorf("data-dir %q config %q", c.DataDir, c.ConfigFile)
+	}
+}
+
+func TestFileErrorsNameTheLine(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ body, want string }{
+		{"amqp-listen: \":1\"\nbogus: 1\n", ":2: unknown setting \"bogus\""},
+		{"amqp-frame-max: lots\n", ":1: amqp-frame-max: not an integer"},
+		{"log-level:\n  - a\n", ":2: setting \"log-level\" needs a single value"},
+	} {
+		file := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(file, []byte(tc.body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load([]string{"--config", file}, env(nil), &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), file+tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.body, err, file+tc.want)
+		}
+	}
+}
+
+func TestValidation(t *testing.T) {
+	for _, args := range [][]string{
+		{"--log-level", "loud"}, {"--amqp-frame-max", "100"}, {"--memory-high-watermark", "2"}, {"--data-dir", ""},
+	} {
+		if _, err := Load(args, env(nil), &bytes.Buffer{}); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+	if _, err := Load([]string{"--amqp-listen", "off"}, env(nil), &bytes.Buffer{}); err != nil {
+		t.Errorf("off rejected: %v", err)
+	}
+}
+
+func TestHelpListsEveryFlagWithEnv(t *testing.T) {
+	var out bytes.Buffer
+	_, err := Load([]string{"--help"}, env(nil), &out)
+	if !errors.Is(err, ErrHelp) {
+		t.Fatalf("got %v, want ErrHelp", err)
+	}
+	for _, s := range settings {
+		if !strings.Contains(out.String(), "--"+s.flag) || !strings.Contains(out.String(), s.env) {
+			t.Errorf("help lacks --%s / %s", s.flag, s.env)
+		}
+	}
+}
