@@ -346,6 +346,15 @@ func (s *Session) recordLocked(c *Consumer, q *Queue, e entry, msg *Message, noA
 	return d
 }
 
+// Pending reports whether the delivery with tag awaits settlement.
+func (s *Session) Pending(tag uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	live := s.pend[s.head:]
+	i := sort.Search(len(live), func(i int) bool { return live[i].tag >= tag })
+	return i < len(live) && live[i].tag == tag
+}
+
 // Ack acknowledges the delivery with tag (and, with multiple, all before it;
 // tag 0 with multiple means all).
 func (s *Session) Ack(tag uint64, multiple bool) error {

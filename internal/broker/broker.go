@@ -10,12 +10,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/unifiedms/ums/config"
 	"github.com/unifiedms/ums/core"
 	"github.com/unifiedms/ums/core/auth"
+	"github.com/unifiedms/ums/core/store"
 	"github.com/unifiedms/ums/protocols/amqp"
 	"github.com/unifiedms/ums/protocols/mgmt"
 )
@@ -29,9 +31,15 @@ type Broker struct {
 	AMQP  *amqp.Server
 	HTTP  *http.Server
 
+	msgs *store.Log
+	meta *store.Meta
+
 	mu        sync.Mutex
 	listeners map[string]net.Listener
 	wg        sync.WaitGroup
+	closeOnce sync.Once
+	stopWatch chan struct{}
+	stopOnce  sync.Once
 }
 
 // New builds a broker from cfg.
@@ -54,8 +62,31 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 			return nil, err
 		}
 	}
-	cb := core.NewBroker()
+	msgDir := filepath.Join(cfg.DataDir, "messages")
+	mlog, report, err := store.OpenLog(store.OS(), msgDir, store.Options{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("message store: %w", err)
+	}
+	meta, err := store.OpenMeta(store.OS(), filepath.Join(cfg.DataDir, "definitions"))
+	if err != nil {
+		mlog.Close()
+		return nil, fmt.Errorf("definition store: %w", err)
+	}
+	cb := core.NewBrokerWith(core.Options{Messages: mlog, Meta: meta, Logger: log})
+	st, err := cb.Recover(mlog.Replay)
+	if err != nil {
+		mlog.Close()
+		meta.Close()
+		return nil, fmt.Errorf("recovery: %w", err)
+	}
+	log.Info("recovered", "exchanges", st.Exchanges, "queues", st.Queues, "bindings", st.Bindings,
+		"messages", st.Messages, "dropped", st.Dropped, "segments", report.Segments,
+		"truncated_bytes", report.TruncatedBytes, "duration", report.Duration+st.Duration)
+	for _, c := range report.Corrupt {
+		log.Error("message store damage", "detail", c)
+	}
 	b := &Broker{
+		msgs: mlog, meta: meta,
 		cfg: cfg, log: log, Core: cb, Users: users,
 		AMQP: &amqp.Server{
 			Broker: cb, Users: users, Logger: log,
@@ -76,6 +107,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 
 // Start opens the configured listeners and serves them in the background.
 func (b *Broker) Start() error {
+	b.stopWatch = make(chan struct{})
+	b.wg.Add(1)
+	go func() { defer b.wg.Done(); b.watchResources(b.stopWatch) }()
 	if addr := b.cfg.AMQPListen; addr != config.Off && addr != "" {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -110,8 +144,10 @@ func (b *Broker) Start() error {
 			}
 		}()
 	}
+	if err := b.startMQTT(); err != nil {
+		return err
+	}
 	for name, addr := range map[string]string{
-		"MQTT": b.cfg.MQTTListen, "MQTT WebSocket": b.cfg.MQTTWSListen,
 		"STOMP": b.cfg.STOMPListen, "STOMP WebSocket": b.cfg.STOMPWSListen,
 	} {
 		if addr != config.Off && addr != "" {
@@ -134,10 +170,24 @@ func (b *Broker) Addr(name string) net.Addr {
 // Shutdown closes the listeners and connections (AMQP clients get 320
 // CONNECTION_FORCED) and waits until they are done or ctx ends.
 func (b *Broker) Shutdown(ctx context.Context) error {
+	if b.stopWatch != nil {
+		b.stopOnce.Do(func() { close(b.stopWatch) })
+	}
 	err := b.AMQP.Shutdown(ctx)
+	if merr := b.stopMQTT(ctx); err == nil {
+		err = merr
+	}
 	if herr := b.HTTP.Shutdown(ctx); err == nil {
 		err = herr
 	}
 	b.wg.Wait()
+	b.closeOnce.Do(func() {
+		if cerr := b.msgs.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+		if cerr := b.meta.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	})
 	return err
 }

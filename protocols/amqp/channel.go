@@ -39,6 +39,7 @@ type channel struct {
 	tx     bool
 	txPubs []txPublish
 	txAcks []txAck
+	txTags map[uint64]bool // delivery tags acked in the open transaction
 
 	// publisher confirms
 	confirm bool
@@ -99,6 +100,17 @@ type txAck struct {
 // settle applies or, in a transaction, buffers an ack/nack/reject.
 func (ch *channel) settle(a txAck) error {
 	if ch.tx {
+		// As RabbitMQ: the tag is checked now, not at commit, so a bad ack
+		// fails the channel before anything of the transaction happens.
+		if !(a.multiple && a.tag == 0) {
+			if !ch.sess.Pending(a.tag) || ch.txTags[a.tag] {
+				return protoErr(wire.PreconditionFailed, "unknown delivery tag %d", a.tag)
+			}
+			if ch.txTags == nil {
+				ch.txTags = make(map[uint64]bool)
+			}
+			ch.txTags[a.tag] = true
+		}
 		ch.txAcks = append(ch.txAcks, a)
 		return nil
 	}
@@ -117,7 +129,7 @@ func (ch *channel) txCommit() error {
 		return protoErr(wire.PreconditionFailed, "channel is not transactional")
 	}
 	pubs, acks := ch.txPubs, ch.txAcks
-	ch.txPubs, ch.txAcks = nil, nil
+	ch.txPubs, ch.txAcks, ch.txTags = nil, nil, nil
 	for _, p := range pubs {
 		if err := ch.route(p.x, p.msg, p.mandatory); err != nil {
 			return err
@@ -136,7 +148,7 @@ func (ch *channel) txRollback() error {
 	if !ch.tx {
 		return protoErr(wire.PreconditionFailed, "channel is not transactional")
 	}
-	ch.txPubs, ch.txAcks = nil, nil
+	ch.txPubs, ch.txAcks, ch.txTags = nil, nil, nil
 	ch.c.send(ch.id, &wire.TxRollbackOk{})
 	return nil
 }

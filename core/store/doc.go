@@ -1,0 +1,169 @@
+// Package store is UMS's durable storage: [Log], the segmented record log
+// that holds persistent messages, and [Meta], a small key/value map for
+// definitions (exchanges, queues, bindings, users). Both write through an
+// [FS], so tests can run them on [MemFS] and simulate crashes.
+//
+// The promise the broker builds on: a confirmed persistent message is never
+// lost. [Log.Append] calls its done callback with nil only after an fsync
+// that covers the record, so a publisher confirm, PUBACK or RECEIPT sent
+// from done is safe.
+//
+// # Files
+//
+// A log directory holds only segment files, named after their sequence
+// number, 20 digits zero-padded:
+//
+//	00000000000000000001.seg
+//	00000000000000000002.seg   <- the highest number is the active segment
+//
+// Sequence numbers are never reused. A segment whose header cannot be read
+// is renamed to NNN.seg.corrupt and ignored. A Meta directory holds
+// meta.log and, during a rewrite, meta.log.tmp.
+//
+// # Segment layout
+//
+// Every segment starts with a 32-byte header, followed by records packed
+// back to back with no padding and no block structure. Integers are
+// little-endian.
+//
+//	header (32 bytes)
+//	+--------------------+-------------+-------------+-------------+----------+
+//	| magic (8)          | version (4) | seq (8)     | next id (8) | crc (4)  |
+//	| 89 'UMSSEG' 0a     | 1           | = file name | at creation | CRC-32C  |
+//	+--------------------+-------------+-------------+-------------+----------+
+//	                                          crc covers the first 28 bytes
+//
+//	record frame
+//	+------------+-----------+---------------------------------------------+
+//	| length (4) | crc (4)   | body (length bytes)                         |
+//	+------------+-----------+---------------------------------------------+
+//	                crc: CRC-32C (Castagnoli) of the whole body
+//
+//	body, by its first byte:
+//	1 record     | type | id (8) | parts (4) | payload ...                 |
+//	2 tombstone  | type | id (8) | part (4)  | target (8)                  |
+//	3 moved      | type | id (8) | parts (4) | live mask (ceil(parts/8)) | payload ... |
+//
+// A record (type 1) has all its parts live. A tombstone (type 2) releases
+// one part of record id; target is the segment that held the record's
+// current copy when the tombstone was written, which is what reclaiming
+// needs to know (below). A moved record (type 3) is a copy made by
+// compaction, with the same id; bit p%8 of byte p/8 of its mask is set if
+// part p was live when the copy was made. The meta file uses the same
+// header (magic 89 'UMSMET' 0a, seq and next id 0) and frame; its bodies
+// are
+//
+//	1 put        | type | key length (4) | key | value |
+//	2 delete     | type | key length (4) | key |
+//
+// Every length is checked before anything is read or allocated: a frame
+// length must be at least 1, at most the format limit (MaxRecordSize plus
+// the largest mask plus 13) and at most the bytes left in the file, so a
+// corrupt length can never make a reader allocate more than the file's
+// size. A body must then have exactly the size its type implies.
+//
+// Record ids are assigned in Append order, so file order is id order
+// except for moved records. The header's next id, together with the
+// highest id found, gives the next id after a restart, even when every
+// record ever written has been deleted.
+//
+// # Group commit
+//
+// Append, Release and Barrier encode under Log.mu into one shared buffer
+// and queue an op (with its callback) behind it. One flusher goroutine owns
+// the active segment: it takes the whole queue, fills in the checksums,
+// writes it with a single Write, fsyncs once and then runs the callbacks
+// in order. With the default Options.SyncWindow of 0 the flusher starts
+// the next batch as soon as an fsync returns, so while one fsync is in
+// flight every arriving writer joins the next one: the batch size adapts to
+// the load with no added latency. Measurements on this repository's
+// benchmark (BenchmarkAppendSync, ext4 on a virtual disk) showed that a
+// window only adds latency at low concurrency and buys nothing at high
+// concurrency, where batches are already large; it remains an option for
+// disks whose fsync cost grows with the number of calls rather than bytes.
+// The queue is bounded by Options.MaxPendingBytes (16 MiB by default):
+// Append blocks while it is full. That is 16 MiB per fsync at most, enough
+// to keep a disk streaming, and a bound on the memory held by slow disks.
+//
+// A failed write or fsync fails the callbacks of the whole batch with that
+// error and poisons the log: every later Append, Barrier and Close returns
+// it (see poison for the fsyncgate reasoning). Restart to recover.
+//
+// # Reclaiming space
+//
+// In memory, every record not yet dead has a state (segment and offset of
+// its current copy, live parts), and every segment has its live record
+// count and bytes, and the number of its tombstones per target segment.
+// After each batch the flusher reclaims:
+//
+//   - A non-active segment is deleted when it holds no live record and
+//     none of its tombstones is needed any more, that is, all their target
+//     segments are gone (a tombstone aimed at its own segment never holds
+//     it). Deletion goes in waves, one SyncDir each, so a tombstone's
+//     segment is never removed before the removal of its target is durable.
+//   - A non-active segment is compacted when its live records plus needed
+//     tombstones fall below 50 % of its size: its live records are copied,
+//     as moved records with their remaining live parts and the same ids,
+//     and its needed tombstones are copied as they are, to the active
+//     segment through the normal write path; a marker queued behind them
+//     lets the segment be deleted once the copies are durable. At 50 %,
+//     copying L bytes frees at least 2L, so the extra writing is less than
+//     the space freed, and old segments are at least half live: disk use
+//     stays under about twice the live data plus the active segment. This
+//     is how one long-lived record stops pinning its segment, and how a
+//     segment kept only by a few tombstones is freed.
+//
+// One compaction runs at a time, on the flusher goroutine (it reads the
+// segment sequentially; writers keep queueing meanwhile).
+//
+// # Recovery
+//
+// OpenLog reads the segments in sequence order:
+//
+//  1. A segment too short to hold a record is removed (a crash while it was
+//     being created). One whose header is bad is renamed aside and reported
+//     in RecoveryReport.Corrupt; a newer format version is an error.
+//  2. Records are read in order. A record adds its id to the index; a
+//     moved record intersects the live parts already known with its mask
+//     (so releases written before the copy, and the original copy if its
+//     segment was not deleted yet, agree); a tombstone clears its part. A
+//     record whose parts are all released is dropped. Tombstones for ids
+//     not found are ignored.
+//  3. At the first frame that is short, has a bad length or checksum, or
+//     does not decode: in the last segment this is a torn tail (the crash
+//     interrupted a batch that was never acknowledged): the file is
+//     truncated at the last good record, synced, and the bytes counted in
+//     RecoveryReport.TruncatedBytes. In an older segment it is corruption:
+//     without a resync marker nothing after it can be trusted, so the rest
+//     of that segment is lost; it is reported loudly (Corrupt and an error
+//     log) and recovery continues with the next segment, whose records
+//     survive.
+//  4. A new active segment is created (the log never appends after a
+//     tail that was torn), dead segments are deleted, and the flusher
+//     starts. [Log.Replay] then reads the live records in id order.
+//
+// Meta reads its one file the same way; a bad tail is cut off (logged and
+// in [Meta.Report]); a bad header is an error, so definitions are never
+// discarded silently.
+//
+// # Locks
+//
+// Log: lock order reclaimMu -> mu; mu is never held across I/O and never
+// while a callback runs.
+//
+//   - Log.mu guards the queue, the record index, the segment table, the
+//     counters, and the poisoned and closing state. Append, Release and
+//     Barrier hold it briefly to encode and queue; the flusher holds it to
+//     take a batch and to seal it (assign segments and tombstone targets).
+//     Functions that need it end in Locked or say REQUIRES: l.mu.
+//   - Log.reclaimMu serializes reclaiming (flusher, with TryLock, so the
+//     flusher never waits) with Replay, which reads segment files that
+//     reclaiming would delete.
+//   - The active file, its size and the batch buffers belong to the
+//     flusher goroutine alone; OpenLog sets them up before starting it.
+//   - Callbacks run on the flusher goroutine with no lock held. They must
+//     not block for long; they may call Append, Release and Barrier.
+//
+// Meta has one mutex, held across its I/O: definitions change rarely and
+// each change is an fsync anyway.
+package store

@@ -1,0 +1,286 @@
+package store
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// run is the flusher goroutine: it owns the active segment file. Each turn
+// it takes everything queued, writes it with one Write, fsyncs once, and
+// then runs the callbacks of the batch in order. Between batches it
+// reclaims space.
+func (l *Log) run() {
+	defer close(l.ended)
+	for {
+		l.mu.Lock()
+		for len(l.mu.ops) == 0 {
+			if l.mu.closing {
+				l.mu.Unlock()
+				return
+			}
+			l.mu.Unlock()
+			l.maybeReclaim()
+			select {
+			case <-l.kick:
+			case <-l.stop:
+			}
+			l.mu.Lock()
+		}
+		if w := l.opts.SyncWindow; w > 0 && !l.mu.closing && l.mu.err == nil &&
+			int64(len(l.mu.buf)) < l.opts.MaxPendingBytes/2 {
+			// Group commit with a window: let more writers join this batch.
+			l.mu.Unlock()
+			l.window.Reset(w)
+			select {
+			case <-l.window.C:
+			case <-l.full:
+			case <-l.stop:
+			}
+			l.window.Stop()
+			l.mu.Lock()
+		}
+		buf, ops := l.mu.buf, l.mu.ops
+		l.mu.buf, l.mu.ops = l.spareBuf[:0], l.spareOps[:0]
+		err := l.mu.err
+		l.mu.space.Broadcast()
+		l.mu.Unlock()
+
+		if err == nil && len(buf) > 0 {
+			if err = l.commit(buf, ops); err != nil {
+				l.poison(err)
+			}
+		}
+		l.complete(ops, err)
+
+		if cap(buf) <= 2*int(l.opts.MaxPendingBytes) {
+			l.spareBuf = buf[:0]
+		} else {
+			l.spareBuf = nil // do not keep a buffer grown by one huge record
+		}
+		clear(ops) // drop the callbacks
+		l.spareOps = ops[:0]
+		if err == nil {
+			l.maybeReclaim()
+		}
+	}
+}
+
+// commit writes one batch to the active segment and fsyncs it. A batch that
+// would take the active segment past SegmentSize is split: the part that
+// fits is written and synced, a new segment is started, and the rest goes
+// there (a single record larger than a segment gets a segment to itself).
+func (l *Log) commit(buf []byte, ops []op) error {
+	for i := 0; i < len(ops); {
+		if l.activeSize > l.opts.SegmentSize ||
+			l.activeSize > headerSize && int64(ops[i].end-ops[i].start) > l.opts.SegmentSize-l.activeSize {
+			if err := l.rotate(); err != nil {
+				return err
+			}
+		}
+		room := l.opts.SegmentSize - l.activeSize
+		j := i + 1
+		for j < len(ops) && int64(ops[j].end-ops[i].start) <= room {
+			j++
+		}
+		if err := l.writeChunk(buf[ops[i].start:ops[j-1].end], ops[i:j], ops[i].start); err != nil {
+			return err
+		}
+		i = j
+	}
+	return nil
+}
+
+// writeChunk seals ops, whose bytes are chunk (starting at index first of
+// the batch buffer), writes chunk to the active segment and fsyncs it.
+func (l *Log) writeChunk(chunk []byte, ops []op, first int) error {
+	if len(chunk) == 0 {
+		return nil
+	}
+	l.mu.Lock()
+	l.sealLocked(chunk, ops, first)
+	l.mu.Unlock()
+	for i := range ops {
+		if o := &ops[i]; o.end > o.start {
+			setChecksum(chunk[o.start-first : o.end-first])
+		}
+	}
+	n, err := l.active.Write(chunk)
+	l.activeSize += int64(n)
+	l.mu.Lock()
+	s := l.mu.segs[l.activeSeq]
+	s.size, s.validEnd = l.activeSize, l.activeSize
+	l.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("store: write segment %s: %w", segName(l.activeSeq), err)
+	}
+	if err := l.active.Sync(); err != nil {
+		return fmt.Errorf("store: fsync segment %s: %w", segName(l.activeSeq), err)
+	}
+	l.syncs.Add(1)
+	return nil
+}
+
+// sealLocked assigns the batch's records to the active segment and fills
+// in the targets of its tombstones. It runs before the batch is written,
+// but only the flusher reads what it sets (for compaction and deletion,
+// after the batch is durable), and a failed write poisons the log.
+//
+// chunk holds the ops' bytes; op offsets are relative to first.
+//
+// REQUIRES: l.mu; called by the flusher.
+func (l *Log) sealLocked(chunk []byte, ops []op, first int) {
+	seq := l.mu.active
+	seg := l.mu.segs[seq]
+	base := l.activeSize - int64(first)
+	for i := range ops {
+		o := &ops[i]
+		switch o.kind {
+		case opRecord, opMoved:
+			r, ok := l.mu.index[o.id]
+			if !ok {
+				continue
+			}
+			size := uint32(o.end - o.start)
+			if r.nlive > 0 {
+				if old := l.mu.segs[r.seg]; r.seg != 0 && old != nil {
+					old.live--
+					old.liveBytes -= int64(r.size)
+					l.mu.dirty = true
+				}
+				seg.live++
+				seg.liveBytes += int64(size)
+				l.mu.liveBytes += int64(size) - int64(r.size)
+			}
+			r.seg, r.off, r.size = seq, base+int64(o.start), size
+			l.mu.index[o.id] = r
+		case opRelease:
+			var target uint64
+			if r, ok := l.mu.index[o.id]; ok {
+				target = r.seg
+			}
+			setReleaseTarget(chunk[o.start-first:o.end-first], target)
+			if target != 0 && target != seq {
+				seg.deps[target]++
+			}
+			if o.last {
+				delete(l.mu.index, o.id)
+				delete(l.mu.big, o.id)
+			}
+		case opReleaseCopy:
+			if o.seg != seq {
+				seg.deps[o.seg]++
+			}
+		}
+	}
+}
+
+// complete runs the callbacks of a batch: done(nil) if it is durable, or
+// done(err) with the error that kept it from being so.
+func (l *Log) complete(ops []op, err error) {
+	if err == nil {
+		l.mu.Lock()
+		for i := range ops {
+			if o := &ops[i]; o.kind == opCompacted {
+				if s := l.mu.segs[o.seg]; s != nil {
+					s.compacted = true
+				}
+				l.mu.compacting = 0
+				l.mu.dirty = true
+			}
+		}
+		l.mu.Unlock()
+	}
+	for i := range ops {
+		o := &ops[i]
+		if o.done == nil {
+			continue
+		}
+		if o.kind == opFailed {
+			o.done(o.err)
+		} else {
+			o.done(err)
+		}
+	}
+}
+
+// poison stops the log after a failed write or fsync.
+//
+// After a failed fsync the state of the file is unknown, and retrying is
+// not safe: Linux (since 4.13) reports a writeback error to fsync once and
+// then marks the dirty pages clean, so a second fsync can succeed although
+// the data never reached the disk ("fsyncgate": PostgreSQL lost data this
+// way in 2018 and now panics instead). The only safe course is to stop
+// acknowledging and let a restart recover from what is really on disk. A
+// failed write is treated the same way: its batch may hold tombstones, and
+// dropping them while later records are acknowledged would break the
+// promise that a release is durable once a later done(nil) has run.
+func (l *Log) poison(err error) {
+	l.mu.Lock()
+	if l.mu.err == nil {
+		l.mu.err = fmt.Errorf("%w: %w", ErrPoisoned, err)
+	}
+	l.mu.space.Broadcast()
+	l.mu.Unlock()
+	l.logger.Error("message log stopped: every later append fails until restart", "dir", l.dir, "err", err)
+}
+
+// rotate closes the active segment (already synced) and starts a new one.
+func (l *Log) rotate() error {
+	seq := l.activeSeq + 1
+	l.mu.Lock()
+	nextID := l.mu.nextID
+	l.mu.Unlock()
+	f, err := l.createSegment(seq, nextID)
+	if err != nil {
+		return err
+	}
+	if err := l.active.Close(); err != nil {
+		l.logger.Warn("message log: closing full segment", "err", err)
+	}
+	l.active, l.activeSeq, l.activeSize = f, seq, headerSize
+	l.mu.Lock()
+	l.addSegmentLocked(seq, headerSize)
+	l.mu.Unlock()
+	return nil
+}
+
+// addSegmentLocked makes the new segment seq the active one.
+//
+// REQUIRES: l.mu (or OpenLog before the flusher starts)
+func (l *Log) addSegmentLocked(seq uint64, size int64) {
+	l.mu.segs[seq] = &segment{seq: seq, size: size, validEnd: size, deps: make(map[uint64]int)}
+	l.mu.seqs = append(l.mu.seqs, seq)
+	l.mu.active = seq
+	l.mu.dirty = true
+}
+
+// createSegment creates segment seq with its header and makes both the
+// file and its directory entry durable before any record goes in.
+func (l *Log) createSegment(seq, nextID uint64) (File, error) {
+	path := filepath.Join(l.dir, segName(seq))
+	f, err := l.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("store: create segment: %w", err)
+	}
+	var h [headerSize]byte
+	putHeader(h[:], segMagic, seq, nextID)
+	if _, err = f.Write(h[:]); err == nil {
+		if err = f.Sync(); err == nil {
+			err = l.fs.SyncDir(l.dir)
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("store: create segment %s: %w", segName(seq), err)
+	}
+	return f, nil
+}
+
+// newTimer returns a stopped timer.
+func newTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}

@@ -1,0 +1,201 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// maybeReclaim reclaims space if something changed since the last pass and
+// Replay is not reading segments. Called by the flusher between batches.
+func (l *Log) maybeReclaim() {
+	l.mu.Lock()
+	skip := !l.mu.dirty || l.mu.closing || l.mu.err != nil
+	l.mu.Unlock()
+	if skip || !l.reclaimMu.TryLock() {
+		return
+	}
+	defer l.reclaimMu.Unlock()
+	if err := l.reclaim(true); err != nil {
+		l.poison(err)
+	}
+}
+
+// reclaim deletes the segments that are no longer needed and, if compact is
+// set, starts compacting at most one segment.
+//
+// Deletion goes in waves: a segment whose tombstones release records of
+// another segment is deleted only once that segment's removal is durable
+// (the removals of one wave are made durable by one SyncDir), so that a
+// crash can never bring back a record without its tombstones.
+//
+// REQUIRES: l.reclaimMu; called by the flusher, or by OpenLog before it starts.
+func (l *Log) reclaim(compact bool) error {
+	for {
+		l.mu.Lock()
+		l.mu.dirty = false
+		dels, victim := l.planLocked()
+		l.mu.Unlock()
+		if len(dels) > 0 {
+			if err := l.deleteSegments(dels); err != nil {
+				return err
+			}
+			continue // the next wave may have been waiting for these
+		}
+		if compact && victim != 0 {
+			l.compact(victim)
+		}
+		return nil
+	}
+}
+
+// planLocked returns the segments that can be deleted now and a segment
+// worth compacting (0 if none).
+//
+// A non-active segment can be deleted when it has no live record and none
+// of its tombstones is still needed, that is, every segment they point
+// into is gone (or is the segment itself); or when compaction has copied
+// everything it still needed forward. It is worth compacting when what it
+// still needs (live records plus needed tombstones) is below compactPercent
+// of its size.
+//
+// REQUIRES: l.mu
+func (l *Log) planLocked() (dels []uint64, victim uint64) {
+	for _, seq := range l.mu.seqs {
+		if seq == l.mu.active {
+			continue
+		}
+		s := l.mu.segs[seq]
+		if s.compacted {
+			if s.live == 0 {
+				dels = append(dels, seq)
+			}
+			continue
+		}
+		tombs := 0
+		for t, n := range s.deps {
+			if _, ok := l.mu.segs[t]; ok {
+				tombs += n
+			} else {
+				delete(s.deps, t) // that segment is gone for good
+			}
+		}
+		if s.live == 0 && tombs == 0 {
+			dels = append(dels, seq)
+			continue
+		}
+		if victim == 0 && l.mu.compacting == 0 && !s.noCompact {
+			need := s.liveBytes + int64(tombs)*releaseSize
+			if need*100 < s.size*compactPercent {
+				victim = seq
+			}
+		}
+	}
+	return dels, victim
+}
+
+// deleteSegments removes segment files and makes the removals durable.
+//
+// REQUIRES: l.reclaimMu
+func (l *Log) deleteSegments(seqs []uint64) error {
+	for _, seq := range seqs {
+		err := l.fs.Remove(filepath.Join(l.dir, segName(seq)))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("store: remove segment %s: %w", segName(seq), err)
+		}
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return fmt.Errorf("store: fsync directory after removing segments: %w", err)
+	}
+	l.mu.Lock()
+	for _, seq := range seqs {
+		delete(l.mu.segs, seq)
+	}
+	l.mu.seqs = slices.DeleteFunc(l.mu.seqs, func(s uint64) bool { return !l.segExistsLocked(s) })
+	l.mu.Unlock()
+	return nil
+}
+
+// segExistsLocked reports whether segment seq exists.
+//
+// REQUIRES: l.mu
+func (l *Log) segExistsLocked(seq uint64) bool {
+	_, ok := l.mu.segs[seq]
+	return ok
+}
+
+// compact copies what segment seq still needs to the active segment through
+// the normal write path: its live records (as typeMoved records carrying
+// their remaining live parts, with the same ids) and its tombstones that
+// point into segments that still exist. It queues a marker behind them; once
+// the marker's batch is durable the segment is flagged compacted, and the
+// next reclaim pass deletes it.
+//
+// The scan runs on the flusher goroutine; writers keep queueing meanwhile
+// and their records go into the next batch.
+func (l *Log) compact(seq uint64) {
+	l.mu.Lock()
+	s := l.mu.segs[seq]
+	end := s.validEnd
+	l.mu.compacting = seq
+	l.mu.Unlock()
+
+	fail := func(err error) {
+		l.logger.Error("message log: compaction failed; the segment stays", "segment", segName(seq), "err", err)
+		l.mu.Lock()
+		s.noCompact = true
+		l.mu.compacting = 0
+		l.mu.Unlock()
+	}
+	f, err := l.fs.OpenFile(filepath.Join(l.dir, segName(seq)), os.O_RDONLY, 0)
+	if err != nil {
+		fail(err)
+		return
+	}
+	defer f.Close()
+	l.scan.reset(f, end, headerSize)
+	var e entry
+	moved, copied := 0, 0
+	for {
+		err := l.scan.next(&e)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			// Whatever was queued so far are correct copies; the marker is
+			// not queued, so the segment is kept.
+			fail(err)
+			return
+		}
+		l.mu.Lock()
+		switch e.typ {
+		case typeRecord, typeMoved:
+			r, ok := l.mu.index[e.id]
+			if ok && r.seg == seq && r.off == e.off && r.nlive > 0 {
+				l.maskBuf = l.maskBytesLocked(e.id, &r, l.maskBuf)
+				start := len(l.mu.buf)
+				l.mu.buf = appendRecord(l.mu.buf, typeMoved, e.id, r.parts, l.maskBuf, e.payload)
+				l.enqueueLocked(op{kind: opMoved, id: e.id, start: start, end: len(l.mu.buf)})
+				moved++
+			}
+		case typeRelease:
+			if e.target != 0 && e.target != seq && l.segExistsLocked(e.target) {
+				start := len(l.mu.buf)
+				l.mu.buf = appendRelease(l.mu.buf, e.id, e.part, e.target)
+				l.enqueueLocked(op{kind: opReleaseCopy, id: e.id, seg: e.target, start: start, end: len(l.mu.buf)})
+				copied++
+			}
+		}
+		l.mu.Unlock()
+	}
+	l.mu.Lock()
+	l.enqueueLocked(op{kind: opCompacted, seg: seq})
+	l.mu.Unlock()
+	l.compactions.Add(1)
+	l.logger.Debug("message log: compacting segment", "segment", segName(seq),
+		"size", end, "moved_records", moved, "copied_tombstones", copied)
+}

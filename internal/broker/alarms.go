@@ -1,0 +1,65 @@
+package broker
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"runtime/metrics"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// watchResources raises the core's memory and disk alarms when usage
+// crosses the configured watermarks, and clears them when it falls back.
+func (b *Broker) watchResources(stop <-chan struct{}) {
+	memLimit := uint64(0)
+	if f := b.cfg.MemoryHighWatermark; f > 0 {
+		if total := totalMemory(); total > 0 {
+			memLimit = uint64(float64(total) * f)
+		}
+	}
+	samples := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if memLimit > 0 {
+			metrics.Read(samples)
+			used := samples[0].Value.Uint64() - samples[1].Value.Uint64()
+			b.Core.SetAlarm("memory", fmt.Sprintf("memory use %d bytes above the high watermark %d", used, memLimit), used > memLimit)
+		}
+		if limit := b.cfg.DiskFreeLimit; limit > 0 {
+			var fs syscall.Statfs_t
+			if err := syscall.Statfs(b.cfg.DataDir, &fs); err == nil {
+				free := int64(fs.Bavail) * int64(fs.Bsize)
+				b.Core.SetAlarm("disk", fmt.Sprintf("free disk %d bytes below the limit %d", free, limit), free < limit)
+			}
+		}
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// totalMemory reads MemTotal from /proc/meminfo; 0 when unknown.
+func totalMemory() uint64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 2 && fields[0] == "MemTotal:" {
+			kb, err := strconv.ParseUint(fields[1], 10, 64)
+			if err == nil {
+				return kb * 1024
+			}
+		}
+	}
+	return 0
+}

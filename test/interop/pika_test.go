@@ -1,0 +1,133 @@
+// Package interop runs clients other than amqp091-go against a real UMS
+// broker: Python scripts using Debian's python3-pika, one per feature
+// group (TTL and dead-lettering, length limits, priorities, consumer
+// features, exchanges, transactions, direct reply-to, confirms).
+package interop
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/unifiedms/ums/config"
+	"github.com/unifiedms/ums/internal/broker"
+)
+
+// python is Debian's interpreter, where apt installs python3-pika; the
+// python3 first on PATH may be another one without it.
+const python = "/usr/bin/python3"
+
+// scriptTimeout bounds one script's run.
+const scriptTimeout = 60 * time.Second
+
+// startBroker runs a broker with only AMQP on a loopback port chosen by the
+// OS and a temporary data dir; it stops with the test. It returns the AMQP URL.
+func startBroker(t *testing.T) string {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.AMQPListen = "127.0.0.1:0"
+	cfg.MQTTListen, cfg.MQTTWSListen = config.Off, config.Off
+	cfg.STOMPListen, cfg.STOMPWSListen = config.Off, config.Off
+	cfg.HTTPListen = config.Off
+	var out io.Writer = io.Discard
+	if os.Getenv("UMS_TEST_LOG") != "" {
+		out = os.Stderr
+	}
+	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	b, err := broker.New(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := b.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return "amqp://guest:guest@" + b.Addr("amqp").String() + "/"
+}
+
+// needPika skips the test when python3-pika is not importable.
+func needPika(t *testing.T) {
+	t.Helper()
+	out, err := exec.Command(python, "-c", "import pika").CombinedOutput()
+	if err != nil {
+		msg := "python3-pika not installed: run scripts/interop.sh or apt-get install -y python3-pika"
+		t.Logf("%s (%s -c 'import pika': %v: %s)", msg, python, err, bytes.TrimSpace(out))
+		t.Skip(msg)
+	}
+}
+
+// scripts lists the feature scripts in this directory.
+func scripts(t *testing.T) []string {
+	t.Helper()
+	all, err := filepath.Glob("*.py")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, f := range all {
+		if f != "interop_common.py" {
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("no interop scripts found")
+	}
+	return out
+}
+
+// TestPika runs every script against its own broker. A script prints one
+// line per check and exits non-zero when one fails.
+func TestPika(t *testing.T) {
+	needPika(t)
+	for _, script := range scripts(t) {
+		name := strings.TrimSuffix(script, ".py")
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			url := startBroker(t)
+			ctx, cancel := context.WithTimeout(context.Background(), scriptTimeout)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, python, script, url)
+			cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1")
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			start := time.Now()
+			err := cmd.Run()
+			took := time.Since(start).Round(time.Millisecond)
+			if err != nil || testing.Verbose() {
+				t.Logf("%s %s %s (%v):\n%s", python, script, url, took, out.String())
+			}
+			switch {
+			case ctx.Err() != nil:
+				t.Fatalf("%s did not finish within %v", script, scriptTimeout)
+			case err != nil:
+				t.Fatalf("%s failed: %v; failing checks:\n%s", script, err, failures(out.String()))
+			}
+		})
+	}
+}
+
+// failures picks the failing checks out of a script's output.
+func failures(out string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "FAIL") || strings.HasPrefix(line, "Traceback") || strings.HasPrefix(line, "pika.") {
+			b.WriteString(line)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
