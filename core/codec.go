@@ -17,7 +17,8 @@ import (
 //	queues    uvarint count, then each queue name as a string
 //	exchange  string
 //	key       string
-//	props     uvarint flags (bit per property, in Properties field order), then the present fields
+//	props     uvarint flags (bit per non-zero property, in Properties field order),
+//	          uvarint Properties.Present, then the non-zero fields
 //	body      uvarint length, bytes
 //
 // Strings are uvarint length + bytes. Tables are uvarint count, then key
@@ -194,6 +195,7 @@ func encodeRecord(vhost string, msg *Message, queues []string) []byte {
 		flags |= pTimestamp
 	}
 	e.uvarint(flags)
+	e.uvarint(uint64(p.Present))
 	for _, s := range strs {
 		if s.s != "" {
 			e.str(s.s)
@@ -368,6 +370,7 @@ func decodeRecord(data []byte) (string, *Message, []string, error) {
 	m := &Message{Exchange: d.str(), RoutingKey: d.str()}
 	flags := d.uvarint()
 	p := &m.Props
+	p.Present = uint16(d.uvarint())
 	for _, f := range []struct {
 		bit uint64
 		s   *string

@@ -79,6 +79,7 @@ func deadLetterMessage(msg *Message, q *Queue, reason string, now time.Time) *Me
 	h["x-last-death-exchange"] = msg.Exchange
 	dm.Props.Headers = h
 	dm.Props.Expiration = ""
+	dm.Props.Present &^= PresentExpiration
 	return &dm
 }
 

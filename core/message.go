@@ -31,7 +31,14 @@ type Properties struct {
 	UserID          string
 	AppID           string
 	ClusterID       string
+	// Present marks properties given explicitly even when zero (a priority
+	// of 0, an empty string), one bit per property in the field order above,
+	// most significant bit first (ContentType = 1<<15 … ClusterID = 1<<2).
+	Present uint16
 }
+
+// PresentExpiration is the Present bit of Expiration.
+const PresentExpiration uint16 = 1 << 8
 
 // Message is a published message. It is immutable once published: the same
 // *Message (and its Body) is shared by every queue it was routed to.

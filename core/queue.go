@@ -177,19 +177,6 @@ func (q *Queue) popFrontLocked() entry {
 	panic("core: pop from an empty queue")
 }
 
-// popOldestLocked drops from the head for length limits: the oldest message
-// of the lowest priority goes first.
-func (q *Queue) popOldestLocked() entry {
-	for i := range q.levels {
-		if q.levels[i].len() > 0 {
-			e := q.levels[i].popFront()
-			q.countOut(&e)
-			return e
-		}
-	}
-	panic("core: pop from an empty queue")
-}
-
 func (q *Queue) clearLocked() int {
 	n := q.readyCount
 	for i := range q.levels {
@@ -246,7 +233,9 @@ func (q *Queue) enqueue(msg *Message, now time.Time, sid uint64, part int) enque
 	q.pushBackLocked(e)
 	q.dispatchLocked(now.UnixNano())
 	for q.readyCount > 0 && q.overLimit(0, 0) {
-		old := q.popOldestLocked()
+		// drop-head drops the head: the next message to be delivered, as
+		// RabbitMQ does (in a priority queue, the highest priority one).
+		old := q.popFrontLocked()
 		q.dropLocked(&old, ReasonMaxLen)
 	}
 	q.unlock()

@@ -533,7 +533,7 @@ func fromWire(dst *core.Properties, p *wire.Properties) {
 		ContentType: p.ContentType, ContentEncoding: p.ContentEncoding, Headers: core.Table(p.Headers),
 		DeliveryMode: p.DeliveryMode, Priority: p.Priority, CorrelationID: p.CorrelationID, ReplyTo: p.ReplyTo,
 		Expiration: p.Expiration, MessageID: p.MessageID, Timestamp: p.Timestamp, Type: p.Type,
-		UserID: p.UserID, AppID: p.AppID, ClusterID: p.ClusterID,
+		UserID: p.UserID, AppID: p.AppID, ClusterID: p.ClusterID, Present: p.Present,
 	}
 }
 
@@ -542,6 +542,6 @@ func toWire(dst *wire.Properties, p *core.Properties) {
 		ContentType: p.ContentType, ContentEncoding: p.ContentEncoding, Headers: wire.Table(p.Headers),
 		DeliveryMode: p.DeliveryMode, Priority: p.Priority, CorrelationID: p.CorrelationID, ReplyTo: p.ReplyTo,
 		Expiration: p.Expiration, MessageID: p.MessageID, Timestamp: p.Timestamp, Type: p.Type,
-		UserID: p.UserID, AppID: p.AppID, ClusterID: p.ClusterID,
+		UserID: p.UserID, AppID: p.AppID, ClusterID: p.ClusterID, Present: p.Present,
 	}
 }

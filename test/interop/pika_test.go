@@ -7,6 +7,7 @@ package interop
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -65,7 +66,9 @@ func needPika(t *testing.T) {
 	out, err := exec.Command(python, "-c", "import pika").CombinedOutput()
 	if err != nil {
 		msg := "python3-pika not installed: run scripts/interop.sh or apt-get install -y python3-pika"
-		t.Logf("%s (%s -c 'import pika': %v: %s)", msg, python, err, bytes.TrimSpace(out))
+		// Also on stderr, so that the reason shows without -v.
+		fmt.Fprintf(os.Stderr, "%s: %s\n", t.Name(), msg)
+		t.Logf("%s -c 'import pika': %v: %s", python, err, bytes.TrimSpace(out))
 		t.Skip(msg)
 	}
 }

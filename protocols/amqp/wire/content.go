@@ -28,6 +28,10 @@ type Properties struct {
 	UserID    string
 	AppID     string
 	ClusterID string
+	// Present holds the property flags as received: a property whose bit is
+	// set is encoded even when its value is zero (a priority of 0, an empty
+	// string), so it travels on as the publisher sent it.
+	Present uint16
 }
 
 // Property flag bits, most significant first, in the order of
@@ -91,6 +95,7 @@ func (h *ContentHeader) Decode(payload []byte) error {
 	}
 	d := decoder{b: payload[14:]}
 	p := &h.Properties
+	p.Present = flags
 	p.ContentType = optShortstr(&d, flags, flagContentType, p.ContentType)
 	p.ContentEncoding = optShortstr(&d, flags, flagContentEncoding, p.ContentEncoding)
 	p.Headers = nil
@@ -189,6 +194,7 @@ func appendProperties(b []byte, p *Properties) []byte {
 	if p.ClusterID != "" {
 		flags |= flagClusterID
 	}
+	flags |= p.Present &^ (flagContinuation | 1<<1)
 	b = binary.BigEndian.AppendUint16(b, flags)
 	if flags&flagContentType != 0 {
 		b = appendShortstr(b, p.ContentType)

@@ -320,6 +320,9 @@ func TestWireCases(t *testing.T) {
 			if !reflect.DeepEqual(methods, tc.methods) {
 				t.Errorf("methods\n got %#v\nwant %#v", methods, tc.methods)
 			}
+			for i := range headers {
+				headers[i].Properties.Present = 0 // checked by TestPresentZeroValues
+			}
 			if !reflect.DeepEqual(headers, tc.headers) {
 				t.Errorf("headers\n got %#v\nwant %#v", headers, tc.headers)
 			}
@@ -602,6 +605,9 @@ func TestPropertiesRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := ContentHeader{ClassID: ClassBasic, BodySize: 1234, Properties: p}
+	if len(headers) == 1 {
+		headers[0].Properties.Present = 0 // checked by TestPresentZeroValues
+	}
 	if len(headers) != 1 || !reflect.DeepEqual(headers[0], want) {
 		t.Fatalf("got %#v\nwant %#v", headers, want)
 	}
@@ -674,5 +680,31 @@ func TestErrorText(t *testing.T) {
 	}
 	if !IsHardError(FrameError) || IsHardError(NotFound) || ReplyCodeName(NotFound) != "NOT_FOUND" {
 		t.Error("reply code helpers")
+	}
+}
+
+// TestPresentZeroValues: a property sent with a zero value (priority 0, an
+// empty content type) is remembered and encoded again, so it reaches
+// consumers as the publisher sent it (section 4.2.6.1: the flag, not the
+// value, says whether a property is present).
+func TestPresentZeroValues(t *testing.T) {
+	sent := Properties{Present: flagPriority | flagContentType, DeliveryMode: 2}
+	raw := AppendHeaderFrame(nil, 1, ClassBasic, 0, &sent)
+	r := NewReader(bytes.NewReader(raw))
+	f, err := r.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h ContentHeader
+	if err := h.Decode(f.Payload); err != nil {
+		t.Fatal(err)
+	}
+	want := uint16(flagPriority | flagContentType | flagDeliveryMode)
+	if h.Properties.Present != want {
+		t.Fatalf("present flags %#x, want %#x", h.Properties.Present, want)
+	}
+	again := AppendHeaderFrame(nil, 1, ClassBasic, 0, &h.Properties)
+	if !bytes.Equal(again, raw) {
+		t.Fatalf("re-encoded header differs:\n%x\n%x", again, raw)
 	}
 }
