@@ -4,6 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== test dependencies"
+# pika (Debian's python3-pika) drives the interoperability tests in test/interop.
+if ! /usr/bin/python3 -c 'import pika' 2>/dev/null; then
+	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pika >/dev/null
+	else
+		echo "python3-pika is missing: test/interop will skip (apt-get install -y python3-pika)" >&2
+	fi
+fi
+
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then
