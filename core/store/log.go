@@ -28,7 +28,7 @@ const (
 	// DefaultSegmentSize is the default Options.SegmentSize.
 	DefaultSegmentSize = 64 << 20
 	// DefaultMaxPendingBytes is the default Options.MaxPendingBytes.
-	DefaultMaxPendingBytes = 16 << 20
+	DefaultMaxPendingBytes = 4 << 20
 	// minSegmentSize keeps tiny settings from creating a file per batch.
 	minSegmentSize = 4 << 10
 )
@@ -59,7 +59,7 @@ type Options struct {
 	// blocks while the queue holds this much (backpressure); a single
 	// larger record is still accepted when the queue is empty. Releases,
 	// barriers and compaction copies are small or internal and never
-	// block. Default DefaultMaxPendingBytes (16 MiB).
+	// block. Default DefaultMaxPendingBytes (4 MiB).
 	MaxPendingBytes int64
 }
 
@@ -157,11 +157,12 @@ type Log struct {
 
 		liveRecords int
 		liveBytes   int64
+		releases    uint64 // parts released since OpenLog (Replay checks it)
 
-		err        error  // set once a write or fsync failed: the log is poisoned
-		closing    bool   // Close was called
-		compacting uint64 // segment whose copy is queued but not yet durable
-		dirty      bool   // reclaim may find work
+		err         error // set once a write or fsync failed: the log is poisoned
+		closing     bool  // Close was called
+		dirty       bool  // reclaim may find work
+		inCallbacks bool  // the flusher is running callbacks
 	}
 }
 
@@ -183,12 +184,18 @@ type segment struct {
 	validEnd  int64 // end of the last readable record (size unless corrupt)
 	live      int   // live records whose current copy is here
 	liveBytes int64 // their encoded size
-	// deps counts, per other segment, the tombstones here that release a
-	// record whose copy was in that segment when the tombstone was written.
-	// While such a segment exists, these tombstones are needed.
-	deps      map[uint64]int
-	compacted bool // every needed record and tombstone was copied forward durably
-	noCompact bool // compaction failed once; do not retry
+	// deps counts, per other (older) segment, the tombstones here that
+	// release a record whose copy was in that segment when the tombstone
+	// was written. While that segment exists, these tombstones are needed.
+	// needTombs is their sum over existing segments, and dependents is the
+	// reverse index (segments with tombstones pointing here, and how many),
+	// so that deleting a segment updates the others without a scan.
+	deps       map[uint64]int
+	dependents map[uint64]int
+	needTombs  int
+	compacting bool // its copies are queued but not yet durable
+	compacted  bool // every needed record and tombstone was copied forward durably
+	noCompact  bool // compaction failed once; do not retry
 }
 
 // opKind says what a queued op is.
@@ -226,9 +233,11 @@ type op struct {
 // write or fsync failed (done(err)); it is never called with nil unless the
 // record is durable. After Close it is called with ErrClosed from a new
 // goroutine. done must not block for long: it delays every later callback.
+// It may call Append, Release and Barrier.
 //
 // Append copies data; the caller may reuse it when Append returns. Append
-// never does I/O, but blocks while MaxPendingBytes are queued (backpressure).
+// never does I/O, but blocks while MaxPendingBytes are queued (backpressure),
+// except when called from a callback.
 func (l *Log) Append(data []byte, parts int, done func(error)) uint64 {
 	l.mu.Lock()
 	for {
@@ -251,7 +260,9 @@ func (l *Log) Append(data []byte, parts int, done func(error)) uint64 {
 			l.mu.Unlock()
 			return 0
 		}
-		if len(l.mu.buf) == 0 || int64(len(l.mu.buf)) < l.opts.MaxPendingBytes {
+		// A callback running on the flusher must not wait for the
+		// flusher: while callbacks run, the limit is not enforced.
+		if len(l.mu.buf) == 0 || int64(len(l.mu.buf)) < l.opts.MaxPendingBytes || l.mu.inCallbacks {
 			break
 		}
 		l.mu.space.Wait()
@@ -297,6 +308,7 @@ func (l *Log) Release(id uint64, part int) {
 	if !ok || part < 0 || part >= int(r.parts) || !l.clearPartLocked(id, &r, uint32(part)) {
 		return
 	}
+	l.mu.releases++
 	last := r.nlive == 0
 	if last {
 		l.mu.liveRecords--
@@ -410,6 +422,44 @@ func fullMask64(n int) uint64 {
 		return ^uint64(0)
 	}
 	return 1<<uint(n) - 1
+}
+
+// addDepLocked records that segment s holds a tombstone for a record whose
+// copy was in segment target. Nothing is recorded when target is s itself or
+// no longer exists.
+//
+// REQUIRES: l.mu (or OpenLog before the flusher starts)
+func (l *Log) addDepLocked(s *segment, target uint64) {
+	t := l.mu.segs[target]
+	if t == nil || t == s {
+		return
+	}
+	s.deps[target]++
+	s.needTombs++
+	t.dependents[s.seq]++
+}
+
+// dropSegmentLocked removes segment seq from the table and from the
+// dependency counts of the others.
+//
+// REQUIRES: l.mu
+func (l *Log) dropSegmentLocked(seq uint64) {
+	s := l.mu.segs[seq]
+	if s == nil {
+		return
+	}
+	for dep, n := range s.dependents {
+		if d := l.mu.segs[dep]; d != nil {
+			d.needTombs -= n
+			delete(d.deps, seq)
+		}
+	}
+	for target := range s.deps {
+		if t := l.mu.segs[target]; t != nil {
+			delete(t.dependents, seq)
+		}
+	}
+	delete(l.mu.segs, seq)
 }
 
 // clearPartLocked clears part p of record id if it is live, reporting

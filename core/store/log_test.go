@@ -292,3 +292,32 @@ func TestAppendAllocs(t *testing.T) {
 		t.Fatalf("%.2f allocations per synced append, want at most 1 (amortized map and file growth)", allocs)
 	}
 }
+
+// A callback may append even when the queue is full: the flusher never
+// waits for itself.
+func TestAppendFromCallback(t *testing.T) {
+	l, _ := mustOpen(t, NewMemFS(), "/l", Options{MaxPendingBytes: 4 << 10})
+	defer l.Close()
+	data := make([]byte, 1024)
+	finished := make(chan error, 1)
+	var chain func(n int) func(error)
+	chain = func(n int) func(error) {
+		return func(err error) {
+			if err != nil || n == 0 {
+				finished <- err
+				return
+			}
+			for range 8 { // overfill the queue from the flusher goroutine
+				l.Append(data, 1, nil)
+			}
+			l.Append(data, 1, chain(n-1))
+		}
+	}
+	l.Append(data, 1, chain(200))
+	for range 2000 { // and keep it full from outside
+		l.Append(data, 1, nil)
+	}
+	if err := wait(t, finished); err != nil {
+		t.Fatal(err)
+	}
+}

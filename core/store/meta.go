@@ -68,11 +68,26 @@ type MetaReport struct {
 	TruncatedBytes int64 // bytes cut from a torn or corrupt tail
 }
 
-// OpenMeta opens (creating if needed) the map stored in dir. A torn or
-// corrupt tail is cut off and logged (see [Meta.Report]); an unreadable
-// header is an error, so that definitions are never silently discarded.
+// MetaOptions configures [OpenMetaWith].
+type MetaOptions struct {
+	// Logger receives repairs and errors; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// OpenMeta opens (creating if needed) the map stored in dir, logging to
+// slog.Default(). A torn or corrupt tail is cut off and logged (see
+// [Meta.Report]); an unreadable header is an error, so that definitions
+// are never silently discarded.
 func OpenMeta(fsys FS, dir string) (*Meta, error) {
-	m := &Meta{fs: fsys, dir: dir, logger: slog.Default(), data: make(map[string][]byte)}
+	return OpenMetaWith(fsys, dir, MetaOptions{})
+}
+
+// OpenMetaWith is [OpenMeta] with options.
+func OpenMetaWith(fsys FS, dir string, o MetaOptions) (*Meta, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	m := &Meta{fs: fsys, dir: dir, logger: o.Logger, data: make(map[string][]byte)}
 	if err := fsys.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -354,15 +369,20 @@ func (m *Meta) rewrite() error {
 	if err = m.fs.Rename(tmp, path); err == nil {
 		err = m.fs.SyncDir(m.dir)
 	}
+	f.Close()
+	var nf File
+	if err == nil {
+		// Reopen under the final name, so that later errors name it.
+		nf, err = m.fs.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+	}
 	if err != nil {
-		f.Close()
 		m.err = fmt.Errorf("%w: definition store: %w", ErrPoisoned, err)
 		return m.err
 	}
 	if m.f != nil {
 		m.f.Close()
 	}
-	m.f = f
+	m.f = nf
 	m.size = int64(len(buf))
 	m.live = int64(len(buf) - headerSize)
 	return nil

@@ -26,7 +26,7 @@ func (l *Log) maybeReclaim() {
 }
 
 // reclaim deletes the segments that are no longer needed and, if compact is
-// set, starts compacting at most one segment.
+// set, starts compacting the segments worth it.
 //
 // Deletion goes in waves: a segment whose tombstones release records of
 // another segment is deleted only once that segment's removal is durable
@@ -38,7 +38,7 @@ func (l *Log) reclaim(compact bool) error {
 	for {
 		l.mu.Lock()
 		l.mu.dirty = false
-		dels, victim := l.planLocked()
+		dels, victims := l.planLocked()
 		l.mu.Unlock()
 		if len(dels) > 0 {
 			if err := l.deleteSegments(dels); err != nil {
@@ -46,15 +46,24 @@ func (l *Log) reclaim(compact bool) error {
 			}
 			continue // the next wave may have been waiting for these
 		}
-		if compact && victim != 0 {
-			l.compact(victim)
+		if compact {
+			for _, seq := range victims {
+				l.compact(seq)
+			}
 		}
 		return nil
 	}
 }
 
-// planLocked returns the segments that can be deleted now and a segment
-// worth compacting (0 if none).
+// compactScanBudget bounds the bytes of segments one reclaim pass scans for
+// compaction (at least one segment is always taken). Writers wait while
+// the flusher scans, so this trades disk space for latency. At four times
+// the default MaxPendingBytes (the most one batch writes), compaction keeps
+// up with a writer that fills segments as fast as the flusher can.
+const compactScanBudget = 16 << 20
+
+// planLocked returns the segments that can be deleted now and the segments
+// worth compacting.
 //
 // A non-active segment can be deleted when it has no live record and none
 // of its tombstones is still needed, that is, every segment they point
@@ -64,7 +73,8 @@ func (l *Log) reclaim(compact bool) error {
 // of its size.
 //
 // REQUIRES: l.mu
-func (l *Log) planLocked() (dels []uint64, victim uint64) {
+func (l *Log) planLocked() (dels, victims []uint64) {
+	var scan int64
 	for _, seq := range l.mu.seqs {
 		if seq == l.mu.active {
 			continue
@@ -76,26 +86,21 @@ func (l *Log) planLocked() (dels []uint64, victim uint64) {
 			}
 			continue
 		}
-		tombs := 0
-		for t, n := range s.deps {
-			if _, ok := l.mu.segs[t]; ok {
-				tombs += n
-			} else {
-				delete(s.deps, t) // that segment is gone for good
-			}
-		}
+		tombs := s.needTombs
 		if s.live == 0 && tombs == 0 {
 			dels = append(dels, seq)
 			continue
 		}
-		if victim == 0 && l.mu.compacting == 0 && !s.noCompact {
-			need := s.liveBytes + int64(tombs)*releaseSize
-			if need*100 < s.size*compactPercent {
-				victim = seq
-			}
+		if s.compacting || s.noCompact || len(victims) > 0 && scan+s.validEnd > compactScanBudget {
+			continue
+		}
+		need := s.liveBytes + int64(tombs)*releaseSize
+		if need*100 < s.size*compactPercent {
+			victims = append(victims, seq)
+			scan += s.validEnd
 		}
 	}
-	return dels, victim
+	return dels, victims
 }
 
 // deleteSegments removes segment files and makes the removals durable.
@@ -113,7 +118,7 @@ func (l *Log) deleteSegments(seqs []uint64) error {
 	}
 	l.mu.Lock()
 	for _, seq := range seqs {
-		delete(l.mu.segs, seq)
+		l.dropSegmentLocked(seq)
 	}
 	l.mu.seqs = slices.DeleteFunc(l.mu.seqs, func(s uint64) bool { return !l.segExistsLocked(s) })
 	l.mu.Unlock()
@@ -141,14 +146,14 @@ func (l *Log) compact(seq uint64) {
 	l.mu.Lock()
 	s := l.mu.segs[seq]
 	end := s.validEnd
-	l.mu.compacting = seq
+	s.compacting = true
 	l.mu.Unlock()
 
 	fail := func(err error) {
 		l.logger.Error("message log: compaction failed; the segment stays", "segment", segName(seq), "err", err)
 		l.mu.Lock()
 		s.noCompact = true
-		l.mu.compacting = 0
+		s.compacting = false
 		l.mu.Unlock()
 	}
 	f, err := l.fs.OpenFile(filepath.Join(l.dir, segName(seq)), os.O_RDONLY, 0)

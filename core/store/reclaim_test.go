@@ -118,8 +118,10 @@ func TestReclaimScatteredTombstones(t *testing.T) {
 		}
 		st := settle(t, l)
 		t.Logf("max disk %d bytes; at the end %+v", maxDisk, st)
-		// Live backlog (< 2 segments) plus a few segments in flight.
-		if maxDisk > 8*seg || st.DiskBytes > 4*seg {
+		// Live backlog (< 2 segments), plus what the last batches wrote before
+		// reclaiming caught up (compaction lags a batch or two); without
+		// compacting the tombstones forward this grows to about 80 segments.
+		if maxDisk > 16*seg || st.DiskBytes > 4*seg {
 			t.Fatalf("disk use not bounded: max %d, end %+v", maxDisk, st)
 		}
 		if st.LiveRecords != len(backlog) {
@@ -140,7 +142,7 @@ func TestCompactionKeepsPartsAndOrder(t *testing.T) {
 	}
 	var keep []rec
 	for i := range 400 {
-		parts := []int{2, 5, 70}[i%3]
+		parts := []int{3, 5, 70}[i%3]
 		id := l.Append(payload(i, 100), parts, nil)
 		if i%40 == 0 {
 			// Keep it, with part 1 released before compaction.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -43,21 +44,20 @@ func OpenLog(fsys FS, dir string, o Options) (*Log, RecoveryReport, error) {
 		return nil, rep, fmt.Errorf("store: %w", err)
 	}
 	var seqs []uint64
+	rc := recovery{l: l, rep: &rep, nextID: 1}
 	for _, name := range names {
 		if seq, ok := parseSegName(name); ok {
 			seqs = append(seqs, seq)
+		} else if seq, ok := parseSegName(strings.TrimSuffix(name, ".corrupt")); ok {
+			rc.maxSeq = max(rc.maxSeq, seq) // never reuse a number set aside
 		}
 	}
 	slices.Sort(seqs)
 
-	rc := recovery{l: l, rep: &rep, nextID: 1}
 	for i, seq := range seqs {
 		if err := rc.segment(seq, i == len(seqs)-1); err != nil {
 			return nil, rep, err
 		}
-	}
-	for _, seq := range l.mu.seqs {
-		rc.maxSeq = max(rc.maxSeq, seq)
 	}
 	if len(seqs) > 0 {
 		rc.maxSeq = max(rc.maxSeq, seqs[len(seqs)-1])
@@ -165,7 +165,7 @@ func (rc *recovery) segment(seq uint64, last bool) error {
 	rc.nextID = max(rc.nextID, hnext)
 	rc.rep.Segments++
 
-	s := &segment{seq: seq, size: size, validEnd: size, deps: make(map[uint64]int)}
+	s := newSegment(seq, size)
 	l.mu.segs[seq] = s
 	l.mu.seqs = append(l.mu.seqs, seq)
 
@@ -217,7 +217,13 @@ func (rc *recovery) apply(seq uint64, s *segment) {
 	switch e.typ {
 	case typeRecord, typeMoved:
 		rc.rep.Records++
-		r, ok := l.mu.index[e.id]
+		// Ids are unique, so only a moved record can meet its id again;
+		// skipping the lookup for the others halves the map work.
+		var r recState
+		ok := false
+		if e.typ == typeMoved {
+			r, ok = l.mu.index[e.id]
+		}
 		if !ok || r.parts != e.parts {
 			// A new record (or a copy whose original is gone).
 			if ok {
@@ -250,9 +256,7 @@ func (rc *recovery) apply(seq uint64, s *segment) {
 		}
 		l.mu.index[e.id] = r
 	case typeRelease:
-		if e.target != 0 && e.target != seq {
-			s.deps[e.target]++
-		}
+		l.addDepLocked(s, e.target)
 		r, ok := l.mu.index[e.id]
 		if !ok || e.part >= r.parts {
 			return // released earlier, or its record is gone

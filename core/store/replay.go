@@ -1,10 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,36 +22,62 @@ func (l *Log) Replay(fn func(id uint64, live []int, data []byte) error) error {
 	l.reclaimMu.Lock()
 	defer l.reclaimMu.Unlock()
 
+	// Snapshot the live records: iterating the map walks memory in order,
+	// where a lookup per id would miss the cache every time. Masks of more
+	// than 64 parts are copied into one arena.
 	l.mu.Lock()
-	ids := make([]uint64, 0, len(l.mu.index))
+	items := make([]replayItem, 0, len(l.mu.index))
+	var arena []uint64
 	for id, r := range l.mu.index {
-		if r.nlive > 0 && r.seg != 0 {
-			ids = append(ids, id)
+		if r.nlive == 0 || r.seg == 0 {
+			continue
 		}
+		it := replayItem{id: id, seg: r.seg, off: r.off, size: r.size, parts: r.parts, live: r.live, big: -1}
+		if r.parts > 64 {
+			it.big = int32(len(arena))
+			arena = append(arena, l.mu.big[id]...)
+		}
+		items = append(items, it)
 	}
+	gen := l.mu.releases
 	l.mu.Unlock()
-	slices.Sort(ids)
+	items = sortByID(items)
 
 	rd := segReader{fs: l.fs, dir: l.dir, files: make(map[uint64]File)}
 	defer rd.close()
 	var parts []int
-	for _, id := range ids {
-		l.mu.Lock()
-		r, ok := l.mu.index[id]
-		if !ok || r.nlive == 0 {
+	for i := range items {
+		it := &items[i]
+		parts = parts[:0]
+		if l.releaseGen() != gen {
+			// fn released parts since the snapshot: ask the index.
+			l.mu.Lock()
+			if r, ok := l.mu.index[it.id]; ok && r.nlive > 0 {
+				parts = l.livePartsLocked(it.id, &r, parts)
+			}
 			l.mu.Unlock()
-			continue // released by fn meanwhile
+			if len(parts) == 0 {
+				continue // released by fn meanwhile
+			}
+		} else if it.big < 0 {
+			parts = appendBits(parts, it.live, 0)
+		} else {
+			words := arena[it.big : int(it.big)+(int(it.parts)+63)/64]
+			for w, m := range words {
+				parts = appendBits(parts, m, w*64)
+			}
 		}
-		parts = l.livePartsLocked(id, &r, parts[:0])
-		l.mu.Unlock()
-		e, err := rd.read(r.seg, r.off, int(r.size))
-		if err == nil && e.id != id {
+		e, err := rd.read(it.seg, it.off, int(it.size))
+		if err == nil && e.id != it.id {
 			err = fmt.Errorf("found record %d at its offset", e.id)
 		}
 		if err != nil {
-			return fmt.Errorf("store: replay record %d (segment %s, offset %d): %w", id, segName(r.seg), r.off, err)
+			return fmt.Errorf("store: replay record %d (segment %s, offset %d): %w", it.id, segName(it.seg), it.off, err)
 		}
-		if err := fn(id, parts, e.payload); err != nil {
+		if e.parts != it.parts {
+			return fmt.Errorf("store: replay record %d: parts count changed on disk", it.id)
+		}
+		if err := fn(it.id, parts, e.payload); err != nil {
 			return err
 		}
 	}
@@ -58,6 +86,69 @@ func (l *Log) Replay(fn func(id uint64, live []int, data []byte) error) error {
 	l.mu.Unlock()
 	signal(l.kick)
 	return nil
+}
+
+// replayItem is a live record as Replay found it in the index.
+type replayItem struct {
+	id    uint64
+	seg   uint64
+	off   int64
+	live  uint64 // the live mask, when parts <= 64
+	size  uint32
+	parts uint32
+	big   int32 // index of the live mask in the arena when parts > 64, else -1
+}
+
+// appendBits appends base+i for every set bit i of m.
+func appendBits(dst []int, m uint64, base int) []int {
+	for ; m != 0; m &= m - 1 {
+		dst = append(dst, base+bits.TrailingZeros64(m))
+	}
+	return dst
+}
+
+// sortByID sorts items by id with a least-significant-digit radix sort,
+// skipping the bytes that are the same in every id: for a million items
+// this is several times faster than a comparison sort.
+func sortByID(items []replayItem) []replayItem {
+	if len(items) < 256 {
+		slices.SortFunc(items, func(a, b replayItem) int { return cmp.Compare(a.id, b.id) })
+		return items
+	}
+	var or, and uint64 = 0, ^uint64(0)
+	for i := range items {
+		or |= items[i].id
+		and &= items[i].id
+	}
+	tmp := make([]replayItem, len(items))
+	for shift := uint(0); shift < 64; shift += 8 {
+		if (or^and)>>shift&0xff == 0 {
+			continue // this byte is the same in every id
+		}
+		var count [256]int
+		for i := range items {
+			count[items[i].id>>shift&0xff]++
+		}
+		pos := 0
+		for d, c := range count {
+			count[d] = pos
+			pos += c
+		}
+		for i := range items {
+			d := items[i].id >> shift & 0xff
+			tmp[count[d]] = items[i]
+			count[d]++
+		}
+		items, tmp = tmp, items
+	}
+	return items
+}
+
+// releaseGen returns the number of parts released so far.
+func (l *Log) releaseGen() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.mu.releases
 }
 
 // replayWindow is the read size of each of segReader's windows.
