@@ -38,6 +38,7 @@ type Config struct {
 	AMQPHeartbeat       time.Duration
 	AMQPProduct         string
 	MaxMessageSize      int
+	QueuePageAfter      int
 	MemoryHighWatermark float64
 	DiskFreeLimit       int64
 	DefaultUser         string
@@ -110,6 +111,7 @@ var settings = []setting{
 	{"amqp-heartbeat", "UMS_AMQP_HEARTBEAT", "60s", "AMQP heartbeat interval offered to clients (0 disables)", "DURATION", duration(func(c *Config) *time.Duration { return &c.AMQPHeartbeat })},
 	{"amqp-product", "UMS_AMQP_PRODUCT", "UMS", "product name in connection.start (some clients enable RabbitMQ extensions only for \"RabbitMQ\")", "NAME", str(func(c *Config) *string { return &c.AMQPProduct })},
 	{"max-message-size", "UMS_MAX_MESSAGE_SIZE", "134217728", "largest message body accepted, in bytes", "BYTES", integer(func(c *Config) *int { return &c.MaxMessageSize })},
+	{"queue-page-after", "UMS_QUEUE_PAGE_AFTER", "10000", "ready messages a durable queue keeps in memory; bodies of persistent messages behind them stay on disk until needed (0 keeps all in memory)", "N", integer(func(c *Config) *int { return &c.QueuePageAfter })},
 	{"memory-high-watermark", "UMS_MEMORY_HIGH_WATERMARK", "0.4", "block publishers when the server uses more than this fraction of RAM (0 disables)", "FRACTION", func(c *Config, v string) error {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || f < 0 || f > 1 {

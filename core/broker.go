@@ -22,6 +22,8 @@ type Broker struct {
 	msgs MessageStore // nil: persistent messages are kept in memory only
 	meta MetaStore    // nil: definitions are not stored
 	log  *slog.Logger
+
+	pageAfter int
 }
 
 // NewBroker returns an in-memory broker with the default virtual host "/".

@@ -17,6 +17,8 @@ import (
 type MessageStore interface {
 	Append(data []byte, parts int, done func(error)) uint64
 	Release(id uint64, part int)
+	// Read returns the data of a live record (to page a message back in).
+	Read(id uint64) ([]byte, error)
 }
 
 // MetaStore keeps definitions: durable exchanges, queues and bindings.
@@ -32,12 +34,16 @@ type Options struct {
 	Messages MessageStore // nil: nothing survives a restart
 	Meta     MetaStore    // nil: definitions are not stored
 	Logger   *slog.Logger
+	// PageAfter is how many ready messages a durable queue keeps in memory;
+	// the bodies of stored messages behind them stay on disk until they
+	// near the head. 0 keeps everything in memory.
+	PageAfter int
 }
 
 // NewBrokerWith returns a broker that stores through o. Call Recover before
 // serving clients.
 func NewBrokerWith(o Options) *Broker {
-	b := &Broker{vhosts: make(map[string]*Vhost), conns: make(map[*Conn]struct{}), msgs: o.Messages, meta: o.Meta, log: o.Logger}
+	b := &Broker{vhosts: make(map[string]*Vhost), conns: make(map[*Conn]struct{}), msgs: o.Messages, meta: o.Meta, log: o.Logger, pageAfter: o.PageAfter}
 	if b.log == nil {
 		b.log = slog.Default()
 	}
@@ -282,7 +288,7 @@ func (q *Queue) restore(msg *Message, id uint64, part int, now time.Time) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.seq++
-	e := entry{msg: msg, seq: q.seq, sid: id, part: int32(part), stored: true, redelivered: true}
+	e := entry{msg: msg, size: uint32(len(msg.Body)), seq: q.seq, sid: id, part: int32(part), stored: true, redelivered: true}
 	if q.args.maxPriority > 0 {
 		e.prio = msg.Props.Priority
 	}

@@ -30,6 +30,8 @@ type Queue struct {
 	deleted     bool
 	dead        []deadLetter // dead letters to publish once q.mu is released
 
+	pageAfter int // ready messages kept in memory before bodies are paged out (0: never)
+
 	ttlTimer     *time.Timer
 	nextExpiry   int64 // unix nanoseconds of the earliest scheduled sweep, 0 = none
 	expiresTimer *time.Timer
@@ -60,6 +62,9 @@ const minSweepInterval = 20 * time.Millisecond
 
 func newQueue(v *Vhost, name string, opts QueueOptions, qa queueArgs) *Queue {
 	q := &Queue{vhost: v, Name: name, QueueOptions: opts, args: qa, levels: make([]ring, qa.maxPriority+1), lastUsed: time.Now()}
+	if v.broker.msgs != nil && opts.Durable && !opts.Exclusive {
+		q.pageAfter = v.broker.pageAfter
+	}
 	if qa.expires > 0 {
 		q.expiresTimer = time.AfterFunc(qa.expires, q.checkExpires)
 	}
@@ -128,8 +133,32 @@ func (q *Queue) level(p uint8) int {
 }
 
 func (q *Queue) pushBackLocked(e entry) {
+	if e.stored && q.pageAfter > 0 && q.readyCount >= q.pageAfter {
+		// Deep in a long queue: keep only the index entry in memory; the
+		// body is read back from the store when it nears the head.
+		e.msg = nil
+	}
 	q.levels[q.level(e.prio)].pushBack(e)
 	q.countIn(&e)
+}
+
+// loadLocked reads a paged-out message back from the store. On failure the
+// entry cannot be delivered: the caller drops it. REQUIRES: q.mu.
+func (q *Queue) loadLocked(e *entry) bool {
+	if e.msg != nil {
+		return true
+	}
+	b := q.vhost.broker
+	data, err := b.msgs.Read(e.sid)
+	if err == nil {
+		var msg *Message
+		if _, msg, _, err = decodeRecord(data); err == nil {
+			e.msg = msg
+			return true
+		}
+	}
+	b.log.Error("cannot read a stored message back; dropping it", "queue", q.Name, "id", e.sid, "err", err)
+	return false
 }
 
 func (q *Queue) insertLocked(e entry) {
@@ -139,7 +168,7 @@ func (q *Queue) insertLocked(e entry) {
 
 func (q *Queue) countIn(e *entry) {
 	q.readyCount++
-	q.readyBytes += int64(len(e.msg.Body))
+	q.readyBytes += int64(e.size)
 	if e.msgTTL {
 		q.msgTTLCount++
 	}
@@ -150,7 +179,7 @@ func (q *Queue) countIn(e *entry) {
 
 func (q *Queue) countOut(e *entry) {
 	q.readyCount--
-	q.readyBytes -= int64(len(e.msg.Body))
+	q.readyBytes -= int64(e.size)
 	if e.msgTTL {
 		q.msgTTLCount--
 	}
@@ -209,7 +238,7 @@ func (q *Queue) enqueue(msg *Message, now time.Time, sid uint64, part int) enque
 		q.mu.Unlock()
 		return gone
 	}
-	e := entry{msg: msg, prio: msg.Props.Priority, sid: sid, part: int32(part), stored: part >= 0}
+	e := entry{msg: msg, size: uint32(len(msg.Body)), prio: msg.Props.Priority, sid: sid, part: int32(part), stored: part >= 0}
 	if q.args.maxPriority == 0 {
 		e.prio = 0
 	}
@@ -262,7 +291,9 @@ func (q *Queue) deadLetterLocked(msg *Message, reason string) {
 // is stored anew before the release reaches the store, so a crash in
 // between keeps at least one copy. REQUIRES: q.mu.
 func (q *Queue) dropLocked(e *entry, reason string) {
-	q.deadLetterLocked(e.msg, reason)
+	if q.args.hasDLX && q.loadLocked(e) {
+		q.deadLetterLocked(e.msg, reason)
+	}
 	if e.stored {
 		q.dead = append(q.dead, deadLetter{release: true, sid: e.sid, part: e.part})
 		e.stored = false
@@ -292,6 +323,11 @@ func (q *Queue) dispatchLocked(now int64) {
 		if e.expiresAt != 0 && e.expiresAt < now {
 			old := q.popFrontLocked()
 			q.dropLocked(&old, ReasonExpired)
+			continue
+		}
+		if e.msg == nil && !q.loadLocked(e) {
+			old := q.popFrontLocked()
+			q.release(&old)
 			continue
 		}
 		if !q.offerLocked(e) {
@@ -459,6 +495,10 @@ func (q *Queue) get(s *Session, noAck bool) (Delivery, int, bool) {
 		e := q.popFrontLocked()
 		if e.expiresAt != 0 && e.expiresAt < now {
 			q.dropLocked(&e, ReasonExpired)
+			continue
+		}
+		if !q.loadLocked(&e) {
+			q.release(&e)
 			continue
 		}
 		e.deliveries++

@@ -2,12 +2,13 @@ package core
 
 // entry is a message waiting in a queue, or delivered and not yet settled.
 type entry struct {
-	msg         *Message
-	seq         uint64 // position in the queue; requeued entries go back to it
-	expiresAt   int64  // unix nanoseconds, 0 = never
-	deliveries  uint32 // how often it was delivered
-	sid         uint64 // message store record id, when stored
-	part        int32  // which part of the record this queue holds
+	msg         *Message // nil while paged out to the message store
+	seq         uint64   // position in the queue; requeued entries go back to it
+	expiresAt   int64    // unix nanoseconds, 0 = never
+	deliveries  uint32   // how often it was delivered
+	sid         uint64   // message store record id, when stored
+	size        uint32   // body size (msg may be paged out)
+	part        int32    // which part of the record this queue holds
 	stored      bool
 	prio        uint8
 	msgTTL      bool // expiresAt comes from the message's own expiration

@@ -32,6 +32,7 @@ type options struct {
 	queues     int
 	count      int64
 	prefetch   int
+	keep       bool
 }
 
 func main() {
@@ -47,6 +48,7 @@ func main() {
 	flag.IntVar(&o.queues, "queues", 1, "publish round-robin over this many queues (consumers use the first)")
 	flag.Int64Var(&o.count, "count", 0, "stop after publishing this many messages in all (0: run for -duration)")
 	flag.IntVar(&o.prefetch, "prefetch", 1000, "consumer prefetch (manual acks, multiple every 100)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the queues and their messages (e.g. -publishers 0 to drain a backlog)")
 	flag.Parse()
 	if o.size < 8 {
 		o.size = 8
@@ -95,6 +97,9 @@ func run(o options) (result, error) {
 		}
 	}
 	for _, q := range names {
+		if o.keep {
+			break
+		}
 		if _, err := sch.QueueDelete(q, false, false, false); err != nil {
 			return result{}, err
 		}
@@ -229,6 +234,18 @@ func run(o options) (result, error) {
 		}()
 	}
 	pwg.Wait()
+	if o.publishers == 0 {
+		// Drain mode: run until the consumers saw nothing for a second.
+		last, idle := int64(-1), 0
+		for idle < 10 {
+			time.Sleep(100 * time.Millisecond)
+			if n := consumed.Load(); n == last {
+				idle++
+			} else {
+				last, idle = n, 0
+			}
+		}
+	}
 	res.elapsed = time.Since(start)
 	// Let consumers drain what was published (bounded).
 	deadline := time.Now().Add(30 * time.Second)

@@ -139,6 +139,8 @@ type Log struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	readers readers // handles for Read
+
 	mu struct {
 		sync.Mutex
 		space sync.Cond // broadcast when the queue is taken, or on close or poison
@@ -370,6 +372,7 @@ func (l *Log) Close() error {
 		l.mu.Unlock()
 		close(l.stop)
 		<-l.ended
+		l.readers.closeAll()
 		cerr := l.active.Close()
 		l.mu.Lock()
 		l.closeErr = l.mu.err

@@ -108,6 +108,7 @@ func (l *Log) planLocked() (dels, victims []uint64) {
 // REQUIRES: l.reclaimMu
 func (l *Log) deleteSegments(seqs []uint64) error {
 	for _, seq := range seqs {
+		l.readers.drop(seq)
 		err := l.fs.Remove(filepath.Join(l.dir, segName(seq)))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("store: remove segment %s: %w", segName(seq), err)

@@ -72,7 +72,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 		mlog.Close()
 		return nil, fmt.Errorf("definition store: %w", err)
 	}
-	cb := core.NewBrokerWith(core.Options{Messages: mlog, Meta: meta, Logger: log})
+	cb := core.NewBrokerWith(core.Options{Messages: mlog, Meta: meta, Logger: log, PageAfter: cfg.QueuePageAfter})
 	st, err := cb.Recover(mlog.Replay)
 	if err != nil {
 		mlog.Close()

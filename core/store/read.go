@@ -1,0 +1,135 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// ErrNoRecord is returned by Read for an id that is not a live record.
+var ErrNoRecord = errors.New("store: no such live record")
+
+// readers caches read-only handles on segment files for Read. A handle on
+// a segment deleted meanwhile still reads the old file, which is only
+// asked for records that were live in it when looked up.
+type readers struct {
+	mu    sync.Mutex
+	files map[uint64]File
+	order []uint64 // oldest first, for eviction
+}
+
+const maxReadHandles = 8
+
+func (rs *readers) get(l *Log, seq uint64) (File, error) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if f, ok := rs.files[seq]; ok {
+		return f, nil
+	}
+	f, err := l.fs.OpenFile(filepath.Join(l.dir, segName(seq)), os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	if rs.files == nil {
+		rs.files = make(map[uint64]File)
+	}
+	if len(rs.order) >= maxReadHandles {
+		old := rs.order[0]
+		rs.order = rs.order[1:]
+		rs.files[old].Close()
+		delete(rs.files, old)
+	}
+	rs.files[seq] = f
+	rs.order = append(rs.order, seq)
+	return f, nil
+}
+
+func (rs *readers) drop(seq uint64) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if f, ok := rs.files[seq]; ok {
+		f.Close()
+		delete(rs.files, seq)
+		for i, s := range rs.order {
+			if s == seq {
+				rs.order = append(rs.order[:i], rs.order[i+1:]...)
+				break
+			}
+		}
+	}
+}
+
+func (rs *readers) closeAll() {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for _, f := range rs.files {
+		f.Close()
+	}
+	rs.files, rs.order = nil, nil
+}
+
+// Read returns a copy of the payload of the live record id, as appended.
+// It serves paging: a queue that keeps only the head of a long backlog in
+// memory reads the rest back when it nears the head. A record not yet in
+// its segment file is waited for (one group commit at most).
+func (l *Log) Read(id uint64) ([]byte, error) {
+	for attempt := 0; ; attempt++ {
+		l.mu.Lock()
+		r, ok := l.mu.index[id]
+		written := false
+		if seg := l.mu.segs[r.seg]; ok && r.seg != 0 && seg != nil {
+			// Records are sealed to a segment just before the flusher
+			// writes them: until the segment's size covers the record,
+			// it is not in the file yet.
+			written = r.off+int64(r.size) <= seg.size
+		}
+		l.mu.Unlock()
+		if !ok || r.nlive == 0 {
+			return nil, ErrNoRecord
+		}
+		if !written {
+			if attempt > 0 {
+				return nil, fmt.Errorf("store: record %d not sealed after a barrier", id)
+			}
+			done := make(chan error, 1)
+			l.Barrier(func(err error) { done <- err })
+			if err := <-done; err != nil {
+				return nil, err
+			}
+			continue
+		}
+		data, err := l.readAt(r)
+		if err != nil && attempt == 0 {
+			// The record may have moved (compaction) between lookup and
+			// read: look it up again once.
+			l.readers.drop(r.seg)
+			continue
+		}
+		return data, err
+	}
+}
+
+func (l *Log) readAt(r recState) ([]byte, error) {
+	f, err := l.readers.get(l, r.seg)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, r.size)
+	if _, err := f.ReadAt(buf, r.off); err != nil {
+		return nil, err
+	}
+	if int(le.Uint32(buf[0:4])) != len(buf)-frameSize {
+		return nil, &formatError{off: r.off, reason: "record length changed"}
+	}
+	if crc32.Checksum(buf[frameSize:], castagnoli) != le.Uint32(buf[4:8]) {
+		return nil, &formatError{off: r.off, reason: "checksum mismatch"}
+	}
+	var e entry
+	if reason := decodeBody(buf[frameSize:], &e); reason != "" {
+		return nil, &formatError{off: r.off, reason: reason}
+	}
+	return e.payload, nil
+}
