@@ -490,7 +490,9 @@ func (ch *channel) route(x *core.Exchange, msg *core.Message, mandatory bool) er
 	var seq uint64
 	if ch.confirm {
 		seq = ch.conf.next()
-		done = func(err error) { ch.conf.stored(ch, seq, err) }
+		if msg.Persistent() { // only stored messages wait for the store
+			done = func(err error) { ch.conf.stored(ch, seq, err) }
+		}
 	}
 	res, err := ch.c.vhost.PublishTo(&ch.router, x, msg, done)
 	if err != nil {
