@@ -382,7 +382,9 @@ func decodeRecord(data []byte) (string, *Message, []string, error) {
 		}
 	}
 	if flags&pHeaders != 0 {
-		p.Headers = d.table(0)
+		if p.Headers = d.table(0); len(p.Headers) == 0 {
+			p.Headers = nil // an empty table is no headers, as encodeRecord writes it
+		}
 	}
 	if flags&pDeliveryMode != 0 {
 		if b := d.fixed(1); d.err == nil {
