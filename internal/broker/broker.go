@@ -44,6 +44,12 @@ type Broker struct {
 
 // New builds a broker from cfg.
 func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
+	return NewWithFS(cfg, log, store.OS())
+}
+
+// NewWithFS is New with the file system the stores write to (tests use a
+// crash-testable or failing one).
+func NewWithFS(cfg *config.Config, log *slog.Logger, fsys store.FS) (*Broker, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -63,11 +69,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 		}
 	}
 	msgDir := filepath.Join(cfg.DataDir, "messages")
-	mlog, report, err := store.OpenLog(store.OS(), msgDir, store.Options{Logger: log})
+	mlog, report, err := store.OpenLog(fsys, msgDir, store.Options{Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("message store: %w", err)
 	}
-	meta, err := store.OpenMeta(store.OS(), filepath.Join(cfg.DataDir, "definitions"))
+	meta, err := store.OpenMeta(fsys, filepath.Join(cfg.DataDir, "definitions"))
 	if err != nil {
 		mlog.Close()
 		return nil, fmt.Errorf("definition store: %w", err)
