@@ -1,9 +1,110 @@
 package broker
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+
+	"github.com/unifiedms/ums/config"
+	"github.com/unifiedms/ums/protocols/mqtt"
+)
+
+// mqttServers holds each Broker's MQTT adapter (the Broker struct has no
+// field for it yet).
+var mqttServers sync.Map // *Broker → *mqtt.Server
+
+// mqttKeyPrefix keeps the MQTT adapter's records apart from the core's
+// definitions in the shared definition store.
+const mqttKeyPrefix = "mqtt\x00"
+
+// MQTT returns the broker's MQTT adapter, or nil when MQTT is off.
+func (b *Broker) MQTT() *mqtt.Server {
+	if s, ok := mqttServers.Load(b); ok {
+		return s.(*mqtt.Server)
+	}
+	return nil
+}
 
 // startMQTT starts the MQTT listeners (TCP and WebSocket) when configured.
-func (b *Broker) startMQTT() error { return nil }
+func (b *Broker) startMQTT() error {
+	tcp, ws := listening(b.cfg.MQTTListen), listening(b.cfg.MQTTWSListen)
+	if !tcp && !ws {
+		return nil
+	}
+	maxPacket := uint32(mqtt.DefaultMaxPacketSize)
+	if n := b.cfg.MaxMessageSize; n > 0 && n+64<<10 < int(maxPacket) {
+		maxPacket = uint32(n + 64<<10) // room for the topic and properties
+	}
+	srv := &mqtt.Server{
+		Broker: b.Core, Users: b.Users, Logger: b.log,
+		Store:         prefixStore{meta: b.meta, prefix: mqttKeyPrefix},
+		MaxPacketSize: maxPacket,
+	}
+	mqttServers.Store(b, srv)
+	serve := func(name, label, addr string, run func(net.Listener) error) error {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("%s listener: %w", name, err)
+		}
+		b.mu.Lock()
+		b.listeners[name] = l
+		b.mu.Unlock()
+		b.log.Info(label+" listening", "addr", l.Addr().String())
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			if err := run(l); err != nil && !errors.Is(err, mqtt.ErrServerClosed) {
+				b.log.Error(label+" listener stopped", "err", err)
+			}
+		}()
+		return nil
+	}
+	if tcp {
+		if err := serve("mqtt", "MQTT", b.cfg.MQTTListen, srv.Serve); err != nil {
+			return err
+		}
+	}
+	if ws {
+		if err := serve("mqtt-ws", "MQTT WebSocket", b.cfg.MQTTWSListen, srv.ServeWebSocket); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func listening(addr string) bool { return addr != "" && addr != config.Off }
 
 // stopMQTT closes the MQTT listeners and sessions.
-func (b *Broker) stopMQTT(ctx context.Context) error { return nil }
+func (b *Broker) stopMQTT(ctx context.Context) error {
+	s, ok := mqttServers.LoadAndDelete(b)
+	if !ok {
+		return nil
+	}
+	return s.(*mqtt.Server).Shutdown(ctx)
+}
+
+// prefixStore gives the MQTT adapter its own part of the definition store.
+type prefixStore struct {
+	meta interface {
+		Put(key string, val []byte) error
+		Delete(key string) error
+		All() map[string][]byte
+	}
+	prefix string
+}
+
+func (p prefixStore) Put(key string, val []byte) error { return p.meta.Put(p.prefix+key, val) }
+func (p prefixStore) Delete(key string) error          { return p.meta.Delete(p.prefix + key) }
+
+func (p prefixStore) All() map[string][]byte {
+	out := make(map[string][]byte)
+	for k, v := range p.meta.All() {
+		if rest, ok := strings.CutPrefix(k, p.prefix); ok {
+			out[rest] = v
+		}
+	}
+	return out
+}

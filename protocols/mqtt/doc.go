@@ -1,0 +1,62 @@
+// Package mqtt is the MQTT 3.1, 3.1.1 and 5.0 adapter of the core. It
+// embeds mochi-mqtt for the wire protocol (codec, keep-alive, QoS 2
+// handshakes, topic aliases, session takeover) and bridges it into the core
+// with one mochi hook; mochi's own subscription index, retained store and
+// fan-out are not used, so every message goes through the core once and
+// nothing is delivered twice.
+//
+// # Mapping (RabbitMQ's MQTT plugin conventions)
+//
+//   - PUBLISH to topic a/b/c goes to exchange amq.topic (Server.Exchange)
+//     with routing key a.b.c. '/' and '.' swap places, so MQTT "a/b.c" is
+//     key "a.b/c"; SUBSCRIBE a/+/# binds with a.*.#.
+//   - QoS 1 and 2 publishes are persistent (delivery mode 2). PUBACK (QoS 1)
+//     or PUBREC (QoS 2) is sent once the core took the message and, when it
+//     went to the message store, once it is durable: mochi calls the hook
+//     before it writes the acknowledgement, and the hook waits. A refused
+//     message gets a reason code (MQTT 5) or no acknowledgement (MQTT 3).
+//   - Each session owns mqtt-subscription-<client id>qos1 for QoS 1/2
+//     subscriptions (durable, with x-expires = session expiry, for a
+//     persistent session; exclusive otherwise) and
+//     mqtt-subscription-<client id>qos0 for QoS 0 ones (exclusive: QoS 0
+//     messages are not kept for an absent client). Both are bounded
+//     (Server.MaxQueueLength): the QoS 1 queue refuses new messages when full
+//     (reject-publish), the QoS 0 queue drops its oldest. $share/group/f
+//     consumes from a queue per group and filter, auto-deleted with its last
+//     member.
+//   - Deliveries are matched again against the session's MQTT filters, for
+//     the delivered QoS (the lower of published and granted), subscription
+//     identifiers, no-local, retain-as-published, and the rule that
+//     wildcards do not match '$' topics.
+//   - The client's receive maximum (capped by Server.MaxInflight) is the
+//     core session's prefetch for QoS 1/2 deliveries.
+//   - Properties: content type, correlation data ↔ correlation-id (or the
+//     x-correlation-id header when not a short UTF-8 string), response topic
+//     ↔ reply-to (as a routing key), message expiry ↔ expiration, user
+//     properties ↔ headers.
+//   - Retained messages live in a per-vhost topic trie, written through to
+//     the Store; persistent sessions' subscriptions are in the Store too,
+//     their messages in the core's durable queue.
+//   - "vhost:user" as user name picks a vhost; client ids are per vhost.
+//
+// # Goroutines and locks
+//
+// mochi runs two goroutines per connection (reader, and an idle writer for
+// its own fan-out). Hooks run on the reader, which therefore owns the
+// session's publishing state. Core deliveries are handed by the Deliver
+// callback (which must not block) to an outbox; a writer goroutine runs
+// while the outbox is not empty and exits when it is, so an idle connection
+// costs no goroutine of ours. Writes are coalesced by wireConn and flushed
+// when the reader needs input, when a delivery batch ends, or before a hook
+// blocks.
+//
+// Lock order (left before right):
+//
+//	session.mu -> core locks -> outbox.mu
+//	Server.mu and wireConn.mu are taken alone (Server.mu may be taken
+//	under session.mu).
+//
+// Core callbacks (Deliver, Ready) take only outbox.mu; Cancelled takes
+// nothing and defers its work. Network writes never happen under
+// session.mu.
+package mqtt

@@ -1,0 +1,311 @@
+package mqtt
+
+import (
+	"errors"
+	"net"
+	"strings"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/unifiedms/ums/core"
+	"github.com/unifiedms/ums/core/auth"
+)
+
+// hook is the bridge between mochi and the core. mochi calls it on the
+// client's read goroutine, except OnPacketEncode, which runs on whichever
+// goroutine writes a packet.
+type hook struct {
+	mochi.HookBase
+	srv *Server
+}
+
+func (h *hook) ID() string { return "ums-core-bridge" }
+
+func (h *hook) Provides(b byte) bool {
+	switch b {
+	case mochi.OnConnect, mochi.OnConnectAuthenticate, mochi.OnACLCheck,
+		mochi.OnSessionEstablish, mochi.OnSessionEstablished, mochi.OnDisconnect,
+		mochi.OnPacketEncode, mochi.OnPacketProcessed,
+		mochi.OnSubscribe, mochi.OnUnsubscribe, mochi.OnPublish:
+		return true
+	}
+	return false
+}
+
+// sessionOf returns the adapter session of a mochi client.
+func sessionOf(cl *mochi.Client) *session {
+	if wc, ok := cl.Net.Conn.(*wireConn); ok {
+		return wc.sess.Load()
+	}
+	return nil
+}
+
+// OnConnect authenticates the client and picks its vhost. A refusal is
+// answered here with the precise CONNACK code (mochi itself only knows
+// "bad user name or password") and ends the connection.
+func (h *hook) OnConnect(cl *mochi.Client, pk packets.Packet) error {
+	s := h.srv
+	wc, ok := cl.Net.Conn.(*wireConn)
+	if !ok {
+		return packets.ErrUnspecifiedError
+	}
+	if s.isClosing() {
+		return refuse(cl, packets.ErrServerShuttingDown)
+	}
+	vhost, user := s.splitUsername(string(pk.Connect.Username))
+	if user == "" {
+		return refuse(cl, packets.ErrBadUsernameOrPassword)
+	}
+	if _, err := s.Users.Authenticate(user, string(pk.Connect.Password), isLoopback(wc.RemoteAddr())); err != nil {
+		if errors.Is(err, auth.ErrLoopbackOnly) {
+			s.log.Warn("MQTT login refused: user can only connect via localhost", "user", user, "remote", cl.Net.Remote)
+			return refuse(cl, packets.ErrNotAuthorized)
+		}
+		s.log.Warn("MQTT login refused: invalid credentials", "user", user, "remote", cl.Net.Remote)
+		return refuse(cl, packets.ErrBadUsernameOrPassword)
+	}
+	v, ok := s.Broker.Vhost(vhost)
+	if !ok || !s.Users.CanAccessVhost(user, vhost) {
+		s.log.Warn("MQTT login refused: no access to vhost", "user", user, "vhost", vhost)
+		return refuse(cl, packets.ErrNotAuthorized)
+	}
+	clientID := cl.ID
+	persistent := s.grantedExpiry(cl.Properties.ProtocolVersion, &pk) > 0
+	if persistent && !s.canConfigure(user, vhost, queueName(clientID, 1)) {
+		s.log.Warn("MQTT login refused: no permission for the session queue", "user", user, "vhost", vhost, "client", clientID)
+		return refuse(cl, packets.ErrNotAuthorized)
+	}
+	sess := newSession(s, cl, wc, v, user, clientID)
+	wc.sess.Store(sess)
+	// mochi keys clients by id across the whole server; ids are per vhost
+	// here, so the key carries the vhost (NUL cannot occur in either).
+	if vhost != s.DefaultVhost {
+		cl.ID = vhost + "\x00" + clientID
+	}
+	sess.key = cl.ID
+	return nil
+}
+
+// refuse answers CONNECT with code and returns it, which ends the
+// connection.
+func refuse(cl *mochi.Client, code packets.Code) error {
+	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}, ReasonCode: code.Code}
+	if cl.Properties.ProtocolVersion == 5 {
+		ack.Properties.ReasonString = code.Reason
+	}
+	_ = cl.WritePacket(ack) // OnPacketEncode maps the code for MQTT 3
+	return code
+}
+
+// splitUsername reads "vhost:user"; a name without ':' is a user of the
+// default vhost.
+func (s *Server) splitUsername(name string) (vhost, user string) {
+	if v, u, ok := strings.Cut(name, ":"); ok {
+		return v, u
+	}
+	return s.DefaultVhost, name
+}
+
+func isLoopback(a net.Addr) bool {
+	var ip net.IP
+	switch x := a.(type) {
+	case *net.TCPAddr:
+		ip = x.IP
+	default:
+		host, _, err := net.SplitHostPort(a.String())
+		if err != nil {
+			return false
+		}
+		ip = net.ParseIP(host)
+	}
+	return ip != nil && ip.IsLoopback()
+}
+
+func (h *hook) OnConnectAuthenticate(cl *mochi.Client, _ packets.Packet) bool {
+	return sessionOf(cl) != nil
+}
+
+// OnACLCheck allows a PUBLISH when the user may write to the exchange; for
+// a refusal mochi sends PUBACK/PUBREC 0x87 to MQTT 5 clients and closes
+// MQTT 3 connections, as RabbitMQ does. Subscriptions are checked in
+// OnSubscribe, where the SUBACK codes are made.
+func (h *hook) OnACLCheck(cl *mochi.Client, _ string, write bool) bool {
+	if !write {
+		return true
+	}
+	s := sessionOf(cl)
+	return s != nil && h.srv.Users.Check(s.user, s.vhost.Name, auth.Write, h.srv.exchange)
+}
+
+func (h *hook) OnSessionEstablish(cl *mochi.Client, pk packets.Packet) {
+	if s := sessionOf(cl); s != nil {
+		s.establish(&pk)
+	}
+}
+
+func (h *hook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
+	if s := sessionOf(cl); s != nil {
+		if err := s.start(); err != nil {
+			s.logger().Error("MQTT session setup failed", "err", err)
+			h.srv.kick(cl, reasonFor(err))
+		}
+	}
+}
+
+func (h *hook) OnDisconnect(cl *mochi.Client, err error, expire bool) {
+	s := sessionOf(cl)
+	if s == nil {
+		return
+	}
+	r := closeReason{end: expire || !s.persistent()}
+	switch {
+	case h.srv.isClosing():
+	case err == nil:
+		// DISCONNECT: no will [MQTT-3.1.2-10]
+	default:
+		r.will = true
+	}
+	s.close(r)
+}
+
+func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
+	s := sessionOf(cl)
+	if s == nil {
+		return pk, packets.ErrRejectPacket
+	}
+	code := s.publish(&pk)
+	qos := pk.FixedHeader.Qos
+	if code == packets.CodeSuccess {
+		// mochi sends the PUBACK/PUBREC; no fan-out of its own.
+		return pk, packets.CodeSuccessIgnore
+	}
+	if qos > 0 && cl.Properties.ProtocolVersion == 5 {
+		typ := packets.Puback
+		if qos == 2 {
+			typ = packets.Pubrec
+		}
+		ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: typ}, PacketID: pk.PacketID, ReasonCode: code.Code}
+		if code.Code >= packets.ErrUnspecifiedError.Code {
+			ack.Properties.ReasonString = code.Reason
+		}
+		_ = cl.WritePacket(ack)
+	}
+	// MQTT 3 has no negative acknowledgement: the PUBACK is withheld.
+	return pk, packets.ErrRejectPacket
+}
+
+func (h *hook) OnSubscribe(cl *mochi.Client, pk packets.Packet) packets.Packet {
+	if s := sessionOf(cl); s != nil {
+		s.subscribePacket(&pk)
+	}
+	return pk
+}
+
+func (h *hook) OnUnsubscribe(cl *mochi.Client, pk packets.Packet) packets.Packet {
+	if s := sessionOf(cl); s != nil {
+		s.unsubscribePacket(&pk)
+	}
+	return pk
+}
+
+// OnPacketProcessed settles deliveries the client acknowledged, and after a
+// SUBSCRIBE (its SUBACK written) sends the matching retained messages.
+func (h *hook) OnPacketProcessed(cl *mochi.Client, pk packets.Packet, _ error) {
+	s := sessionOf(cl)
+	if s == nil {
+		return
+	}
+	switch pk.FixedHeader.Type {
+	case packets.Puback:
+		s.settle(pk.PacketID, pk.ReasonCode >= packets.ErrUnspecifiedError.Code)
+	case packets.Pubrec:
+		// The client owns a QoS 2 message once it sent PUBREC; mochi
+		// finishes the handshake (PUBREL/PUBCOMP) from its in-flight table.
+		s.settle(pk.PacketID, pk.ReasonCode >= packets.ErrUnspecifiedError.Code)
+	case packets.Subscribe:
+		// Subscriptions live in the core; mochi's own index would only
+		// duplicate them and is never used for delivery.
+		for _, f := range pk.Filters {
+			h.srv.mochi.Topics.Unsubscribe(f.Filter, cl.ID)
+			cl.State.Subscriptions.Delete(f.Filter)
+		}
+		s.sendRetained()
+	}
+}
+
+// OnPacketEncode puts the adapter's answers into packets mochi builds
+// (deliveries are encoded by the adapter itself, see appendPublish):
+// session present and limits in CONNACK (and MQTT 3 return codes), and the
+// reason codes of SUBACK and UNSUBACK.
+func (h *hook) OnPacketEncode(cl *mochi.Client, pk packets.Packet) packets.Packet {
+	switch pk.FixedHeader.Type {
+	case packets.Connack:
+		switch cl.Properties.ProtocolVersion {
+		case 3, 4:
+			pk.ReasonCode = v3ConnackCode(pk.ReasonCode)
+		case 5:
+		default:
+			// A level we do not speak: answer in MQTT 3.1.1 terms
+			// [MQTT-3.1.2-2].
+			pk.ReasonCode, pk.ProtocolVersion = 0x01, 4
+		}
+		s := sessionOf(cl)
+		if s == nil || pk.ReasonCode != 0 {
+			pk.SessionPresent = false
+			return pk
+		}
+		pk.SessionPresent = s.present
+		if cl.Properties.ProtocolVersion == 5 {
+			pk.Properties.MaximumPacketSize = h.srv.MaxPacketSize
+			pk.Properties.TopicAliasMaximum = h.srv.TopicAliasMaximum
+		}
+	case packets.Suback, packets.Unsuback:
+		if s := sessionOf(cl); s != nil {
+			if codes, ok := s.takeAckCodes(pk.FixedHeader.Type, pk.PacketID); ok {
+				pk.ReasonCodes = codes
+				if cl.Properties.ProtocolVersion < 5 {
+					pk.Properties = packets.Properties{}
+				}
+			}
+		}
+	}
+	return pk
+}
+
+// v3ConnackCode maps an MQTT 5 CONNACK reason code onto the MQTT 3.1.1
+// return codes.
+func v3ConnackCode(c byte) byte {
+	switch c {
+	case 0x00, 0x01, 0x02, 0x03, 0x04, 0x05:
+		return c
+	case packets.ErrUnsupportedProtocolVersion.Code:
+		return 0x01
+	case packets.ErrClientIdentifierNotValid.Code, packets.ErrUnspecifiedError.Code:
+		return 0x02
+	case packets.ErrBadUsernameOrPassword.Code, packets.ErrMalformedPacket.Code:
+		return 0x04
+	case packets.ErrNotAuthorized.Code, packets.ErrBanned.Code:
+		return 0x05
+	}
+	return 0x03 // server unavailable
+}
+
+// reasonFor maps a core error onto an MQTT 5 reason code.
+func reasonFor(err error) packets.Code {
+	switch {
+	case err == nil:
+		return packets.CodeSuccess
+	case errors.Is(err, core.ErrAccessRefused):
+		return packets.ErrNotAuthorized
+	case errors.Is(err, core.ErrResourceLocked):
+		return packets.ErrQuotaExceeded
+	case errors.Is(err, core.ErrNotFound):
+		return packets.ErrImplementationSpecificError
+	case errors.Is(err, core.ErrPreconditionFailed):
+		return packets.ErrImplementationSpecificError
+	case errors.Is(err, core.ErrClosed):
+		return packets.ErrUnspecifiedError
+	}
+	return packets.ErrUnspecifiedError
+}
