@@ -219,8 +219,8 @@ func (b *Broker) recoverMeta(st *RecoveryStats) error {
 	for pass := 0; pass < 2; pass++ {
 		for key, val := range all {
 			f := strings.Split(key, "\x00")
-			if len(f) < 3 {
-				continue
+			if len(f) < 3 || (f[0] != "x" && f[0] != "q" && f[0] != "b") {
+				continue // not a core definition (adapters keep their own keys here)
 			}
 			v := b.AddVhost(f[1])
 			d := decoder{b: val}

@@ -528,7 +528,6 @@ func appendRemaining(b []byte, n int) []byte {
 	}
 }
 
-
 // rawReader splits an MQTT byte stream into packets.
 type rawReader struct {
 	r   *bufio.Reader

@@ -1,4 +1,4 @@
-// Command umsd is the UMS server: AMQP 0-9-1 today, MQTT, STOMP and
+// Command umsd is the UMS server: AMQP 0-9-1 and MQTT today, STOMP and
 // notification delivery on the same core as they land.
 //
 // Run it with no flags for the embedded defaults; `umsd --help` lists every

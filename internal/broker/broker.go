@@ -20,6 +20,7 @@ import (
 	"github.com/unifiedms/ums/core/store"
 	"github.com/unifiedms/ums/protocols/amqp"
 	"github.com/unifiedms/ums/protocols/mgmt"
+	"github.com/unifiedms/ums/protocols/mqtt"
 )
 
 // Broker is a running UMS server.
@@ -35,6 +36,7 @@ type Broker struct {
 	meta *store.Meta
 
 	mu        sync.Mutex
+	mqtt      *mqtt.Server // nil when MQTT is off
 	listeners map[string]net.Listener
 	wg        sync.WaitGroup
 	closeOnce sync.Once

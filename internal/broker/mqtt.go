@@ -6,15 +6,10 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 
 	"github.com/unifiedms/ums/config"
 	"github.com/unifiedms/ums/protocols/mqtt"
 )
-
-// mqttServers holds each Broker's MQTT adapter (the Broker struct has no
-// field for it yet).
-var mqttServers sync.Map // *Broker → *mqtt.Server
 
 // mqttKeyPrefix keeps the MQTT adapter's records apart from the core's
 // definitions in the shared definition store.
@@ -22,10 +17,9 @@ const mqttKeyPrefix = "mqtt\x00"
 
 // MQTT returns the broker's MQTT adapter, or nil when MQTT is off.
 func (b *Broker) MQTT() *mqtt.Server {
-	if s, ok := mqttServers.Load(b); ok {
-		return s.(*mqtt.Server)
-	}
-	return nil
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.mqtt
 }
 
 // startMQTT starts the MQTT listeners (TCP and WebSocket) when configured.
@@ -43,7 +37,9 @@ func (b *Broker) startMQTT() error {
 		Store:         prefixStore{meta: b.meta, prefix: mqttKeyPrefix},
 		MaxPacketSize: maxPacket,
 	}
-	mqttServers.Store(b, srv)
+	b.mu.Lock()
+	b.mqtt = srv
+	b.mu.Unlock()
 	serve := func(name, label, addr string, run func(net.Listener) error) error {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -79,11 +75,14 @@ func listening(addr string) bool { return addr != "" && addr != config.Off }
 
 // stopMQTT closes the MQTT listeners and sessions.
 func (b *Broker) stopMQTT(ctx context.Context) error {
-	s, ok := mqttServers.LoadAndDelete(b)
-	if !ok {
+	b.mu.Lock()
+	s := b.mqtt
+	b.mqtt = nil
+	b.mu.Unlock()
+	if s == nil {
 		return nil
 	}
-	return s.(*mqtt.Server).Shutdown(ctx)
+	return s.Shutdown(ctx)
 }
 
 // prefixStore gives the MQTT adapter its own part of the definition store.
