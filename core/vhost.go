@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"sort"
 	"strings"
@@ -299,6 +300,10 @@ func sameValue(a, b any) bool {
 	return reflect.DeepEqual(a, b)
 }
 
+// IntValue returns a table value of any integer type as an int64; ok is
+// false for other types and for unsigned values that do not fit.
+func IntValue(v any) (int64, bool) { return toInt64(v) }
+
 func toInt64(v any) (int64, bool) {
 	switch n := v.(type) {
 	case int:
@@ -318,6 +323,9 @@ func toInt64(v any) (int64, bool) {
 	case uint32:
 		return int64(n), true
 	case uint64:
+		if n > math.MaxInt64 {
+			return 0, false
+		}
 		return int64(n), true
 	}
 	return 0, false

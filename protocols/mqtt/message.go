@@ -101,7 +101,7 @@ func messageQoS(m *core.Message) byte {
 		return 0
 	}
 	if v, ok := m.Props.Headers[hdrPublishQoS]; ok {
-		if n, isInt := intValue(v); isInt && n >= 2 {
+		if n, isInt := core.IntValue(v); isInt && n >= 2 {
 			return 2
 		}
 	}
@@ -191,38 +191,12 @@ func headerString(v any) string {
 	case nil:
 		return ""
 	}
-	if n, ok := intValue(v); ok {
+	if n, ok := core.IntValue(v); ok {
 		return strconv.FormatInt(n, 10)
 	}
 	return fmt.Sprint(v)
 }
 
-func intValue(v any) (int64, bool) {
-	switch n := v.(type) {
-	case int:
-		return int64(n), true
-	case int8:
-		return int64(n), true
-	case int16:
-		return int64(n), true
-	case int32:
-		return int64(n), true
-	case int64:
-		return n, true
-	case uint8:
-		return int64(n), true
-	case uint16:
-		return int64(n), true
-	case uint32:
-		return int64(n), true
-	case uint64:
-		if n > math.MaxInt64 {
-			return 0, false
-		}
-		return int64(n), true
-	}
-	return 0, false
-}
 
 // retainedFromPacket captures a retained PUBLISH.
 func retainedFromPacket(pk *packets.Packet, now time.Time) *retainedMsg {
