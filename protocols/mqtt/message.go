@@ -197,7 +197,6 @@ func headerString(v any) string {
 	return fmt.Sprint(v)
 }
 
-
 // retainedFromPacket captures a retained PUBLISH.
 func retainedFromPacket(pk *packets.Packet, now time.Time) *retainedMsg {
 	m := &retainedMsg{topic: pk.TopicName, qos: pk.FixedHeader.Qos, payload: pk.Payload, created: now}
