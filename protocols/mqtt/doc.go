@@ -12,9 +12,13 @@
 //     key "a.b/c"; SUBSCRIBE a/+/# binds with a.*.#.
 //   - QoS 1 and 2 publishes are persistent (delivery mode 2). PUBACK (QoS 1)
 //     or PUBREC (QoS 2) is sent once the core took the message and, when it
-//     went to the message store, once it is durable: mochi calls the hook
-//     before it writes the acknowledgement, and the hook waits. A refused
-//     message gets a reason code (MQTT 5) or no acknowledgement (MQTT 3).
+//     went to the message store, once it is durable. For QoS 2, mochi calls
+//     the hook before it writes the PUBREC, and the hook waits. A stored
+//     QoS 1 message does not hold up the connection: the PUBACK is sent
+//     from the store's completion, in publish order, by a per-connection
+//     ack queue (ack.go) of at most the advertised receive maximum; the
+//     read goroutine waits only when it is full. A refused message gets a
+//     reason code (MQTT 5) or no acknowledgement (MQTT 3).
 //   - Each session owns mqtt-subscription-<client id>qos1 for QoS 1/2
 //     subscriptions (durable, with x-expires = session expiry, for a
 //     persistent session; exclusive otherwise) and
@@ -55,6 +59,8 @@
 //	session.mu -> core locks -> outbox.mu
 //	Server.mu and wireConn.mu are taken alone (Server.mu may be taken
 //	under session.mu).
+//
+//	session.acks.mu is taken alone.
 //
 // Core callbacks (Deliver, Ready) take only outbox.mu; Cancelled takes
 // nothing and defers its work. Network writes never happen under

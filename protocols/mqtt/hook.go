@@ -174,8 +174,19 @@ func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, e
 	if s == nil {
 		return pk, packets.ErrRejectPacket
 	}
-	code := s.publish(&pk)
 	qos := pk.FixedHeader.Qos
+	var a *pubAck
+	switch qos {
+	case 1:
+		a = s.reserveAck(pk.PacketID)
+	case 2:
+		s.waitAcks(1) // earlier PUBACKs go first
+	}
+	code, stored := s.publish(&pk, a)
+	if a != nil && s.finishAck(a, code, stored) {
+		// The ack queue sends the PUBACK, once the message is durable.
+		return pk, packets.ErrRejectPacket
+	}
 	if code == packets.CodeSuccess {
 		// mochi sends the PUBACK/PUBREC; no fan-out of its own.
 		return pk, packets.CodeSuccessIgnore

@@ -63,6 +63,8 @@ type session struct {
 
 	out  outbox
 	wbuf []byte // encoding buffer of the writer goroutine
+
+	acks ackQueue // QoS 1 acknowledgements waiting for the message store
 }
 
 // subscription is a subscription and where it is bound.
@@ -124,6 +126,7 @@ type closeReason struct {
 func newSession(srv *Server, cl *mochi.Client, wc *wireConn, v *core.Vhost, user, clientID string) *session {
 	s := &session{srv: srv, cl: cl, wc: wc, vhost: v, user: user, clientID: clientID,
 		subs: make(map[string]*subscription), inflight: make(map[uint16]uint64), lastID: 32767}
+	s.acks.space = make(chan struct{}, 1)
 	return s
 }
 
@@ -634,20 +637,22 @@ func (s *session) sendRetained() {
 
 // publish sends a PUBLISH into the core and returns the acknowledgement's
 // reason code. It returns once the core took the message and, when the
-// message went to the message store, once it is durable.
-func (s *session) publish(pk *packets.Packet) packets.Code {
+// message went to the message store, once it is durable, except with a
+// (QoS 1): then a stored message is acknowledged through a once durable,
+// and stored is true.
+func (s *session) publish(pk *packets.Packet, a *pubAck) (code packets.Code, stored bool) {
 	srv := s.srv
 	var now time.Time
 	if pk.FixedHeader.Retain || pk.Properties.MessageExpiryInterval > 0 {
 		now = time.Now()
 	}
 	if !validTopicName(pk.TopicName) {
-		return packets.ErrTopicNameInvalid
+		return packets.ErrTopicNameInvalid, false
 	}
 	if pk.FixedHeader.Retain {
 		if err := srv.retained.set(s.vhost.Name, retainedFromPacket(pk, now)); err != nil {
 			s.logger().Error("storing retained message failed", "topic", pk.TopicName, "err", err)
-			return packets.ErrUnspecifiedError
+			return packets.ErrUnspecifiedError, false
 		}
 	}
 	if gate := srv.Broker.PublishGate(); gate != nil {
@@ -657,38 +662,46 @@ func (s *session) publish(pk *packets.Packet) packets.Code {
 		select {
 		case <-gate:
 		case <-srv.done:
-			return packets.ErrServerShuttingDown
+			return packets.ErrServerShuttingDown, false
 		}
 	}
 	x, err := s.exchange()
 	if err != nil {
-		return reasonFor(err)
+		return reasonFor(err), false
 	}
 	var publisher string
 	if s.noLocals.Load() > 0 {
 		publisher = s.clientID
 	}
 	msg := toCoreMessage(srv.exchange, pk, publisher, now)
-	res, err := s.vhost.PublishTo(&s.router, x, msg, s.doneFn)
+	done := s.doneFn
+	if a != nil {
+		done = func(err error) { s.ackDurable(a, err) }
+	}
+	res, err := s.vhost.PublishTo(&s.router, x, msg, done)
 	if err != nil {
 		s.logger().Debug("publish failed", "topic", pk.TopicName, "err", err)
-		return reasonFor(err)
+		return reasonFor(err), false
+	}
+	code = packets.CodeSuccess
+	if res.Rejected > 0 {
+		code = packets.ErrQuotaExceeded
+	}
+	if res.Stored && a != nil {
+		return code, true
 	}
 	if res.Stored {
 		_ = s.wc.Flush() // earlier acknowledgements need not wait for this one
 		if err := <-s.doneCh; err != nil {
 			s.logger().Error("storing a message failed", "topic", pk.TopicName, "err", err)
-			return packets.ErrUnspecifiedError
+			return packets.ErrUnspecifiedError, false
 		}
-	}
-	if res.Rejected > 0 {
-		return packets.ErrQuotaExceeded
 	}
 	// An unroutable message is accepted with 0x00, not 0x10 (no matching
 	// subscribers, which MQTT 5 makes optional): mochi cannot encode a
 	// success code other than 0 without properties, which clients asking
 	// for no problem information forbid.
-	return packets.CodeSuccess
+	return code, false
 }
 
 // exchange returns the publishing exchange, resolving it again if it was

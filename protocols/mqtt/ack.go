@@ -1,0 +1,173 @@
+package mqtt
+
+import (
+	"sync"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// QoS 1 acknowledgements of stored messages are sent asynchronously: the
+// read goroutine hands the PUBLISH to the core and goes on reading, and the
+// PUBACK follows once the message store reports the message durable. PUBACKs
+// leave in the order the PUBLISHes arrived [MQTT-4.6.0-2]: while any is
+// outstanding, every QoS 1 acknowledgement of the connection goes through
+// the same queue, and a QoS 2 PUBLISH first waits for the queue to empty.
+// mochi is told to skip its own PUBACK (ErrRejectPacket), which for QoS 1
+// leaves its in-flight table and receive quota untouched, as a synchronous
+// PUBACK would have. QoS 2 keeps the synchronous path: mochi registers the
+// PUBREC in its in-flight table, which a session takeover copies, and doing
+// that later from another goroutine could race with the takeover.
+
+// pubAck is the acknowledgement of one QoS 1 PUBLISH.
+type pubAck struct {
+	id      uint16
+	code    packets.Code
+	err     error // storage failure
+	ready   bool  // publish returned: code is final
+	durable bool  // the message is durable (or was not stored)
+}
+
+func (a *pubAck) complete() bool { return a.ready && a.durable }
+
+// ackQueue holds a connection's outstanding QoS 1 acknowledgements, in
+// publish order.
+type ackQueue struct {
+	mu      sync.Mutex
+	items   []*pubAck     // not yet written; REQUIRES: mu
+	n       int           // queued or being written; REQUIRES: mu
+	running bool          // a writer goroutine is active; REQUIRES: mu
+	space   chan struct{} // signalled when n drops (one waiter: the reader)
+}
+
+// ackLimit is how many QoS 1 acknowledgements a connection may have
+// outstanding: the receive maximum advertised in CONNACK.
+func (s *session) ackLimit() int {
+	if n := int(s.srv.mochi.Options.Capabilities.ReceiveMaximum); n > 0 {
+		return n
+	}
+	return 65535
+}
+
+// waitAcks waits until fewer than limit acknowledgements are outstanding
+// (none when limit is 1). Read goroutine: only it adds to the queue, so the
+// condition holds on return.
+func (s *session) waitAcks(limit int) {
+	q := &s.acks
+	q.mu.Lock()
+	for q.n >= limit {
+		q.mu.Unlock()
+		_ = s.wc.Flush()
+		<-q.space
+		q.mu.Lock()
+	}
+	q.mu.Unlock()
+}
+
+// reserveAck queues the acknowledgement of a QoS 1 PUBLISH, waiting first
+// while the queue is full: that is the publisher's flow control.
+func (s *session) reserveAck(id uint16) *pubAck {
+	s.waitAcks(s.ackLimit())
+	a := &pubAck{id: id}
+	q := &s.acks
+	q.mu.Lock()
+	q.items = append(q.items, a)
+	q.n++
+	q.mu.Unlock()
+	return a
+}
+
+// finishAck records the outcome of publishing a's message. It returns
+// false when a was the only outstanding acknowledgement and the message was
+// not stored: a is dropped and the caller acknowledges at once.
+func (s *session) finishAck(a *pubAck, code packets.Code, stored bool) bool {
+	q := &s.acks
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !stored && q.n == 1 {
+		q.items = q.items[:0]
+		q.n = 0
+		return false
+	}
+	a.code, a.ready = code, true
+	if !stored {
+		a.durable = true
+	}
+	s.kickAcksLocked()
+	return true
+}
+
+// ackDurable is the message store's done callback for a's message.
+func (s *session) ackDurable(a *pubAck, err error) {
+	q := &s.acks
+	q.mu.Lock()
+	a.err, a.durable = err, true
+	s.kickAcksLocked()
+	q.mu.Unlock()
+}
+
+// REQUIRES: s.acks.mu.
+func (s *session) kickAcksLocked() {
+	q := &s.acks
+	if q.running || len(q.items) == 0 || !q.items[0].complete() {
+		return
+	}
+	q.running = true
+	go s.writeAcks()
+}
+
+// writeAcks writes the complete acknowledgements at the head of the queue
+// until there are none.
+func (s *session) writeAcks() {
+	q := &s.acks
+	var batch []*pubAck
+	for {
+		q.mu.Lock()
+		k := 0
+		for k < len(q.items) && q.items[k].complete() {
+			k++
+		}
+		if k == 0 {
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
+		batch = append(batch[:0], q.items[:k]...)
+		rest := copy(q.items, q.items[k:])
+		clear(q.items[rest:])
+		q.items = q.items[:rest]
+		q.mu.Unlock()
+
+		for _, a := range batch {
+			s.writeAck(a)
+		}
+		_ = s.wc.Flush()
+		clear(batch)
+
+		q.mu.Lock()
+		q.n -= k
+		q.mu.Unlock()
+		select {
+		case q.space <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// writeAck sends a PUBACK; a refusal gets a reason code (MQTT 5) or no
+// acknowledgement (MQTT 3).
+func (s *session) writeAck(a *pubAck) {
+	code := a.code
+	if a.err != nil {
+		s.logger().Error("storing a message failed", "packet_id", a.id, "err", a.err)
+		code = packets.ErrUnspecifiedError
+	}
+	if code != packets.CodeSuccess && s.cl.Properties.ProtocolVersion != 5 {
+		s.logger().Debug("PUBACK withheld", "packet_id", a.id, "reason", code.Code)
+		return
+	}
+	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: a.id, ReasonCode: code.Code}
+	if code.Code >= packets.ErrUnspecifiedError.Code {
+		ack.Properties.ReasonString = code.Reason
+	}
+	_ = s.cl.WritePacket(ack)
+}
