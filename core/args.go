@@ -1,7 +1,6 @@
 package core
 
 import (
-	"fmt"
 	"strconv"
 	"time"
 )
@@ -149,5 +148,3 @@ func ValidateMessage(m *Message) error {
 	_, _, err := messageExpiry(&m.Props)
 	return err
 }
-
-var _ = fmt.Sprintf

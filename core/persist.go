@@ -1,8 +1,6 @@
 package core
 
 import (
-	"encoding/binary"
-	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -288,20 +286,8 @@ func (q *Queue) restore(msg *Message, id uint64, part int, now time.Time) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.seq++
-	e := entry{msg: msg, size: uint32(len(msg.Body)), seq: q.seq, sid: id, part: int32(part), stored: true, redelivered: true}
-	if q.args.maxPriority > 0 {
-		e.prio = msg.Props.Priority
-	}
-	ttl := q.args.messageTTL
-	if d, ok, _ := messageExpiry(&msg.Props); ok && (ttl < 0 || d < ttl) {
-		ttl, e.msgTTL = d, true
-	}
-	if ttl >= 0 {
-		// Expiry restarts from the recovery: the original publish time is not stored.
-		e.expiresAt = now.Add(ttl).UnixNano()
-	}
+	// Expiry restarts from the recovery: the publish time is not stored.
+	e := q.newEntry(msg, now)
+	e.seq, e.sid, e.part, e.stored, e.redelivered = q.seq, id, int32(part), true, true
 	q.pushBackLocked(e)
 }
-
-var _ = binary.BigEndian
-var _ = fmt.Sprint

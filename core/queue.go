@@ -238,18 +238,8 @@ func (q *Queue) enqueue(msg *Message, now time.Time, sid uint64, part int) enque
 		q.mu.Unlock()
 		return gone
 	}
-	e := entry{msg: msg, size: uint32(len(msg.Body)), prio: msg.Props.Priority, sid: sid, part: int32(part), stored: part >= 0}
-	if q.args.maxPriority == 0 {
-		e.prio = 0
-	}
-	ttl := q.args.messageTTL
-	if d, ok, _ := messageExpiry(&msg.Props); ok && (ttl < 0 || d < ttl) {
-		ttl = d
-		e.msgTTL = true
-	}
-	if ttl >= 0 {
-		e.expiresAt = now.Add(ttl).UnixNano()
-	}
+	e := q.newEntry(msg, now)
+	e.sid, e.part, e.stored = sid, int32(part), part >= 0
 	if q.args.overflow != OverflowDropHead && q.overLimit(1, int64(len(msg.Body))) {
 		if q.args.overflow == OverflowRejectPublishDLX {
 			q.dead = append(q.dead, deadLetter{msg: msg, reason: ReasonMaxLen})
@@ -269,6 +259,23 @@ func (q *Queue) enqueue(msg *Message, now time.Time, sid uint64, part int) enque
 	}
 	q.unlock()
 	return enqueued
+}
+
+// newEntry makes the queue entry of msg: its priority level and its expiry
+// (the shorter of the queue's TTL and the message's own) counted from now.
+func (q *Queue) newEntry(msg *Message, now time.Time) entry {
+	e := entry{msg: msg, size: uint32(len(msg.Body))}
+	if q.args.maxPriority > 0 {
+		e.prio = msg.Props.Priority
+	}
+	ttl := q.args.messageTTL
+	if d, ok, _ := messageExpiry(&msg.Props); ok && (ttl < 0 || d < ttl) {
+		ttl, e.msgTTL = d, true
+	}
+	if ttl >= 0 {
+		e.expiresAt = now.Add(ttl).UnixNano()
+	}
+	return e
 }
 
 // overLimit reports whether the ready messages plus n more messages of
@@ -558,7 +565,7 @@ func (q *Queue) sweep() {
 			}
 			continue
 		}
-		kept := r.filter(func(e *entry) bool {
+		r.filter(func(e *entry) bool {
 			if e.expiresAt != 0 && e.expiresAt < now {
 				q.countOut(e)
 				q.dropLocked(e, ReasonExpired)
@@ -569,7 +576,6 @@ func (q *Queue) sweep() {
 			}
 			return true
 		})
-		_ = kept
 	}
 	if next != 0 {
 		q.scheduleSweepLocked(next + 1)

@@ -97,9 +97,8 @@ func (r *ring) clear() int {
 	return n
 }
 
-// filter keeps the entries for which keep returns true, in order, and
-// returns how many were kept.
-func (r *ring) filter(keep func(*entry) bool) int {
+// filter keeps the entries for which keep returns true, in order.
+func (r *ring) filter(keep func(*entry) bool) {
 	n := 0
 	for i := 0; i < r.n; i++ {
 		e := r.at(i)
@@ -117,5 +116,4 @@ func (r *ring) filter(keep func(*entry) bool) int {
 	if n == 0 {
 		r.head = 0
 	}
-	return n
 }
