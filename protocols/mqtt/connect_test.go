@@ -344,3 +344,47 @@ func TestNoLeakAfterDisconnects(t *testing.T) {
 		t.Fatalf("%d queues left, first %s", len(qs), qs[0].Name)
 	}
 }
+
+// connectV5 is an MQTT 5 CONNECT with clean start, user and password
+// guest and no properties.
+func connectV5(id string) []byte {
+	vh := append(str("MQTT"), 5, 0xC2, 0, 30, 0)
+	body := append(vh, str(id)...)
+	body = append(body, str("guest")...)
+	body = append(body, str("guest")...)
+	return append([]byte{0x10, byte(len(body))}, body...)
+}
+
+// An MQTT 5 client is told why it is disconnected: DISCONNECT 0x95 for a
+// packet over the maximum size, 0x81 for a malformed one [MQTT-4.13.1-1].
+func TestV5DisconnectReasons(t *testing.T) {
+	ts := startMQTT(t, func(ts *testServer) { ts.Server = &mqtt.Server{MaxPacketSize: 1024} })
+	for _, tc := range []struct {
+		name   string
+		packet []byte
+		reason byte
+	}{
+		// PUBLISH announcing 2048 bytes.
+		{"oversize", []byte{0x30, 0x80, 0x10, 0, 1, 'a'}, 0x95},
+		// PUBLISH whose topic length runs past the packet.
+		{"malformed", []byte{0x30, 3, 0, 9, 'a'}, 0x81},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ts.raw(t)
+			c.send(t, connectV5("v5-"+tc.name)...)
+			if h, body, err := c.packet(); err != nil || h != 0x20 || len(body) < 2 || body[1] != 0 {
+				t.Fatalf("CONNACK %#x %v %v", h, body, err)
+			}
+			c.send(t, tc.packet...)
+			h, body, err := c.packet()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h != 0xE0 || len(body) < 1 || body[0] != tc.reason {
+				t.Fatalf("got %#x %v, want DISCONNECT with reason %#x", h, body, tc.reason)
+			}
+			c.closed(t)
+		})
+	}
+	ts.v5(t, "after") // the server still serves
+}

@@ -14,7 +14,8 @@ import (
 
 // hook is the bridge between mochi and the core. mochi calls it on the
 // client's read goroutine, except OnPacketEncode, which runs on whichever
-// goroutine writes a packet.
+// goroutine writes a packet. Connecting and disconnecting are the
+// adapter's own (Server.serveConn), which calls connect and disconnect.
 type hook struct {
 	mochi.HookBase
 	srv *Server
@@ -24,9 +25,7 @@ func (h *hook) ID() string { return "ums-core-bridge" }
 
 func (h *hook) Provides(b byte) bool {
 	switch b {
-	case mochi.OnConnect, mochi.OnConnectAuthenticate, mochi.OnACLCheck,
-		mochi.OnSessionEstablish, mochi.OnSessionEstablished, mochi.OnDisconnect,
-		mochi.OnPacketEncode, mochi.OnPacketProcessed,
+	case mochi.OnACLCheck, mochi.OnPacketEncode, mochi.OnPacketProcessed,
 		mochi.OnSubscribe, mochi.OnUnsubscribe, mochi.OnPublish:
 		return true
 	}
@@ -41,10 +40,9 @@ func sessionOf(cl *mochi.Client) *session {
 	return nil
 }
 
-// OnConnect authenticates the client and picks its vhost. A refusal is
-// answered here with the precise CONNACK code (mochi itself only knows
-// "bad user name or password") and ends the connection.
-func (h *hook) OnConnect(cl *mochi.Client, pk packets.Packet) error {
+// connect authenticates the client and picks its vhost. A refusal is
+// answered here with the precise CONNACK code and ends the connection.
+func (h *hook) connect(cl *mochi.Client, pk *packets.Packet) error {
 	s := h.srv
 	wc, ok := cl.Net.Conn.(*wireConn)
 	if !ok {
@@ -71,7 +69,7 @@ func (h *hook) OnConnect(cl *mochi.Client, pk packets.Packet) error {
 		return refuse(cl, packets.ErrNotAuthorized)
 	}
 	clientID := cl.ID
-	persistent := s.grantedExpiry(cl.Properties.ProtocolVersion, &pk) > 0
+	persistent := s.grantedExpiry(cl.Properties.ProtocolVersion, pk) > 0
 	if persistent && !s.canConfigure(user, vhost, queueName(clientID, 1)) {
 		s.log.Warn("MQTT login refused: no permission for the session queue", "user", user, "vhost", vhost, "client", clientID)
 		return refuse(cl, packets.ErrNotAuthorized)
@@ -122,10 +120,6 @@ func isLoopback(a net.Addr) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func (h *hook) OnConnectAuthenticate(cl *mochi.Client, _ packets.Packet) bool {
-	return sessionOf(cl) != nil
-}
-
 // OnACLCheck allows a PUBLISH when the user may write to the exchange; for
 // a refusal mochi sends PUBACK/PUBREC 0x87 to MQTT 5 clients and closes
 // MQTT 3 connections, as RabbitMQ does. Subscriptions are checked in
@@ -138,22 +132,10 @@ func (h *hook) OnACLCheck(cl *mochi.Client, _ string, write bool) bool {
 	return s != nil && h.srv.Users.Check(s.user, s.vhost.Name, auth.Write, h.srv.exchange)
 }
 
-func (h *hook) OnSessionEstablish(cl *mochi.Client, pk packets.Packet) {
-	if s := sessionOf(cl); s != nil {
-		s.establish(&pk)
-	}
-}
-
-func (h *hook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
-	if s := sessionOf(cl); s != nil {
-		if err := s.start(); err != nil {
-			s.logger().Error("MQTT session setup failed", "err", err)
-			h.srv.kick(cl, reasonFor(err))
-		}
-	}
-}
-
-func (h *hook) OnDisconnect(cl *mochi.Client, err error, expire bool) {
+// disconnect closes the session of a connection that ended: err is nil
+// after the client's DISCONNECT, and expire says whether the session ends
+// with the connection.
+func (h *hook) disconnect(cl *mochi.Client, err error, expire bool) {
 	s := sessionOf(cl)
 	if s == nil {
 		return

@@ -85,6 +85,7 @@ type Server struct {
 	startOnce sync.Once
 	startErr  error
 	mochi     *mochi.Server
+	hook      *hook
 	log       *slog.Logger
 	retained  *retainIndex
 	store     Store
@@ -171,7 +172,8 @@ func (s *Server) init() error {
 		// traffic. The interval (seconds) is effectively never.
 		SysTopicResendInterval: 1 << 32,
 	})
-	if err := m.AddHook(&hook{srv: s}, nil); err != nil {
+	s.hook = &hook{srv: s}
+	if err := m.AddHook(s.hook, nil); err != nil {
 		return err
 	}
 	if err := m.Serve(); err != nil {
@@ -273,10 +275,7 @@ func (s *Server) Serve(l net.Listener) error {
 			c.Close()
 			return ErrServerClosed
 		}
-		go func() {
-			defer s.conns.Done()
-			s.serveConn(listenerTCP, c)
-		}()
+		go s.serveConn(listenerTCP, c)
 	}
 }
 
@@ -300,9 +299,9 @@ func (s *Server) ServeWebSocket(l net.Listener) error {
 			http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 			return
 		}
-		defer s.conns.Done()
 		ws, err := up.Upgrade(w, r, nil)
 		if err != nil {
+			s.conns.Done()
 			return // Upgrade answered the request
 		}
 		s.serveConn(listenerWS, &wsConn{ws: ws})
@@ -320,11 +319,195 @@ func (s *Server) ServeWebSocket(l net.Listener) error {
 	return err
 }
 
-// serveConn runs one client connection until it ends.
+// connectTimeout is how long a new connection may take to send CONNECT.
+const connectTimeout = 10 * time.Second
+
+// serveConn runs the CONNECT handshake of a new connection on the calling
+// goroutine, then hands the connection to a fresh goroutine that reads its
+// packets (readLoop) and returns. The handshake runs deep (authentication,
+// session setup in the core) and leaves a large stack behind; the reader
+// starts small, and since it waits for input with only a few small frames
+// on its stack, the runtime shrinks it back after every burst of work. An
+// idle connection so costs a few KiB of stack, not the 16 KiB or more of a
+// goroutine that once ran the handshake.
+//
+// The handshake and the read loop follow mochi's own (attachClient); only
+// CONNECT handling is the adapter's, every later packet goes to mochi's
+// packet processing (InjectPacket), whose hooks bridge to the core.
 func (s *Server) serveConn(listener string, c net.Conn) {
-	err := s.mochi.EstablishConnection(listener, newWireConn(c))
-	if err != nil && !errors.Is(err, io.EOF) {
-		s.log.Debug("connection ended", "remote", c.RemoteAddr().String(), "err", err)
+	wc := newWireConn(c)
+	cl := s.mochi.NewClient(wc, listener, "", false)
+	if err := s.handshake(cl, listener, wc); err != nil {
+		cl.Stop(err)
+		if !errors.Is(err, io.EOF) {
+			s.log.Debug("connection refused", "remote", c.RemoteAddr().String(), "err", err)
+		}
+		s.conns.Done()
+		return
+	}
+	go s.readLoop(cl) // inherits this connection's count in s.conns
+}
+
+// handshake reads CONNECT and answers it. On success the session is
+// established and its CONNACK written; on failure the client got the
+// CONNACK refusal (when one is due) and nothing of it remains.
+func (s *Server) handshake(cl *mochi.Client, listener string, wc *wireConn) error {
+	_ = wc.SetDeadline(time.Now().Add(connectTimeout))
+	var fh packets.FixedHeader
+	if err := cl.ReadFixedHeader(&fh); err != nil {
+		return err
+	}
+	if fh.Type != packets.Connect {
+		return packets.ErrProtocolViolationRequireFirstConnect // [MQTT-3.1.0-1]
+	}
+	pk, err := cl.ReadPacket(&fh)
+	if err != nil {
+		return err
+	}
+	cl.ParseConnect(listener, pk)
+	if code := validateConnect(cl, &pk); code != packets.CodeSuccess {
+		_ = s.mochi.SendConnack(cl, code, false, nil) // [MQTT-3.2.2-7] [MQTT-3.1.4-6]
+		return code
+	}
+	if err := s.hook.connect(cl, &pk); err != nil {
+		return err
+	}
+	refreshDeadline(cl)
+	sess := sessionOf(cl)
+	sess.establish(&pk)
+	s.inheritInflight(cl, &pk)
+	s.mochi.Clients.Add(cl) // [MQTT-4.1.0-1]
+	if err := s.mochi.SendConnack(cl, packets.CodeSuccess, sess.present, nil); err != nil {
+		s.endConnection(cl, err)
+		return err
+	}
+	if sess.present {
+		if err := cl.ResendInflightMessages(true); err != nil {
+			s.endConnection(cl, err)
+			return err
+		}
+	}
+	if err := sess.start(); err != nil {
+		sess.logger().Error("MQTT session setup failed", "err", err)
+		s.kick(cl, reasonFor(err))
+		s.endConnection(cl, err)
+		return err
+	}
+	return nil
+}
+
+// validateConnect checks what the packet decoder does not: the spec's rules
+// on CONNECT's fields and an empty client id asking for a kept session
+// (refused by MQTT 3.1.1 [MQTT-3.1.3-8]).
+func validateConnect(cl *mochi.Client, pk *packets.Packet) packets.Code {
+	if code := pk.ConnectValidate(); code != packets.CodeSuccess {
+		return code
+	}
+	if cl.Properties.ProtocolVersion < 5 && !pk.Connect.Clean && pk.Connect.ClientIdentifier == "" {
+		return packets.ErrUnspecifiedError // CONNACK 0x02 in MQTT 3.1.1
+	}
+	return packets.CodeSuccess
+}
+
+// inheritInflight carries the packet-level state of a resumed session (QoS
+// 2 handshakes in progress, which mochi tracks) over from the previous
+// connection with the same client id, and forgets it for a clean start.
+// The previous connection was already closed by establish.
+func (s *Server) inheritInflight(cl *mochi.Client, pk *packets.Packet) {
+	old, ok := s.mochi.Clients.Get(cl.ID)
+	if !ok {
+		return
+	}
+	if pk.Connect.Clean || (old.Properties.Clean && old.Properties.ProtocolVersion < 5) {
+		old.ClearInflights()
+		return
+	}
+	if old.State.Inflight.Len() > 0 {
+		cl.State.Inflight = old.State.Inflight.Clone() // [MQTT-3.1.2-5]
+		cl.State.Inflight.ResetReceiveQuota(int32(s.mochi.Options.Capabilities.ReceiveMaximum))
+		cl.State.Inflight.ResetSendQuota(int32(cl.Properties.Props.ReceiveMaximum))
+	}
+	old.ClearInflights()
+}
+
+// refreshDeadline moves the connection's deadline to one and a half
+// keep-alive intervals from now [MQTT-3.1.2-22]; keep-alive 0 has none.
+func refreshDeadline(cl *mochi.Client) {
+	var t time.Time
+	if ka := cl.State.Keepalive; ka > 0 {
+		t = time.Now().Add(time.Duration(ka+ka/2) * time.Second)
+	}
+	_ = cl.Net.Conn.SetDeadline(t)
+}
+
+// readLoop reads and processes the client's packets until the connection
+// ends, then ends the connection's session.
+func (s *Server) readLoop(cl *mochi.Client) {
+	defer s.conns.Done()
+	err := s.readPackets(cl)
+	s.endConnection(cl, err)
+}
+
+// readPackets is the packet loop. While it waits for input its stack holds
+// only itself and the read path; each packet is handled in nextPacket's
+// larger frame.
+func (s *Server) readPackets(cl *mochi.Client) error {
+	for {
+		if cl.Closed() {
+			return nil // DISCONNECT, or closed by the server
+		}
+		refreshDeadline(cl)
+		var fh packets.FixedHeader
+		if err := cl.ReadFixedHeader(&fh); err != nil {
+			return s.packetError(cl, err)
+		}
+		if err := s.nextPacket(cl, &fh); err != nil {
+			return err
+		}
+	}
+}
+
+// nextPacket reads the body of the packet fh starts and processes it.
+//
+//go:noinline
+func (s *Server) nextPacket(cl *mochi.Client, fh *packets.FixedHeader) error {
+	pk, err := cl.ReadPacket(fh)
+	if err != nil {
+		return s.packetError(cl, err)
+	}
+	if err := s.mochi.InjectPacket(cl, pk); err != nil {
+		return s.packetError(cl, err)
+	}
+	return nil
+}
+
+// packetError ends the connection for err. An MQTT 5 client learns the
+// reason from a DISCONNECT when err carries a reason code (a malformed or
+// oversize packet, a protocol error) [MQTT-4.13.1-1].
+func (s *Server) packetError(cl *mochi.Client, err error) error {
+	var code packets.Code
+	if errors.As(err, &code) && code.Code >= packets.ErrUnspecifiedError.Code &&
+		cl.Properties.ProtocolVersion == 5 && !cl.Closed() {
+		_ = s.mochi.DisconnectClient(cl, code)
+	}
+	if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+		s.log.Debug("connection ended", "client", cl.ID, "remote", cl.Net.Remote, "err", err)
+	}
+	return err
+}
+
+// endConnection closes a connection that got past CONNECT and ends or
+// keeps its session. err is nil after the client's DISCONNECT.
+func (s *Server) endConnection(cl *mochi.Client, err error) {
+	cl.Stop(err)
+	expire := (cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.SessionExpiryInterval == 0) ||
+		(cl.Properties.ProtocolVersion < 5 && cl.Properties.Clean)
+	s.hook.disconnect(cl, err, expire)
+	if cur, ok := s.mochi.Clients.Get(cl.ID); ok && cur == cl {
+		if expire {
+			cl.ClearInflights()
+			s.mochi.Clients.Delete(cl.ID) // [MQTT-4.1.0-2]
+		}
 	}
 }
 
