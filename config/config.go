@@ -44,6 +44,13 @@ type Config struct {
 	DefaultUser         string
 	DefaultPass         string
 	DefaultUserAnyHost  bool
+
+	MQTTExchange         string
+	MQTTDefaultVhost     string
+	MQTTMaxSessionExpiry uint32
+	MQTTMaxPacketSize    int
+	MQTTMaxInflight      int
+	MQTTMaxQueueLength   int
 }
 
 // Off is the listen address that disables a listener.
@@ -80,6 +87,18 @@ func duration(p func(*Config) *time.Duration) func(*Config, string) error {
 			}
 		}
 		*p(c) = d
+		return nil
+	}
+}
+
+// positive parses an integer between 1 and most.
+func positive(p func(*Config) *int, most int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > most {
+			return fmt.Errorf("not an integer between 1 and %d: %q", most, v)
+		}
+		*p(c) = n
 		return nil
 	}
 }
@@ -130,6 +149,23 @@ var settings = []setting{
 	}},
 	{"default-user", "UMS_DEFAULT_USER", "guest", "user created at first start", "NAME", str(func(c *Config) *string { return &c.DefaultUser })},
 	{"default-pass", "UMS_DEFAULT_PASS", "guest", "password of the default user", "PASSWORD", str(func(c *Config) *string { return &c.DefaultPass })},
+	{"mqtt-exchange", "UMS_MQTT_EXCHANGE", "amq.topic", "topic exchange MQTT publishes to and subscribes on, in every vhost", "NAME", str(func(c *Config) *string { return &c.MQTTExchange })},
+	{"mqtt-default-vhost", "UMS_MQTT_DEFAULT_VHOST", "/", "vhost of MQTT users named without a \"vhost:\" prefix", "VHOST", str(func(c *Config) *string { return &c.MQTTDefaultVhost })},
+	{"mqtt-max-session-expiry", "UMS_MQTT_MAX_SESSION_EXPIRY", "86400", "longest MQTT session expiry interval granted, in seconds, or infinity; MQTT 3.1.1 persistent sessions get it", "SECONDS", func(c *Config, v string) error {
+		if v == "infinity" {
+			c.MQTTMaxSessionExpiry = 1<<32 - 1
+			return nil
+		}
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || n == 0 {
+			return fmt.Errorf("not a number of seconds (1 to 4294967295) or infinity: %q", v)
+		}
+		c.MQTTMaxSessionExpiry = uint32(n)
+		return nil
+	}},
+	{"mqtt-max-packet-size", "UMS_MQTT_MAX_PACKET_SIZE", "16777216", "largest MQTT packet accepted, in bytes", "BYTES", positive(func(c *Config) *int { return &c.MQTTMaxPacketSize }, 1<<28)},
+	{"mqtt-max-inflight", "UMS_MQTT_MAX_INFLIGHT", "256", "most unacknowledged QoS 1/2 deliveries per MQTT client", "N", positive(func(c *Config) *int { return &c.MQTTMaxInflight }, 65535)},
+	{"mqtt-max-queue-length", "UMS_MQTT_MAX_QUEUE_LENGTH", "100000", "messages an MQTT session queue holds before publishers are refused (QoS 1) or the oldest is dropped (QoS 0); -1: no bound", "N", integer(func(c *Config) *int { return &c.MQTTMaxQueueLength })},
 	{"default-user-any-host", "UMS_DEFAULT_USER_ANY_HOST", "false", "let the default user connect from other hosts than loopback", "BOOL", boolean(func(c *Config) *bool { return &c.DefaultUserAnyHost })},
 }
 

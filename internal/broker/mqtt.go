@@ -28,14 +28,19 @@ func (b *Broker) startMQTT() error {
 	if !tcp && !ws {
 		return nil
 	}
-	maxPacket := uint32(mqtt.DefaultMaxPacketSize)
+	maxPacket := uint32(b.cfg.MQTTMaxPacketSize)
 	if n := b.cfg.MaxMessageSize; n > 0 && n+64<<10 < int(maxPacket) {
 		maxPacket = uint32(n + 64<<10) // room for the topic and properties
 	}
 	srv := &mqtt.Server{
 		Broker: b.Core, Users: b.Users, Logger: b.log,
-		Store:         prefixStore{meta: b.meta, prefix: mqttKeyPrefix},
-		MaxPacketSize: maxPacket,
+		Store:            prefixStore{meta: b.meta, prefix: mqttKeyPrefix},
+		Exchange:         b.cfg.MQTTExchange,
+		DefaultVhost:     b.cfg.MQTTDefaultVhost,
+		MaxPacketSize:    maxPacket,
+		MaxSessionExpiry: b.cfg.MQTTMaxSessionExpiry,
+		MaxInflight:      uint16(b.cfg.MQTTMaxInflight),
+		MaxQueueLength:   b.cfg.MQTTMaxQueueLength,
 	}
 	b.mu.Lock()
 	b.mqtt = srv

@@ -1,0 +1,91 @@
+package test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/unifiedms/ums/config"
+	"github.com/unifiedms/ums/internal/broker"
+)
+
+// startBrokerWith runs a broker on a temporary directory with AMQP and MQTT
+// on loopback ports and the configuration changed by tweak.
+func startBrokerWith(t testing.TB, tweak func(*config.Config)) *broker.Broker {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.AMQPListen = "127.0.0.1:0"
+	mqttOn(cfg)
+	cfg.STOMPListen, cfg.STOMPWSListen, cfg.HTTPListen = config.Off, config.Off, config.Off
+	tweak(cfg)
+	b, err := broker.New(cfg, mqttLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := b.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return b
+}
+
+// The MQTT settings (exchange, session expiry cap, queue bound) reach the
+// MQTT adapter.
+func TestMQTTSettings(t *testing.T) {
+	b := startBrokerWith(t, func(c *config.Config) {
+		c.MQTTExchange = "iot"
+		c.MQTTMaxSessionExpiry = 7
+		c.MQTTMaxQueueLength = 5
+	})
+	conn, err := amqp.Dial("amqp://guest:guest@" + b.Addr("amqp").String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch := newChannel(t, conn)
+	if err := ch.ExchangeDeclare("iot", "topic", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	q := declareQueue(t, ch, "")
+	bindQueue(t, ch, q, "iot", "sensors.#", nil)
+	deliveries := consume(t, ch, q, true)
+
+	// An MQTT 3.1.1 persistent session gets the capped expiry and bound.
+	c3, _, _ := mqtt3(t, b, "settings-3", false)
+	if tok := c3.Subscribe("cmd/#", 1, nil); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	v, _ := b.Core.Vhost("/")
+	sq, err := v.Queue(nil, "mqtt-subscription-settings-3qos1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sq.Args["x-expires"]; got != int64(7000) {
+		t.Errorf("x-expires %v, want 7000 (ms)", got)
+	}
+	if got := sq.Args["x-max-length"]; got != int64(5) {
+		t.Errorf("x-max-length %v, want 5", got)
+	}
+
+	// PUBLISH goes to the configured exchange.
+	pub, _, _ := mqtt5(t, b, "settings-pub", true, 0)
+	mqttPub5(t, pub, &paho.Publish{Topic: "sensors/t1", QoS: 1, Payload: []byte("21.5")})
+	select {
+	case d := <-deliveries:
+		if d.RoutingKey != "sensors.t1" || string(d.Body) != "21.5" {
+			t.Fatalf("got %q on %q", d.Body, d.RoutingKey)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the MQTT publish did not reach the queue bound to exchange iot")
+	}
+}
