@@ -181,9 +181,11 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	if b.stopWatch != nil {
 		b.stopOnce.Do(func() { close(b.stopWatch) })
 	}
-	err := b.AMQP.Shutdown(ctx)
-	if merr := b.stopMQTT(ctx); err == nil {
-		err = merr
+	// MQTT first: the wills of its clients reach AMQP consumers still
+	// connected.
+	err := b.stopMQTT(ctx)
+	if aerr := b.AMQP.Shutdown(ctx); err == nil {
+		err = aerr
 	}
 	if herr := b.HTTP.Shutdown(ctx); err == nil {
 		err = herr

@@ -141,13 +141,10 @@ func (h *hook) disconnect(cl *mochi.Client, err error, expire bool) {
 		return
 	}
 	r := closeReason{end: expire || !s.persistent()}
-	switch {
-	case h.srv.isClosing():
-	case err == nil:
-		// DISCONNECT: no will [MQTT-3.1.2-10]
-	default:
-		r.will = true
-	}
+	// A will is published unless the client sent DISCONNECT
+	// [MQTT-3.1.2-10], also when the server closes the connection (a
+	// shutdown included) [MQTT-3.1.2-8].
+	r.will = err != nil
 	s.close(r)
 }
 

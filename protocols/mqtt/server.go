@@ -192,7 +192,7 @@ func (s *Server) init() error {
 // sessions whose queue no longer exists (expired or deleted while the
 // server was down).
 func (s *Server) loadStore() {
-	var retained, sessions, dropped int
+	var retained, sessions, dropped, wills int
 	for key, val := range s.store.All() {
 		kind, vhost, name, ok := parseStoreKey(key)
 		if !ok {
@@ -223,10 +223,28 @@ func (s *Server) loadStore() {
 			}
 			s.records[key] = r
 			sessions++
+		case kindWill:
+			v, ok := s.Broker.Vhost(vhost)
+			var err error = core.ErrNotFound
+			if ok {
+				sessKey := name
+				if vhost != s.DefaultVhost {
+					sessKey = vhost + "\x00" + name
+				}
+				err = s.loadWill(sessKey, v, name, val)
+			}
+			if err != nil {
+				s.log.Error("skipping unreadable delayed will", "vhost", vhost, "client", name, "err", err)
+				if derr := s.store.Delete(key); derr != nil {
+					s.log.Error("deleting will record failed", "key", key, "err", derr)
+				}
+				continue
+			}
+			wills++
 		}
 	}
-	if retained+sessions+dropped > 0 {
-		s.log.Info("MQTT state loaded", "retained", retained, "sessions", sessions, "expired_sessions", dropped)
+	if retained+sessions+dropped+wills > 0 {
+		s.log.Info("MQTT state loaded", "retained", retained, "sessions", sessions, "expired_sessions", dropped, "delayed_wills", wills)
 	}
 }
 
@@ -564,8 +582,11 @@ func (s *Server) track(l net.Listener, hs *http.Server, add bool) bool {
 
 // Shutdown stops accepting connections, disconnects every client (MQTT 5
 // clients get DISCONNECT 0x8B, server shutting down) and waits for their
-// sessions to close, or for ctx. Persistent sessions keep their queues;
-// wills are not published, as the clients did nothing wrong.
+// sessions to close, or for ctx. Persistent sessions keep their queues.
+// The server closing a connection triggers its will [MQTT-3.1.2-8]: wills
+// without delay are published now; delayed ones (and those still waiting)
+// are stored and published when their delay ends after the next start,
+// unless the client reconnects first.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if s.start() != nil || s.mochi == nil {
 		return nil
@@ -581,11 +602,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for hs := range s.https {
 		hss = append(hss, hs)
 	}
+	var delayed []*pendingWill
 	for id, w := range s.wills {
-		w.t.Stop()
+		if w.t.Stop() {
+			delayed = append(delayed, w)
+		}
 		delete(s.wills, id)
 	}
 	s.mu.Unlock()
+	for _, w := range delayed {
+		s.saveWill(w) // its delay runs on after the next start
+	}
 	if !already {
 		close(s.done)
 	}

@@ -110,13 +110,6 @@ type outbox struct {
 	closed  bool          // REQUIRES: mu
 }
 
-// willMsg is a client's will, kept by the adapter (mochi's copy is
-// cleared so that only the core publishes it).
-type willMsg struct {
-	pk    packets.Packet
-	delay uint32 // seconds
-}
-
 // closeReason says how a session ends.
 type closeReason struct {
 	end  bool // the session ends: delete its durable queue and record
@@ -164,7 +157,7 @@ func (s *session) establish(pk *packets.Packet) {
 	srv := s.srv
 	clean := pk.Connect.Clean
 	s.expiry = srv.grantedExpiry(s.cl.Properties.ProtocolVersion, pk)
-	s.takeWill()
+	s.takeWill(pk)
 
 	srv.mu.Lock()
 	old := srv.sessions[s.key]
@@ -179,10 +172,14 @@ func (s *session) establish(pk *packets.Packet) {
 		srv.kick(old.cl, packets.ErrSessionTakenOver)
 		old.close(closeReason{end: false, will: true})
 	}
-	if will != nil && will.t.Stop() && clean {
-		// A new connection to the session before the will delay passed
-		// cancels the will, unless the session ends now [MQTT-3.1.3-9].
-		will.publish()
+	if will != nil {
+		if will.t.Stop() && clean {
+			// A new connection to the session before the will delay
+			// passed cancels the will, unless the session ends now
+			// [MQTT-3.1.3-9].
+			srv.publishWill(will.v, will.clientID, will.w)
+		}
+		srv.forgetWill(will)
 	}
 
 	rkey := s.recordKey()
@@ -214,25 +211,6 @@ func (s *session) establish(pk *packets.Packet) {
 			s.resume = rec
 		}
 	}
-}
-
-// takeWill moves the client's will from mochi to the session: mochi would
-// publish it only to its own subscribers.
-func (s *session) takeWill() {
-	w := &s.cl.Properties.Will
-	if atomic.LoadUint32(&w.Flag) == 0 {
-		return
-	}
-	s.will = &willMsg{
-		pk: packets.Packet{
-			FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: w.Qos, Retain: w.Retain},
-			TopicName:   w.TopicName,
-			Payload:     w.Payload,
-		},
-		delay: w.WillDelayInterval,
-	}
-	s.will.pk.Properties.User = w.User
-	atomic.StoreUint32(&w.Flag, 0)
 }
 
 // start runs after CONNACK: it opens the core connection and session,
@@ -1072,12 +1050,12 @@ func (s *session) close(r closeReason) {
 	if r.end {
 		s.endDurable()
 	}
-	if r.will && s.will != nil && !srv.isClosing() {
-		delay := s.will.delay
+	if r.will && s.will != nil {
+		delay := time.Duration(s.will.delay) * time.Second
 		if r.end {
 			delay = 0 // the session ended first [MQTT-3.1.3-9]
 		}
-		srv.scheduleWill(s.key, s.vhost, s.clientID, s.will, delay)
+		srv.scheduleWill(s.key, s.vhost, s.clientID, s.will, time.Now().Add(delay), false)
 	}
 }
 
@@ -1100,63 +1078,4 @@ func (s *session) endDurable() {
 			s.logger().Error("deleting session queue failed", "err", err)
 		}
 	}
-}
-
-// --- wills ---
-
-// pendingWill is a will waiting for its delay.
-type pendingWill struct {
-	t       *time.Timer
-	publish func()
-}
-
-// scheduleWill publishes a will after delay seconds (at once for 0),
-// unless a new connection to the session cancels it first.
-func (srv *Server) scheduleWill(key string, v *core.Vhost, clientID string, w *willMsg, delay uint32) {
-	publish := func() { srv.publishWill(v, clientID, w) }
-	if delay == 0 {
-		publish()
-		return
-	}
-	pw := &pendingWill{publish: publish}
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	if srv.closing {
-		return
-	}
-	if old := srv.wills[key]; old != nil {
-		old.t.Stop()
-	}
-	srv.wills[key] = pw
-	pw.t = time.AfterFunc(time.Duration(delay)*time.Second, func() {
-		srv.mu.Lock()
-		mine := srv.wills[key] == pw && !srv.closing
-		if mine {
-			delete(srv.wills, key)
-			srv.bg.Add(1)
-		}
-		srv.mu.Unlock()
-		if mine {
-			defer srv.bg.Done()
-			publish()
-		}
-	})
-}
-
-// publishWill publishes a will through the core like any PUBLISH.
-func (srv *Server) publishWill(v *core.Vhost, clientID string, w *willMsg) {
-	pk := w.pk
-	now := time.Now()
-	if pk.FixedHeader.Retain {
-		if err := srv.retained.set(v.Name, retainedFromPacket(&pk, now)); err != nil {
-			srv.log.Error("storing retained will failed", "client", clientID, "err", err)
-		}
-	}
-	var r core.Router
-	msg := toCoreMessage(srv.exchange, &pk, "", now)
-	if _, err := v.Publish(&r, srv.exchange, msg, nil); err != nil {
-		srv.log.Warn("publishing will failed", "client", clientID, "topic", pk.TopicName, "err", err)
-		return
-	}
-	srv.log.Debug("will published", "client", clientID, "topic", pk.TopicName)
 }

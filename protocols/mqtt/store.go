@@ -66,6 +66,7 @@ func (s *MemoryStore) All() map[string][]byte {
 const (
 	kindRetained = "r"
 	kindSession  = "s"
+	kindWill     = "w" // a delayed will that outlasted a shutdown
 )
 
 func storeKey(kind, vhost, name string) string {
@@ -87,6 +88,7 @@ func parseStoreKey(key string) (kind, vhost, name string, ok bool) {
 // Record versions: the first byte of every stored value.
 const (
 	sessionRecordV1  = 1
+	willRecordV1     = 1
 	retainedRecordV1 = 1
 )
 
