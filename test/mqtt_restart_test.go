@@ -3,6 +3,7 @@ package test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 )
@@ -89,5 +90,51 @@ func TestMQTTCleanSessionNotKeptAcrossRestart(t *testing.T) {
 	}
 	pub, _, _ := mqtt5(t, b2, "p", true, 0)
 	mqttPub5(t, pub, &paho.Publish{Topic: "e/1", QoS: 1, Payload: []byte("x")})
+	mqttNone5(t, got)
+}
+
+// A shared subscription lasts as long as a session is subscribed to it: QoS
+// 1 messages for a group whose persistent member is away wait for it,
+// across a restart. A group of clean sessions goes with its last member.
+func TestMQTTSharedSubscriptionSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	b, stop := startBrokerAt(t, dir)
+	w, _, _ := mqtt5(t, b, "worker-1", false, 3600)
+	mqttSub5(t, w, "$share/g/jobs/#", 1)
+	_ = w.Disconnect(&paho.Disconnect{})
+	tmp, _, _ := mqtt5(t, b, "tmp-1", true, 0)
+	mqttSub5(t, tmp, "$share/tmp/jobs/#", 1)
+	_ = tmp.Disconnect(&paho.Disconnect{})
+
+	v, _ := b.Core.Vhost("/")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := v.Queue(nil, "mqtt-shared-tmp/jobs/#"); err != nil {
+			break // gone with its only member
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the clean group's queue outlived its last member")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitQueueIdle(t, b, "mqtt-shared-g/jobs/#")
+
+	pub, _, _ := mqtt5(t, b, "dispatcher", true, 0)
+	for i := range 3 {
+		mqttPub5(t, pub, &paho.Publish{Topic: fmt.Sprint("jobs/", i), QoS: 1, Payload: []byte(fmt.Sprint("job", i))})
+	}
+	_ = pub.Disconnect(&paho.Disconnect{})
+	stop()
+
+	b2, _ := startBrokerAt(t, dir)
+	_, got, ca := mqtt5(t, b2, "worker-1", false, 3600)
+	if !ca.SessionPresent {
+		t.Fatal("session not present after restart")
+	}
+	for i := range 3 {
+		if m := mqttRecv5(t, got); string(m.Payload) != fmt.Sprint("job", i) || m.Topic != fmt.Sprint("jobs/", i) {
+			t.Fatalf("message %d: %q on %s", i, m.Payload, m.Topic)
+		}
+	}
 	mqttNone5(t, got)
 }

@@ -484,14 +484,19 @@ func (s *session) applyLocked(o subOptions) (bool, error) {
 	return old != nil, nil
 }
 
-// consumeSharedLocked declares a shared subscription's queue (auto-delete:
-// it goes when its last member leaves), binds it and consumes from it.
+// consumeSharedLocked declares a shared subscription's queue, binds it and
+// consumes from it. The queue is durable, with the same arguments for
+// every member: a shared subscription lasts as long as a session is
+// subscribed to it [MQTT-4.8.2], so messages wait in it for the persistent
+// sessions of the group across disconnects and restarts. It is deleted
+// when its last member leaves and no persistent session holds it
+// (dropShared), and otherwise expires after the longest session expiry.
 // REQUIRES: s.mu.
 func (s *session) consumeSharedLocked(sub *subscription) error {
 	var err error
-	for range 3 { // the queue may be auto-deleted between declare and consume
+	for range 3 { // the queue may be deleted between declare and consume
 		var q *core.Queue
-		q, err = s.vhost.DeclareQueue(s.conn, sub.queue, core.QueueOptions{AutoDelete: true, Args: s.queueArgs(1, false)})
+		q, err = s.vhost.DeclareQueue(s.conn, sub.queue, core.QueueOptions{Durable: true, Args: s.srv.sharedQueueArgs()})
 		if err != nil {
 			return err
 		}
@@ -503,6 +508,59 @@ func (s *session) consumeSharedLocked(sub *subscription) error {
 		}
 	}
 	return err
+}
+
+// sharedQueueArgs are the arguments of every shared subscription queue.
+func (srv *Server) sharedQueueArgs() core.Table {
+	args := core.Table{}
+	if n := srv.MaxQueueLength; n > 0 {
+		args["x-max-length"] = int64(n)
+		args["x-overflow"] = core.OverflowRejectPublish
+	}
+	if srv.MaxSessionExpiry != NoSessionExpiry {
+		args["x-expires"] = int64(srv.MaxSessionExpiry) * 1000
+	}
+	return args
+}
+
+// dropShared deletes the queues of shared subscriptions a session left
+// when no member consumes from them any more and no persistent session
+// (connected or not) is subscribed to them.
+func (srv *Server) dropShared(v *core.Vhost, queues []string) {
+	for _, name := range queues {
+		if srv.sharedHeld(v.Name, name) {
+			continue
+		}
+		q, err := v.Queue(nil, name)
+		if err != nil {
+			continue
+		}
+		if _, consumers := q.Counts(); consumers > 0 {
+			continue
+		}
+		// ifUnused: a member that joined meanwhile keeps it.
+		if _, err := v.DeleteQueue(nil, name, true, false); err != nil && !errors.Is(err, core.ErrPreconditionFailed) {
+			srv.log.Warn("deleting shared subscription queue failed", "vhost", v.Name, "queue", name, "err", err)
+		}
+	}
+}
+
+// sharedHeld reports whether a persistent session of vhost is subscribed
+// to the shared subscription whose queue is name.
+func (srv *Server) sharedHeld(vhost, name string) bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for key, rec := range srv.records {
+		if _, v, _, ok := parseStoreKey(key); !ok || v != vhost {
+			continue
+		}
+		for _, o := range rec.subs {
+			if group, inner, ok := parseShared(o.filter); ok && sharedQueueName(group, inner) == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (s *session) mayUseQueue(name string) bool {
@@ -525,6 +583,7 @@ func (s *session) countNoLocal() {
 func (s *session) unsubscribePacket(pk *packets.Packet) {
 	codes := make([]byte, len(pk.Filters))
 	changed := false
+	var left []string // shared subscription queues left
 	s.mu.Lock()
 	for i, f := range pk.Filters {
 		sub := s.subs[f.Filter]
@@ -536,6 +595,7 @@ func (s *session) unsubscribePacket(pk *packets.Packet) {
 		changed = true
 		if sub.group != "" {
 			s.cs.Cancel(sub.tag)
+			left = append(left, sub.queue)
 		} else if err := s.vhost.Unbind(s.conn, sub.queue, s.srv.exchange, sub.key, nil); err != nil {
 			s.logger().Warn("unbinding failed", "filter", f.Filter, "err", err)
 			codes[i] = packets.ErrUnspecifiedError.Code
@@ -550,6 +610,7 @@ func (s *session) unsubscribePacket(pk *packets.Packet) {
 		}
 	}
 	s.mu.Unlock()
+	s.srv.dropShared(s.vhost, left)
 	if s.unsubs == nil {
 		s.unsubs = make(map[uint16][]byte)
 	}
@@ -1019,6 +1080,12 @@ func (s *session) close(r closeReason) {
 		ids = append(ids, id)
 	}
 	clear(s.inflight)
+	var shared []string
+	for _, sub := range s.subs {
+		if sub.group != "" {
+			shared = append(shared, sub.queue)
+		}
+	}
 	s.subs = nil
 	s.mu.Unlock()
 
@@ -1050,6 +1117,7 @@ func (s *session) close(r closeReason) {
 	if r.end {
 		s.endDurable()
 	}
+	srv.dropShared(s.vhost, shared)
 	if r.will && s.will != nil {
 		delay := time.Duration(s.will.delay) * time.Second
 		if r.end {
