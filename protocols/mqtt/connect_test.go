@@ -388,3 +388,38 @@ func TestV5DisconnectReasons(t *testing.T) {
 	}
 	ts.v5(t, "after") // the server still serves
 }
+
+// A QoS 2 PUBLISH sent again before PUBREL (a client retransmitting with
+// DUP) is acknowledged again with success and not delivered twice
+// [MQTT-4.3.3-10].
+func TestQoS2RetransmissionDeliveredOnce(t *testing.T) {
+	ts := startMQTT(t)
+	sub, got := ts.v5(t, "q2-sub")
+	subscribe5(t, sub, "q2/x", 2)
+
+	c := ts.raw(t)
+	c.send(t, connectV5("q2-pub")...)
+	if h, _, err := c.packet(); err != nil || h != 0x20 {
+		t.Fatalf("CONNACK %#x %v", h, err)
+	}
+	body := append(str("q2/x"), 0, 7, 0) // packet id 7, no properties
+	body = append(body, "once"...)
+	for i, first := range []byte{0x34, 0x3C} { // QoS 2, then QoS 2 with DUP
+		c.send(t, append([]byte{first, byte(len(body))}, body...)...)
+		h, ack, err := c.packet()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h != 0x50 || len(ack) < 2 || ack[1] != 7 || (len(ack) > 2 && ack[2] != 0) {
+			t.Fatalf("PUBLISH %d: got %#x %v, want PUBREC for id 7 with success", i, h, ack)
+		}
+	}
+	c.send(t, 0x62, 2, 0, 7) // PUBREL
+	if h, ack, err := c.packet(); err != nil || h != 0x70 || (len(ack) > 2 && ack[2] != 0) {
+		t.Fatalf("got %#x %v %v, want PUBCOMP with success", h, ack, err)
+	}
+	if m := got.next(t); string(m.Payload) != "once" {
+		t.Fatalf("got %q", m.Payload)
+	}
+	got.none(t, 200*time.Millisecond)
+}

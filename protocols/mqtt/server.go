@@ -493,6 +493,18 @@ func (s *Server) nextPacket(cl *mochi.Client, fh *packets.FixedHeader) error {
 	if err != nil {
 		return s.packetError(cl, err)
 	}
+	if pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Qos == 2 {
+		if prev, ok := cl.State.Inflight.Get(pk.PacketID); ok && prev.FixedHeader.Type == packets.Pubrec {
+			// A QoS 2 PUBLISH again before its PUBREL: acknowledged again,
+			// not delivered again [MQTT-4.3.3-10]. (mochi would answer
+			// 0x91, which an MQTT 5 client takes as a failure.)
+			ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: pk.PacketID}
+			if err := cl.WritePacket(ack); err != nil {
+				return s.packetError(cl, err)
+			}
+			return nil
+		}
+	}
 	if err := s.mochi.InjectPacket(cl, pk); err != nil {
 		return s.packetError(cl, err)
 	}
