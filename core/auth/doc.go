@@ -13,7 +13,10 @@
 // copy-on-write: a write replaces them and never changes them in place, so a
 // reader may keep using what it fetched under the read lock after releasing
 // it. Password hashing and comparison and regular-expression matching run
-// outside the lock.
+// outside the lock. The one mutable part of a compiled permission, the
+// cache of expanded topic expressions ([Store.CheckTopic]), has its own
+// mutex, a leaf taken without mu held. A count of topic permissions, kept
+// in an atomic, lets CheckTopic skip mu altogether while no user has any.
 // Values returned to callers ([*User], [Permission]) are copies; changing
 // them does not change the Store.
 //
@@ -69,4 +72,26 @@
 // Passive declarations check nothing. Other protocols map their operations
 // onto these: an MQTT or STOMP publish is a basic.publish to its exchange, a
 // subscription is a queue.declare, a queue.bind and a basic.consume.
+//
+// # Topic permissions
+//
+// A [TopicPermission] (rabbitmqctl set_topic_permissions) narrows what a
+// user may do on one topic exchange of a vhost by routing key, on top of the
+// permissions above. Its write expression is matched against the routing key
+// of each publish to the exchange, its read expression against the binding
+// key of a queue.bind, queue.unbind, exchange.bind or exchange.unbind whose
+// source is the exchange, and of MQTT and STOMP subscriptions to it. As in
+// RabbitMQ (rabbit_auth_backend_internal:check_topic_access):
+//   - a user with no topic permission for an exchange may use every routing
+//     key on it;
+//   - matching is an unanchored search, and "" means "^$", which allows only
+//     the empty key;
+//   - "{username}", "{vhost}" and, for MQTT, "{client_id}" are replaced by
+//     their values at check time; a variable without a value (client_id
+//     outside MQTT) stays as written.
+//
+// Unlike RabbitMQ, the values are regexp-quoted before substitution, so a
+// user named "a.b" with "^{username}\." matches "a.b.x" but not "aXb.x".
+// Topic authorisation applies only to exchanges of type topic; the adapters
+// call [Store.CheckTopic] only for those.
 package auth

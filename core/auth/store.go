@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 var (
@@ -101,13 +102,17 @@ type Store struct {
 	mu sync.RWMutex
 	// users by name. REQUIRES: mu.
 	users map[string]*account
+	// topicCount is the number of topic permissions of all users, so that
+	// CheckTopic skips the lock while there are none. Written under mu.
+	topicCount atomic.Int64
 }
 
 // account is a user and its permissions. Fields are replaced, never
 // modified in place, so copies taken under the read lock stay valid.
 type account struct {
-	user  User
-	perms map[string]*vhostPermission // by vhost
+	user   User
+	perms  map[string]*vhostPermission   // by vhost
+	topics map[topicKey]*topicPermission // nil when there are none
 }
 
 // vhostPermission is a Permission with its expressions compiled.
@@ -206,20 +211,25 @@ func (s *Store) putUser(name string, hash []byte, tags []string) error {
 	defer s.mu.Unlock()
 	if a, ok := s.users[name]; ok {
 		u.LoopbackOnly = a.user.LoopbackOnly
-		s.users[name] = &account{user: u, perms: a.perms}
+		na := *a
+		na.user = u
+		s.users[name] = &na
 		return nil
 	}
 	s.users[name] = &account{user: u, perms: make(map[string]*vhostPermission)}
 	return nil
 }
 
-// DeleteUser deletes a user and its permissions.
+// DeleteUser deletes a user and its permissions, topic permissions
+// included.
 func (s *Store) DeleteUser(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.users[name]; !ok {
+	a, ok := s.users[name]
+	if !ok {
 		return fmt.Errorf("%w: %q", ErrNoSuchUser, name)
 	}
+	s.topicCount.Add(int64(-len(a.topics)))
 	delete(s.users, name)
 	return nil
 }
@@ -256,9 +266,9 @@ func (s *Store) SetLoopbackOnly(name string, v bool) error {
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrNoSuchUser, name)
 	}
-	u := a.user
-	u.LoopbackOnly = v
-	s.users[name] = &account{user: u, perms: a.perms}
+	na := *a
+	na.user.LoopbackOnly = v
+	s.users[name] = &na
 	return nil
 }
 
@@ -311,7 +321,9 @@ func (s *Store) SetPermission(user, vhost string, p Permission) error {
 		perms[k] = v
 	}
 	perms[vhost] = vp
-	s.users[user] = &account{user: a.user, perms: perms}
+	na := *a
+	na.perms = perms
+	s.users[user] = &na
 	return nil
 }
 
@@ -333,7 +345,9 @@ func (s *Store) ClearPermission(user, vhost string) error {
 			perms[k] = v
 		}
 	}
-	s.users[user] = &account{user: a.user, perms: perms}
+	na := *a
+	na.perms = perms
+	s.users[user] = &na
 	return nil
 }
 

@@ -54,7 +54,7 @@ func (ch *channel) handle(m wire.Method) error {
 		}
 		return nil
 	case *wire.ExchangeBind:
-		if err := ch.exchangeBindPerms(m.Destination, m.Source); err != nil {
+		if err := ch.exchangeBindPerms(m.Destination, m.Source, m.RoutingKey); err != nil {
 			return err
 		}
 		if err := v.BindExchange(m.Destination, m.Source, m.RoutingKey, core.Table(m.Arguments)); err != nil {
@@ -65,7 +65,7 @@ func (ch *channel) handle(m wire.Method) error {
 		}
 		return nil
 	case *wire.ExchangeUnbind:
-		if err := ch.exchangeBindPerms(m.Destination, m.Source); err != nil {
+		if err := ch.exchangeBindPerms(m.Destination, m.Source, m.RoutingKey); err != nil {
 			return err
 		}
 		if err := v.UnbindExchange(m.Destination, m.Source, m.RoutingKey, core.Table(m.Arguments)); err != nil {
@@ -93,6 +93,9 @@ func (ch *channel) handle(m wire.Method) error {
 		if err := ch.need(auth.Read, "exchange", m.Exchange); err != nil {
 			return err
 		}
+		if err := ch.needTopicOn(auth.Read, m.Exchange, key); err != nil {
+			return err
+		}
 		if err := v.Bind(ch.c.core, name, m.Exchange, key, core.Table(m.Arguments)); err != nil {
 			return err
 		}
@@ -109,6 +112,9 @@ func (ch *channel) handle(m wire.Method) error {
 			return err
 		}
 		if err := ch.need(auth.Read, "exchange", m.Exchange); err != nil {
+			return err
+		}
+		if err := ch.needTopicOn(auth.Read, m.Exchange, m.RoutingKey); err != nil {
 			return err
 		}
 		if err := v.Unbind(ch.c.core, name, m.Exchange, m.RoutingKey, core.Table(m.Arguments)); err != nil {
@@ -205,11 +211,14 @@ func (ch *channel) handle(m wire.Method) error {
 	return protoErr(wire.NotImplemented, "method %s is not implemented", m.Name())
 }
 
-func (ch *channel) exchangeBindPerms(dst, src string) error {
+func (ch *channel) exchangeBindPerms(dst, src, key string) error {
 	if err := ch.need(auth.Write, "exchange", dst); err != nil {
 		return err
 	}
-	return ch.need(auth.Read, "exchange", src)
+	if err := ch.need(auth.Read, "exchange", src); err != nil {
+		return err
+	}
+	return ch.needTopicOn(auth.Read, src, key)
 }
 
 func (ch *channel) exchangeDeclare(m *wire.ExchangeDeclare) error {
@@ -403,6 +412,9 @@ func (ch *channel) onPublish(m *wire.BasicPublish) error {
 			return err
 		}
 		ch.cacheName, ch.cacheX = m.Exchange, x
+	}
+	if err := ch.needTopic(auth.Write, x, m.RoutingKey); err != nil {
+		return err
 	}
 	ch.pub = *m
 	ch.pubX = x
