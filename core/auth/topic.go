@@ -267,3 +267,8 @@ func (s *Store) CheckTopic(user, vhost string, kind Access, exchange, routingKey
 	}
 	return tp.matcher[kind-Write].match(routingKey, user, vhost, v)
 }
+
+// HasTopicPermissions reports whether any user has a topic permission, so
+// that an adapter can skip building routing keys for CheckTopic when none
+// is set.
+func (s *Store) HasTopicPermissions() bool { return s.topicCount.Load() > 0 }

@@ -69,6 +69,11 @@ func (h *hook) connect(cl *mochi.Client, pk *packets.Packet) error {
 		return refuse(cl, packets.ErrNotAuthorized)
 	}
 	clientID := cl.ID
+	if pk.Connect.WillFlag && (!s.Users.Check(user, vhost, auth.Write, s.exchange) ||
+		!s.Users.CheckTopic(user, vhost, auth.Write, s.exchange, topicToKey(pk.Connect.WillTopic), auth.TopicVars{ClientID: clientID})) {
+		s.log.Warn("MQTT login refused: no write access to the will topic", "user", user, "vhost", vhost, "topic", pk.Connect.WillTopic)
+		return refuse(cl, packets.ErrNotAuthorized)
+	}
 	persistent := s.grantedExpiry(cl.Properties.ProtocolVersion, pk) > 0
 	if persistent && !s.canConfigure(user, vhost, queueName(clientID, 1)) {
 		s.log.Warn("MQTT login refused: no permission for the session queue", "user", user, "vhost", vhost, "client", clientID)
@@ -162,6 +167,18 @@ func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, e
 		s.waitAcks(1) // earlier PUBACKs go first
 	}
 	code, stored := s.publish(&pk, a)
+	if code == packets.ErrNotAuthorized && (cl.Properties.ProtocolVersion < 5 || qos == 0) {
+		// No negative acknowledgement to give (MQTT 3, or QoS 0): the
+		// connection is closed, as RabbitMQ does, MQTT 5 clients learn
+		// why from DISCONNECT 0x87. Earlier publishes are acknowledged
+		// first.
+		if a != nil {
+			s.finishAck(a, code, stored)
+		}
+		s.waitAcks(1)
+		h.srv.kick(cl, code)
+		return pk, packets.ErrRejectPacket
+	}
 	if a != nil && s.finishAck(a, code, stored) {
 		// The ack queue sends the PUBACK, once the message is durable.
 		return pk, packets.ErrRejectPacket

@@ -435,7 +435,7 @@ func (s *session) applyLocked(o subOptions) (bool, error) {
 	group, inner, shared := parseShared(o.filter)
 	sub := &subscription{subOptions: o, inner: inner, group: group, key: filterToKey(inner)}
 	old := s.subs[o.filter]
-	if !srv.Users.Check(s.user, s.vhost.Name, auth.Read, srv.exchange) {
+	if !srv.Users.Check(s.user, s.vhost.Name, auth.Read, srv.exchange) || !s.topicAllowed(auth.Read, sub.key) {
 		return false, errNotPermitted
 	}
 	if shared {
@@ -563,6 +563,12 @@ func (srv *Server) sharedHeld(vhost, name string) bool {
 	return false
 }
 
+// topicAllowed checks the user's topic permission (RabbitMQ's topic
+// authorisation) on the MQTT exchange for a routing or binding key.
+func (s *session) topicAllowed(kind auth.Access, key string) bool {
+	return s.srv.Users.CheckTopic(s.user, s.vhost.Name, kind, s.srv.exchange, key, auth.TopicVars{ClientID: s.clientID})
+}
+
 func (s *session) mayUseQueue(name string) bool {
 	u, v := s.user, s.vhost.Name
 	users := s.srv.Users
@@ -687,6 +693,10 @@ func (s *session) publish(pk *packets.Packet, a *pubAck) (code packets.Code, sto
 	}
 	if !validTopicName(pk.TopicName) {
 		return packets.ErrTopicNameInvalid, false
+	}
+	if srv.Users.HasTopicPermissions() && !s.topicAllowed(auth.Write, topicToKey(pk.TopicName)) {
+		s.logger().Warn("MQTT publish refused: no write access to the topic", "topic", pk.TopicName)
+		return packets.ErrNotAuthorized, false
 	}
 	if pk.FixedHeader.Retain {
 		if err := srv.retained.set(s.vhost.Name, retainedFromPacket(pk, now)); err != nil {
