@@ -167,11 +167,17 @@ func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, e
 		s.waitAcks(1) // earlier PUBACKs go first
 	}
 	code, stored := s.publish(&pk, a)
-	if code == packets.ErrNotAuthorized && (cl.Properties.ProtocolVersion < 5 || qos == 0) {
-		// No negative acknowledgement to give (MQTT 3, or QoS 0): the
-		// connection is closed, as RabbitMQ does, MQTT 5 clients learn
-		// why from DISCONNECT 0x87. Earlier publishes are acknowledged
-		// first.
+	v5 := cl.Properties.ProtocolVersion == 5
+	if code != packets.CodeSuccess && ((!v5 && qos > 0) || (code == packets.ErrNotAuthorized && (!v5 || qos == 0))) {
+		// A refusal with no negative acknowledgement to carry it (MQTT 3
+		// has none; QoS 0 has no acknowledgement at all) closes the
+		// connection rather than leave the publisher waiting for a
+		// PUBACK that never comes. An MQTT 3 client with a kept session
+		// sends its unacknowledged messages again when it reconnects
+		// [MQTT-4.4.0-1]; MQTT 5 clients learn why from DISCONNECT (0x87
+		// not authorized). Refused QoS 0 messages are otherwise dropped,
+		// as QoS 0 allows. Earlier publishes are acknowledged first.
+		s.logger().Warn("MQTT publish refused; closing the connection", "topic", pk.TopicName, "qos", qos, "reason", code.Reason)
 		if a != nil {
 			s.finishAck(a, code, stored)
 		}

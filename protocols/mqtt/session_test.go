@@ -453,3 +453,28 @@ func TestInboundTopicAlias(t *testing.T) {
 		}
 	}
 }
+
+// MQTT 3 has no negative PUBACK: a QoS 1 message the full queue refuses
+// closes the publisher's connection instead of leaving it waiting for an
+// acknowledgement that never comes.
+func TestQueueOverflowV3ClosesPublisher(t *testing.T) {
+	ts := startMQTT(t, func(ts *testServer) { ts.Server = newLimits(3) })
+	sub, _ := ts.v3(t, "full3", false)
+	wait3(t, sub.Subscribe("full3", 1, nil))
+	sub.Disconnect(100)
+	ts.waitIdle(t, "mqtt-subscription-full3qos1")
+	pub, _ := ts.v3(t, "pub3", true)
+	for i := range 3 {
+		wait3(t, pub.Publish("full3", 1, false, []byte{byte(i)}))
+	}
+	pub.Publish("full3", 1, false, "too many")
+	eventually(t, "the publisher's connection to close", func() bool { return !pub.IsConnectionOpen() })
+	v, _ := ts.broker.Vhost("/")
+	q, err := v.Queue(nil, "mqtt-subscription-full3qos1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := q.Counts(); n != 3 {
+		t.Fatalf("%d messages queued, want 3", n)
+	}
+}
