@@ -113,8 +113,9 @@ func mqttCrashPublisher(addr, clientID, prefix string, confirmed *sync.Map) {
 
 // drainMQTT connects the persistent session clientID (subscribing to
 // crash/# the first time), acknowledges everything it receives and
-// returns the payloads once nothing arrived for a second.
-func drainMQTT(t *testing.T, addr, clientID string, subscribe bool) map[string]bool {
+// returns how many times each payload came, once nothing arrived for a
+// second.
+func drainMQTT(t *testing.T, addr, clientID string, subscribe bool) map[string]int {
 	t.Helper()
 	c, err := rawConnect(addr, clientID, "guest", "guest", 0xC0) // clean session 0
 	if err != nil {
@@ -128,7 +129,7 @@ func drainMQTT(t *testing.T, addr, clientID string, subscribe bool) map[string]b
 			t.Fatal(err)
 		}
 	}
-	got := map[string]bool{}
+	got := map[string]int{}
 	r := newRawReader(c)
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(time.Second))
@@ -150,7 +151,7 @@ func drainMQTT(t *testing.T, addr, clientID string, subscribe bool) map[string]b
 			}
 			p = p[2:]
 		}
-		got[string(p)] = true
+		got[string(p)]++
 	}
 }
 
@@ -200,4 +201,76 @@ func TestMQTTCrashAcknowledgedMessagesSurviveSIGKILL(t *testing.T) {
 		t.Fatalf("%d of %d acknowledged messages lost, e.g. %v", len(missing), n, missing[:min(5, len(missing))])
 	}
 	t.Logf("%d rounds: %d acknowledged messages, all delivered (%d received in all)", rounds, n, len(received))
+}
+
+// rawConnectV5 opens an MQTT 5 connection with clean start 0 and a session
+// expiry of an hour, and returns it with CONNACK's session-present flag.
+func rawConnectV5(t *testing.T, addr, id string) (net.Conn, *rawReader, bool) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	body := append(rawStr("MQTT"), 5, 0xC0, 0, 0, 5, 0x11, 0, 0, 0x0E, 0x10) // user, password; expiry 3600 s
+	body = append(body, rawStr(id)...)
+	body = append(body, rawStr("guest")...)
+	body = append(body, rawStr("guest")...)
+	if _, err := c.Write(append(appendRemaining([]byte{0x10}, len(body)), body...)); err != nil {
+		t.Fatal(err)
+	}
+	r := newRawReader(c)
+	typ, _, ack, err := r.next()
+	if err != nil || typ != 2 || len(ack) < 2 || ack[1] != 0 {
+		t.Fatalf("CONNACK %d %v %v", typ, ack, err)
+	}
+	return c, r, ack[0]&1 == 1
+}
+
+// QoS 2 is exactly once across a server crash: a PUBLISH acknowledged
+// with PUBREC and sent again (DUP) after the restart is acknowledged again
+// and not delivered twice, and its PUBREL completes normally.
+func TestMQTTQoS2ExactlyOnceAcrossSIGKILL(t *testing.T) {
+	dir := t.TempDir()
+	cmd, addr := startMQTTProc(t, dir)
+	drainMQTT(t, addr, "q2-sink", true) // subscribes to crash/# (QoS 1)
+
+	c, r, _ := rawConnectV5(t, addr, "q2-pub")
+	publish := func(first byte) {
+		body := append(rawStr("crash/q2"), 0, 9, 0) // packet id 9, no properties
+		body = append(body, "exactly-once"...)
+		if _, err := c.Write(append(appendRemaining([]byte{first}, len(body)), body...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect := func(want byte, what string) {
+		t.Helper()
+		typ, _, body, err := r.next()
+		if err != nil || typ != want || len(body) < 2 || body[1] != 9 || (len(body) > 2 && body[2] != 0) {
+			t.Fatalf("%s: got type %d %v %v", what, typ, body, err)
+		}
+	}
+	publish(0x34) // QoS 2
+	expect(5, "PUBREC")
+	_ = cmd.Process.Kill() // SIGKILL before PUBREL
+	_ = cmd.Wait()
+
+	cmd, addr = startMQTTProc(t, dir)
+	var present bool
+	c, r, present = rawConnectV5(t, addr, "q2-pub")
+	if !present {
+		t.Fatal("session not present after the restart")
+	}
+	publish(0x3C) // QoS 2, DUP: the client did not see the PUBREC
+	expect(5, "PUBREC for the retransmission")
+	if _, err := c.Write([]byte{0x62, 2, 0, 9}); err != nil { // PUBREL
+		t.Fatal(err)
+	}
+	expect(7, "PUBCOMP")
+
+	got := drainMQTT(t, addr, "q2-sink", false)
+	if len(got) != 1 || got["exactly-once"] != 1 {
+		t.Fatalf("the subscriber got %v, want the message once", got)
+	}
 }

@@ -185,6 +185,13 @@ func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, e
 		h.srv.kick(cl, code)
 		return pk, packets.ErrRejectPacket
 	}
+	if qos == 2 && code == packets.CodeSuccess && s.persistent() {
+		if err := s.markQoS2(pk.PacketID); err != nil {
+			// The message itself is stored: only a retransmission after
+			// a crash could now deliver it twice.
+			s.logger().Error("storing the QoS 2 state failed", "packet_id", pk.PacketID, "err", err)
+		}
+	}
 	if a != nil && s.finishAck(a, code, stored) {
 		// The ack queue sends the PUBACK, once the message is durable.
 		return pk, packets.ErrRejectPacket
@@ -232,6 +239,10 @@ func (h *hook) OnPacketProcessed(cl *mochi.Client, pk packets.Packet, _ error) {
 	switch pk.FixedHeader.Type {
 	case packets.Puback:
 		s.settle(pk.PacketID, pk.ReasonCode >= packets.ErrUnspecifiedError.Code)
+	case packets.Pubrel:
+		if s.persistent() {
+			s.releaseQoS2(pk.PacketID)
+		}
 	case packets.Pubrec:
 		// The client owns a QoS 2 message once it sent PUBREC; mochi
 		// finishes the handshake (PUBREL/PUBCOMP) from its in-flight table.

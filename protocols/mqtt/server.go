@@ -411,6 +411,9 @@ func (s *Server) handshake(cl *mochi.Client, listener string, wc *wireConn) erro
 		s.endConnection(cl, err)
 		return err
 	}
+	if sess.present {
+		sess.restoreQoS2()
+	}
 	return nil
 }
 
@@ -495,14 +498,23 @@ func (s *Server) nextPacket(cl *mochi.Client, fh *packets.FixedHeader) error {
 	}
 	if pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Qos == 2 {
 		if prev, ok := cl.State.Inflight.Get(pk.PacketID); ok && prev.FixedHeader.Type == packets.Pubrec {
-			// A QoS 2 PUBLISH again before its PUBREL: acknowledged again,
-			// not delivered again [MQTT-4.3.3-10]. (mochi would answer
-			// 0x91, which an MQTT 5 client takes as a failure.)
-			ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: pk.PacketID}
-			if err := cl.WritePacket(ack); err != nil {
-				return s.packetError(cl, err)
+			if pk.FixedHeader.Dup {
+				// A QoS 2 PUBLISH again before its PUBREL: acknowledged
+				// again, not delivered again [MQTT-4.3.3-10]. (mochi would
+				// answer 0x91, which an MQTT 5 client takes as a failure.)
+				ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: pk.PacketID}
+				if err := cl.WritePacket(ack); err != nil {
+					return s.packetError(cl, err)
+				}
+				return nil
 			}
-			return nil
+			// A first transmission (DUP 0) [MQTT-3.3.1-1] reusing the id:
+			// the client had its PUBCOMP, whose PUBREL's release of the
+			// id a crash undid. It is a new message.
+			cl.State.Inflight.Delete(pk.PacketID)
+			if sess := sessionOf(cl); sess != nil && sess.persistent() {
+				sess.releaseQoS2(pk.PacketID)
+			}
 		}
 	}
 	if err := s.mochi.InjectPacket(cl, pk); err != nil {

@@ -65,6 +65,8 @@ type session struct {
 	wbuf []byte // encoding buffer of the writer goroutine
 
 	acks ackQueue // QoS 1 acknowledgements waiting for the message store
+
+	q2 qos2State // inbound QoS 2 packet ids awaiting PUBREL, kept durably
 }
 
 // subscription is a subscription and where it is bound.
@@ -195,9 +197,11 @@ func (s *session) establish(pk *packets.Packet) {
 				s.logger().Error("deleting session record failed", "err", err)
 			}
 		}
-		if q, err := s.vhost.Queue(nil, q1); err == nil && q.Durable {
-			if _, err := s.vhost.DeleteQueue(nil, q1, false, false); err != nil {
-				s.logger().Error("deleting the previous session's queue failed", "err", err)
+		for _, name := range []string{q1, qos2QueueName(s.clientID)} {
+			if q, err := s.vhost.Queue(nil, name); err == nil && q.Durable {
+				if _, err := s.vhost.DeleteQueue(nil, name, false, false); err != nil {
+					s.logger().Error("deleting the previous session's queue failed", "queue", name, "err", err)
+				}
 			}
 		}
 		return
@@ -1111,6 +1115,7 @@ func (s *session) close(r closeReason) {
 	if cs != nil {
 		cs.Close()
 	}
+	s.closeQoS2()
 	for _, id := range ids {
 		if pk, ok := s.cl.State.Inflight.Get(id); ok && pk.FixedHeader.Type == packets.Publish {
 			s.cl.State.Inflight.Delete(id)
@@ -1150,10 +1155,11 @@ func (s *session) endDurable() {
 			s.logger().Error("deleting session record failed", "err", err)
 		}
 	}
-	name := queueName(s.clientID, 1)
-	if q, err := s.vhost.Queue(nil, name); err == nil && q.Durable {
-		if _, err := s.vhost.DeleteQueue(nil, name, false, false); err != nil {
-			s.logger().Error("deleting session queue failed", "err", err)
+	for _, name := range []string{queueName(s.clientID, 1), qos2QueueName(s.clientID)} {
+		if q, err := s.vhost.Queue(nil, name); err == nil && q.Durable {
+			if _, err := s.vhost.DeleteQueue(nil, name, false, false); err != nil {
+				s.logger().Error("deleting session queue failed", "queue", name, "err", err)
+			}
 		}
 	}
 }
