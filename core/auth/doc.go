@@ -8,8 +8,12 @@
 // guards every user and permission. Read paths ([Store.Authenticate],
 // [Store.Check], [Store.CanAccessVhost], lookups) hold it for reading only
 // and never block each other; writes (Put, Delete, Set, Clear) hold it for
-// writing. No method calls out while holding mu, so the Store takes no part
-// in any lock order. A user's record and its compiled permissions are
+// writing, briefly, to install what they computed. No method calls out while
+// holding mu. Writes are serialized by a second mutex, wmu, taken before mu
+// and held while the [Persister], if any, stores the change; so the lock
+// order is wmu, then the Persister's own locks, and a Persister must not
+// change the Store. Readers never take wmu, so a slow Persister delays only
+// other writes. A user's record and its compiled permissions are
 // copy-on-write: a write replaces them and never changes them in place, so a
 // reader may keep using what it fetched under the read lock after releasing
 // it. Password hashing and comparison and regular-expression matching run
@@ -19,6 +23,13 @@
 // in an atomic, lets CheckTopic skip mu altogether while no user has any.
 // Values returned to callers ([*User], [Permission]) are copies; changing
 // them does not change the Store.
+//
+// # Persistence
+//
+// The Store keeps no files. A program that wants accounts to survive a
+// restart loads them with [Store.PutAccount] and then sets a [Persister],
+// which receives every later change, one whole [Account] at a time, before
+// the change is made; a change the Persister refuses is not made.
 //
 // # Passwords
 //

@@ -36,6 +36,11 @@ func saltedHash(h hash.Hash, salt []byte, password string) []byte {
 	return h.Sum(out)
 }
 
+// HashAlgorithm names the algorithm of a password hash in RabbitMQ's format
+// (base64-decoded) from its length: HashSHA256, HashSHA512 or HashMD5, or ""
+// when the length fits none.
+func HashAlgorithm(hash []byte) string { return algorithmFor(hash) }
+
 // algorithmFor names the algorithm of a stored hash from its length, or
 // returns "" if the length fits none.
 func algorithmFor(stored []byte) string {

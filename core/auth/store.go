@@ -99,6 +99,12 @@ func (u *User) clone() *User {
 // Store holds users and permissions. The zero value is not usable; call
 // [NewStore] or [NewDefaultStore]. A Store is safe for concurrent use.
 type Store struct {
+	// wmu serializes changes and their persistence; taken before mu.
+	wmu sync.Mutex
+	// persist, when set, stores every change before it is made.
+	// REQUIRES: wmu.
+	persist Persister
+
 	mu sync.RWMutex
 	// users by name. REQUIRES: mu.
 	users map[string]*account
@@ -207,31 +213,26 @@ func (s *Store) putUser(name string, hash []byte, tags []string) error {
 		PasswordHash:     hash,
 		HashingAlgorithm: algorithmFor(hash),
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if a, ok := s.users[name]; ok {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if a := s.lookup(name); a != nil {
 		u.LoopbackOnly = a.user.LoopbackOnly
 		na := *a
 		na.user = u
-		s.users[name] = &na
-		return nil
+		return s.commitLocked(name, &na)
 	}
-	s.users[name] = &account{user: u, perms: make(map[string]*vhostPermission)}
-	return nil
+	return s.commitLocked(name, &account{user: u, perms: make(map[string]*vhostPermission)})
 }
 
 // DeleteUser deletes a user and its permissions, topic permissions
 // included.
 func (s *Store) DeleteUser(name string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, ok := s.users[name]
-	if !ok {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.lookup(name) == nil {
 		return fmt.Errorf("%w: %q", ErrNoSuchUser, name)
 	}
-	s.topicCount.Add(int64(-len(a.topics)))
-	delete(s.users, name)
-	return nil
+	return s.commitLocked(name, nil)
 }
 
 // User returns a copy of user name.
@@ -260,16 +261,15 @@ func (s *Store) Users() []*User {
 // SetLoopbackOnly sets whether user name may connect only from a loopback
 // address.
 func (s *Store) SetLoopbackOnly(name string, v bool) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, ok := s.users[name]
-	if !ok {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	a := s.lookup(name)
+	if a == nil {
 		return fmt.Errorf("%w: %q", ErrNoSuchUser, name)
 	}
 	na := *a
 	na.user.LoopbackOnly = v
-	s.users[name] = &na
-	return nil
+	return s.commitLocked(name, &na)
 }
 
 // Authenticate checks name and password and returns a copy of the user.
@@ -302,18 +302,14 @@ func (s *Store) Authenticate(name, password string, loopback bool) (*User, error
 // and with [ErrNoSuchUser] if the user does not exist. It does not check
 // that the vhost exists.
 func (s *Store) SetPermission(user, vhost string, p Permission) error {
-	vp := &vhostPermission{p: p}
-	for i, expr := range [3]string{p.Configure, p.Write, p.Read} {
-		m, err := compileMatcher(Access(i+1), expr)
-		if err != nil {
-			return err
-		}
-		vp.matcher[i] = m
+	vp, err := compilePermission(p)
+	if err != nil {
+		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, ok := s.users[user]
-	if !ok {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	a := s.lookup(user)
+	if a == nil {
 		return fmt.Errorf("%w: %q", ErrNoSuchUser, user)
 	}
 	perms := make(map[string]*vhostPermission, len(a.perms)+1)
@@ -323,17 +319,28 @@ func (s *Store) SetPermission(user, vhost string, p Permission) error {
 	perms[vhost] = vp
 	na := *a
 	na.perms = perms
-	s.users[user] = &na
-	return nil
+	return s.commitLocked(user, &na)
+}
+
+func compilePermission(p Permission) (*vhostPermission, error) {
+	vp := &vhostPermission{p: p}
+	for i, expr := range [3]string{p.Configure, p.Write, p.Read} {
+		m, err := compileMatcher(Access(i+1), expr)
+		if err != nil {
+			return nil, err
+		}
+		vp.matcher[i] = m
+	}
+	return vp, nil
 }
 
 // ClearPermission removes the permissions of user on vhost. Clearing
 // permissions that are not set is not an error.
 func (s *Store) ClearPermission(user, vhost string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, ok := s.users[user]
-	if !ok {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	a := s.lookup(user)
+	if a == nil {
 		return fmt.Errorf("%w: %q", ErrNoSuchUser, user)
 	}
 	if _, ok := a.perms[vhost]; !ok {
@@ -347,8 +354,7 @@ func (s *Store) ClearPermission(user, vhost string) error {
 	}
 	na := *a
 	na.perms = perms
-	s.users[user] = &na
-	return nil
+	return s.commitLocked(user, &na)
 }
 
 // Permission returns the permissions of user on vhost, as they were set.

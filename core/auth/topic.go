@@ -163,44 +163,47 @@ func (m *topicMatcher) match(key, user, vhost string, v TopicVars) bool {
 // exist. It checks neither that the vhost or the exchange exist nor that the
 // exchange is a topic exchange.
 func (s *Store) SetTopicPermission(user, vhost string, p TopicPermission) error {
-	if p.Exchange == "" {
-		return fmt.Errorf("%w: topic permission without an exchange", ErrInvalidPermission)
+	tp, err := compileTopicPermission(p)
+	if err != nil {
+		return err
 	}
-	tp := &topicPermission{p: p}
-	for i, expr := range [2]string{p.Write, p.Read} {
-		if err := compileTopicMatcher(Write+Access(i), p.Exchange, expr, &tp.matcher[i]); err != nil {
-			return err
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, ok := s.users[user]
-	if !ok {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	a := s.lookup(user)
+	if a == nil {
 		return fmt.Errorf("%w: %q", ErrNoSuchUser, user)
 	}
 	topics := make(map[topicKey]*topicPermission, len(a.topics)+1)
 	for k, v := range a.topics {
 		topics[k] = v
 	}
-	k := topicKey{vhost, p.Exchange}
-	if _, ok := topics[k]; !ok {
-		s.topicCount.Add(1)
-	}
-	topics[k] = tp
+	topics[topicKey{vhost, p.Exchange}] = tp
 	na := *a
 	na.topics = topics
-	s.users[user] = &na
-	return nil
+	return s.commitLocked(user, &na)
+}
+
+func compileTopicPermission(p TopicPermission) (*topicPermission, error) {
+	if p.Exchange == "" {
+		return nil, fmt.Errorf("%w: topic permission without an exchange", ErrInvalidPermission)
+	}
+	tp := &topicPermission{p: p}
+	for i, expr := range [2]string{p.Write, p.Read} {
+		if err := compileTopicMatcher(Write+Access(i), p.Exchange, expr, &tp.matcher[i]); err != nil {
+			return nil, err
+		}
+	}
+	return tp, nil
 }
 
 // ClearTopicPermission removes the topic permission of user on exchange in
 // vhost, or all of the user's topic permissions in vhost when exchange is
 // "". Clearing permissions that are not set is not an error.
 func (s *Store) ClearTopicPermission(user, vhost, exchange string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, ok := s.users[user]
-	if !ok {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	a := s.lookup(user)
+	if a == nil {
 		return fmt.Errorf("%w: %q", ErrNoSuchUser, user)
 	}
 	var topics map[topicKey]*topicPermission
@@ -218,11 +221,9 @@ func (s *Store) ClearTopicPermission(user, vhost, exchange string) error {
 	if removed == 0 {
 		return nil
 	}
-	s.topicCount.Add(int64(-removed))
 	na := *a
 	na.topics = topics // nil when none are left: CheckTopic's fast path
-	s.users[user] = &na
-	return nil
+	return s.commitLocked(user, &na)
 }
 
 // TopicPermissions returns the topic permissions of user in vhost, as they

@@ -58,18 +58,6 @@ func NewWithFS(cfg *config.Config, log *slog.Logger, fsys store.FS) (*Broker, er
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	users := auth.NewStore()
-	if cfg.DefaultUser != "" {
-		if err := users.PutUser(cfg.DefaultUser, cfg.DefaultPass, []string{"administrator"}); err != nil {
-			return nil, err
-		}
-		if err := users.SetLoopbackOnly(cfg.DefaultUser, !cfg.DefaultUserAnyHost); err != nil {
-			return nil, err
-		}
-		if err := users.SetPermission(cfg.DefaultUser, "/", auth.Permission{Configure: ".*", Write: ".*", Read: ".*"}); err != nil {
-			return nil, err
-		}
-	}
 	msgDir := filepath.Join(cfg.DataDir, "messages")
 	mlog, report, err := store.OpenLog(fsys, msgDir, store.Options{Logger: log})
 	if err != nil {
@@ -79,6 +67,12 @@ func NewWithFS(cfg *config.Config, log *slog.Logger, fsys store.FS) (*Broker, er
 	if err != nil {
 		mlog.Close()
 		return nil, fmt.Errorf("definition store: %w", err)
+	}
+	users, err := openUsers(cfg, meta, log)
+	if err != nil {
+		mlog.Close()
+		meta.Close()
+		return nil, fmt.Errorf("user store: %w", err)
 	}
 	cb := core.NewBrokerWith(core.Options{Messages: mlog, Meta: meta, Logger: log, PageAfter: cfg.QueuePageAfter})
 	st, err := cb.Recover(mlog.Replay)

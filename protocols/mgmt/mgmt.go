@@ -1,9 +1,11 @@
 // Package mgmt is the management HTTP API: RabbitMQ-compatible JSON under
 // /api for the objects the core knows (overview, vhosts, connections,
-// exchanges, queues, bindings).
+// exchanges, queues, bindings) and for users, permissions and topic
+// permissions (administrators only).
 package mgmt
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -29,18 +31,19 @@ func (a *API) Handler() http.Handler {
 		"/api/overview": a.overview, "/api/vhosts": a.vhosts, "/api/connections": a.connections,
 		"/api/exchanges": a.exchanges, "/api/queues": a.queues, "/api/bindings": a.bindings,
 	} {
-		mux.HandleFunc("GET "+path, h)
-		mux.HandleFunc("GET "+path+"/{$}", h)
+		handle(mux, "GET "+path, h)
+		handle(mux, "GET "+path+"/{$}", h)
 	}
-	mux.HandleFunc("GET /api/connections/{name}", a.connection)
-	mux.HandleFunc("DELETE /api/connections/{name}", a.closeConnection)
-	mux.HandleFunc("GET /api/exchanges/{vhost}", a.exchanges)
-	mux.HandleFunc("GET /api/queues/{vhost}", a.queues)
-	mux.HandleFunc("GET /api/bindings/{vhost}", a.bindings)
+	handle(mux, "GET /api/connections/{name}", a.connection)
+	handle(mux, "DELETE /api/connections/{name}", a.closeConnection)
+	handle(mux, "GET /api/exchanges/{vhost}", a.exchanges)
+	handle(mux, "GET /api/queues/{vhost}", a.queues)
+	handle(mux, "GET /api/bindings/{vhost}", a.bindings)
+	a.userRoutes(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "Object Not Found")
 	})
-	return a.authenticate(mux)
+	return a.authenticate(routeSlashSegments(mux))
 }
 
 // authenticate requires HTTP basic auth of a user tagged administrator,
@@ -63,8 +66,24 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, "not_authorized", "Not management user")
 			return
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, u)))
 	})
+}
+
+// userKey is the context key of the authenticated *auth.User.
+type userKey struct{}
+
+// admin lets only users tagged administrator through, as RabbitMQ's
+// is_authorized_admin does (401, not 403, in RabbitMQ 3.x and 4.x).
+func admin(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		u, _ := r.Context().Value(userKey{}).(*auth.User)
+		if u == nil || !u.HasTag("administrator") {
+			writeError(w, http.StatusUnauthorized, "not_authorized", "Not administrator user")
+			return
+		}
+		next(w, r)
+	}
 }
 
 func loopback(remote string) bool {
