@@ -6,25 +6,24 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// QoS 1 acknowledgements of stored messages are sent asynchronously: the
-// read goroutine hands the PUBLISH to the core and goes on reading, and the
-// PUBACK follows once the message store reports the message durable. PUBACKs
-// leave in the order the PUBLISHes arrived [MQTT-4.6.0-2]: while any is
-// outstanding, every QoS 1 acknowledgement of the connection goes through
-// the same queue, and a QoS 2 PUBLISH first waits for the queue to empty.
-// mochi is told to skip its own PUBACK (ErrRejectPacket), which for QoS 1
-// leaves its in-flight table and receive quota untouched, as a synchronous
-// PUBACK would have. QoS 2 keeps the synchronous path: mochi registers the
-// PUBREC in its in-flight table, which a session takeover copies, and doing
-// that later from another goroutine could race with the takeover.
+// Acknowledgements of QoS 1 and QoS 2 PUBLISHes (PUBACK, PUBREC) are sent
+// asynchronously: the read goroutine hands the PUBLISH to the core and goes
+// on reading, and the acknowledgement follows once the message store
+// reports the message durable. They leave in the order the PUBLISHes
+// arrived [MQTT-4.6.0-2]: while any is outstanding, every acknowledgement
+// of the connection goes through the same queue.
 
-// pubAck is the acknowledgement of one QoS 1 PUBLISH.
+// pubAck is the acknowledgement of one QoS 1 or QoS 2 PUBLISH.
 type pubAck struct {
 	id      uint16
+	typ     byte // packets.Puback or packets.Pubrec
 	code    packets.Code
 	err     error // storage failure
 	ready   bool  // publish returned: code is final
 	durable bool  // the message is durable (or was not stored)
+	// marker: a QoS 2 message of a persistent session, durable once its
+	// marker is (written after it to the same ordered log).
+	marker bool
 }
 
 func (a *pubAck) complete() bool { return a.ready && a.durable }
@@ -63,11 +62,12 @@ func (s *session) waitAcks(limit int) {
 	q.mu.Unlock()
 }
 
-// reserveAck queues the acknowledgement of a QoS 1 PUBLISH, waiting first
-// while the queue is full: that is the publisher's flow control.
-func (s *session) reserveAck(id uint16) *pubAck {
+// reserveAck queues the acknowledgement (typ PUBACK or PUBREC) of a
+// PUBLISH, waiting first while the queue is full: that is the publisher's
+// flow control.
+func (s *session) reserveAck(id uint16, typ byte) *pubAck {
 	s.waitAcks(s.ackLimit())
-	a := &pubAck{id: id}
+	a := &pubAck{id: id, typ: typ}
 	q := &s.acks
 	q.mu.Lock()
 	q.items = append(q.items, a)
@@ -83,12 +83,12 @@ func (s *session) finishAck(a *pubAck, code packets.Code, stored bool) bool {
 	q := &s.acks
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	a.code, a.ready = code, true
 	if !stored && q.n == 1 {
 		q.items = q.items[:0]
 		q.n = 0
 		return false
 	}
-	a.code, a.ready = code, true
 	if !stored {
 		a.durable = true
 	}
@@ -96,7 +96,8 @@ func (s *session) finishAck(a *pubAck, code packets.Code, stored bool) bool {
 	return true
 }
 
-// ackDurable is the message store's done callback for a's message.
+// ackDurable is the message store's done callback for a's message (or its
+// marker).
 func (s *session) ackDurable(a *pubAck, err error) {
 	q := &s.acks
 	q.mu.Lock()
@@ -153,8 +154,8 @@ func (s *session) writeAcks() {
 	}
 }
 
-// writeAck sends a PUBACK; a refusal gets a reason code (MQTT 5) or no
-// acknowledgement (MQTT 3).
+// writeAck sends a PUBACK or PUBREC; a refusal gets a reason code (MQTT 5)
+// or no acknowledgement (MQTT 3, whose connection is closed).
 func (s *session) writeAck(a *pubAck) {
 	code := a.code
 	if a.err != nil {
@@ -165,7 +166,7 @@ func (s *session) writeAck(a *pubAck) {
 		s.logger().Debug("PUBACK withheld", "packet_id", a.id, "reason", code.Code)
 		return
 	}
-	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: a.id, ReasonCode: code.Code}
+	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: a.typ}, PacketID: a.id, ReasonCode: code.Code}
 	if code.Code >= packets.ErrUnspecifiedError.Code {
 		ack.Properties.ReasonString = code.Reason
 	}

@@ -423,3 +423,64 @@ func TestQoS2RetransmissionDeliveredOnce(t *testing.T) {
 	}
 	got.none(t, 200*time.Millisecond)
 }
+
+// Packet ids are per direction: a client's QoS 2 PUBLISH may use the id of
+// a delivery the server has in flight to it. Both exchanges complete, and
+// the client's message is delivered once, however the packets interleave.
+func TestPacketIDsPerDirection(t *testing.T) {
+	ts := startMQTT(t)
+	watch, got := ts.v5(t, "watch")
+	subscribe5(t, watch, "out/y", 2)
+
+	c := ts.raw(t)
+	c.send(t, connectV5("both-ways")...)
+	if h, _, err := c.packet(); err != nil || h != 0x20 {
+		t.Fatalf("CONNACK %#x %v", h, err)
+	}
+	sub := append([]byte{0, 1, 0}, str("in/x")...) // packet id 1, no properties
+	sub = append(sub, 1)                           // QoS 1
+	c.send(t, append([]byte{0x82, byte(len(sub))}, sub...)...)
+	if h, _, err := c.packet(); err != nil || h != 0x90 {
+		t.Fatalf("SUBACK %#x %v", h, err)
+	}
+	pub, _ := ts.v5(t, "pub")
+	publish5(t, pub, &paho.Publish{Topic: "in/x", QoS: 1, Payload: []byte("to the client")})
+	h, body, err := c.packet()
+	if err != nil || h&0xF0 != 0x30 {
+		t.Fatalf("delivery %#x %v", h, err)
+	}
+	tl := int(body[0])<<8 | int(body[1])
+	id := []byte{body[2+tl], body[3+tl]} // the server's packet id, in flight
+
+	q2 := append(str("out/y"), id[0], id[1], 0)
+	q2 = append(q2, "from the client"...)
+	expect := func(want byte, what string) {
+		t.Helper()
+		h, b, err := c.packet()
+		if err != nil || h != want || len(b) < 2 || b[0] != id[0] || b[1] != id[1] || (len(b) > 2 && b[2] != 0) {
+			t.Fatalf("%s: got %#x %v %v", what, h, b, err)
+		}
+	}
+	c.send(t, append([]byte{0x34, byte(len(q2))}, q2...)...) // QoS 2, same id
+	expect(0x50, "PUBREC")
+	c.send(t, 0x40, 2, id[0], id[1])                         // PUBACK of the delivery
+	c.send(t, append([]byte{0x3C, byte(len(q2))}, q2...)...) // QoS 2 again, DUP
+	expect(0x50, "PUBREC of the retransmission")
+	c.send(t, 0x62, 2, id[0], id[1]) // PUBREL
+	expect(0x70, "PUBCOMP")
+
+	if m := got.next(t); string(m.Payload) != "from the client" {
+		t.Fatalf("got %q", m.Payload)
+	}
+	got.none(t, 200*time.Millisecond)
+	v, _ := ts.broker.Vhost("/")
+	eventually(t, "the delivery to be settled", func() bool {
+		for _, q := range v.Queues() {
+			if q.Name == "mqtt-subscription-both-waysqos1" {
+				n, _ := q.Counts()
+				return n == 0 && q.Unacked() == 0
+			}
+		}
+		return false
+	})
+}

@@ -1,9 +1,11 @@
 // Package mqtt is the MQTT 3.1, 3.1.1 and 5.0 adapter of the core. It
-// embeds mochi-mqtt for the wire protocol (codec, keep-alive, QoS 2
-// handshakes, topic aliases, session takeover) and bridges it into the core
-// with one mochi hook; mochi's own subscription index, retained store and
-// fan-out are not used, so every message goes through the core once and
-// nothing is delivered twice.
+// embeds mochi-mqtt for the wire protocol (packet codec, SUBSCRIBE and
+// UNSUBSCRIBE, the server's side of outbound QoS 1/2, topic aliases) and
+// bridges it into the core with one mochi hook; mochi's own subscription
+// index, retained store and fan-out are not used, so every message goes
+// through the core once and nothing is delivered twice. The connection
+// itself (CONNECT, the packet loop, keep-alive, session takeover) and the
+// client's PUBLISH and PUBREL are the adapter's (server.go, inbound.go).
 //
 // # Mapping (RabbitMQ's MQTT plugin conventions)
 //
@@ -12,13 +14,15 @@
 //     key "a.b/c"; SUBSCRIBE a/+/# binds with a.*.#.
 //   - QoS 1 and 2 publishes are persistent (delivery mode 2). PUBACK (QoS 1)
 //     or PUBREC (QoS 2) is sent once the core took the message and, when it
-//     went to the message store, once it is durable. For QoS 2, mochi calls
-//     the hook before it writes the PUBREC, and the hook waits. A stored
-//     QoS 1 message does not hold up the connection: the PUBACK is sent
-//     from the store's completion, in publish order, by a per-connection
-//     ack queue (ack.go) of at most the advertised receive maximum; the
-//     read goroutine waits only when it is full. A refused message gets a
-//     reason code (MQTT 5) or no acknowledgement (MQTT 3).
+//     went to the message store, once it is durable. A stored message does
+//     not hold up the connection: the acknowledgement is sent from the
+//     store's completion, in publish order, by a per-connection ack queue
+//     (ack.go) of at most the advertised receive maximum; the read
+//     goroutine waits only when it is full. A refused message gets a
+//     reason code (MQTT 5); an MQTT 3 connection is closed instead. The
+//     packet ids of a persistent session's QoS 2 messages between PUBREC
+//     and PUBREL are stored as markers (qos2.go), so exactly-once holds
+//     across restarts.
 //   - Each session owns mqtt-subscription-<client id>qos1 for QoS 1/2
 //     subscriptions (durable, with x-expires = session expiry, for a
 //     persistent session; exclusive otherwise) and
@@ -26,8 +30,9 @@
 //     messages are not kept for an absent client). Both are bounded
 //     (Server.MaxQueueLength): the QoS 1 queue refuses new messages when full
 //     (reject-publish), the QoS 0 queue drops its oldest. $share/group/f
-//     consumes from a queue per group and filter, auto-deleted with its last
-//     member.
+//     consumes from a durable queue per group and filter, which lasts while
+//     a persistent session is subscribed and goes with the last member
+//     otherwise.
 //   - Deliveries are matched again against the session's MQTT filters, for
 //     the delivered QoS (the lower of published and granted), subscription
 //     identifiers, no-local, retain-as-published, and the rule that
@@ -45,9 +50,10 @@
 //
 // # Goroutines and locks
 //
-// mochi runs two goroutines per connection (reader, and an idle writer for
-// its own fan-out). Hooks run on the reader, which therefore owns the
-// session's publishing state. Core deliveries are handed by the Deliver
+// One goroutine reads each connection (Server.readPackets); it starts
+// after the CONNECT handshake with a small stack, so an idle connection
+// costs little. Hooks run on it, and it owns the session's publishing
+// state. Core deliveries are handed by the Deliver
 // callback (which must not block) to an outbox; a writer goroutine runs
 // while the outbox is not empty and exits when it is, so an idle connection
 // costs no goroutine of ours. Writes are coalesced by wireConn and flushed

@@ -26,7 +26,7 @@ func (h *hook) ID() string { return "ums-core-bridge" }
 func (h *hook) Provides(b byte) bool {
 	switch b {
 	case mochi.OnACLCheck, mochi.OnPacketEncode, mochi.OnPacketProcessed,
-		mochi.OnSubscribe, mochi.OnUnsubscribe, mochi.OnPublish:
+		mochi.OnSubscribe, mochi.OnUnsubscribe:
 		return true
 	}
 	return false
@@ -125,17 +125,10 @@ func isLoopback(a net.Addr) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// OnACLCheck allows a PUBLISH when the user may write to the exchange; for
-// a refusal mochi sends PUBACK/PUBREC 0x87 to MQTT 5 clients and closes
-// MQTT 3 connections, as RabbitMQ does. Subscriptions are checked in
-// OnSubscribe, where the SUBACK codes are made.
-func (h *hook) OnACLCheck(cl *mochi.Client, _ string, write bool) bool {
-	if !write {
-		return true
-	}
-	s := sessionOf(cl)
-	return s != nil && h.srv.Users.Check(s.user, s.vhost.Name, auth.Write, h.srv.exchange)
-}
+// OnACLCheck lets mochi go on with a SUBSCRIBE: permissions are checked
+// in the session (applyLocked), where the SUBACK codes are made, and
+// PUBLISH never reaches mochi (see inbound.go).
+func (h *hook) OnACLCheck(*mochi.Client, string, bool) bool { return true }
 
 // disconnect closes the session of a connection that ended: err is nil
 // after the client's DISCONNECT, and expire says whether the session ends
@@ -151,68 +144,6 @@ func (h *hook) disconnect(cl *mochi.Client, err error, expire bool) {
 	// shutdown included) [MQTT-3.1.2-8].
 	r.will = err != nil
 	s.close(r)
-}
-
-func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
-	s := sessionOf(cl)
-	if s == nil {
-		return pk, packets.ErrRejectPacket
-	}
-	qos := pk.FixedHeader.Qos
-	var a *pubAck
-	switch qos {
-	case 1:
-		a = s.reserveAck(pk.PacketID)
-	case 2:
-		s.waitAcks(1) // earlier PUBACKs go first
-	}
-	code, stored := s.publish(&pk, a)
-	v5 := cl.Properties.ProtocolVersion == 5
-	if code != packets.CodeSuccess && ((!v5 && qos > 0) || (code == packets.ErrNotAuthorized && (!v5 || qos == 0))) {
-		// A refusal with no negative acknowledgement to carry it (MQTT 3
-		// has none; QoS 0 has no acknowledgement at all) closes the
-		// connection rather than leave the publisher waiting for a
-		// PUBACK that never comes. An MQTT 3 client with a kept session
-		// sends its unacknowledged messages again when it reconnects
-		// [MQTT-4.4.0-1]; MQTT 5 clients learn why from DISCONNECT (0x87
-		// not authorized). Refused QoS 0 messages are otherwise dropped,
-		// as QoS 0 allows. Earlier publishes are acknowledged first.
-		s.logger().Warn("MQTT publish refused; closing the connection", "topic", pk.TopicName, "qos", qos, "reason", code.Reason)
-		if a != nil {
-			s.finishAck(a, code, stored)
-		}
-		s.waitAcks(1)
-		h.srv.kick(cl, code)
-		return pk, packets.ErrRejectPacket
-	}
-	if qos == 2 && code == packets.CodeSuccess && s.persistent() {
-		if err := s.markQoS2(pk.PacketID); err != nil {
-			// The message itself is stored: only a retransmission after
-			// a crash could now deliver it twice.
-			s.logger().Error("storing the QoS 2 state failed", "packet_id", pk.PacketID, "err", err)
-		}
-	}
-	if a != nil && s.finishAck(a, code, stored) {
-		// The ack queue sends the PUBACK, once the message is durable.
-		return pk, packets.ErrRejectPacket
-	}
-	if code == packets.CodeSuccess {
-		// mochi sends the PUBACK/PUBREC; no fan-out of its own.
-		return pk, packets.CodeSuccessIgnore
-	}
-	if qos > 0 && cl.Properties.ProtocolVersion == 5 {
-		typ := packets.Puback
-		if qos == 2 {
-			typ = packets.Pubrec
-		}
-		ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: typ}, PacketID: pk.PacketID, ReasonCode: code.Code}
-		if code.Code >= packets.ErrUnspecifiedError.Code {
-			ack.Properties.ReasonString = code.Reason
-		}
-		_ = cl.WritePacket(ack)
-	}
-	// MQTT 3 has no negative acknowledgement: the PUBACK is withheld.
-	return pk, packets.ErrRejectPacket
 }
 
 func (h *hook) OnSubscribe(cl *mochi.Client, pk packets.Packet) packets.Packet {
@@ -239,10 +170,6 @@ func (h *hook) OnPacketProcessed(cl *mochi.Client, pk packets.Packet, _ error) {
 	switch pk.FixedHeader.Type {
 	case packets.Puback:
 		s.settle(pk.PacketID, pk.ReasonCode >= packets.ErrUnspecifiedError.Code)
-	case packets.Pubrel:
-		if s.persistent() {
-			s.releaseQoS2(pk.PacketID)
-		}
 	case packets.Pubrec:
 		// The client owns a QoS 2 message once it sent PUBREC; mochi
 		// finishes the handshake (PUBREL/PUBCOMP) from its in-flight table.

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"sync"
 
-	"github.com/mochi-mqtt/server/v2/packets"
-
 	"github.com/unifiedms/ums/core"
 )
 
@@ -28,6 +26,10 @@ import (
 // The markers are taken (basic.get, unacknowledged) by a core session of
 // their own and acknowledged at PUBREL; closing the connection requeues
 // them for the next one.
+//
+// The adapter, not mochi, handles the client's PUBLISH and PUBREL packets
+// (see inbound.go): mochi keeps one in-flight table for both directions,
+// and a client's packet id may equal one of the server's.
 
 // qos2QueueName is the marker queue of a persistent session.
 func qos2QueueName(clientID string) string { return "mqtt-qos2-" + clientID }
@@ -76,27 +78,28 @@ func (s *session) qos2QueueLocked(create bool) (*core.Queue, error) {
 	return q, nil
 }
 
-// markQoS2 stores the marker of packet id after its message was published
-// and returns once it is durable.
-func (s *session) markQoS2(id uint16) error {
+// markQoS2 stores the marker of packet id after its message was published;
+// a's acknowledgement (PUBREC) waits for it. It reports whether the marker
+// went to the store.
+func (s *session) markQoS2(id uint16, a *pubAck) (bool, error) {
 	st := &s.q2
 	st.mu.Lock()
 	q, err := s.qos2QueueLocked(true)
 	st.mu.Unlock()
 	if err != nil {
-		return err
+		return false, err
 	}
 	msg := &core.Message{RoutingKey: q.Name, Body: binary.BigEndian.AppendUint16(nil, id)}
 	msg.Props.DeliveryMode = core.Persistent
 	var r core.Router
-	res, err := s.vhost.Publish(&r, "", msg, s.doneFn)
+	res, err := s.vhost.Publish(&r, "", msg, func(err error) { s.ackDurable(a, err) })
 	if err != nil {
-		return err
+		return false, err
 	}
-	if res.Stored {
-		return <-s.doneCh
+	if !res.Stored {
+		return false, errors.New("mqtt: QoS 2 marker not stored")
 	}
-	return errors.New("mqtt: QoS 2 marker not stored")
+	return true, nil
 }
 
 // fetchQoS2Locked takes markers from the queue until the one for want is
@@ -144,9 +147,9 @@ func (s *session) releaseQoS2(id uint16) {
 	}
 }
 
-// restoreQoS2 takes the markers a resumed session left and tells mochi
-// their packet ids are waiting for PUBREL, as it would know had the
-// connection not changed.
+// restoreQoS2 takes the markers a resumed session left: their packet ids
+// are waiting for PUBREL, as the session would know had the connection
+// not changed.
 func (s *session) restoreQoS2() {
 	st := &s.q2
 	st.mu.Lock()
@@ -155,9 +158,7 @@ func (s *session) restoreQoS2() {
 		return
 	}
 	for _, id := range s.fetchQoS2Locked(0) {
-		if _, ok := s.cl.State.Inflight.Get(id); !ok {
-			s.cl.State.Inflight.Set(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: id})
-		}
+		s.inQoS2[id] = struct{}{}
 	}
 }
 

@@ -496,26 +496,19 @@ func (s *Server) nextPacket(cl *mochi.Client, fh *packets.FixedHeader) error {
 	if err != nil {
 		return s.packetError(cl, err)
 	}
-	if pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Qos == 2 {
-		if prev, ok := cl.State.Inflight.Get(pk.PacketID); ok && prev.FixedHeader.Type == packets.Pubrec {
-			if pk.FixedHeader.Dup {
-				// A QoS 2 PUBLISH again before its PUBREL: acknowledged
-				// again, not delivered again [MQTT-4.3.3-10]. (mochi would
-				// answer 0x91, which an MQTT 5 client takes as a failure.)
-				ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: pk.PacketID}
-				if err := cl.WritePacket(ack); err != nil {
-					return s.packetError(cl, err)
-				}
-				return nil
-			}
-			// A first transmission (DUP 0) [MQTT-3.3.1-1] reusing the id:
-			// the client had its PUBCOMP, whose PUBREL's release of the
-			// id a crash undid. It is a new message.
-			cl.State.Inflight.Delete(pk.PacketID)
-			if sess := sessionOf(cl); sess != nil && sess.persistent() {
-				sess.releaseQoS2(pk.PacketID)
-			}
+	switch pk.FixedHeader.Type {
+	case packets.Publish, packets.Pubrel:
+		pk.ProtocolVersion = cl.Properties.ProtocolVersion
+		sess := sessionOf(cl)
+		if pk.FixedHeader.Type == packets.Publish {
+			err = s.handlePublish(cl, sess, &pk)
+		} else {
+			err = s.handlePubrel(cl, sess, &pk)
 		}
+		if err != nil {
+			return s.packetError(cl, err)
+		}
+		return nil
 	}
 	if err := s.mochi.InjectPacket(cl, pk); err != nil {
 		return s.packetError(cl, err)

@@ -66,7 +66,8 @@ type session struct {
 
 	acks ackQueue // QoS 1 acknowledgements waiting for the message store
 
-	q2 qos2State // inbound QoS 2 packet ids awaiting PUBREL, kept durably
+	q2     qos2State           // durable copy of inQoS2 for persistent sessions
+	inQoS2 map[uint16]struct{} // client's QoS 2 packet ids awaiting PUBREL; read goroutine
 }
 
 // subscription is a subscription and where it is bound.
@@ -120,7 +121,8 @@ type closeReason struct {
 
 func newSession(srv *Server, cl *mochi.Client, wc *wireConn, v *core.Vhost, user, clientID string) *session {
 	s := &session{srv: srv, cl: cl, wc: wc, vhost: v, user: user, clientID: clientID,
-		subs: make(map[string]*subscription), inflight: make(map[uint16]uint64), lastID: 32767}
+		subs: make(map[string]*subscription), inflight: make(map[uint16]uint64), lastID: 32767,
+		inQoS2: make(map[uint16]struct{})}
 	s.acks.space = make(chan struct{}, 1)
 	return s
 }
@@ -728,7 +730,10 @@ func (s *session) publish(pk *packets.Packet, a *pubAck) (code packets.Code, sto
 	}
 	msg := toCoreMessage(srv.exchange, pk, publisher, now)
 	done := s.doneFn
-	if a != nil {
+	switch {
+	case a != nil && a.marker:
+		done = nil // the marker's fsync covers the message
+	case a != nil:
 		done = func(err error) { s.ackDurable(a, err) }
 	}
 	res, err := s.vhost.PublishTo(&s.router, x, msg, done)
@@ -740,8 +745,8 @@ func (s *session) publish(pk *packets.Packet, a *pubAck) (code packets.Code, sto
 	if res.Rejected > 0 {
 		code = packets.ErrQuotaExceeded
 	}
-	if res.Stored && a != nil {
-		return code, true
+	if a != nil {
+		return code, res.Stored && !a.marker
 	}
 	if res.Stored {
 		_ = s.wc.Flush() // earlier acknowledgements need not wait for this one

@@ -1,0 +1,117 @@
+package mqtt
+
+import (
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/unifiedms/ums/core/auth"
+)
+
+// The client's PUBLISH and PUBREL are handled here, not by mochi: mochi
+// keeps the packet ids of both directions in one in-flight table, where a
+// client's QoS 1/2 PUBLISH could delete or overwrite the entry of a
+// delivery that happens to use the same id, and it acknowledges QoS 2
+// synchronously. Here a client's QoS 2 packet ids awaiting PUBREL live in
+// session.inQoS2 (and, for persistent sessions, as durable markers, see
+// qos2.go), and PUBACKs and PUBRECs both go through the ordered, pipelined
+// acknowledgement queue (ack.go).
+
+// handlePublish processes a client's PUBLISH.
+func (s *Server) handlePublish(cl *mochi.Client, sess *session, pk *packets.Packet) error {
+	if code := pk.PublishValidate(s.mochi.Options.Capabilities.TopicAliasMaximum); code != packets.CodeSuccess {
+		return code
+	}
+	if pk.Properties.TopicAliasFlag && pk.Properties.TopicAlias > 0 { // [MQTT-3.3.2-11]
+		pk.TopicName = cl.State.TopicAliases.Inbound.Set(pk.Properties.TopicAlias, pk.TopicName)
+	}
+	qos := pk.FixedHeader.Qos
+	if qos == 2 {
+		if _, pending := sess.inQoS2[pk.PacketID]; pending {
+			if pk.FixedHeader.Dup {
+				// Sent again before its PUBREL: acknowledged again (after
+				// the acknowledgements before it), not delivered again
+				// [MQTT-4.3.3-10].
+				a := sess.reserveAck(pk.PacketID, packets.Pubrec)
+				if !sess.finishAck(a, packets.CodeSuccess, false) {
+					sess.writeAck(a)
+				}
+				return nil
+			}
+			// A first transmission (DUP 0) [MQTT-3.3.1-1] reusing the id:
+			// the client had its PUBCOMP, whose release of the id a crash
+			// undid. It is a new message.
+			delete(sess.inQoS2, pk.PacketID)
+			if sess.persistent() {
+				sess.releaseQoS2(pk.PacketID)
+			}
+		}
+	}
+
+	var a *pubAck
+	switch qos {
+	case 1:
+		a = sess.reserveAck(pk.PacketID, packets.Puback)
+	case 2:
+		a = sess.reserveAck(pk.PacketID, packets.Pubrec)
+		a.marker = sess.persistent()
+	}
+	code, stored := packets.ErrNotAuthorized, false
+	if s.Users.Check(sess.user, sess.vhost.Name, auth.Write, s.exchange) {
+		code, stored = sess.publish(pk, a)
+	}
+	if qos == 2 && code == packets.CodeSuccess {
+		sess.inQoS2[pk.PacketID] = struct{}{}
+		if a.marker {
+			var err error
+			if stored, err = sess.markQoS2(pk.PacketID, a); err != nil {
+				// The message's own fsync was left to the marker's.
+				sess.logger().Error("storing the QoS 2 state failed", "packet_id", pk.PacketID, "err", err)
+				delete(sess.inQoS2, pk.PacketID)
+				code = packets.ErrUnspecifiedError
+			}
+		}
+	}
+
+	v5 := cl.Properties.ProtocolVersion == 5
+	if code != packets.CodeSuccess && ((!v5 && qos > 0) || (code == packets.ErrNotAuthorized && (!v5 || qos == 0))) {
+		// A refusal with no negative acknowledgement to carry it (MQTT 3
+		// has none; QoS 0 has no acknowledgement at all) closes the
+		// connection rather than leave the publisher waiting for a
+		// PUBACK that never comes. An MQTT 3 client with a kept session
+		// sends its unacknowledged messages again when it reconnects
+		// [MQTT-4.4.0-1]; MQTT 5 clients learn why from DISCONNECT (0x87
+		// not authorized). Refused QoS 0 messages are otherwise dropped,
+		// as QoS 0 allows. Earlier publishes are acknowledged first.
+		sess.logger().Warn("MQTT publish refused; closing the connection", "topic", pk.TopicName, "qos", qos, "reason", code.Reason)
+		if a != nil {
+			sess.finishAck(a, code, stored)
+		}
+		sess.waitAcks(1)
+		s.kick(cl, code)
+		return nil
+	}
+	if a != nil && !sess.finishAck(a, code, stored) {
+		sess.writeAck(a) // nothing to wait for
+	}
+	return nil
+}
+
+// handlePubrel completes a client's QoS 2 PUBLISH: its packet id is free
+// again [MQTT-4.3.3-11].
+func (s *Server) handlePubrel(cl *mochi.Client, sess *session, pk *packets.Packet) error {
+	_, pending := sess.inQoS2[pk.PacketID]
+	if pending {
+		delete(sess.inQoS2, pk.PacketID)
+		if sess.persistent() {
+			sess.releaseQoS2(pk.PacketID)
+		}
+	}
+	if pk.ReasonCode >= packets.ErrUnspecifiedError.Code {
+		return nil // the client gave up on it [MQTT-4.3.3-9]
+	}
+	code := packets.CodeSuccess
+	if !pending {
+		code = packets.ErrPacketIdentifierNotFound
+	}
+	return cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubcomp}, PacketID: pk.PacketID, ReasonCode: code.Code})
+}
