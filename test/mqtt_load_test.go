@@ -363,11 +363,17 @@ func TestMQTTLoadRaw(t *testing.T) {
 			switch typ {
 			case 9: // SUBACK
 				close(subReady)
+			case 6: // PUBREL of a QoS 2 delivery
+				acks = append(acks, 0x70, 2, body[0], body[1])
 			case 3: // PUBLISH
 				tl := int(binary.BigEndian.Uint16(body))
 				p := body[2+tl:]
-				if (flags>>1)&3 > 0 {
-					acks = append(acks, 0x40, 2, p[0], p[1])
+				switch (flags >> 1) & 3 {
+				case 1:
+					acks = append(acks, 0x40, 2, p[0], p[1]) // PUBACK
+					p = p[2:]
+				case 2:
+					acks = append(acks, 0x50, 2, p[0], p[1]) // PUBREC
 					p = p[2:]
 				}
 				if len(p) >= 8 {
@@ -394,7 +400,11 @@ func TestMQTTLoadRaw(t *testing.T) {
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range pubs {
-		pc, err := rawConnect(addr, fmt.Sprintf("raw-pub-%s-%d", run, i), user, pass, 0xC2)
+		pubFlags := byte(0xC2) // PUBPERSIST=1: publishers with clean session 0
+		if benchEnv("PUBPERSIST", "0") == "1" {
+			pubFlags = 0xC0
+		}
+		pc, err := rawConnect(addr, fmt.Sprintf("raw-pub-%s-%d", run, i), user, pass, pubFlags)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -405,13 +415,18 @@ func TestMQTTLoadRaw(t *testing.T) {
 			go func() { // PUBACKs free window slots
 				r := newRawReader(pc)
 				for {
-					typ, _, _, err := r.next()
+					typ, _, body, err := r.next()
 					if err != nil {
 						return
 					}
-					if typ == 4 {
+					switch typ {
+					case 4, 7: // PUBACK, PUBCOMP
 						acked.Add(1)
 						<-window
+					case 5: // PUBREC: release it
+						if _, err := pc.Write([]byte{0x62, 2, body[0], body[1]}); err != nil {
+							return
+						}
 					}
 				}
 			}()
