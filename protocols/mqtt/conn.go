@@ -35,17 +35,21 @@ type wireConn struct {
 }
 
 // deadlineSlack is how far behind the requested deadline the one in force
-// may lag. mochi moves the keep-alive deadline forward after every packet;
+// may lag. The keep-alive deadline moves forward after every packet;
 // re-arming the runtime's timer each time costs more than the rest of a
 // small PUBLISH's handling, so it is re-armed only once the requested
-// deadline moved by this much (the keep-alive check fires at most this much
-// early, well within the 1.5 × keep-alive the client is allowed).
+// deadline moved by this much, or by an eighth of the time left, whichever
+// is less (the keep-alive check fires at most that much early, well within
+// the 1.5 × keep-alive the client is allowed).
 const deadlineSlack = time.Second
 
 // SetDeadline sets the read and write deadline, lazily (see deadlineSlack).
 func (c *wireConn) SetDeadline(t time.Time) error {
-	if !t.IsZero() && !c.deadline.IsZero() && t.After(c.deadline) && t.Sub(c.deadline) < deadlineSlack {
-		return nil
+	if !t.IsZero() && !c.deadline.IsZero() && t.After(c.deadline) {
+		lag := t.Sub(c.deadline)
+		if lag < deadlineSlack && lag < time.Until(t)/8 {
+			return nil
+		}
 	}
 	c.deadline = t
 	return c.Conn.SetDeadline(t)

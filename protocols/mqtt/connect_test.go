@@ -484,3 +484,41 @@ func TestPacketIDsPerDirection(t *testing.T) {
 		return false
 	})
 }
+
+// Keep-alive [MQTT-3.1.2-22]: a client that sends PINGREQs in time stays
+// connected; one that falls silent for one and a half keep-alive intervals
+// is disconnected, and its will is published.
+func TestKeepAlive(t *testing.T) {
+	ts := startMQTT(t)
+	watch, got := ts.v5(t, "watch")
+	subscribe5(t, watch, "gone/+", 1)
+
+	// CONNECT, MQTT 3.1.1, keep-alive 1 s, with a will on gone/ka.
+	vh := append(str("MQTT"), 4, 0xC6, 0, 1) // user, password, will QoS 0, clean
+	body := append(vh, str("ka")...)
+	body = append(body, str("gone/ka")...)
+	body = append(body, str("timeout")...)
+	body = append(body, str("guest")...)
+	body = append(body, str("guest")...)
+	c := ts.raw(t)
+	c.send(t, append([]byte{0x10, byte(len(body))}, body...)...)
+	if h, _, err := c.packet(); err != nil || h != 0x20 {
+		t.Fatalf("CONNACK %#x %v", h, err)
+	}
+	for range 4 { // 2 s of PINGREQ every 0.5 s
+		time.Sleep(500 * time.Millisecond)
+		c.send(t, 0xC0, 0)
+		if h, _, err := c.packet(); err != nil || h != 0xD0 {
+			t.Fatalf("PINGRESP %#x %v", h, err)
+		}
+	}
+	got.none(t, 0)
+	start := time.Now()
+	c.closed(t) // silent from here on
+	if el := time.Since(start); el < time.Second {
+		t.Fatalf("closed after %v of silence, before one and a half keep-alive intervals", el)
+	}
+	if m := got.next(t); string(m.Payload) != "timeout" {
+		t.Fatalf("will %q", m.Payload)
+	}
+}
