@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Connection scale: opens CONNS idle MQTT 3.1.1 connections to a broker
+# started here, spread over PROCS client processes (every process may open
+# at most 20,000 files on the machine this was written on), and reports the
+# broker's RSS per connection and the connect rate.
+#
+#   scripts/bench-mqtt-idle.sh              # UMS (builds cmd/umsd)
+#   BROKER=mosquitto scripts/bench-mqtt-idle.sh
+#
+# Settings: CONNS (19000), PROCS (4), PORT (18890).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CONNS=${CONNS:-19000}
+PROCS=${PROCS:-4}
+PORT=${PORT:-18890}
+BROKER=${BROKER:-ums}
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+go test -c -o "$work/loadtest" ./test/
+case "$BROKER" in
+ums)
+	go build -o "$work/umsd" ./cmd/umsd
+	"$work/umsd" --data-dir "$work/data" --mqtt-listen 127.0.0.1:$PORT --mqtt-ws-listen off \
+		--amqp-listen off --http-listen off 2>"$work/broker.log" &
+	;;
+mosquitto)
+	printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$PORT" >"$work/mosquitto.conf"
+	mosquitto -c "$work/mosquitto.conf" 2>"$work/broker.log" &
+	;;
+*)
+	echo "BROKER must be ums or mosquitto" >&2
+	exit 2
+	;;
+esac
+pid=$!
+sleep 1
+rss() { awk '/VmRSS/ {print $2}' "/proc/$pid/status"; }
+before=$(rss)
+start=$(date +%s.%N)
+per=$((CONNS / PROCS))
+for i in $(seq 1 "$PROCS"); do
+	UMS_MQTT_BENCH_ADDR=127.0.0.1:$PORT CONNS=$per PREFIX="idle$i" HOLD=600s \
+		"$work/loadtest" -test.run 'TestMQTTLoadIdle$' -test.v >"$work/clients$i.log" 2>&1 &
+done
+for i in $(seq 1 "$PROCS"); do
+	until grep -q '^READY' "$work/clients$i.log"; do sleep 0.2; done
+done
+end=$(date +%s.%N)
+sleep 3 # let the broker settle (garbage collection)
+after=$(rss)
+ready=$(awk '/^READY/ {n += $2} END {print n}' "$work"/clients*.log)
+echo "broker: $BROKER"
+echo "connections: $ready of $CONNS ($PROCS client processes)"
+echo "connect rate: $(echo "$ready / ($end - $start)" | bc) connections/s"
+echo "broker RSS: ${before} KiB -> ${after} KiB, $(( (after - before) * 1024 / ready )) bytes per connection"
