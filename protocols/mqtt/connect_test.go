@@ -522,3 +522,33 @@ func TestKeepAlive(t *testing.T) {
 		t.Fatalf("will %q", m.Payload)
 	}
 }
+
+// MQTT 5 enhanced authentication is not supported: a CONNECT naming an
+// authentication method gets CONNACK 0x8C, an AUTH packet DISCONNECT 0x82.
+func TestEnhancedAuthRefused(t *testing.T) {
+	ts := startMQTT(t)
+	c := ts.raw(t)
+	vh := append(str("MQTT"), 5, 0xC2, 0, 30)
+	props := append([]byte{0x15}, str("SCRAM-SHA-1")...) // authentication method
+	vh = append(vh, byte(len(props)))
+	vh = append(vh, props...)
+	body := append(vh, str("scram")...)
+	body = append(body, str("guest")...)
+	body = append(body, str("guest")...)
+	c.send(t, append([]byte{0x10, byte(len(body))}, body...)...)
+	if h, b, err := c.packet(); err != nil || h != 0x20 || len(b) < 2 || b[1] != 0x8C {
+		t.Fatalf("got %#x %v %v, want CONNACK 0x8C", h, b, err)
+	}
+	c.closed(t)
+
+	c = ts.raw(t)
+	c.send(t, connectV5("auth-later")...)
+	if h, _, err := c.packet(); err != nil || h != 0x20 {
+		t.Fatalf("CONNACK %#x %v", h, err)
+	}
+	c.send(t, 0xF0, 2, 0x18, 0) // AUTH, reason continue authentication
+	if h, b, err := c.packet(); err != nil || h != 0xE0 || len(b) < 1 || b[0] != 0x82 {
+		t.Fatalf("got %#x %v %v, want DISCONNECT 0x82", h, b, err)
+	}
+	c.closed(t)
+}

@@ -51,6 +51,10 @@ func (h *hook) connect(cl *mochi.Client, pk *packets.Packet) error {
 	if s.isClosing() {
 		return refuse(cl, packets.ErrServerShuttingDown)
 	}
+	if pk.Properties.AuthenticationMethod != "" {
+		// MQTT 5 enhanced authentication: no method is supported.
+		return refuse(cl, packets.ErrBadAuthenticationMethod)
+	}
 	vhost, user := s.splitUsername(string(pk.Connect.Username))
 	if user == "" {
 		return refuse(cl, packets.ErrBadUsernameOrPassword)

@@ -497,6 +497,10 @@ func (s *Server) nextPacket(cl *mochi.Client, fh *packets.FixedHeader) error {
 		return s.packetError(cl, err)
 	}
 	switch pk.FixedHeader.Type {
+	case packets.Auth:
+		// Only after a CONNECT with an authentication method, which is
+		// refused [MQTT-4.12.0-1].
+		return s.packetError(cl, packets.ErrProtocolViolation)
 	case packets.Publish, packets.Pubrel:
 		pk.ProtocolVersion = cl.Properties.ProtocolVersion
 		sess := sessionOf(cl)
