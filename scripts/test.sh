@@ -5,13 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== test dependencies"
-# pika (Debian's python3-pika) drives the interoperability tests in test/interop.
-if ! /usr/bin/python3 -c 'import pika' 2>/dev/null; then
+# Debian's python3-pika and python3-paho-mqtt drive the interoperability
+# tests in test/interop.
+if ! /usr/bin/python3 -c 'import pika, paho.mqtt.client' 2>/dev/null; then
 	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
 		apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pika >/dev/null
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pika python3-paho-mqtt >/dev/null
 	else
-		echo "python3-pika is missing: test/interop will skip (apt-get install -y python3-pika)" >&2
+		echo "python3-pika or python3-paho-mqtt is missing: test/interop will skip (apt-get install -y python3-pika python3-paho-mqtt)" >&2
 	fi
 fi
 

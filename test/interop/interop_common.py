@@ -1,6 +1,6 @@
-"""Helpers shared by the pika interoperability scripts.
+"""Helpers shared by the interoperability scripts.
 
-Every script takes the broker's AMQP URL as its only argument, prints one
+Every script takes the broker's AMQP URL and its MQTT address as arguments, prints one
 line per check and exits with status 1 when a check fails.
 """
 
@@ -143,9 +143,10 @@ def check_death(c, entry, count, reason, queue, exchange_name, routing_keys, lab
 
 
 def run(name, body):
-    """Runs body(checks, conn, cleanup) against the URL in argv[1]."""
-    if len(sys.argv) != 2:
-        print("usage: %s AMQP_URL" % sys.argv[0], file=sys.stderr)
+    """Runs body(checks, conn, cleanup) against the URL in argv[1]; argv[2]
+    is the broker's MQTT address (host:port) for the scripts that use it."""
+    if len(sys.argv) not in (2, 3):
+        print("usage: %s AMQP_URL [MQTT_ADDR]" % sys.argv[0], file=sys.stderr)
         sys.exit(2)
     url = sys.argv[1]
     c = Checks(name)

@@ -1,7 +1,8 @@
 // Package interop runs clients other than amqp091-go against a real UMS
 // broker: Python scripts using Debian's python3-pika, one per feature
 // group (TTL and dead-lettering, length limits, priorities, consumer
-// features, exchanges, transactions, direct reply-to, confirms).
+// features, exchanges, transactions, direct reply-to, confirms), and
+// python3-paho-mqtt next to pika (mqtt_*.py).
 package interop
 
 import (
@@ -28,14 +29,15 @@ const python = "/usr/bin/python3"
 // scriptTimeout bounds one script's run.
 const scriptTimeout = 60 * time.Second
 
-// startBroker runs a broker with only AMQP on a loopback port chosen by the
-// OS and a temporary data dir; it stops with the test. It returns the AMQP URL.
-func startBroker(t *testing.T) string {
+// startBroker runs a broker with AMQP and MQTT on loopback ports chosen by
+// the OS and a temporary data dir; it stops with the test. It returns the
+// AMQP URL and the MQTT address.
+func startBroker(t *testing.T) (amqpURL, mqttAddr string) {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.AMQPListen = "127.0.0.1:0"
-	cfg.MQTTListen, cfg.MQTTWSListen = config.Off, config.Off
+	cfg.MQTTListen, cfg.MQTTWSListen = "127.0.0.1:0", config.Off
 	cfg.STOMPListen, cfg.STOMPWSListen = config.Off, config.Off
 	cfg.HTTPListen = config.Off
 	var out io.Writer = io.Discard
@@ -57,18 +59,19 @@ func startBroker(t *testing.T) string {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	return "amqp://guest:guest@" + b.Addr("amqp").String() + "/"
+	return "amqp://guest:guest@" + b.Addr("amqp").String() + "/", b.Addr("mqtt").String()
 }
 
-// needPika skips the test when python3-pika is not importable.
-func needPika(t *testing.T) {
+// needPython skips the test when python3-pika or python3-paho-mqtt is
+// not importable.
+func needPython(t *testing.T) {
 	t.Helper()
-	out, err := exec.Command(python, "-c", "import pika").CombinedOutput()
+	out, err := exec.Command(python, "-c", "import pika, paho.mqtt.client").CombinedOutput()
 	if err != nil {
-		msg := "python3-pika not installed: run scripts/interop.sh or apt-get install -y python3-pika"
+		msg := "python3-pika or python3-paho-mqtt not installed: run scripts/interop.sh or apt-get install -y python3-pika python3-paho-mqtt"
 		// Also on stderr, so that the reason shows without -v.
 		fmt.Fprintf(os.Stderr, "%s: %s\n", t.Name(), msg)
-		t.Logf("%s -c 'import pika': %v: %s", python, err, bytes.TrimSpace(out))
+		t.Logf("%s -c 'import pika, paho.mqtt.client': %v: %s", python, err, bytes.TrimSpace(out))
 		t.Skip(msg)
 	}
 }
@@ -95,15 +98,15 @@ func scripts(t *testing.T) []string {
 // TestPika runs every script against its own broker. A script prints one
 // line per check and exits non-zero when one fails.
 func TestPika(t *testing.T) {
-	needPika(t)
+	needPython(t)
 	for _, script := range scripts(t) {
 		name := strings.TrimSuffix(script, ".py")
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			url := startBroker(t)
+			url, mqttAddr := startBroker(t)
 			ctx, cancel := context.WithTimeout(context.Background(), scriptTimeout)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, python, script, url)
+			cmd := exec.CommandContext(ctx, python, script, url, mqttAddr)
 			cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1")
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out

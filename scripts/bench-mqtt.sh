@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# MQTT throughput and latency: runs the raw load generator of
+# test/mqtt_load_test.go (TestMQTTLoadRaw) against a broker started here,
+# with 16-byte payloads, in the scenarios below, one after another, and
+# prints one result line per scenario.
+#
+#   scripts/bench-mqtt.sh                     # UMS (builds cmd/umsd)
+#   BROKER=mosquitto scripts/bench-mqtt.sh    # Debian's mosquitto
+#
+# Mosquitto gets the same bounds as UMS's defaults (256 messages in flight
+# per client, 100,000 queued per session) so that neither drops what the
+# other keeps. Settings: DURATION per scenario (10s), PORT (18891),
+# SCENARIOS (all; a space-separated subset of the names below).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10s}
+PORT=${PORT:-18891}
+BROKER=${BROKER:-ums}
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+# name: environment of the load generator
+declare -A scenario=(
+	[qos0-max]="QOS=0 PUBS=1"
+	[qos0-20k]="QOS=0 PUBS=1 RATE=20000"
+	[qos1-max]="QOS=1 PUBS=1 INFLIGHT=64"
+	[qos1-20k]="QOS=1 PUBS=1 INFLIGHT=64 RATE=20000"
+	[qos1-100to1]="QOS=1 PUBS=100 INFLIGHT=64 RATE=1000"
+	[qos1-100to1-max]="QOS=1 PUBS=100 INFLIGHT=16"
+	[qos2-max]="QOS=2 PUBS=1 INFLIGHT=64"
+)
+order=(qos0-max qos0-20k qos1-max qos1-20k qos1-100to1 qos1-100to1-max qos2-max)
+SCENARIOS=${SCENARIOS:-${order[*]}}
+
+go test -c -o "$work/loadtest" ./test/
+case "$BROKER" in
+ums)
+	go build -o "$work/umsd" ./cmd/umsd
+	"$work/umsd" --data-dir "$work/data" --mqtt-listen 127.0.0.1:$PORT --mqtt-ws-listen off \
+		--amqp-listen off --http-listen off --stomp-listen off --stomp-ws-listen off 2>"$work/broker.log" &
+	;;
+mosquitto)
+	printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 256\nmax_queued_messages 100000\n' \
+		"$PORT" >"$work/mosquitto.conf"
+	mosquitto -c "$work/mosquitto.conf" 2>"$work/broker.log" &
+	;;
+*)
+	echo "BROKER must be ums or mosquitto" >&2
+	exit 2
+	;;
+esac
+pid=$!
+for _ in $(seq 1 50); do
+	(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+	sleep 0.1
+done
+
+echo "broker: $BROKER, $DURATION per scenario"
+for name in $SCENARIOS; do
+	env=${scenario[$name]:?unknown scenario $name}
+	line=$(env $env UMS_MQTT_BENCH_ADDR=127.0.0.1:$PORT DURATION="$DURATION" \
+		"$work/loadtest" -test.run 'TestMQTTLoadRaw$' -test.v 2>&1 | grep -o 'raw qos.*' || true)
+	rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo '?')
+	printf '%-16s %s (broker RSS %s KiB)\n' "$name" "${line:-FAILED}" "$rss"
+done
