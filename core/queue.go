@@ -32,6 +32,10 @@ type Queue struct {
 
 	pageAfter int // ready messages kept in memory before bodies are paged out (0: never)
 
+	// room is closed when a nearly full queue has room again (see
+	// flowLocked); nil while no publisher was told to wait for it.
+	room chan struct{}
+
 	ttlTimer     *time.Timer
 	nextExpiry   int64 // unix nanoseconds of the earliest scheduled sweep, 0 = none
 	expiresTimer *time.Timer
@@ -183,6 +187,66 @@ func (q *Queue) countOut(e *entry) {
 	if e.msgTTL {
 		q.msgTTLCount--
 	}
+	if q.room != nil && q.roomLocked() {
+		q.openRoomLocked()
+	}
+}
+
+// --- publisher flow control ---
+//
+// A queue that refuses messages at its length limit (x-overflow
+// reject-publish or reject-publish-dlx) and has consumers draining it
+// tells its publishers to slow down before the limit is reached: at nine
+// tenths of the limit a publish returns a channel (PublishResult.Flow)
+// that is closed once the queue is down to eight tenths, or has no
+// consumer left. Adapters whose protocol has no negative acknowledgement
+// to spare (MQTT 3) stop reading from the publisher until then, so a slow
+// consumer slows its publishers instead of having their messages refused.
+
+// flowLocked returns the channel a publisher should wait on, or nil when
+// the queue has room. REQUIRES: q.mu.
+func (q *Queue) flowLocked() chan struct{} {
+	if q.room != nil {
+		return q.room
+	}
+	if q.args.overflow == OverflowDropHead || len(q.consumers) == 0 {
+		return nil
+	}
+	full := false
+	if m := q.args.maxLength; m >= 0 && int64(q.readyCount) >= m-m/10 {
+		full = true
+	}
+	if m := q.args.maxLengthBytes; m >= 0 && q.readyBytes >= m-m/10 {
+		full = true
+	}
+	if full {
+		q.room = make(chan struct{})
+	}
+	return q.room
+}
+
+// roomLocked reports whether a queue that was nearly full has drained
+// enough for its publishers to go on. REQUIRES: q.mu.
+func (q *Queue) roomLocked() bool {
+	if len(q.consumers) == 0 || q.deleted {
+		return true
+	}
+	if m := q.args.maxLength; m >= 0 && int64(q.readyCount) > m-m/5 {
+		return false
+	}
+	if m := q.args.maxLengthBytes; m >= 0 && q.readyBytes > m-m/5 {
+		return false
+	}
+	return true
+}
+
+// openRoomLocked lets the publishers waiting for room go on.
+// REQUIRES: q.mu.
+func (q *Queue) openRoomLocked() {
+	if q.room != nil {
+		close(q.room)
+		q.room = nil
+	}
 }
 
 // frontLocked returns the next message to deliver: the oldest of the highest priority.
@@ -216,6 +280,7 @@ func (q *Queue) clearLocked() int {
 		r.clear()
 	}
 	q.readyCount, q.readyBytes, q.msgTTLCount = 0, 0, 0
+	q.openRoomLocked()
 	return n
 }
 
@@ -231,12 +296,13 @@ const (
 )
 
 // enqueue appends msg and hands it to a consumer when one has room.
-// sid and part locate its stored copy; part < 0 means not stored.
-func (q *Queue) enqueue(msg *Message, now time.Time, sid uint64, part int) enqueueResult {
+// sid and part locate its stored copy; part < 0 means not stored. flow is
+// not nil when the queue asks its publishers to wait (see flowLocked).
+func (q *Queue) enqueue(msg *Message, now time.Time, sid uint64, part int) (res enqueueResult, flow chan struct{}) {
 	q.mu.Lock()
 	if q.deleted {
 		q.mu.Unlock()
-		return gone
+		return gone, nil
 	}
 	e := q.newEntry(msg, now)
 	e.sid, e.part, e.stored = sid, int32(part), part >= 0
@@ -244,8 +310,9 @@ func (q *Queue) enqueue(msg *Message, now time.Time, sid uint64, part int) enque
 		if q.args.overflow == OverflowRejectPublishDLX {
 			q.dead = append(q.dead, deadLetter{msg: msg, reason: ReasonMaxLen})
 		}
+		flow = q.flowLocked()
 		q.unlock()
-		return rejected
+		return rejected, flow
 	}
 	q.seq++
 	e.seq = q.seq
@@ -257,8 +324,9 @@ func (q *Queue) enqueue(msg *Message, now time.Time, sid uint64, part int) enque
 		old := q.popFrontLocked()
 		q.dropLocked(&old, ReasonMaxLen)
 	}
+	flow = q.flowLocked()
 	q.unlock()
-	return enqueued
+	return enqueued, flow
 }
 
 // newEntry makes the queue entry of msg: its priority level and its expiry
@@ -477,6 +545,7 @@ func (q *Queue) removeConsumer(c *Consumer) {
 	}
 	autoDelete := q.AutoDelete && q.hadConsumer && len(q.consumers) == 0 && !q.deleted
 	if len(q.consumers) == 0 {
+		q.openRoomLocked() // nobody drains it: publishers get refusals instead
 		q.touchLocked()
 	} else if q.args.singleActive {
 		q.dispatchLocked(time.Now().UnixNano()) // the next consumer becomes active

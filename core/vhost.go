@@ -564,6 +564,12 @@ type PublishResult struct {
 	// Stored is true when the message went to the message store; done
 	// will be called when it is durable.
 	Stored bool
+	// Flow, when not nil, is closed once the nearly full queues among the
+	// targets have room again: a publisher that can should wait for it
+	// before publishing more (see Queue flow control in queue.go).
+	Flow <-chan struct{}
+	// Full is the nearly full queue Flow belongs to.
+	Full *Queue
 }
 
 // Publish routes msg through the named exchange and enqueues it on every
@@ -638,7 +644,11 @@ func (v *Vhost) deliverTo(r *Router, qs []*Queue, msg *Message, now time.Time, d
 			p = part
 			part++
 		}
-		switch q.enqueue(msg, now, id, p) {
+		r, flow := q.enqueue(msg, now, id, p)
+		if flow != nil && res.Flow == nil {
+			res.Flow, res.Full = flow, q
+		}
+		switch r {
 		case enqueued:
 			res.Queues++
 		case rejected:

@@ -1,6 +1,8 @@
 package mqtt
 
 import (
+	"time"
+
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
@@ -93,7 +95,36 @@ func (s *Server) handlePublish(cl *mochi.Client, sess *session, pk *packets.Pack
 	if a != nil && !sess.finishAck(a, code, stored) {
 		sess.writeAck(a) // nothing to wait for
 	}
+	s.waitForRoom(cl, sess)
 	return nil
+}
+
+// maxFlowWait bounds how long one publisher is not read from while a
+// queue its message went to is nearly full (see waitForRoom).
+const maxFlowWait = 5 * time.Second
+
+// waitForRoom is publisher flow control: when the last publish reached a
+// nearly full session queue that a subscriber drains (a QoS 1 subscriber
+// slower than its publishers), the publisher's next packets are not read
+// until that queue is back under its mark, so TCP slows the publisher to
+// the subscriber's pace instead of its messages being refused at the
+// queue's limit. The wait is bounded (maxFlowWait); after it the queue's
+// limit refuses what does not fit, as before.
+func (s *Server) waitForRoom(cl *mochi.Client, sess *session) {
+	flow := sess.flow
+	if flow == nil {
+		return
+	}
+	sess.flow = nil
+	_ = sess.wc.Flush() // acknowledgements already due go out now
+	t := time.NewTimer(maxFlowWait)
+	defer t.Stop()
+	select {
+	case <-flow:
+	case <-t.C:
+		sess.logger().Debug("MQTT publisher flow control: queue still full", "waited", maxFlowWait)
+	case <-s.done:
+	}
 }
 
 // handlePubrel completes a client's QoS 2 PUBLISH: its packet id is free

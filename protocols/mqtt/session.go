@@ -47,6 +47,7 @@ type session struct {
 	exch     *core.Exchange
 	doneCh   chan error
 	doneFn   func(error)
+	flow     <-chan struct{} // set by publish: a nearly full queue asks to wait (see waitForRoom)
 	subacks  map[uint16][]byte
 	unsubs   map[uint16][]byte
 	retainQ  []outItem
@@ -741,6 +742,11 @@ func (s *session) publish(pk *packets.Packet, a *pubAck) (code packets.Code, sto
 		s.logger().Debug("publish failed", "topic", pk.TopicName, "err", err)
 		return reasonFor(err), false
 	}
+	if res.Flow != nil && !s.ownQueue(res.Full) {
+		// Not its own queue: a client subscribed to what it publishes
+		// must go on reading its PUBACKs for that queue to drain.
+		s.flow = res.Flow
+	}
 	code = packets.CodeSuccess
 	if res.Rejected > 0 {
 		code = packets.ErrQuotaExceeded
@@ -760,6 +766,13 @@ func (s *session) publish(pk *packets.Packet, a *pubAck) (code packets.Code, sto
 	// success code other than 0 without properties, which clients asking
 	// for no problem information forbid.
 	return code, false
+}
+
+// ownQueue reports whether q is one of the session's queues.
+func (s *session) ownQueue(q *core.Queue) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return q == s.q0 || q == s.q1
 }
 
 // exchange returns the publishing exchange, resolving it again if it was

@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	paho3 "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/unifiedms/ums/core"
+	"github.com/unifiedms/ums/protocols/mqtt"
 )
 
 // An MQTT 3.1.1 clean session = 0 keeps its subscriptions and QoS 1
@@ -476,5 +479,45 @@ func TestQueueOverflowV3ClosesPublisher(t *testing.T) {
 	}
 	if n, _ := q.Counts(); n != 3 {
 		t.Fatalf("%d messages queued, want 3", n)
+	}
+}
+
+// A QoS 1 subscriber slower than its publisher slows the publisher down
+// (the publisher is not read from while the subscriber's queue is nearly
+// full) instead of having its messages refused at the queue's limit: with
+// a queue bound of 50, an MQTT 3.1.1 publisher sending 600 messages as
+// fast as it can keeps its connection and every message arrives, in order.
+func TestSlowSubscriberSlowsPublisher(t *testing.T) {
+	ts := startMQTT(t, func(ts *testServer) { ts.Server = &mqtt.Server{MaxQueueLength: 50, MaxInflight: 5} })
+	const n = 600
+	got := make(chan paho3.Message, n)
+	sub, _ := ts.v3(t, "slow-sub", true, func(o *paho3.ClientOptions) {
+		o.SetDefaultPublishHandler(func(_ paho3.Client, m paho3.Message) {
+			time.Sleep(time.Millisecond) // a slow consumer
+			got <- m
+		})
+	})
+	wait3(t, sub.Subscribe("slow/t", 1, nil))
+	pub, _ := ts.v3(t, "fast-pub", true)
+	toks := make([]paho3.Token, n)
+	for i := range n {
+		toks[i] = pub.Publish("slow/t", 1, false, strconv.Itoa(i))
+	}
+	for i, tok := range toks {
+		if !tok.WaitTimeout(30 * time.Second) {
+			t.Fatalf("publish %d not acknowledged", i)
+		}
+		if err := tok.Error(); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	if !pub.IsConnectionOpen() {
+		t.Fatal("the publisher's connection was closed")
+	}
+	for i := range n {
+		m := next3(t, got)
+		if string(m.Payload()) != strconv.Itoa(i) {
+			t.Fatalf("message %d: got %q", i, m.Payload())
+		}
 	}
 }
