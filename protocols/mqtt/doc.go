@@ -29,7 +29,10 @@
 //     mqtt-subscription-<client id>qos0 for QoS 0 ones (exclusive: QoS 0
 //     messages are not kept for an absent client). Both are bounded
 //     (Server.MaxQueueLength): the QoS 1 queue refuses new messages when full
-//     (reject-publish), the QoS 0 queue drops its oldest. $share/group/f
+//     (reject-publish), the QoS 0 queue drops its oldest. Before that, a
+//     QoS 1 queue with a subscriber draining it holds back its publishers
+//     at nine tenths of the bound (the core's publisher flow control,
+//     inbound.go waitForRoom). $share/group/f
 //     consumes from a durable queue per group and filter, which lasts while
 //     a persistent session is subscribed and goes with the last member
 //     otherwise.

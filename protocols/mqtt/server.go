@@ -77,7 +77,9 @@ type Server struct {
 	// MaxQueueLength bounds each session queue. A full QoS 1 queue
 	// refuses new messages (publishers get a negative acknowledgement, as
 	// with x-overflow reject-publish); a full QoS 0 queue drops its oldest
-	// message. Default 100,000; negative: no bound.
+	// message. A QoS 1 queue that a connected subscriber drains slows its
+	// publishers down from nine tenths of the bound on. Default 100,000;
+	// negative: no bound.
 	MaxQueueLength int
 	// TopicAliasMaximum is advertised to MQTT 5 clients (default 1024).
 	TopicAliasMaximum uint16
