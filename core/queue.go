@@ -212,14 +212,7 @@ func (q *Queue) flowLocked() chan struct{} {
 	if q.args.overflow == OverflowDropHead || len(q.consumers) == 0 {
 		return nil
 	}
-	full := false
-	if m := q.args.maxLength; m >= 0 && int64(q.readyCount) >= m-m/10 {
-		full = true
-	}
-	if m := q.args.maxLengthBytes; m >= 0 && q.readyBytes >= m-m/10 {
-		full = true
-	}
-	if full {
+	if q.filledTo(func(limit int64) int64 { return limit - limit/10 }) {
 		q.room = make(chan struct{})
 	}
 	return q.room
@@ -228,16 +221,17 @@ func (q *Queue) flowLocked() chan struct{} {
 // roomLocked reports whether a queue that was nearly full has drained
 // enough for its publishers to go on. REQUIRES: q.mu.
 func (q *Queue) roomLocked() bool {
-	if len(q.consumers) == 0 || q.deleted {
+	return len(q.consumers) == 0 || q.deleted ||
+		!q.filledTo(func(limit int64) int64 { return limit - limit/5 + 1 })
+}
+
+// filledTo reports whether the ready messages or their bytes reached
+// mark(limit) of their length limit. REQUIRES: q.mu.
+func (q *Queue) filledTo(mark func(limit int64) int64) bool {
+	if m := q.args.maxLength; m >= 0 && int64(q.readyCount) >= mark(m) {
 		return true
 	}
-	if m := q.args.maxLength; m >= 0 && int64(q.readyCount) > m-m/5 {
-		return false
-	}
-	if m := q.args.maxLengthBytes; m >= 0 && q.readyBytes > m-m/5 {
-		return false
-	}
-	return true
+	return q.args.maxLengthBytes >= 0 && q.readyBytes >= mark(q.args.maxLengthBytes)
 }
 
 // openRoomLocked lets the publishers waiting for room go on.

@@ -95,7 +95,7 @@ func (s *Server) handlePublish(cl *mochi.Client, sess *session, pk *packets.Pack
 	if a != nil && !sess.finishAck(a, code, stored) {
 		sess.writeAck(a) // nothing to wait for
 	}
-	s.waitForRoom(cl, sess)
+	s.waitForRoom(sess)
 	return nil
 }
 
@@ -104,13 +104,13 @@ func (s *Server) handlePublish(cl *mochi.Client, sess *session, pk *packets.Pack
 const maxFlowWait = 5 * time.Second
 
 // waitForRoom is publisher flow control: when the last publish reached a
-// nearly full session queue that a subscriber drains (a QoS 1 subscriber
-// slower than its publishers), the publisher's next packets are not read
+// nearly full reject-publish queue that a consumer drains (typically a
+// QoS 1 subscriber slower than its publishers), the publisher's next packets are not read
 // until that queue is back under its mark, so TCP slows the publisher to
 // the subscriber's pace instead of its messages being refused at the
 // queue's limit. The wait is bounded (maxFlowWait); after it the queue's
 // limit refuses what does not fit, as before.
-func (s *Server) waitForRoom(cl *mochi.Client, sess *session) {
+func (s *Server) waitForRoom(sess *session) {
 	flow := sess.flow
 	if flow == nil {
 		return
