@@ -1,6 +1,9 @@
 package core
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // flow is the broker-wide publishing gate: when memory or disk crosses its
 // watermark, publishers wait (each protocol maps this onto its own flow
@@ -8,6 +11,11 @@ import "sync"
 // connection.blocked) until the alarm clears. Consumers keep going, which is
 // what brings memory back down.
 type flow struct {
+	// gate is what PublishGate returns, read without a lock on every
+	// publish: nil while publishing is allowed, else a channel closed when
+	// it is allowed again. Written under mu.
+	gate atomic.Pointer[chan struct{}]
+
 	mu      sync.Mutex
 	alarms  map[string]string // alarm name → reason
 	open    chan struct{}     // closed while publishing is allowed
@@ -40,7 +48,10 @@ func (b *Broker) SetAlarm(name, reason string, on bool) {
 	switch {
 	case now && !was:
 		f.open = make(chan struct{})
+		open := f.open
+		f.gate.Store(&open)
 	case !now && was:
+		f.gate.Store(nil)
 		close(f.open)
 	}
 	f.mu.Unlock()
@@ -55,13 +66,10 @@ func (b *Broker) SetAlarm(name, reason string, on bool) {
 // PublishGate returns nil when publishing may proceed, or a channel that is
 // closed when it may proceed again.
 func (b *Broker) PublishGate() <-chan struct{} {
-	f := &b.flow
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.alarms) == 0 {
-		return nil
+	if g := b.flow.gate.Load(); g != nil {
+		return *g
 	}
-	return f.open
+	return nil
 }
 
 // WatchFlow registers fn to hear when publishing becomes blocked or

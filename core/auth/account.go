@@ -49,14 +49,15 @@ func (s *Store) SetPersister(p Persister) {
 
 // lookup returns the account of name, or nil. The account is immutable.
 func (s *Store) lookup(name string) *account {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.users[name]
+	return s.accounts()[name]
 }
+
+// accounts returns the current users map; it must not be modified.
+func (s *Store) accounts() map[string]*account { return *s.users.Load() }
 
 // commitLocked makes na the account of name (nil deletes it): it persists
 // it, then installs it.
-// REQUIRES: s.wmu held, s.mu not held.
+// REQUIRES: s.wmu.
 func (s *Store) commitLocked(name string, na *account) error {
 	if s.persist != nil {
 		var err error
@@ -69,19 +70,26 @@ func (s *Store) commitLocked(name string, na *account) error {
 			return fmt.Errorf("%w: user %q: %v", ErrPersist, name, err)
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	users := maps.Clone(s.accounts())
 	delta := 0
-	if old, ok := s.users[name]; ok {
+	if old, ok := users[name]; ok {
 		delta -= len(old.topics)
 	}
 	if na == nil {
-		delete(s.users, name)
+		delete(users, name)
 	} else {
 		delta += len(na.topics)
-		s.users[name] = na
+		users[name] = na
 	}
-	s.topicCount.Add(int64(delta))
+	// topicCount may be briefly above the map's count (never below it
+	// while a permission is in the map), so CheckTopic never skips one.
+	if delta > 0 {
+		s.topicCount.Add(int64(delta))
+	}
+	s.users.Store(&users)
+	if delta < 0 {
+		s.topicCount.Add(int64(delta))
+	}
 	return nil
 }
 
@@ -114,9 +122,7 @@ func (s *Store) Account(name string) (*Account, bool) {
 
 // Accounts returns copies of every account, sorted by user name.
 func (s *Store) Accounts() []*Account {
-	s.mu.RLock()
-	accts := slices.Collect(maps.Values(s.users))
-	s.mu.RUnlock()
+	accts := slices.Collect(maps.Values(s.accounts()))
 	out := make([]*Account, 0, len(accts))
 	for _, a := range accts {
 		out = append(out, a.export())

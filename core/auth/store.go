@@ -99,17 +99,18 @@ func (u *User) clone() *User {
 // Store holds users and permissions. The zero value is not usable; call
 // [NewStore] or [NewDefaultStore]. A Store is safe for concurrent use.
 type Store struct {
-	// wmu serializes changes and their persistence; taken before mu.
+	// wmu serializes changes and their persistence.
 	wmu sync.Mutex
 	// persist, when set, stores every change before it is made.
 	// REQUIRES: wmu.
 	persist Persister
 
-	mu sync.RWMutex
-	// users by name. REQUIRES: mu.
-	users map[string]*account
+	// users by name: a copy-on-write map, read without a lock (every
+	// publish checks permissions), replaced as a whole under wmu. Neither
+	// the map nor its accounts are ever modified once stored.
+	users atomic.Pointer[map[string]*account]
 	// topicCount is the number of topic permissions of all users, so that
-	// CheckTopic skips the lock while there are none. Written under mu.
+	// CheckTopic skips the map while there are none. Written under wmu.
 	topicCount atomic.Int64
 }
 
@@ -160,7 +161,10 @@ func compileMatcher(kind Access, expr string) (matcher, error) {
 
 // NewStore returns an empty store.
 func NewStore() *Store {
-	return &Store{users: make(map[string]*account)}
+	s := &Store{}
+	m := make(map[string]*account)
+	s.users.Store(&m)
+	return s
 }
 
 // NewDefaultStore returns a store with RabbitMQ's initial account: user
@@ -237,9 +241,7 @@ func (s *Store) DeleteUser(name string) error {
 
 // User returns a copy of user name.
 func (s *Store) User(name string) (*User, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	a, ok := s.users[name]
+	a, ok := s.accounts()[name]
 	if !ok {
 		return nil, false
 	}
@@ -248,12 +250,11 @@ func (s *Store) User(name string) (*User, bool) {
 
 // Users returns copies of every user, sorted by name.
 func (s *Store) Users() []*User {
-	s.mu.RLock()
-	out := make([]*User, 0, len(s.users))
-	for _, a := range s.users {
+	users := s.accounts()
+	out := make([]*User, 0, len(users))
+	for _, a := range users {
 		out = append(out, a.user.clone())
 	}
-	s.mu.RUnlock()
 	slices.SortFunc(out, func(a, b *User) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
@@ -278,9 +279,7 @@ func (s *Store) SetLoopbackOnly(name string, v bool) error {
 // empty password alike, and [ErrLoopbackOnly] when the password is right
 // but the user may connect only from loopback and loopback is false.
 func (s *Store) Authenticate(name, password string, loopback bool) (*User, error) {
-	s.mu.RLock()
-	a := s.users[name]
-	s.mu.RUnlock()
+	a := s.accounts()[name]
 	known := a != nil && len(a.user.PasswordHash) > 0
 	stored := dummyHash
 	if known {
@@ -359,9 +358,7 @@ func (s *Store) ClearPermission(user, vhost string) error {
 
 // Permission returns the permissions of user on vhost, as they were set.
 func (s *Store) Permission(user, vhost string) (Permission, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if a, ok := s.users[user]; ok {
+	if a, ok := s.accounts()[user]; ok {
 		if vp, ok := a.perms[vhost]; ok {
 			return vp.p, true
 		}
@@ -386,11 +383,9 @@ func (s *Store) Check(user, vhost string, kind Access, resource string) bool {
 	if resource == "" {
 		resource = "amq.default"
 	}
-	s.mu.RLock()
 	var vp *vhostPermission
-	if a, ok := s.users[user]; ok {
+	if a, ok := s.accounts()[user]; ok {
 		vp = a.perms[vhost]
 	}
-	s.mu.RUnlock()
 	return vp != nil && vp.matcher[kind-1].match(resource)
 }

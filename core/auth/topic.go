@@ -230,15 +230,13 @@ func (s *Store) ClearTopicPermission(user, vhost, exchange string) error {
 // were set, sorted by exchange.
 func (s *Store) TopicPermissions(user, vhost string) []TopicPermission {
 	var out []TopicPermission
-	s.mu.RLock()
-	if a, ok := s.users[user]; ok {
+	if a, ok := s.accounts()[user]; ok {
 		for k, tp := range a.topics {
 			if k.vhost == vhost {
 				out = append(out, tp.p)
 			}
 		}
 	}
-	s.mu.RUnlock()
 	slices.SortFunc(out, func(a, b TopicPermission) int { return strings.Compare(a.Exchange, b.Exchange) })
 	return out
 }
@@ -249,7 +247,7 @@ func (s *Store) TopicPermissions(user, vhost string) []TopicPermission {
 // RabbitMQ; any other kind of access is refused. {username} and {vhost}
 // expand to user and vhost, {client_id} to v.ClientID. CheckTopic allocates
 // nothing unless the expression has variables; when no user has topic
-// permissions it takes no lock.
+// permissions it reads no map.
 func (s *Store) CheckTopic(user, vhost string, kind Access, exchange, routingKey string, v TopicVars) bool {
 	if kind != Write && kind != Read {
 		return false
@@ -257,12 +255,10 @@ func (s *Store) CheckTopic(user, vhost string, kind Access, exchange, routingKey
 	if s.topicCount.Load() == 0 {
 		return true
 	}
-	s.mu.RLock()
 	var tp *topicPermission
-	if a, ok := s.users[user]; ok && a.topics != nil {
+	if a, ok := s.accounts()[user]; ok && a.topics != nil {
 		tp = a.topics[topicKey{vhost, exchange}]
 	}
-	s.mu.RUnlock()
 	if tp == nil {
 		return true
 	}

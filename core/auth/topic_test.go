@@ -126,7 +126,7 @@ func TestTopicVariables(t *testing.T) {
 			t.Fatalf("client %s refused", id)
 		}
 	}
-	tp := s.users["alice"].topics[topicKey{"/", "amq.topic"}]
+	tp := s.lookup("alice").topics[topicKey{"/", "amq.topic"}]
 	tp.matcher[1].mu.Lock()
 	n := len(tp.matcher[1].cache)
 	tp.matcher[1].mu.Unlock()
