@@ -18,6 +18,8 @@ type Broker struct {
 	conns  map[*Conn]struct{}
 
 	flow flow
+	// queues whose stored messages cannot be read back; REQUIRES: flow.mu
+	readFailing map[*Queue]struct{}
 
 	msgs MessageStore // nil: persistent messages are kept in memory only
 	meta MetaStore    // nil: definitions are not stored

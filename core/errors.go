@@ -23,6 +23,9 @@ var (
 	ErrCommandInvalid = errors.New("command invalid")
 	// ErrResourceError: the server lacks a resource to complete the request (AMQP 506).
 	ErrResourceError = errors.New("resource error")
+	// ErrInternal: the server failed to do what was asked, typically because
+	// storage failed; nothing was changed (AMQP 541).
+	ErrInternal = errors.New("internal error")
 	// ErrClosed: the session or connection is closed.
 	ErrClosed = errors.New("closed")
 )

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"sort"
 	"sync"
 	"sync/atomic"
 )
@@ -18,12 +19,14 @@ type flow struct {
 
 	mu      sync.Mutex
 	alarms  map[string]string // alarm name → reason
+	faults  map[string]string // alarms that do not block publishing
 	open    chan struct{}     // closed while publishing is allowed
 	watches []func(blocked bool, reason string)
 }
 
 func (f *flow) init() {
 	f.alarms = make(map[string]string)
+	f.faults = make(map[string]string)
 	f.open = make(chan struct{})
 	close(f.open)
 }
@@ -78,4 +81,46 @@ func (b *Broker) WatchFlow(fn func(blocked bool, reason string)) {
 	b.flow.mu.Lock()
 	b.flow.watches = append(b.flow.watches, fn)
 	b.flow.mu.Unlock()
+}
+
+// SetFault raises (on) or clears an alarm that does not block publishing,
+// such as a failing definition store or unreadable stored messages: it is
+// reported (Alarms, the management API) for an operator to act on.
+func (b *Broker) SetFault(name, reason string, on bool) {
+	f := &b.flow
+	f.mu.Lock()
+	_, was := f.faults[name]
+	if on {
+		f.faults[name] = reason
+	} else {
+		delete(f.faults, name)
+	}
+	f.mu.Unlock()
+	if was && !on {
+		b.log.Info("alarm cleared", "alarm", name)
+	}
+}
+
+// Alarm is a raised alarm.
+type Alarm struct {
+	Name   string
+	Reason string
+	// Blocking is true for alarms that block publishers (memory, disk).
+	Blocking bool
+}
+
+// Alarms lists the raised alarms sorted by name.
+func (b *Broker) Alarms() []Alarm {
+	f := &b.flow
+	f.mu.Lock()
+	out := make([]Alarm, 0, len(f.alarms)+len(f.faults))
+	for n, r := range f.alarms {
+		out = append(out, Alarm{Name: n, Reason: r, Blocking: true})
+	}
+	for n, r := range f.faults {
+		out = append(out, Alarm{Name: n, Reason: r})
+	}
+	f.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }

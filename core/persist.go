@@ -1,6 +1,7 @@
 package core
 
 import (
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -53,24 +54,40 @@ func NewBrokerWith(o Options) *Broker {
 // Meta keys: kind byte, then NUL-separated fields.
 func metaKey(parts ...string) string { return strings.Join(parts, "\x00") }
 
-// putMeta stores a definition; failures are logged (the definition still
-// works until a restart).
-func (b *Broker) putMeta(val []byte, parts ...string) {
+// putMeta stores a definition. A failure is returned as an ErrInternal
+// error and raises the "definitions" alarm: the caller fails its operation
+// and leaves memory as it was.
+func (b *Broker) putMeta(val []byte, parts ...string) error {
 	if b.meta == nil {
-		return
+		return nil
 	}
 	if err := b.meta.Put(metaKey(parts...), val); err != nil {
-		b.log.Error("storing definition failed", "key", strings.Join(parts, "/"), "err", err)
+		return b.definitionFailed("storing", parts, err)
 	}
+	return nil
 }
 
-func (b *Broker) deleteMeta(parts ...string) {
+// deleteMeta removes a definition; failures are handled as in putMeta.
+func (b *Broker) deleteMeta(parts ...string) error {
 	if b.meta == nil {
-		return
+		return nil
 	}
 	if err := b.meta.Delete(metaKey(parts...)); err != nil {
-		b.log.Error("deleting definition failed", "key", strings.Join(parts, "/"), "err", err)
+		return b.definitionFailed("deleting", parts, err)
 	}
+	return nil
+}
+
+// AlarmDefinitions is raised when the definition store fails a write:
+// declarations and deletions of durable entities fail until it is fixed
+// (the store refuses further writes after a failed one, until a restart).
+const AlarmDefinitions = "definitions"
+
+func (b *Broker) definitionFailed(op string, parts []string, err error) error {
+	key := strings.Join(parts, "/")
+	b.log.Error(op+" a definition failed; the operation is refused", "key", key, "err", err)
+	b.SetFault(AlarmDefinitions, fmt.Sprintf("definition store failed %s %s: %v", op, key, err), true)
+	return errorf(ErrInternal, "cannot store the definition change: %v", err)
 }
 
 func flagsByte(flags ...bool) byte {
@@ -83,40 +100,45 @@ func flagsByte(flags ...bool) byte {
 	return f
 }
 
-// persistExchange stores a durable exchange. REQUIRES: v.mu.
-func (v *Vhost) persistExchange(x *Exchange) {
+// persistExchange stores a durable exchange. REQUIRES: v.defMu, not v.mu.
+func (v *Vhost) persistExchange(x *Exchange) error {
 	if !x.Durable {
-		return
+		return nil
 	}
 	e := encoder{}
 	e.str(x.Kind)
 	e.b = append(e.b, flagsByte(x.AutoDelete, x.Internal))
 	e.table(x.Args)
-	v.broker.putMeta(e.b, "x", v.Name, x.Name)
+	return v.broker.putMeta(e.b, "x", v.Name, x.Name)
 }
 
-func (v *Vhost) unpersistExchange(x *Exchange) {
+// unpersistExchange removes a durable exchange's record. REQUIRES: v.defMu, not v.mu.
+func (v *Vhost) unpersistExchange(x *Exchange) error {
 	if x.Durable {
-		v.broker.deleteMeta("x", v.Name, x.Name)
+		return v.broker.deleteMeta("x", v.Name, x.Name)
 	}
+	return nil
 }
 
 func (q *Queue) persistent() bool { return q.Durable && !q.Exclusive }
 
-func (v *Vhost) persistQueue(q *Queue) {
+// persistQueue stores a durable queue. REQUIRES: v.defMu, not v.mu.
+func (v *Vhost) persistQueue(q *Queue) error {
 	if !q.persistent() {
-		return
+		return nil
 	}
 	e := encoder{}
 	e.b = append(e.b, flagsByte(q.AutoDelete))
 	e.table(q.Args)
-	v.broker.putMeta(e.b, "q", v.Name, q.Name)
+	return v.broker.putMeta(e.b, "q", v.Name, q.Name)
 }
 
-func (v *Vhost) unpersistQueue(q *Queue) {
+// unpersistQueue removes a durable queue's record. REQUIRES: v.defMu, not v.mu.
+func (v *Vhost) unpersistQueue(q *Queue) error {
 	if q.persistent() {
-		v.broker.deleteMeta("q", v.Name, q.Name)
+		return v.broker.deleteMeta("q", v.Name, q.Name)
 	}
+	return nil
 }
 
 func (b *binding) durable() bool {
@@ -137,16 +159,43 @@ func (b *binding) metaParts(v *Vhost) []string {
 	return []string{"b", v.Name, b.src.Name, kind, b.dst.name(), b.key, b.id}
 }
 
-func (v *Vhost) persistBinding(b *binding) {
+// persistBinding stores a durable binding. REQUIRES: v.defMu, not v.mu.
+func (v *Vhost) persistBinding(b *binding) error {
 	if b.durable() {
-		v.broker.putMeta(encodeTable(b.args), b.metaParts(v)...)
+		return v.broker.putMeta(encodeTable(b.args), b.metaParts(v)...)
+	}
+	return nil
+}
+
+// unpersistBinding removes a durable binding's record. REQUIRES: v.defMu, not v.mu.
+func (v *Vhost) unpersistBinding(b *binding) error {
+	if b.durable() {
+		return v.broker.deleteMeta(b.metaParts(v)...)
+	}
+	return nil
+}
+
+// laterDelete notes the record of a durable entity that a change removed
+// along with the one it was asked for (the bindings of a deleted queue, an
+// auto-deleted exchange): it is deleted by flushLater once v.mu is
+// released. REQUIRES: v.defMu and v.mu.
+func (v *Vhost) laterDelete(durable bool, parts ...string) {
+	if durable && v.broker.meta != nil {
+		v.later = append(v.later, parts)
 	}
 }
 
-func (v *Vhost) unpersistBinding(b *binding) {
-	if b.durable() {
-		v.broker.deleteMeta(b.metaParts(v)...)
+// flushLater deletes the records noted by laterDelete. The change they
+// belong to is already made durable by its own record, so a failure here
+// (which raises the definitions alarm) at worst brings back a binding or
+// an auto-delete exchange after a restart; recovery drops bindings whose
+// queue or exchange is gone. REQUIRES: v.defMu, not v.mu.
+func (v *Vhost) flushLater() {
+	for _, parts := range v.later {
+		v.broker.deleteMeta(parts...)
 	}
+	clear(v.later)
+	v.later = v.later[:0]
 }
 
 // release tells the store a queue is done with a stored entry.
@@ -252,11 +301,17 @@ func (b *Broker) recoverMeta(st *RecoveryStats) error {
 					continue
 				}
 				v.mu.Lock()
-				if _, ok := v.queues[f[2]]; !ok {
-					v.queues[f[2]] = newQueue(v, f[2], opts, qa)
+				_, ok := v.queues[f[2]]
+				var q *Queue
+				if !ok {
+					q = newQueue(v, f[2], opts, qa)
+					v.queues[f[2]] = q
 					st.Queues++
 				}
 				v.mu.Unlock()
+				if q != nil {
+					q.startTimers()
+				}
 			case pass == 1 && f[0] == "b" && len(f) == 7:
 				args, err := decodeTable(val)
 				if err != nil {

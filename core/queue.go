@@ -1,6 +1,7 @@
 package core
 
 import (
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -31,6 +32,7 @@ type Queue struct {
 	dead        []deadLetter // dead letters to publish once q.mu is released
 
 	pageAfter int // ready messages kept in memory before bodies are paged out (0: never)
+	pageIn    pageIn
 
 	// room is closed when a nearly full queue has room again (see
 	// flowLocked); nil while no publisher was told to wait for it.
@@ -44,10 +46,10 @@ type Queue struct {
 
 // deadLetter is a message leaving a queue towards its dead-letter exchange.
 type deadLetter struct {
-	msg    *Message
+	msg    *Message // nil: paged out, read back from sid first
 	reason string
-	// release, instead of a message: release this stored part after the
-	// dead letters before it were published.
+	// release: release this stored part (after publishing the dead letter
+	// when there is one).
 	release bool
 	sid     uint64
 	part    int32
@@ -69,10 +71,16 @@ func newQueue(v *Vhost, name string, opts QueueOptions, qa queueArgs) *Queue {
 	if v.broker.msgs != nil && opts.Durable && !opts.Exclusive {
 		q.pageAfter = v.broker.pageAfter
 	}
-	if qa.expires > 0 {
-		q.expiresTimer = time.AfterFunc(qa.expires, q.checkExpires)
-	}
 	return q
+}
+
+// startTimers starts the x-expires timer of a queue that became visible.
+func (q *Queue) startTimers() {
+	if q.args.expires > 0 {
+		q.mu.Lock()
+		q.expiresTimer = time.AfterFunc(q.args.expires, q.checkExpires)
+		q.mu.Unlock()
+	}
 }
 
 // Vhost returns the queue's virtual host.
@@ -92,17 +100,33 @@ func (q *Queue) checkOwner(c *Conn) error {
 	return nil
 }
 
-// unlock releases q.mu and then publishes the dead letters collected under it.
+// unlock releases q.mu and then publishes the dead letters collected under
+// it. A paged-out dead letter is read back from the store here, outside
+// the lock; when that fails its stored copy is kept (it comes back with the
+// next restart) rather than released unseen.
 func (q *Queue) unlock() {
 	dead := q.dead
 	q.dead = nil
 	q.mu.Unlock()
 	for _, d := range dead {
+		if d.reason != "" {
+			msg := d.msg
+			if msg == nil {
+				m, err := q.vhost.broker.readStored(d.sid)
+				if err != nil {
+					q.vhost.broker.SetFault(AlarmMessageRead, fmt.Sprintf("a dead letter of queue '%s' in vhost '%s' could not be read back: %v; it is kept until a restart",
+						q.Name, q.vhost.Name, err), true)
+					q.vhost.broker.log.Error("cannot read a stored message back to dead-letter it; it stays stored",
+						"queue", q.Name, "id", d.sid, "err", err)
+					continue
+				}
+				msg = m
+			}
+			q.vhost.deadLetter(q, msg, d.reason)
+		}
 		if d.release {
 			q.vhost.broker.msgs.Release(d.sid, int(d.part))
-			continue
 		}
-		q.vhost.deadLetter(q, d.msg, d.reason)
 	}
 }
 
@@ -144,25 +168,6 @@ func (q *Queue) pushBackLocked(e entry) {
 	}
 	q.levels[q.level(e.prio)].pushBack(e)
 	q.countIn(&e)
-}
-
-// loadLocked reads a paged-out message back from the store. On failure the
-// entry cannot be delivered: the caller drops it. REQUIRES: q.mu.
-func (q *Queue) loadLocked(e *entry) bool {
-	if e.msg != nil {
-		return true
-	}
-	b := q.vhost.broker
-	data, err := b.msgs.Read(e.sid)
-	if err == nil {
-		var msg *Message
-		if _, msg, _, err = decodeRecord(data); err == nil {
-			e.msg = msg
-			return true
-		}
-	}
-	b.log.Error("cannot read a stored message back; dropping it", "queue", q.Name, "id", e.sid, "err", err)
-	return false
 }
 
 func (q *Queue) insertLocked(e entry) {
@@ -360,12 +365,13 @@ func (q *Queue) deadLetterLocked(msg *Message, reason string) {
 // is stored anew before the release reaches the store, so a crash in
 // between keeps at least one copy. REQUIRES: q.mu.
 func (q *Queue) dropLocked(e *entry, reason string) {
-	if q.args.hasDLX && q.loadLocked(e) {
-		q.deadLetterLocked(e.msg, reason)
+	d := deadLetter{msg: e.msg, sid: e.sid, part: e.part, release: e.stored}
+	if q.args.hasDLX {
+		d.reason = reason
 	}
-	if e.stored {
-		q.dead = append(q.dead, deadLetter{release: true, sid: e.sid, part: e.part})
-		e.stored = false
+	e.stored = false
+	if d.reason != "" || d.release {
+		q.dead = append(q.dead, d)
 	}
 }
 
@@ -394,10 +400,11 @@ func (q *Queue) dispatchLocked(now int64) {
 			q.dropLocked(&old, ReasonExpired)
 			continue
 		}
-		if e.msg == nil && !q.loadLocked(e) {
-			old := q.popFrontLocked()
-			q.release(&old)
-			continue
+		if e.msg == nil {
+			// Paged out: nothing is delivered past it until it is read
+			// back (outside q.mu); the page-in dispatches again.
+			q.pageInLocked()
+			return
 		}
 		if !q.offerLocked(e) {
 			return
@@ -555,20 +562,23 @@ func (q *Queue) removeConsumer(c *Consumer) {
 	}
 }
 
-// get takes the head message for basic.get.
-func (q *Queue) get(s *Session, noAck bool) (Delivery, int, bool) {
+// get takes the head message for basic.get. A paged-out head is read back
+// outside q.mu; when that fails the message stays and the error is returned.
+func (q *Queue) get(s *Session, noAck bool) (Delivery, int, bool, error) {
 	q.mu.Lock()
 	defer q.unlock()
 	q.touchLocked()
 	now := time.Now().UnixNano()
 	for q.readyCount > 0 {
+		if f := q.frontLocked(); f.msg == nil && !(f.expiresAt != 0 && f.expiresAt < now) {
+			if err := q.pageInNowLocked(); err != nil {
+				return Delivery{}, 0, false, err
+			}
+			continue
+		}
 		e := q.popFrontLocked()
 		if e.expiresAt != 0 && e.expiresAt < now {
 			q.dropLocked(&e, ReasonExpired)
-			continue
-		}
-		if !q.loadLocked(&e) {
-			q.release(&e)
 			continue
 		}
 		e.deliveries++
@@ -578,9 +588,9 @@ func (q *Queue) get(s *Session, noAck bool) (Delivery, int, bool) {
 		} else {
 			q.unacked++
 		}
-		return d, q.readyCount, true
+		return d, q.readyCount, true, nil
 	}
-	return Delivery{}, 0, false
+	return Delivery{}, 0, false, nil
 }
 
 // --- expiry ---
@@ -679,5 +689,12 @@ func (q *Queue) stopTimersLocked() {
 	}
 	if q.expiresTimer != nil {
 		q.expiresTimer.Stop()
+	}
+	if q.pageIn.retry != nil {
+		q.pageIn.retry.Stop()
+	}
+	if q.pageIn.err != nil {
+		q.pageIn.err = nil
+		q.vhost.broker.readRecovered(q)
 	}
 }

@@ -520,8 +520,7 @@ func (s *Session) Get(q *Queue, noAck bool) (d Delivery, remaining int, ok bool,
 	if err := q.checkOwner(s.conn); err != nil {
 		return Delivery{}, 0, false, err
 	}
-	d, remaining, ok = q.get(s, noAck)
-	return d, remaining, ok, nil
+	return q.get(s, noAck)
 }
 
 // Close cancels the session's consumers and requeues its unacked deliveries.

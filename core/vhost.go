@@ -17,6 +17,15 @@ type Vhost struct {
 	Name   string
 	broker *Broker
 
+	// defMu serializes changes of definitions (declaring and deleting
+	// exchanges and queues, binding and unbinding) with the writes that make
+	// them durable. It is held across the definition store's fsync, so it is
+	// never taken on the message path: a change is checked under mu's read
+	// lock, written to the store under defMu alone, and only then made
+	// visible under mu (reserve, write, then publish the change).
+	defMu sync.Mutex
+	later [][]string // records to delete after mu is released; REQUIRES: defMu
+
 	mu        sync.RWMutex
 	exchanges map[string]*Exchange
 	queues    map[string]*Queue
@@ -116,9 +125,12 @@ func (v *Vhost) DeclareExchange(name, kind string, opts ExchangeOptions) (*Excha
 	if !ValidKind(kind) {
 		return nil, errorf(ErrCommandInvalid, "unknown exchange type '%s'", kind)
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if x, ok := v.exchanges[name]; ok {
+	v.defMu.Lock()
+	defer v.defMu.Unlock()
+	v.mu.RLock()
+	x, ok := v.exchanges[name]
+	v.mu.RUnlock()
+	if ok {
 		return x, x.equivalent(kind, opts)
 	}
 	if strings.HasPrefix(name, "amq.") {
@@ -129,9 +141,13 @@ func (v *Vhost) DeclareExchange(name, kind string, opts ExchangeOptions) (*Excha
 			return nil, errorf(ErrPreconditionFailed, "invalid arg 'alternate-exchange' for exchange '%s' in vhost '%s': expected a string", name, v.Name)
 		}
 	}
-	x := newExchange(v, name, kind, opts)
+	x = newExchange(v, name, kind, opts)
+	if err := v.persistExchange(x); err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
 	v.exchanges[name] = x
-	v.persistExchange(x)
+	v.mu.Unlock()
 	return x, nil
 }
 
@@ -165,34 +181,44 @@ func (v *Vhost) DeleteExchange(name string, ifUnused bool) error {
 		}
 		return errorf(ErrAccessRefused, "deletion of system exchange '%s' in vhost '%s' not allowed", name, v.Name)
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	v.defMu.Lock()
+	defer v.defMu.Unlock()
+	v.mu.RLock()
 	x, ok := v.exchanges[name]
+	inUse := ok && len(x.bindings) > 0
+	v.mu.RUnlock()
 	if !ok {
 		return nil
 	}
-	if ifUnused && len(x.bindings) > 0 {
+	if ifUnused && inUse {
 		return errorf(ErrPreconditionFailed, "exchange '%s' in vhost '%s' in use", name, v.Name)
 	}
-	v.deleteExchangeLocked(x)
+	if err := v.unpersistExchange(x); err != nil {
+		return err
+	}
+	v.mu.Lock()
+	v.deleteExchangeLocked(x, false)
+	v.mu.Unlock()
+	v.flushLater()
 	return nil
 }
 
-// deleteExchangeLocked removes x with every binding from and to it.
-// REQUIRES: v.mu held for writing.
-func (v *Vhost) deleteExchangeLocked(x *Exchange) {
+// deleteExchangeLocked removes x with every binding from and to it; the
+// records of those (and of x when record is set) are deleted by
+// flushLater. REQUIRES: v.defMu, v.mu held for writing.
+func (v *Vhost) deleteExchangeLocked(x *Exchange, record bool) {
 	if !x.deleted.CompareAndSwap(false, true) {
 		return
 	}
 	delete(v.exchanges, x.Name)
-	v.unpersistExchange(x)
+	v.laterDelete(record && x.Durable, "x", v.Name, x.Name)
 	for _, b := range x.bindings {
-		v.unbindLocked(b)
+		v.unbindLocked(b, true)
 	}
 	for _, other := range v.exchanges {
 		for _, b := range other.bindings {
 			if b.dst.x == x {
-				v.unbindLocked(b)
+				v.unbindLocked(b, true)
 			}
 		}
 	}
@@ -222,9 +248,12 @@ func (v *Vhost) DeclareQueue(owner *Conn, name string, opts QueueOptions) (*Queu
 	if opts.Exclusive && owner == nil {
 		return nil, errorf(ErrPreconditionFailed, "exclusive queue '%s' needs an owning connection", name)
 	}
-	v.mu.Lock()
-	if q, ok := v.queues[name]; ok {
-		v.mu.Unlock()
+	v.defMu.Lock()
+	v.mu.RLock()
+	q, ok := v.queues[name]
+	v.mu.RUnlock()
+	if ok {
+		v.defMu.Unlock()
 		if err := q.checkOwner(owner); err != nil {
 			return nil, err
 		}
@@ -234,16 +263,20 @@ func (v *Vhost) DeclareQueue(owner *Conn, name string, opts QueueOptions) (*Queu
 		q.touch()
 		return q, nil
 	}
-	q := newQueue(v, name, opts, qa)
+	defer v.defMu.Unlock()
+	q = newQueue(v, name, opts, qa)
+	if err := v.persistQueue(q); err != nil {
+		return nil, err
+	}
 	if opts.Exclusive {
 		q.owner = owner
 		if !owner.addExclusive(q) {
-			v.mu.Unlock()
 			return nil, errorf(ErrClosed, "connection closed")
 		}
 	}
+	q.startTimers()
+	v.mu.Lock()
 	v.queues[name] = q
-	v.persistQueue(q)
 	v.mu.Unlock()
 	return q, nil
 }
@@ -368,37 +401,16 @@ func (v *Vhost) DeleteQueue(owner *Conn, name string, ifUnused, ifEmpty bool) (i
 }
 
 // deleteQueue removes q if check (run under q.mu) allows it, cancels its
-// consumers and drops its bindings.
+// consumers and drops its bindings. A durable queue's record is deleted
+// first: when that fails, the queue stays as it was.
 func (v *Vhost) deleteQueue(q *Queue, check func(*Queue) error) (int, error) {
-	v.mu.Lock()
-	q.mu.Lock()
-	if q.deleted {
-		q.mu.Unlock()
-		v.mu.Unlock()
-		return 0, nil
+	v.defMu.Lock()
+	n, consumers, err := v.deleteQueueDef(q, check)
+	v.defMu.Unlock()
+	if err != nil {
+		return 0, err
 	}
-	if check != nil {
-		if err := check(q); err != nil {
-			q.mu.Unlock()
-			v.mu.Unlock()
-			return 0, err
-		}
-	}
-	q.deleted = true
-	q.stopTimersLocked()
-	n := q.clearLocked()
-	consumers := q.consumers
-	q.consumers = nil
-	q.mu.Unlock()
-	if v.queues[q.Name] == q {
-		delete(v.queues, q.Name)
-		v.unpersistQueue(q)
-	}
-	for _, b := range q.bindings {
-		v.unbindLocked(b)
-	}
-	q.bindings = nil
-	v.mu.Unlock()
+	// Callbacks run without any core lock: they may call back into the core.
 	if q.owner != nil {
 		q.owner.removeExclusive(q)
 	}
@@ -409,6 +421,59 @@ func (v *Vhost) deleteQueue(q *Queue, check func(*Queue) error) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// deleteQueueDef is deleteQueue's part under v.defMu: it returns the
+// consumers to cancel. REQUIRES: v.defMu.
+func (v *Vhost) deleteQueueDef(q *Queue, check func(*Queue) error) (int, []*Consumer, error) {
+	q.mu.Lock()
+	deleted := q.deleted
+	var err error
+	if !deleted && check != nil {
+		err = check(q)
+	}
+	q.mu.Unlock()
+	if deleted || err != nil {
+		return 0, nil, err
+	}
+	stored := v.queue(q.Name) == q
+	if stored {
+		if err := v.unpersistQueue(q); err != nil {
+			return 0, nil, err
+		}
+	}
+	v.mu.Lock()
+	q.mu.Lock()
+	if check != nil {
+		// Consumers or messages may have come while the record was being
+		// deleted: then the queue stays, and so must its record.
+		if err := check(q); err != nil {
+			q.mu.Unlock()
+			v.mu.Unlock()
+			if stored {
+				if perr := v.persistQueue(q); perr != nil {
+					return 0, nil, perr
+				}
+			}
+			return 0, nil, err
+		}
+	}
+	q.deleted = true
+	q.stopTimersLocked()
+	n := q.clearLocked()
+	consumers := q.consumers
+	q.consumers = nil
+	q.mu.Unlock()
+	if v.queues[q.Name] == q {
+		delete(v.queues, q.Name)
+	}
+	for _, b := range q.bindings {
+		v.unbindLocked(b, true)
+	}
+	q.bindings = nil
+	v.mu.Unlock()
+	v.flushLater()
+	return n, consumers, nil
 }
 
 // Bind binds queue to exchange with key and args.
@@ -458,9 +523,17 @@ func (v *Vhost) resolveBinding(owner *Conn, dstName string, dstIsExchange bool, 
 }
 
 func (v *Vhost) bind(owner *Conn, dstName string, dstIsExchange bool, srcName, key string, args Table) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	v.defMu.Lock()
+	defer v.defMu.Unlock()
+	v.mu.RLock()
 	src, d, err := v.resolveBinding(owner, dstName, dstIsExchange, srcName)
+	id := argsID(args)
+	bk := bindingKey{d, key, id}
+	exists := false
+	if err == nil {
+		_, exists = src.bindings[bk]
+	}
+	v.mu.RUnlock()
 	if err != nil {
 		return err
 	}
@@ -469,39 +542,52 @@ func (v *Vhost) bind(owner *Conn, dstName string, dstIsExchange bool, srcName, k
 			return errorf(ErrPreconditionFailed, "%v", err)
 		}
 	}
-	id := argsID(args)
-	bk := bindingKey{d, key, id}
-	if _, ok := src.bindings[bk]; ok {
+	if exists {
 		return nil
 	}
+	// Under defMu neither end can go away, nor can the binding appear.
 	b := &binding{src: src, dst: d, key: key, args: args, id: id}
+	if err := v.persistBinding(b); err != nil {
+		return err
+	}
+	v.mu.Lock()
 	src.bindings[bk] = b
 	if d.q != nil {
 		d.q.bindings = append(d.q.bindings, b)
 	}
 	src.addMatch(b)
-	v.persistBinding(b)
+	v.mu.Unlock()
 	return nil
 }
 
 func (v *Vhost) unbind(owner *Conn, dstName string, dstIsExchange bool, srcName, key string, args Table) error {
-	v.mu.Lock()
-	defer v.mu.Unlock()
+	v.defMu.Lock()
+	defer v.defMu.Unlock()
+	v.mu.RLock()
 	src, d, err := v.resolveBinding(owner, dstName, dstIsExchange, srcName)
-	if err != nil {
+	var b *binding
+	if err == nil {
+		b = src.bindings[bindingKey{d, key, argsID(args)}]
+	}
+	v.mu.RUnlock()
+	if err != nil || b == nil {
 		return err
 	}
-	b, ok := src.bindings[bindingKey{d, key, argsID(args)}]
-	if !ok {
-		return nil
+	if err := v.unpersistBinding(b); err != nil {
+		return err
 	}
-	v.unbindLocked(b)
+	v.mu.Lock()
+	v.unbindLocked(b, false)
+	v.mu.Unlock()
+	v.flushLater()
 	return nil
 }
 
 // unbindLocked removes b; an auto-delete source exchange left without
-// bindings is deleted. REQUIRES: v.mu held for writing.
-func (v *Vhost) unbindLocked(b *binding) {
+// bindings is deleted. The records of b (when record is set) and of such
+// an exchange are deleted by flushLater. REQUIRES: v.defMu, v.mu held for
+// writing.
+func (v *Vhost) unbindLocked(b *binding, record bool) {
 	src := b.src
 	bk := bindingKey{b.dst, b.key, b.id}
 	if src.bindings[bk] != b {
@@ -509,7 +595,9 @@ func (v *Vhost) unbindLocked(b *binding) {
 	}
 	delete(src.bindings, bk)
 	src.removeMatch(b)
-	v.unpersistBinding(b)
+	if record && b.durable() {
+		v.laterDelete(true, b.metaParts(v)...)
+	}
 	if q := b.dst.q; q != nil {
 		for i, qb := range q.bindings {
 			if qb == b {
@@ -519,7 +607,7 @@ func (v *Vhost) unbindLocked(b *binding) {
 		}
 	}
 	if src.AutoDelete && len(src.bindings) == 0 && !src.deleted.Load() {
-		v.deleteExchangeLocked(src)
+		v.deleteExchangeLocked(src, true)
 	}
 }
 

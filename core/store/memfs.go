@@ -28,6 +28,7 @@ type MemFS struct {
 	dirs      map[string]*memDir // cleaned path -> directory
 	failSync  error
 	failWrite error
+	failRead  error
 
 	// hook, when set, is called before every mutating operation (op is
 	// "create", "write", "sync", "truncate", "remove", "rename" or
@@ -129,6 +130,14 @@ func (m *MemFS) FailSync(err error) {
 func (m *MemFS) FailWrite(err error) {
 	m.mu.Lock()
 	m.failWrite = err
+	m.mu.Unlock()
+}
+
+// FailRead makes every later File.Read and File.ReadAt fail with err (a
+// transient error such as EMFILE or EIO), until FailRead(nil) is called.
+func (m *MemFS) FailRead(err error) {
+	m.mu.Lock()
+	m.failRead = err
 	m.mu.Unlock()
 }
 
@@ -337,6 +346,9 @@ func (f *memFile) Read(p []byte) (int, error) {
 	if err := f.check("read", false); err != nil {
 		return 0, err
 	}
+	if f.fs.failRead != nil {
+		return 0, &fs.PathError{Op: "read", Path: f.name, Err: f.fs.failRead}
+	}
 	if f.pos >= int64(len(f.node.data)) {
 		if len(p) == 0 {
 			return 0, nil
@@ -354,6 +366,9 @@ func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
 	defer f.fs.mu.Unlock()
 	if err := f.check("read", false); err != nil {
 		return 0, err
+	}
+	if f.fs.failRead != nil {
+		return 0, &fs.PathError{Op: "read", Path: f.name, Err: f.fs.failRead}
 	}
 	if off < 0 {
 		return 0, &fs.PathError{Op: "readat", Path: f.name, Err: errors.New("negative offset")}

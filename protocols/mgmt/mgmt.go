@@ -7,6 +7,7 @@ package mgmt
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -34,6 +35,8 @@ func (a *API) Handler() http.Handler {
 		handle(mux, "GET "+path, h)
 		handle(mux, "GET "+path+"/{$}", h)
 	}
+	handle(mux, "GET /api/health/checks/alarms", a.alarmsCheck)
+	handle(mux, "GET /api/health/checks/local-alarms", a.alarmsCheck)
 	handle(mux, "GET /api/connections/{name}", a.connection)
 	handle(mux, "DELETE /api/connections/{name}", a.closeConnection)
 	handle(mux, "GET /api/exchanges/{vhost}", a.exchanges)
@@ -127,7 +130,30 @@ func (a *API) overview(w http.ResponseWriter, r *http.Request) {
 		"object_totals": map[string]int{"connections": len(conns), "channels": channels, "exchanges": exchanges,
 			"queues": queues, "consumers": consumers},
 		"queue_totals": map[string]int{"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked},
+		"alarms":       alarmsJSON(a.Broker.Alarms()),
 	})
+}
+
+// alarmsJSON lists raised alarms: memory and disk (which block publishers)
+// and storage faults such as a failed definition write.
+func alarmsJSON(alarms []core.Alarm) []map[string]any {
+	out := []map[string]any{}
+	for _, al := range alarms {
+		out = append(out, map[string]any{"resource": al.Name, "reason": al.Reason, "blocks_publishers": al.Blocking})
+	}
+	return out
+}
+
+// alarmsCheck answers as RabbitMQ's health check does: 200 with status ok
+// when no alarm is raised, else 503 with the alarms.
+func (a *API) alarmsCheck(w http.ResponseWriter, r *http.Request) {
+	alarms := a.Broker.Alarms()
+	if len(alarms) == 0 {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+		return
+	}
+	writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "failed",
+		"reason": fmt.Sprintf("resource alarm(s) in effect: %s", alarms[0].Reason), "alarms": alarmsJSON(alarms)})
 }
 
 func (a *API) vhosts(w http.ResponseWriter, r *http.Request) {
