@@ -575,9 +575,28 @@ func (c *conn) handleConnectionMethod(m wire.Method) error {
 		return errConnClosed
 	case *wire.ConnectionBlocked, *wire.ConnectionUnblocked:
 		return nil
+	case *wire.ConnectionUpdateSecret:
+		return c.updateSecret(m)
 	default:
 		return withMethod(protoErr(wire.CommandInvalid, "unexpected method %s on channel 0", m.Name()), m)
 	}
+}
+
+// updateSecret handles connection.update-secret (RabbitMQ 3.8+), which
+// clients send to renew expiring credentials without reconnecting. With
+// PLAIN and AMQPLAIN the secret is the password: the user is authenticated
+// again with it, and a secret that does not authenticate the same user
+// closes the connection the way RabbitMQ refuses one (530 NOT_ALLOWED),
+// so a client cannot keep a connection alive on a password it does not
+// know, or after its password was changed.
+func (c *conn) updateSecret(m *wire.ConnectionUpdateSecret) error {
+	if _, err := c.srv.Users.Authenticate(c.user, m.NewSecret, isLoopback(c.nc.RemoteAddr())); err != nil {
+		c.log.Info("secret update refused", "user", c.user, "reason", m.Reason, "err", err)
+		return withMethod(protoErr(wire.NotAllowed, "New secret was refused by one of the backends"), m)
+	}
+	c.log.Info("secret updated", "user", c.user, "reason", m.Reason)
+	c.send(0, &wire.ConnectionUpdateSecretOk{})
+	return nil
 }
 
 func withMethod(e *amqpError, m wire.Method) *amqpError {
