@@ -113,6 +113,7 @@ type conn struct {
 	channels map[uint16]*channel
 
 	closing       atomic.Bool // connection.close sent, waiting for close-ok
+	ended         closeEnd    // how the close handshake ended (reader only)
 	writerStarted bool
 	congested     atomic.Bool // outbox above its limit
 	writerDone    chan struct{}
@@ -199,6 +200,16 @@ func (c *conn) serve() {
 
 var errConnClosed = errors.New("connection closed")
 
+// closeEnd says how a connection's close handshake ended, which decides
+// how cleanup lets go of the socket.
+type closeEnd uint8
+
+const (
+	endAbrupt    closeEnd = iota // no handshake: read error, timeout, refused login
+	endSentOk                    // we answered the peer's connection.close
+	endReceiveOk                 // the peer answered our connection.close
+)
+
 // fail sends connection.close for a hard error.
 func (c *conn) fail(err error) {
 	ae := fromCore(err)
@@ -238,9 +249,11 @@ func (c *conn) drainUntilCloseOk() {
 		}
 		switch m.(type) {
 		case *wire.ConnectionCloseOk:
+			c.ended = endReceiveOk
 			return
 		case *wire.ConnectionClose:
 			c.send(0, &wire.ConnectionCloseOk{})
+			c.ended = endSentOk
 			return
 		}
 	}
@@ -267,7 +280,41 @@ func (c *conn) cleanup() {
 		case <-time.After(closeOkTimeout):
 		}
 	}
+	c.linger()
 	c.nc.Close()
+}
+
+// linger lets the peer close the socket first after a close handshake.
+// Closing a socket with unread input makes the kernel answer with RST,
+// which can destroy the close-ok still on its way: a client that sent
+// connection.close ahead of frames still in flight (amqplib sends it past
+// its queued publishes; amqp091-go may send a channel.close-ok after it)
+// then never sees its close-ok. So the rest of the input is read and
+// discarded until the peer closes, at most closeLinger, as RabbitMQ waits
+// for the client to close.
+//
+// After answering the peer's close the server does not half-close either:
+// a FIN right behind the close-ok races the client's own shutdown
+// (amqp091-go then reports "Exception (501) EOF" from Close). After the
+// peer answered our close it has nothing more to say, so the FIN goes at
+// once and the discarding only keeps late bytes from causing a RST.
+func (c *conn) linger() {
+	switch c.ended {
+	case endSentOk:
+	case endReceiveOk:
+		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+	default:
+		return
+	}
+	c.nc.SetReadDeadline(time.Now().Add(closeLinger))
+	buf := make([]byte, 4096)
+	for {
+		if _, err := c.nc.Read(buf); err != nil {
+			return
+		}
+	}
 }
 
 // send queues one method frame.
@@ -529,9 +576,11 @@ func (c *conn) handleFrame(f wire.Frame) error {
 			if m, err := c.dec.Decode(f.Payload); err == nil {
 				switch m.(type) {
 				case *wire.ConnectionCloseOk:
+					c.ended = endReceiveOk
 					return errConnClosed
 				case *wire.ConnectionClose:
 					c.send(0, &wire.ConnectionCloseOk{})
+					c.ended = endSentOk
 					return errConnClosed
 				}
 			}
@@ -570,8 +619,10 @@ func (c *conn) handleConnectionMethod(m wire.Method) error {
 	switch m := m.(type) {
 	case *wire.ConnectionClose:
 		c.send(0, &wire.ConnectionCloseOk{})
+		c.ended = endSentOk
 		return errConnClosed
 	case *wire.ConnectionCloseOk:
+		c.ended = endReceiveOk
 		return errConnClosed
 	case *wire.ConnectionBlocked, *wire.ConnectionUnblocked:
 		return nil
