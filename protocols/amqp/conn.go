@@ -117,6 +117,9 @@ type conn struct {
 	writerStarted bool
 	congested     atomic.Bool // outbox above its limit
 	writerDone    chan struct{}
+	writerFailed  chan struct{} // closed when a write fails
+	drained       chan struct{} // the writer wrote a batch (capacity 1)
+	writing       atomic.Int64  // bytes of the batch being written
 	stop          chan struct{}
 	stopOnce      sync.Once
 
@@ -131,14 +134,16 @@ func newConn(s *Server, nc net.Conn) *conn {
 	dc := &deadlineConn{Conn: nc}
 	c := &conn{
 		srv: s, nc: nc, dc: dc,
-		log:        s.logger().With("proto", "amqp", "remote", nc.RemoteAddr().String()),
-		out:        newOutbox(),
-		frameMax:   s.frameMax(),
-		channelMax: s.channelMax(),
-		channels:   make(map[uint16]*channel),
-		writerDone: make(chan struct{}),
-		stop:       make(chan struct{}),
-		forced:     make(chan struct{}),
+		log:          s.logger().With("proto", "amqp", "remote", nc.RemoteAddr().String()),
+		out:          newOutbox(s.outboxLimit()),
+		frameMax:     s.frameMax(),
+		channelMax:   s.channelMax(),
+		channels:     make(map[uint16]*channel),
+		writerDone:   make(chan struct{}),
+		writerFailed: make(chan struct{}),
+		drained:      make(chan struct{}, 1),
+		stop:         make(chan struct{}),
+		forced:       make(chan struct{}),
 	}
 	c.r = wire.NewReader(dc)
 	c.r.SetFrameMax(c.frameMax)
@@ -195,7 +200,34 @@ func (c *conn) serve() {
 		if c.r.Buffered() == 0 {
 			c.flushConfirms()
 		}
+		if c.out.over.Load() && !c.waitForWriter() {
+			return
+		}
 	}
+}
+
+// waitForWriter stops reading once the outbox holds more than its limit
+// (the reader checks outbox.over after every frame), until the writer has
+// brought it under half the limit. Consumers stop at
+// the same limit (conn.ready); this covers what publishing itself makes
+// the server send: basic.return of mandatory messages and confirms. A
+// publisher that does not read its socket is so slowed to the pace at
+// which it reads (TCP backpressure) instead of making the outbox grow
+// without bound. It reports false when the connection is broken.
+func (c *conn) waitForWriter() bool {
+	c.flushConfirms()
+	for c.out.size() > c.out.limit/2 {
+		if c.closing.Load() {
+			return true // only close-ok matters now: keep reading
+		}
+		select {
+		case <-c.drained:
+		case <-c.writerFailed:
+			return false
+		case <-c.forced:
+		}
+	}
+	return true
 }
 
 var errConnClosed = errors.New("connection closed")
@@ -352,10 +384,15 @@ func (c *conn) writeLoop() {
 		}
 		if err := c.flushOut(&bufs); err != nil {
 			c.nc.Close()
+			close(c.writerFailed)
 			<-c.stop
 			return
 		}
 		wrote = true
+		select {
+		case c.drained <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -365,8 +402,10 @@ func (c *conn) flushOut(bufs *net.Buffers) error {
 		return nil
 	}
 	w := b
+	c.writing.Store(int64(n))
 	c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	_, err := w.WriteTo(c.nc)
+	c.writing.Store(0)
 	clear(b)
 	*bufs = b[:0]
 	c.out.recycle(owned)
