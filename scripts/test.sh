@@ -16,6 +16,20 @@ if ! /usr/bin/python3 -c 'import pika, paho.mqtt.client' 2>/dev/null; then
 	fi
 fi
 
+# Node.js with npm's amqplib (pinned in test/interop/node/package.json)
+# drives test/interop/amqplib_test.go.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+	else
+		echo "nodejs or npm is missing: the amqplib interop test will skip (apt-get install -y nodejs npm)" >&2
+	fi
+fi
+if command -v npm >/dev/null && [ ! -f test/interop/node/node_modules/amqplib/package.json ]; then
+	(cd test/interop/node && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then

@@ -141,6 +141,17 @@ func (m *MemFS) FailRead(err error) {
 	m.mu.Unlock()
 }
 
+// SetHook makes h run before every later mutating operation (op is
+// "create", "write", "sync", "truncate", "remove", "rename" or "syncdir",
+// name the file or directory), without the file system's lock held; nil
+// removes it. A hook that blocks holds up that operation only, so tests can
+// hold an fsync while they check what the server does meanwhile.
+func (m *MemFS) SetHook(h func(op, name string)) {
+	m.mu.Lock()
+	m.hook = h
+	m.mu.Unlock()
+}
+
 func (m *MemFS) callHook(op, name string) {
 	m.mu.Lock()
 	h := m.hook

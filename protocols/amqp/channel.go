@@ -1,6 +1,8 @@
 package amqp
 
 import (
+	"errors"
+
 	"github.com/unifiedms/ums/core"
 	"github.com/unifiedms/ums/core/auth"
 	"github.com/unifiedms/ums/protocols/amqp/wire"
@@ -165,8 +167,38 @@ func (ch *channel) txCommit() error {
 			return err
 		}
 	}
+	if len(pubs)+len(acks) > 0 {
+		// commit-ok promises that the transaction's persistent publishes
+		// and acks survive a crash: wait for the fsync that covers them.
+		// The reader waits (one group commit, usually a millisecond or
+		// two), so nothing the client sends after tx.commit runs before
+		// commit-ok goes out, on this channel or another.
+		if err := ch.c.syncStore(); err != nil {
+			if errors.Is(err, errConnClosed) {
+				return err
+			}
+			// Not durable: the store refuses further writes after a failed
+			// fsync, so the connection closes with 541, never commit-ok.
+			ch.c.log.Error("transaction not durable", "channel", ch.id, "err", err)
+			return protoErr(wire.InternalError, "transaction not durable: %v", err)
+		}
+	}
 	ch.c.send(ch.id, &wire.TxCommitOk{})
 	return nil
+}
+
+// syncStore waits until everything this connection stored or released so
+// far is durable. It gives up with errConnClosed when the connection is
+// closed from elsewhere (shutdown, management API).
+func (c *conn) syncStore() error {
+	res := make(chan error, 1)
+	c.srv.Broker.Sync(func(err error) { res <- err })
+	select {
+	case err := <-res:
+		return err
+	case <-c.forced:
+		return errConnClosed
+	}
 }
 
 func (ch *channel) txRollback() error {

@@ -17,7 +17,7 @@ type confirms struct {
 	seq     uint64         // last sequence number given out
 	routed  uint64         // last sequence number routed
 	sent    uint64         // confirmed to the client up to here
-	waiting []confirmEntry // publishes not plainly acked, in order
+	waiting []confirmEntry // one per publish not yet confirmed, consecutive from head
 	head    int
 }
 
@@ -75,18 +75,20 @@ func (c *confirms) stored(ch *channel, seq uint64, err error) {
 	c.flushLocked(ch)
 }
 
+// find returns the entry of seq, or nil when it is no longer waiting.
+// Every publish gets an entry in next, in order, and entries leave only
+// from the head, so waiting[head:] holds consecutive sequence numbers and
+// seq is found by its offset from the head's: O(1) however many publishes
+// are outstanding. REQUIRES: c.mu.
 func (c *confirms) find(seq uint64) *confirmEntry {
-	w := c.waiting[c.head:]
-	// Entries are in order; the one asked for is usually near the front.
-	for i := range w {
-		if w[i].seq == seq {
-			return &w[i]
-		}
-		if w[i].seq > seq {
-			break
-		}
+	if c.head == len(c.waiting) {
+		return nil
 	}
-	return nil
+	first := c.waiting[c.head].seq
+	if seq < first || seq-first >= uint64(len(c.waiting)-c.head) {
+		return nil
+	}
+	return &c.waiting[c.head+int(seq-first)]
 }
 
 // flush sends what is due (reader goroutine, after a batch of frames).

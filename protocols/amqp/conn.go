@@ -113,9 +113,13 @@ type conn struct {
 	channels map[uint16]*channel
 
 	closing       atomic.Bool // connection.close sent, waiting for close-ok
+	ended         closeEnd    // how the close handshake ended (reader only)
 	writerStarted bool
 	congested     atomic.Bool // outbox above its limit
 	writerDone    chan struct{}
+	writerFailed  chan struct{} // closed when a write fails
+	drained       chan struct{} // the writer wrote a batch (capacity 1)
+	writing       atomic.Int64  // bytes of the batch being written
 	stop          chan struct{}
 	stopOnce      sync.Once
 
@@ -130,14 +134,16 @@ func newConn(s *Server, nc net.Conn) *conn {
 	dc := &deadlineConn{Conn: nc}
 	c := &conn{
 		srv: s, nc: nc, dc: dc,
-		log:        s.logger().With("proto", "amqp", "remote", nc.RemoteAddr().String()),
-		out:        newOutbox(),
-		frameMax:   s.frameMax(),
-		channelMax: s.channelMax(),
-		channels:   make(map[uint16]*channel),
-		writerDone: make(chan struct{}),
-		stop:       make(chan struct{}),
-		forced:     make(chan struct{}),
+		log:          s.logger().With("proto", "amqp", "remote", nc.RemoteAddr().String()),
+		out:          newOutbox(s.outboxLimit()),
+		frameMax:     s.frameMax(),
+		channelMax:   s.channelMax(),
+		channels:     make(map[uint16]*channel),
+		writerDone:   make(chan struct{}),
+		writerFailed: make(chan struct{}),
+		drained:      make(chan struct{}, 1),
+		stop:         make(chan struct{}),
+		forced:       make(chan struct{}),
 	}
 	c.r = wire.NewReader(dc)
 	c.r.SetFrameMax(c.frameMax)
@@ -194,10 +200,47 @@ func (c *conn) serve() {
 		if c.r.Buffered() == 0 {
 			c.flushConfirms()
 		}
+		if c.out.over.Load() && !c.waitForWriter() {
+			return
+		}
 	}
 }
 
+// waitForWriter stops reading once the outbox holds more than its limit
+// (the reader checks outbox.over after every frame), until the writer has
+// brought it under half the limit. Consumers stop at
+// the same limit (conn.ready); this covers what publishing itself makes
+// the server send: basic.return of mandatory messages and confirms. A
+// publisher that does not read its socket is so slowed to the pace at
+// which it reads (TCP backpressure) instead of making the outbox grow
+// without bound. It reports false when the connection is broken.
+func (c *conn) waitForWriter() bool {
+	c.flushConfirms()
+	for c.out.size() > c.out.limit/2 {
+		if c.closing.Load() {
+			return true // only close-ok matters now: keep reading
+		}
+		select {
+		case <-c.drained:
+		case <-c.writerFailed:
+			return false
+		case <-c.forced:
+		}
+	}
+	return true
+}
+
 var errConnClosed = errors.New("connection closed")
+
+// closeEnd says how a connection's close handshake ended, which decides
+// how cleanup lets go of the socket.
+type closeEnd uint8
+
+const (
+	endAbrupt    closeEnd = iota // no handshake: read error, timeout, refused login
+	endSentOk                    // we answered the peer's connection.close
+	endReceiveOk                 // the peer answered our connection.close
+)
 
 // fail sends connection.close for a hard error.
 func (c *conn) fail(err error) {
@@ -238,9 +281,11 @@ func (c *conn) drainUntilCloseOk() {
 		}
 		switch m.(type) {
 		case *wire.ConnectionCloseOk:
+			c.ended = endReceiveOk
 			return
 		case *wire.ConnectionClose:
 			c.send(0, &wire.ConnectionCloseOk{})
+			c.ended = endSentOk
 			return
 		}
 	}
@@ -267,7 +312,41 @@ func (c *conn) cleanup() {
 		case <-time.After(closeOkTimeout):
 		}
 	}
+	c.linger()
 	c.nc.Close()
+}
+
+// linger lets the peer close the socket first after a close handshake.
+// Closing a socket with unread input makes the kernel answer with RST,
+// which can destroy the close-ok still on its way: a client that sent
+// connection.close ahead of frames still in flight (amqplib sends it past
+// its queued publishes; amqp091-go may send a channel.close-ok after it)
+// then never sees its close-ok. So the rest of the input is read and
+// discarded until the peer closes, at most closeLinger, as RabbitMQ waits
+// for the client to close.
+//
+// After answering the peer's close the server does not half-close either:
+// a FIN right behind the close-ok races the client's own shutdown
+// (amqp091-go then reports "Exception (501) EOF" from Close). After the
+// peer answered our close it has nothing more to say, so the FIN goes at
+// once and the discarding only keeps late bytes from causing a RST.
+func (c *conn) linger() {
+	switch c.ended {
+	case endSentOk:
+	case endReceiveOk:
+		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+	default:
+		return
+	}
+	c.nc.SetReadDeadline(time.Now().Add(closeLinger))
+	buf := make([]byte, 4096)
+	for {
+		if _, err := c.nc.Read(buf); err != nil {
+			return
+		}
+	}
 }
 
 // send queues one method frame.
@@ -305,10 +384,15 @@ func (c *conn) writeLoop() {
 		}
 		if err := c.flushOut(&bufs); err != nil {
 			c.nc.Close()
+			close(c.writerFailed)
 			<-c.stop
 			return
 		}
 		wrote = true
+		select {
+		case c.drained <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -318,8 +402,10 @@ func (c *conn) flushOut(bufs *net.Buffers) error {
 		return nil
 	}
 	w := b
+	c.writing.Store(int64(n))
 	c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	_, err := w.WriteTo(c.nc)
+	c.writing.Store(0)
 	clear(b)
 	*bufs = b[:0]
 	c.out.recycle(owned)
@@ -529,9 +615,11 @@ func (c *conn) handleFrame(f wire.Frame) error {
 			if m, err := c.dec.Decode(f.Payload); err == nil {
 				switch m.(type) {
 				case *wire.ConnectionCloseOk:
+					c.ended = endReceiveOk
 					return errConnClosed
 				case *wire.ConnectionClose:
 					c.send(0, &wire.ConnectionCloseOk{})
+					c.ended = endSentOk
 					return errConnClosed
 				}
 			}
@@ -570,14 +658,35 @@ func (c *conn) handleConnectionMethod(m wire.Method) error {
 	switch m := m.(type) {
 	case *wire.ConnectionClose:
 		c.send(0, &wire.ConnectionCloseOk{})
+		c.ended = endSentOk
 		return errConnClosed
 	case *wire.ConnectionCloseOk:
+		c.ended = endReceiveOk
 		return errConnClosed
 	case *wire.ConnectionBlocked, *wire.ConnectionUnblocked:
 		return nil
+	case *wire.ConnectionUpdateSecret:
+		return c.updateSecret(m)
 	default:
 		return withMethod(protoErr(wire.CommandInvalid, "unexpected method %s on channel 0", m.Name()), m)
 	}
+}
+
+// updateSecret handles connection.update-secret (RabbitMQ 3.8+), which
+// clients send to renew expiring credentials without reconnecting. With
+// PLAIN and AMQPLAIN the secret is the password: the user is authenticated
+// again with it, and a secret that does not authenticate the same user
+// closes the connection the way RabbitMQ refuses one (530 NOT_ALLOWED),
+// so a client cannot keep a connection alive on a password it does not
+// know, or after its password was changed.
+func (c *conn) updateSecret(m *wire.ConnectionUpdateSecret) error {
+	if _, err := c.srv.Users.Authenticate(c.user, m.NewSecret, isLoopback(c.nc.RemoteAddr())); err != nil {
+		c.log.Info("secret update refused", "user", c.user, "reason", m.Reason, "err", err)
+		return withMethod(protoErr(wire.NotAllowed, "New secret was refused by one of the backends"), m)
+	}
+	c.log.Info("secret updated", "user", c.user, "reason", m.Reason)
+	c.send(0, &wire.ConnectionUpdateSecretOk{})
+	return nil
 }
 
 func withMethod(e *amqpError, m wire.Method) *amqpError {

@@ -3,6 +3,7 @@ package amqp
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // refBodyMin is the body size from which a delivery's body is written from
@@ -22,10 +23,13 @@ type outbox struct {
 	pending int         // bytes queued
 	mark    int         // len(cur) already counted in pending
 	wake    chan struct{}
+
+	limit int         // pending bytes above which over is set
+	over  atomic.Bool // pending > limit, for the reader to check per frame
 }
 
-func newOutbox() *outbox {
-	return &outbox{wake: make(chan struct{}, 1)}
+func newOutbox(limit int) *outbox {
+	return &outbox{wake: make(chan struct{}, 1), limit: limit}
 }
 
 // lock starts appending frames; callers append to o.cur and then call unlock.
@@ -45,6 +49,9 @@ func (o *outbox) lock() {
 // unlock ends appending and wakes the writer.
 func (o *outbox) unlock() {
 	o.pending += len(o.cur) - o.mark
+	if o.pending > o.limit && !o.over.Load() {
+		o.over.Store(true)
+	}
 	o.mu.Unlock()
 	select {
 	case o.wake <- struct{}{}:
@@ -82,6 +89,9 @@ func (o *outbox) take(dst net.Buffers) (net.Buffers, [][]byte, int) {
 	o.segs = o.segs[:0]
 	o.owned = nil
 	o.pending = 0
+	if o.over.Load() {
+		o.over.Store(false)
+	}
 	return dst, owned, n
 }
 

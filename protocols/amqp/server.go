@@ -33,6 +33,9 @@ const (
 	DefaultMaxMessageSize = 128 << 20
 	handshakeTimeout      = 10 * time.Second
 	closeOkTimeout        = 5 * time.Second
+	// closeLinger bounds how long a closed connection waits for the peer to
+	// close the socket (see conn.linger).
+	closeLinger = 2 * time.Second
 )
 
 // ErrServerClosed is returned by Serve after Shutdown.

@@ -2,7 +2,8 @@
 // broker: Python scripts using Debian's python3-pika, one per feature
 // group (TTL and dead-lettering, length limits, priorities, consumer
 // features, exchanges, transactions, direct reply-to, confirms), and
-// python3-paho-mqtt next to pika (mqtt_*.py).
+// python3-paho-mqtt next to pika (mqtt_*.py); and Node.js scripts in node/
+// using npm's amqplib.
 package interop
 
 import (

@@ -751,7 +751,7 @@ func (m *ConnectionUnblocked) Decode(args []byte) error {
 // Append appends the encoded method arguments to b.
 func (*ConnectionUnblocked) Append(b []byte) []byte { return b }
 
-// ConnectionUpdateSecret is the connection.update-secret method (class 10, method 70), sent by the server.
+// ConnectionUpdateSecret is the connection.update-secret method (class 10, method 70), sent by the client.
 // It is a synchronous request answered by connection.update-secret-ok.
 type ConnectionUpdateSecret struct {
 	NewSecret string // new-secret (longstr)
@@ -789,7 +789,7 @@ func (m *ConnectionUpdateSecret) Append(b []byte) []byte {
 	return b
 }
 
-// ConnectionUpdateSecretOk is the connection.update-secret-ok method (class 10, method 71), sent by the client.
+// ConnectionUpdateSecretOk is the connection.update-secret-ok method (class 10, method 71), sent by the server.
 type ConnectionUpdateSecretOk struct {
 }
 

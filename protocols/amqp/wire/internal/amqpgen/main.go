@@ -380,6 +380,9 @@ func buildModel(s *xmlSpec) (*model, error) {
 				deprecated: xm.Deprecated == 1,
 				sender:     sender(xm.Chassis),
 			}
+			if who, ok := senderFixes[c.name+"."+xm.Name]; ok {
+				me.sender = who
+			}
 			// The XML marks both halves of a synchronous exchange as
 			// synchronous; Sync reports only the request half.
 			isResponse := responses[xm.Name] || strings.HasSuffix(xm.Name, "-ok")
@@ -409,6 +412,15 @@ func buildModel(s *xmlSpec) (*model, error) {
 	}
 	sort.Slice(m.classes, func(i, j int) bool { return m.classes[i].index < m.classes[j].index })
 	return m, nil
+}
+
+// senderFixes corrects the chassis of methods the XML gets backwards: its
+// connection.update-secret names the client as the implementer, but the
+// client sends it (amqp091-go's Connection.UpdateSecret, amqplib's
+// updateSecret) and RabbitMQ answers with update-secret-ok.
+var senderFixes = map[string]string{
+	"connection.update-secret":    "the client",
+	"connection.update-secret-ok": "the server",
 }
 
 // sender describes who sends a method. A chassis element names a peer that
