@@ -71,6 +71,8 @@
 //
 //	session.acks.mu is taken alone.
 //
+//	retainIndex.wmu -> retainIndex.mu, both alone otherwise.
+//
 // Core callbacks (Deliver, Ready) take only outbox.mu; Cancelled takes
 // nothing and defers its work. Network writes never happen under
 // session.mu.

@@ -374,23 +374,34 @@ func (s *session) cancelled() {
 func (s *session) subscribePacket(pk *packets.Packet) {
 	codes := make([]byte, len(pk.Filters))
 	v5 := s.cl.Properties.ProtocolVersion == 5
-	changed := false
+	var changed []subChange
 	s.retainQ = s.retainQ[:0]
 	for i, f := range pk.Filters {
-		code := s.subscribe(f)
+		code, old := s.subscribe(f)
 		if code.Code < packets.ErrUnspecifiedError.Code {
-			changed = true
+			changed = append(changed, subChange{at: i, filter: f.Filter, old: old})
 		} else if !v5 {
 			code = packets.Code{Code: 0x80} // MQTT 3: failure
 		}
 		codes[i] = code.Code
 	}
-	if changed && s.persistent() {
+	if len(changed) > 0 && s.persistent() {
 		s.mu.Lock()
-		if err := s.saveRecordLocked(); err != nil {
-			s.logger().Error("storing session subscriptions failed", "err", err)
+		err := s.saveRecordLocked()
+		var left []string
+		if err != nil {
+			// Not durable: the SUBACK says so (0x80, in MQTT 3 and 5
+			// alike) and the session goes back to what is stored, so a
+			// restart does not change what the client was told.
+			s.logger().Error("storing session subscriptions failed; subscription refused", "err", err)
+			left = s.undoLocked(changed)
+			for _, c := range changed {
+				codes[c.at] = packets.ErrUnspecifiedError.Code
+			}
+			s.retainQ = s.retainQ[:0]
 		}
 		s.mu.Unlock()
+		s.srv.dropShared(s.vhost, left)
 	}
 	if s.subacks == nil {
 		s.subacks = make(map[uint16][]byte)
@@ -398,18 +409,56 @@ func (s *session) subscribePacket(pk *packets.Packet) {
 	s.subacks[pk.PacketID] = codes
 }
 
-// subscribe handles one filter of a SUBSCRIBE and returns its SUBACK code.
-func (s *session) subscribe(f packets.Subscription) packets.Code {
+// subChange is a subscription a SUBSCRIBE created or replaced: the filter's
+// index in the packet and the subscription it replaced (nil: new).
+type subChange struct {
+	at     int
+	filter string
+	old    *subscription
+}
+
+// undoLocked reverts changes, latest first: replaced subscriptions get
+// their previous options back, new ones are removed. It returns the shared
+// subscription queues left, for dropShared. REQUIRES: s.mu.
+func (s *session) undoLocked(changes []subChange) (left []string) {
+	for i := len(changes) - 1; i >= 0; i-- {
+		c := changes[i]
+		cur := s.subs[c.filter]
+		if cur == nil {
+			continue
+		}
+		if c.old != nil {
+			if _, err := s.applyLocked(c.old.subOptions); err != nil {
+				s.logger().Warn("restoring the previous subscription failed", "filter", c.filter, "err", err)
+			}
+			continue
+		}
+		delete(s.subs, c.filter)
+		if cur.group != "" {
+			s.cs.Cancel(cur.tag)
+			left = append(left, cur.queue)
+		} else if err := s.vhost.Unbind(s.conn, cur.queue, s.srv.exchange, cur.key, nil); err != nil {
+			s.logger().Warn("unbinding a refused subscription failed", "filter", c.filter, "err", err)
+		}
+	}
+	s.countNoLocal()
+	return left
+}
+
+// subscribe handles one filter of a SUBSCRIBE and returns its SUBACK code
+// and the subscription it replaced.
+func (s *session) subscribe(f packets.Subscription) (packets.Code, *subscription) {
 	if !mochi.IsValidFilter(f.Filter, false) {
-		return packets.ErrTopicFilterInvalid
+		return packets.ErrTopicFilterInvalid, nil
 	}
 	_, _, shared := parseShared(f.Filter)
 	if shared && f.NoLocal {
-		return packets.ErrProtocolViolationInvalidSharedNoLocal // [MQTT-3.8.3-4]
+		return packets.ErrProtocolViolationInvalidSharedNoLocal, nil // [MQTT-3.8.3-4]
 	}
 	o := subOptions{filter: f.Filter, qos: min(f.Qos, 2), noLocal: f.NoLocal,
 		retainAsPublished: f.RetainAsPublished, retainHandling: f.RetainHandling, id: f.Identifier}
 	s.mu.Lock()
+	old := s.subs[f.Filter]
 	existed, err := s.applyLocked(o)
 	sub := s.subs[f.Filter]
 	s.mu.Unlock()
@@ -419,14 +468,14 @@ func (s *session) subscribe(f packets.Subscription) packets.Code {
 		} else {
 			s.logger().Error("MQTT subscription failed", "filter", f.Filter, "err", err)
 		}
-		return reasonFor(err)
+		return reasonFor(err), nil
 	}
 	// [MQTT-3.3.1-9..11] retained messages, by retain handling; none for
 	// shared subscriptions (4.8.2).
 	if !shared && (o.retainHandling == 0 || (o.retainHandling == 1 && !existed)) {
 		s.retainQ = append(s.retainQ, outItem{from: fromRetained, sub: sub})
 	}
-	return packets.QosCodes[o.qos]
+	return packets.QosCodes[o.qos], old
 }
 
 var errNotPermitted = &core.Error{Kind: core.ErrAccessRefused, Msg: "access refused"}
