@@ -13,8 +13,10 @@ import (
 )
 
 // The delivered QoS is the lower of the published and the granted QoS.
-func TestQoSMatrixV5(t *testing.T) {
-	ts := startMQTT(t)
+func TestQoSMatrixV5(t *testing.T) { forEachLogin(t, testQoSMatrixV5) }
+
+func testQoSMatrixV5(t *testing.T, login func(*testServer)) {
+	ts := startMQTT(t, login)
 	for pubQoS := byte(0); pubQoS <= 2; pubQoS++ {
 		for subQoS := byte(0); subQoS <= 2; subQoS++ {
 			t.Run(fmt.Sprintf("pub%d-sub%d", pubQoS, subQoS), func(t *testing.T) {
@@ -40,8 +42,10 @@ func TestQoSMatrixV5(t *testing.T) {
 	}
 }
 
-func TestQoSLevelsV3(t *testing.T) {
-	ts := startMQTT(t)
+func TestQoSLevelsV3(t *testing.T) { forEachLogin(t, testQoSLevelsV3) }
+
+func testQoSLevelsV3(t *testing.T, login func(*testServer)) {
+	ts := startMQTT(t, login)
 	for qos := byte(0); qos <= 2; qos++ {
 		t.Run(fmt.Sprintf("qos%d", qos), func(t *testing.T) {
 			topic := fmt.Sprintf("v3/%d", qos)

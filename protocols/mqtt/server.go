@@ -33,6 +33,8 @@ const (
 	DefaultMaxSessionExpiry = 24 * 60 * 60
 	DefaultMaxQueueLength   = 100_000
 	DefaultTopicAliasMax    = 1024
+	DefaultAnonymousUser    = "guest"
+	DefaultAnonymousPass    = "guest"
 	// NoSessionExpiry as MaxSessionExpiry keeps persistent sessions
 	// forever.
 	NoSessionExpiry = math.MaxUint32
@@ -83,6 +85,12 @@ type Server struct {
 	MaxQueueLength int
 	// TopicAliasMaximum is advertised to MQTT 5 clients (default 1024).
 	TopicAliasMaximum uint16
+	// AllowAnonymous lets clients connect without a user name; they get
+	// DefaultUser's rights (and its limits: guest only from loopback).
+	AllowAnonymous bool
+	// DefaultUser and DefaultPass are the credentials anonymous clients
+	// log in with (default guest/guest).
+	DefaultUser, DefaultPass string
 
 	startOnce sync.Once
 	startErr  error
@@ -139,6 +147,9 @@ func (s *Server) init() error {
 	}
 	if s.MaxQueueLength == 0 {
 		s.MaxQueueLength = DefaultMaxQueueLength
+	}
+	if s.DefaultUser == "" {
+		s.DefaultUser, s.DefaultPass = DefaultAnonymousUser, DefaultAnonymousPass
 	}
 	if s.TopicAliasMaximum == 0 {
 		s.TopicAliasMaximum = DefaultTopicAliasMax
