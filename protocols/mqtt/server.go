@@ -395,6 +395,11 @@ func (s *Server) handshake(cl *mochi.Client, listener string, wc *wireConn) erro
 	if err != nil {
 		return err
 	}
+	if !knownProtocolName(&pk) {
+		// Not MQTT: no CONNACK, the connection just closes
+		// [MQTT-3.1.2-1]; MQTT 5 allows this too (or CONNACK 0x84).
+		return packets.ErrProtocolViolationProtocolName
+	}
 	cl.ParseConnect(listener, pk)
 	if code := validateConnect(cl, &pk); code != packets.CodeSuccess {
 		_ = s.mochi.SendConnack(cl, code, false, nil) // [MQTT-3.2.2-7] [MQTT-3.1.4-6]
@@ -428,6 +433,18 @@ func (s *Server) handshake(cl *mochi.Client, listener string, wc *wireConn) erro
 		sess.restoreQoS2()
 	}
 	return nil
+}
+
+// knownProtocolName reports whether CONNECT names the protocol MQTT:
+// "MQTT", or "MQIsdp" for MQTT 3.1 (level 3).
+func knownProtocolName(pk *packets.Packet) bool {
+	switch string(pk.Connect.ProtocolName) {
+	case "MQTT":
+		return true
+	case "MQIsdp":
+		return pk.ProtocolVersion == 3
+	}
+	return false
 }
 
 // validateConnect checks what the packet decoder does not: the spec's rules
