@@ -44,7 +44,8 @@
 //     core session's prefetch for QoS 1/2 deliveries.
 //   - Properties: content type, correlation data ↔ correlation-id (or the
 //     x-correlation-id header when not a short UTF-8 string), response topic
-//     ↔ reply-to (as a routing key), message expiry ↔ expiration, user
+//     ↔ reply-to (as a routing key), message expiry ↔ expiration, payload
+//     format indicator ↔ the x-mqtt-payload-format-indicator header, user
 //     properties ↔ headers.
 //   - Retained messages live in a per-vhost topic trie, written through to
 //     the Store; persistent sessions' subscriptions are in the Store too,
