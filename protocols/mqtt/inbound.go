@@ -49,6 +49,14 @@ func (s *Server) handlePublish(cl *mochi.Client, sess *session, pk *packets.Pack
 		}
 	}
 
+	if qos > 0 && cl.Properties.ProtocolVersion == 5 && sess.unacknowledged() >= sess.ackLimit() {
+		// More unacknowledged QoS 1/2 PUBLISHes than the receive maximum
+		// announced in CONNACK [MQTT-3.3.4-7] [MQTT-3.3.4-8]. (MQTT 3 has
+		// no such limit: its publishers are just not read from while
+		// their acknowledgements are pending, see reserveAck.)
+		sess.logger().Warn("MQTT client exceeded the receive maximum", "limit", sess.ackLimit())
+		return packets.ErrReceiveMaximum
+	}
 	var a *pubAck
 	switch qos {
 	case 1:
