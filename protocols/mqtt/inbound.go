@@ -25,6 +25,11 @@ func (s *Server) handlePublish(cl *mochi.Client, sess *session, pk *packets.Pack
 	}
 	if pk.Properties.TopicAliasFlag && pk.Properties.TopicAlias > 0 { // [MQTT-3.3.2-11]
 		pk.TopicName = cl.State.TopicAliases.Inbound.Set(pk.Properties.TopicAlias, pk.TopicName)
+		if pk.TopicName == "" {
+			// An alias this connection never set (aliases do not outlive
+			// their connection [MQTT-3.3.2-7]): a protocol error.
+			return packets.ErrProtocolViolationNoTopic
+		}
 	}
 	qos := pk.FixedHeader.Qos
 	if qos == 2 {

@@ -2,6 +2,7 @@ package mqtt_test
 
 import (
 	"testing"
+	"time"
 )
 
 // rawPublish is a PUBLISH with no properties (MQTT 5) on topic t.
@@ -99,4 +100,47 @@ func TestReceiveMaximumExceeded(t *testing.T) {
 		t.Fatalf("got %#x %v %v, want DISCONNECT 0x93 (receive maximum exceeded)", h, body, err)
 	}
 	c.closed(t)
+}
+
+// rawPublishAlias is a QoS 0 PUBLISH with a topic alias.
+func rawPublishAlias(t string, alias uint16, payload string) []byte {
+	body := str(t)
+	body = append(body, 3, 0x23, byte(alias>>8), byte(alias))
+	body = append(body, payload...)
+	return append([]byte{0x30, byte(len(body))}, body...)
+}
+
+// Topic aliases from the client name the topic for the rest of the
+// connection and no longer: after a reconnect an alias the connection did
+// not set is a protocol error (DISCONNECT 0x82).
+func TestInboundTopicAliasEndsWithConnection(t *testing.T) {
+	ts := startMQTT(t)
+	sub, got := ts.v5(t, "alias-sub")
+	subscribe5(t, sub, "t", 0)
+	for round := range 2 {
+		c := ts.raw(t)
+		c.send(t, connectNamed("MQTT", 5, "alias-pub")...)
+		if h, body, err := c.packet(); err != nil || h != 0x20 || body[1] != 0 {
+			t.Fatalf("CONNACK %#x %v %v", h, body, err)
+		}
+		if round == 1 {
+			c.send(t, rawPublishAlias("", 1, "stale")...)
+			h, body, err := c.packet()
+			if err != nil || h != 0xE0 || len(body) < 1 || body[0] != 0x82 {
+				t.Fatalf("alias from the previous connection: got %#x %v %v, want DISCONNECT 0x82", h, body, err)
+			}
+			c.closed(t)
+			got.none(t, 50*time.Millisecond)
+			return
+		}
+		c.send(t, rawPublishAlias("t", 1, "1")...)
+		c.send(t, rawPublishAlias("", 1, "2")...)
+		for _, want := range []string{"1", "2"} {
+			if m := got.next(t); m.Topic != "t" || string(m.Payload) != want {
+				t.Fatalf("got %q on %q, want %q on t", m.Payload, m.Topic, want)
+			}
+		}
+		c.send(t, 0xE0, 0) // DISCONNECT
+		c.closed(t)
+	}
 }
