@@ -200,13 +200,12 @@ func (s *session) establish(pk *packets.Packet) {
 				s.logger().Error("deleting session record failed", "err", err)
 			}
 		}
-		for _, name := range []string{q1, qos2QueueName(s.clientID)} {
-			if q, err := s.vhost.Queue(nil, name); err == nil && q.Durable {
-				if _, err := s.vhost.DeleteQueue(nil, name, false, false); err != nil {
-					s.logger().Error("deleting the previous session's queue failed", "queue", name, "err", err)
-				}
+		if q, err := s.vhost.Queue(nil, q1); err == nil && q.Durable {
+			if _, err := s.vhost.DeleteQueue(nil, q1, false, false); err != nil {
+				s.logger().Error("deleting the previous session's queue failed", "queue", q1, "err", err)
 			}
 		}
+		s.deleteQoS2Queue()
 		return
 	}
 	srv.mu.Lock()
@@ -1222,11 +1221,11 @@ func (s *session) endDurable() {
 			s.logger().Error("deleting session record failed", "err", err)
 		}
 	}
-	for _, name := range []string{queueName(s.clientID, 1), qos2QueueName(s.clientID)} {
-		if q, err := s.vhost.Queue(nil, name); err == nil && q.Durable {
-			if _, err := s.vhost.DeleteQueue(nil, name, false, false); err != nil {
-				s.logger().Error("deleting session queue failed", "queue", name, "err", err)
-			}
+	name := queueName(s.clientID, 1)
+	if q, err := s.vhost.Queue(nil, name); err == nil && q.Durable {
+		if _, err := s.vhost.DeleteQueue(nil, name, false, false); err != nil {
+			s.logger().Error("deleting session queue failed", "queue", name, "err", err)
 		}
 	}
+	s.deleteQoS2Queue()
 }
