@@ -24,8 +24,10 @@
 //     and PUBREL are stored as markers (qos2.go), so exactly-once holds
 //     across restarts.
 //   - Each session owns mqtt-subscription-<client id>qos1 for QoS 1/2
-//     subscriptions (durable, with x-expires = session expiry, for a
-//     persistent session; exclusive otherwise) and
+//     subscriptions (durable for a persistent session, which the adapter
+//     ends when its expiry interval, changeable in DISCONNECT, has passed
+//     (expiry.go), with x-expires = the longest interval as a backstop;
+//     exclusive otherwise) and
 //     mqtt-subscription-<client id>qos0 for QoS 0 ones (exclusive: QoS 0
 //     messages are not kept for an absent client). Both are bounded
 //     (Server.MaxQueueLength): the QoS 1 queue refuses new messages when full

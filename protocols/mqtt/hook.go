@@ -152,6 +152,11 @@ func (h *hook) disconnect(cl *mochi.Client, err error, expire bool) {
 	if s == nil {
 		return
 	}
+	if !expire && s.persistent() && cl.Properties.ProtocolVersion == 5 {
+		// DISCONNECT may have changed the interval [MQTT-3.14.2-2]
+		// (mochi's processDisconnect took it, refusing a change from 0).
+		s.setExpiry(min(cl.Properties.Props.SessionExpiryInterval, h.srv.MaxSessionExpiry))
+	}
 	r := closeReason{end: expire || !s.persistent()}
 	// A will is published unless the client sent DISCONNECT
 	// [MQTT-3.1.2-10], also when the server closes the connection (a

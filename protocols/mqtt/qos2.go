@@ -65,9 +65,7 @@ func (s *session) qos2QueueLocked(create bool) (*core.Queue, error) {
 			return nil, nil
 		}
 		args := core.Table{}
-		if s.expiry != NoSessionExpiry {
-			args["x-expires"] = int64(s.expiry) * 1000
-		}
+		s.srv.queueExpiry(args)
 		q, err = s.vhost.DeclareQueue(conn, name, core.QueueOptions{Durable: true, Internal: true, Args: args})
 		if err != nil {
 			return nil, err

@@ -109,6 +109,7 @@ type Server struct {
 	sessions  map[string]*session       // live sessions by mochi client id; REQUIRES: mu
 	records   map[string]*sessionRecord // persistent sessions by storeKey; REQUIRES: mu
 	wills     map[string]*pendingWill   // delayed wills by mochi client id; REQUIRES: mu
+	expiring  map[string]*expiryTimer   // disconnected persistent sessions by mochi client id; REQUIRES: mu
 	conns     sync.WaitGroup            // one per connection being served
 	bg        sync.WaitGroup            // background work: delayed wills, server-side disconnects
 	mochiStop sync.Once
@@ -164,6 +165,7 @@ func (s *Server) init() error {
 	s.sessions = make(map[string]*session)
 	s.records = make(map[string]*sessionRecord)
 	s.wills = make(map[string]*pendingWill)
+	s.expiring = make(map[string]*expiryTimer)
 	s.retained = newRetainIndex(s.store)
 	s.loadStore()
 
@@ -235,6 +237,13 @@ func (s *Server) loadStore() {
 				continue
 			}
 			s.records[key] = r
+			sessKey := name
+			if vhost != s.DefaultVhost {
+				sessKey = vhost + "\x00" + name
+			}
+			s.mu.Lock()
+			s.scheduleExpiryLocked(sessKey, vhost, name, r.expiry)
+			s.mu.Unlock()
 			sessions++
 		case kindWill:
 			v, ok := s.Broker.Vhost(vhost)
@@ -661,6 +670,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		delete(s.wills, id)
 	}
 	s.mu.Unlock()
+	s.stopExpiries()
 	for _, w := range delayed {
 		s.saveWill(w) // its delay runs on after the next start
 	}

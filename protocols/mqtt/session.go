@@ -170,6 +170,7 @@ func (s *session) establish(pk *packets.Packet) {
 	will := srv.wills[s.key]
 	delete(srv.wills, s.key)
 	srv.mu.Unlock()
+	srv.cancelExpiry(s.key) // after taking the key: no expiry starts for it now
 	if old != nil {
 		// [MQTT-3.1.4-3] The old connection gets DISCONNECT 0x8E (mochi's
 		// own attempt later finds it closed) and its session is closed
@@ -295,8 +296,8 @@ func (s *session) queueArgs(qos byte, durable bool) core.Table {
 			args["x-overflow"] = core.OverflowDropHead
 		}
 	}
-	if durable && s.expiry != NoSessionExpiry {
-		args["x-expires"] = int64(s.expiry) * 1000
+	if durable {
+		s.srv.queueExpiry(args)
 	}
 	return args
 }
@@ -572,9 +573,7 @@ func (srv *Server) sharedQueueArgs() core.Table {
 		args["x-max-length"] = int64(n)
 		args["x-overflow"] = core.OverflowRejectPublish
 	}
-	if srv.MaxSessionExpiry != NoSessionExpiry {
-		args["x-expires"] = int64(srv.MaxSessionExpiry) * 1000
-	}
+	srv.queueExpiry(args)
 	return args
 }
 
@@ -695,7 +694,7 @@ func (s *session) takeAckCodes(typ byte, id uint16) ([]byte, bool) {
 // saveRecordLocked stores the subscriptions of a persistent session.
 // REQUIRES: s.mu.
 func (s *session) saveRecordLocked() error {
-	rec := &sessionRecord{subs: make([]subOptions, 0, len(s.subs))}
+	rec := &sessionRecord{subs: make([]subOptions, 0, len(s.subs)), expiry: s.expiry}
 	for _, sub := range s.subs {
 		rec.subs = append(rec.subs, sub.subOptions)
 	}
@@ -1154,7 +1153,7 @@ func (s *session) close(r closeReason) {
 		return
 	}
 	s.closed = true
-	conn, cs := s.conn, s.cs
+	conn, cs, expiry := s.conn, s.cs, s.expiry
 	ids := make([]uint16, 0, len(s.inflight))
 	for id := range s.inflight {
 		ids = append(ids, id)
@@ -1193,6 +1192,11 @@ func (s *session) close(r closeReason) {
 	srv.mu.Lock()
 	if srv.sessions[s.key] == s {
 		delete(srv.sessions, s.key)
+		if !r.end {
+			// No other connection took the session over: its expiry
+			// interval runs from now.
+			srv.scheduleExpiryLocked(s.key, s.vhost.Name, s.clientID, expiry)
+		}
 	}
 	srv.mu.Unlock()
 	if r.end {
@@ -1209,23 +1213,4 @@ func (s *session) close(r closeReason) {
 }
 
 // endDurable deletes what a persistent session keeps between connections.
-func (s *session) endDurable() {
-	srv := s.srv
-	key := s.recordKey()
-	srv.mu.Lock()
-	_, had := srv.records[key]
-	delete(srv.records, key)
-	srv.mu.Unlock()
-	if had {
-		if err := srv.store.Delete(key); err != nil {
-			s.logger().Error("deleting session record failed", "err", err)
-		}
-	}
-	name := queueName(s.clientID, 1)
-	if q, err := s.vhost.Queue(nil, name); err == nil && q.Durable {
-		if _, err := s.vhost.DeleteQueue(nil, name, false, false); err != nil {
-			s.logger().Error("deleting session queue failed", "queue", name, "err", err)
-		}
-	}
-	s.deleteQoS2Queue()
-}
+func (s *session) endDurable() { s.srv.endStored(s.vhost, s.clientID) }
