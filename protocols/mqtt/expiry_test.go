@@ -70,3 +70,31 @@ func TestSessionExpiryRaisedFromZero(t *testing.T) {
 	}
 	c.closed(t)
 }
+
+// The interval a client set in DISCONNECT is stored with the session: after
+// an adapter restart the session still expires by it.
+func TestSessionExpiryAcrossRestart(t *testing.T) {
+	ts := startMQTT(t)
+	c, _, _, err := ts.dialV5(t, "short-lived", v5opts{expiry: 600, noCleanup: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subscribe5(t, c, "sl/#", 1)
+	_ = c.Disconnect(&paho.Disconnect{Properties: &paho.DisconnectProperties{SessionExpiryInterval: ptr(uint32(1))}})
+	ts.waitIdle(t, "mqtt-subscription-short-livedqos1")
+	ts.stop(t)
+
+	ts2 := (&testServer{broker: ts.broker, users: ts.users, store: ts.store}).serve(t)
+	v, _ := ts.broker.Vhost("/")
+	eventually(t, "the session to expire after 1 s", func() bool {
+		_, err := v.Queue(nil, "mqtt-subscription-short-livedqos1")
+		return err != nil
+	})
+	_, _, ca, err := ts2.dialV5(t, "short-lived", v5opts{expiry: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ca.SessionPresent {
+		t.Fatal("session present after its stored expiry interval")
+	}
+}
