@@ -126,3 +126,23 @@ func TestMQTTRetainedDeleteFailure(t *testing.T) {
 		check(t, b)
 	})
 }
+
+// An UNSUBSCRIBE whose session record cannot be stored is refused (MQTT 5
+// UNSUBACK 0x80) and the subscription stays.
+func TestMQTTUnsubackReportsFailedSessionSave(t *testing.T) {
+	b, fsys := startBrokerOnMemFS(t)
+	sub, got, _ := mqtt5(t, b, "unsub-fail", false, 600)
+	mqttSub5(t, sub, "u/a", 1)
+	fsys.FailWrite(errInjected)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ua, err := sub.Unsubscribe(ctx, &paho.Unsubscribe{Topics: []string{"u/a"}})
+	if err == nil || ua == nil || len(ua.Reasons) != 1 || ua.Reasons[0] != 0x80 {
+		t.Fatalf("UNSUBACK after a failed save: %+v, err %v; want reason 0x80", ua, err)
+	}
+	pub, _, _ := mqtt5(t, b, "unsub-fail-pub", true, 0)
+	mqttPub5(t, pub, &paho.Publish{Topic: "u/a", QoS: 0, Payload: []byte("still subscribed")})
+	if m := mqttRecv5(t, got); string(m.Payload) != "still subscribed" {
+		t.Fatalf("got %q", m.Payload)
+	}
+}

@@ -642,7 +642,7 @@ func (s *session) countNoLocal() {
 
 func (s *session) unsubscribePacket(pk *packets.Packet) {
 	codes := make([]byte, len(pk.Filters))
-	changed := false
+	var removed []subChange
 	var left []string // shared subscription queues left
 	s.mu.Lock()
 	for i, f := range pk.Filters {
@@ -652,7 +652,7 @@ func (s *session) unsubscribePacket(pk *packets.Packet) {
 			continue
 		}
 		delete(s.subs, f.Filter)
-		changed = true
+		removed = append(removed, subChange{at: i, filter: f.Filter, old: sub})
 		if sub.group != "" {
 			s.cs.Cancel(sub.tag)
 			left = append(left, sub.queue)
@@ -664,12 +664,28 @@ func (s *session) unsubscribePacket(pk *packets.Packet) {
 		codes[i] = packets.CodeSuccess.Code
 	}
 	s.countNoLocal()
-	if changed && s.persistent() {
+	failed := false
+	if len(removed) > 0 && s.persistent() {
 		if err := s.saveRecordLocked(); err != nil {
-			s.logger().Error("storing session subscriptions failed", "err", err)
+			// Not durable: the subscriptions come back, as stored, and
+			// the UNSUBACK says 0x80 (MQTT 3 has no code for it: the
+			// connection is closed instead).
+			s.logger().Error("storing session subscriptions failed; unsubscribe refused", "err", err)
+			failed = true
+			for i := len(removed) - 1; i >= 0; i-- {
+				r := removed[i]
+				if _, err := s.applyLocked(r.old.subOptions); err != nil {
+					s.logger().Warn("restoring a subscription failed", "filter", r.filter, "err", err)
+				}
+				codes[r.at] = packets.ErrUnspecifiedError.Code
+			}
+			left = nil
 		}
 	}
 	s.mu.Unlock()
+	if failed && s.cl.Properties.ProtocolVersion < 5 {
+		s.srv.kick(s.cl, packets.ErrUnspecifiedError)
+	}
 	s.srv.dropShared(s.vhost, left)
 	if s.unsubs == nil {
 		s.unsubs = make(map[uint16][]byte)
