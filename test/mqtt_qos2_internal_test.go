@@ -159,3 +159,38 @@ func TestMQTTQoS2MarkersOutOfReach(t *testing.T) {
 	}
 	mqttNone5(t, got)
 }
+
+// The marker queue is still internal after a restart, and still holds the
+// marker.
+func TestMQTTQoS2MarkersStayInternalAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	b, stop := startBrokerAt(t, dir)
+	c, r, _ := rawConnectV5(t, b.Addr("mqtt").String(), "q2-restart")
+	body := append(rawStr("q2r/t"), 0, 5, 0) // packet id 5, no properties
+	body = append(body, "x"...)
+	if _, err := c.Write(append(appendRemaining([]byte{0x34}, len(body)), body...)); err != nil {
+		t.Fatal(err)
+	}
+	if typ, _, ack, err := r.next(); err != nil || typ != 5 {
+		t.Fatalf("PUBREC: %d %v %v", typ, ack, err)
+	}
+	c.Close()
+	stop()
+
+	b, _ = startBrokerAt(t, dir)
+	s := &server{Broker: b, URL: "amqp://guest:guest@" + b.Addr("amqp").String() + "/"}
+	_, ch := s.channel(t)
+	_, err := ch.QueueDeclarePassive("mqtt-qos2-q2-restart", true, false, false, false, nil)
+	var ae *amqp.Error
+	if !errors.As(err, &ae) || ae.Code != amqp.NotFound {
+		t.Fatalf("passive declare of the marker queue after a restart: %v, want 404", err)
+	}
+	v, _ := b.Core.Vhost("/")
+	q, err := v.InternalQueue("mqtt-qos2-q2-restart")
+	if err != nil {
+		t.Fatalf("marker queue after a restart: %v", err)
+	}
+	if ready, _ := q.Counts(); ready != 1 {
+		t.Fatalf("%d markers after a restart, want 1", ready)
+	}
+}
