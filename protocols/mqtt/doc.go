@@ -53,6 +53,11 @@
 //     the Store; persistent sessions' subscriptions are in the Store too,
 //     their messages in the core's durable queue.
 //   - "vhost:user" as user name picks a vhost; client ids are per vhost.
+//     A client without a user name gets Server.DefaultUser's rights (and
+//     its loopback-only rule) when Server.AllowAnonymous is set.
+//   - The receive maximum announced in CONNACK bounds a client's
+//     unacknowledged QoS 1/2 PUBLISHes; an MQTT 5 client over it is
+//     disconnected with 0x93 (inbound.go).
 //
 // # Goroutines and locks
 //
