@@ -51,6 +51,9 @@ type Config struct {
 	MQTTMaxPacketSize    int
 	MQTTMaxInflight      int
 	MQTTMaxQueueLength   int
+	MQTTAllowAnonymous   bool
+	MQTTDefaultUser      string
+	MQTTDefaultPass      string
 }
 
 // Off is the listen address that disables a listener.
@@ -166,6 +169,9 @@ var settings = []setting{
 	{"mqtt-max-packet-size", "UMS_MQTT_MAX_PACKET_SIZE", "16777216", "largest MQTT packet accepted, in bytes", "BYTES", positive(func(c *Config) *int { return &c.MQTTMaxPacketSize }, 1<<28)},
 	{"mqtt-max-inflight", "UMS_MQTT_MAX_INFLIGHT", "256", "most unacknowledged QoS 1/2 deliveries per MQTT client", "N", positive(func(c *Config) *int { return &c.MQTTMaxInflight }, 65535)},
 	{"mqtt-max-queue-length", "UMS_MQTT_MAX_QUEUE_LENGTH", "100000", "messages an MQTT session queue holds before publishers are refused (QoS 1) or the oldest is dropped (QoS 0); -1: no bound", "N", integer(func(c *Config) *int { return &c.MQTTMaxQueueLength })},
+	{"mqtt-allow-anonymous", "UMS_MQTT_ALLOW_ANONYMOUS", "true", "let MQTT clients connect without a user name, as --mqtt-default-user", "BOOL", boolean(func(c *Config) *bool { return &c.MQTTAllowAnonymous })},
+	{"mqtt-default-user", "UMS_MQTT_DEFAULT_USER", "guest", "user whose rights anonymous MQTT clients get", "NAME", str(func(c *Config) *string { return &c.MQTTDefaultUser })},
+	{"mqtt-default-pass", "UMS_MQTT_DEFAULT_PASS", "guest", "password of --mqtt-default-user", "PASSWORD", str(func(c *Config) *string { return &c.MQTTDefaultPass })},
 	{"default-user-any-host", "UMS_DEFAULT_USER_ANY_HOST", "false", "let the default user connect from other hosts than loopback", "BOOL", boolean(func(c *Config) *bool { return &c.DefaultUserAnyHost })},
 }
 

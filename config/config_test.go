@@ -100,3 +100,22 @@ func TestHelpListsEveryFlagWithEnv(t *testing.T) {
 		}
 	}
 }
+
+func TestMQTTAnonymousSettings(t *testing.T) {
+	d := Default()
+	if !d.MQTTAllowAnonymous || d.MQTTDefaultUser != "guest" || d.MQTTDefaultPass != "guest" {
+		t.Fatalf("defaults: allow %v user %q pass %q", d.MQTTAllowAnonymous, d.MQTTDefaultUser, d.MQTTDefaultPass)
+	}
+	file := filepath.Join(t.TempDir(), "ums.yaml")
+	if err := os.WriteFile(file, []byte("mqtt-default-user: fromfile\nmqtt-default-pass: secret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := env(map[string]string{"UMS_CONFIG": file, "UMS_MQTT_DEFAULT_USER": "fromenv", "UMS_MQTT_ALLOW_ANONYMOUS": "true"})
+	c, err := Load([]string{"--mqtt-allow-anonymous=false"}, e, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MQTTAllowAnonymous || c.MQTTDefaultUser != "fromenv" || c.MQTTDefaultPass != "secret" {
+		t.Fatalf("allow %v user %q pass %q", c.MQTTAllowAnonymous, c.MQTTDefaultUser, c.MQTTDefaultPass)
+	}
+}

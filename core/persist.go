@@ -128,7 +128,7 @@ func (v *Vhost) persistQueue(q *Queue) error {
 		return nil
 	}
 	e := encoder{}
-	e.b = append(e.b, flagsByte(q.AutoDelete))
+	e.b = append(e.b, flagsByte(q.AutoDelete, q.Internal))
 	e.table(q.Args)
 	return v.broker.putMeta(e.b, "q", v.Name, q.Name)
 }
@@ -240,7 +240,7 @@ func (b *Broker) Recover(replay func(fn func(id uint64, live []int, data []byte)
 			for _, p := range live {
 				var q *Queue
 				if v != nil && p < len(queues) {
-					q = v.queue(queues[p])
+					q = v.anyQueue(queues[p])
 				}
 				if q == nil || !q.persistent() {
 					b.msgs.Release(id, p)
@@ -294,7 +294,7 @@ func (b *Broker) recoverMeta(st *RecoveryStats) error {
 					b.log.Error("skipping unreadable queue definition", "queue", f[2])
 					continue
 				}
-				opts := QueueOptions{Durable: true, AutoDelete: fl[0]&1 != 0, Args: args}
+				opts := QueueOptions{Durable: true, AutoDelete: fl[0]&1 != 0, Internal: fl[0]&2 != 0, Args: args}
 				qa, err := parseQueueArgs(v, f[2], args)
 				if err != nil {
 					b.log.Error("skipping queue definition", "queue", f[2], "err", err)

@@ -47,11 +47,32 @@ func newVhost(b *Broker, name string) *Vhost {
 	return v
 }
 
+// queue returns the named queue unless it is internal: by name, clients
+// reach only the queues they may see.
 func (v *Vhost) queue(name string) *Queue {
+	q := v.anyQueue(name)
+	if q != nil && q.Internal {
+		return nil
+	}
+	return q
+}
+
+// anyQueue returns the named queue, internal ones included.
+func (v *Vhost) anyQueue(name string) *Queue {
 	v.mu.RLock()
 	q := v.queues[name]
 	v.mu.RUnlock()
 	return q
+}
+
+// InternalQueue returns the named internal queue (see
+// QueueOptions.Internal), for the adapter that owns it.
+func (v *Vhost) InternalQueue(name string) (*Queue, error) {
+	q := v.anyQueue(name)
+	if q == nil || !q.Internal {
+		return nil, v.noQueue(name)
+	}
+	return q, nil
 }
 
 // Exchange returns the named exchange.
@@ -89,12 +110,14 @@ func (v *Vhost) Exchanges() []*Exchange {
 	return out
 }
 
-// Queues lists the queues sorted by name.
+// Queues lists the queues sorted by name, internal ones left out.
 func (v *Vhost) Queues() []*Queue {
 	v.mu.RLock()
 	out := make([]*Queue, 0, len(v.queues))
 	for _, q := range v.queues {
-		out = append(out, q)
+		if !q.Internal {
+			out = append(out, q)
+		}
 	}
 	v.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -230,6 +253,13 @@ type QueueOptions struct {
 	Exclusive  bool
 	AutoDelete bool
 	Args       Table
+	// Internal queues hold a protocol adapter's own state. Clients cannot
+	// reach them by name (Queue, Purge, DeleteQueue, Bind and the default
+	// exchange's routing treat them as absent) nor see them in Queues;
+	// their adapter uses InternalQueue, PublishInternal and
+	// DeleteInternalQueue. A name is either internal or not: declaring
+	// it the other way is refused.
+	Internal bool
 }
 
 // DeclareQueue creates a queue or checks the existing one. An empty name gets
@@ -254,6 +284,9 @@ func (v *Vhost) DeclareQueue(owner *Conn, name string, opts QueueOptions) (*Queu
 	v.mu.RUnlock()
 	if ok {
 		v.defMu.Unlock()
+		if q.Internal != opts.Internal {
+			return nil, errorf(ErrAccessRefused, "queue name '%s' in vhost '%s' is reserved", name, v.Name)
+		}
 		if err := q.checkOwner(owner); err != nil {
 			return nil, err
 		}
@@ -400,6 +433,17 @@ func (v *Vhost) DeleteQueue(owner *Conn, name string, ifUnused, ifEmpty bool) (i
 	})
 }
 
+// DeleteInternalQueue deletes an internal queue (see QueueOptions.Internal)
+// and returns the number of messages it held; one that does not exist
+// succeeds with 0.
+func (v *Vhost) DeleteInternalQueue(name string) (int, error) {
+	q, err := v.InternalQueue(name)
+	if err != nil {
+		return 0, nil
+	}
+	return v.deleteQueue(q, nil)
+}
+
 // deleteQueue removes q if check (run under q.mu) allows it, cancels its
 // consumers and drops its bindings. A durable queue's record is deleted
 // first: when that fails, the queue stays as it was.
@@ -436,7 +480,7 @@ func (v *Vhost) deleteQueueDef(q *Queue, check func(*Queue) error) (int, []*Cons
 	if deleted || err != nil {
 		return 0, nil, err
 	}
-	stored := v.queue(q.Name) == q
+	stored := v.anyQueue(q.Name) == q
 	if stored {
 		if err := v.unpersistQueue(q); err != nil {
 			return 0, nil, err
@@ -509,6 +553,9 @@ func (v *Vhost) resolveBinding(owner *Conn, dstName string, dstIsExchange bool, 
 		}
 	} else {
 		d.q = v.queues[dstName]
+		if d.q != nil && d.q.Internal {
+			d.q = nil
+		}
 		if d.q == nil {
 			return nil, d, v.noQueue(dstName)
 		}
@@ -701,6 +748,22 @@ func (v *Vhost) PublishTo(r *Router, x *Exchange, msg *Message, done func(error)
 	res := v.deliverTo(r, qs, msg, time.Now(), done)
 	clear(qs)
 	return res, nil
+}
+
+// PublishInternal puts msg on the internal queue q (see
+// QueueOptions.Internal), with PublishTo's durability and done.
+func (v *Vhost) PublishInternal(q *Queue, msg *Message, done func(error)) (PublishResult, error) {
+	if !q.Internal || q.vhost != v {
+		return PublishResult{}, errorf(ErrAccessRefused, "queue '%s' is not an internal queue of vhost '%s'", q.Name, v.Name)
+	}
+	if q.Deleted() {
+		return PublishResult{}, v.noQueue(q.Name)
+	}
+	if err := ValidateMessage(msg); err != nil {
+		return PublishResult{}, err
+	}
+	var r Router
+	return v.deliverTo(&r, []*Queue{q}, msg, time.Now(), done), nil
 }
 
 func noopDone(error) {}

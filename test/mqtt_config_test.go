@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
@@ -87,5 +88,32 @@ func TestMQTTSettings(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the MQTT publish did not reach the queue bound to exchange iot")
+	}
+}
+
+// --mqtt-allow-anonymous (default true) lets MQTT clients without a user
+// name in as --mqtt-default-user; false refuses them.
+func TestMQTTAnonymousSetting(t *testing.T) {
+	connect := func(b *broker.Broker) (*paho.Connack, error) {
+		conn, err := net.Dial("tcp", b.Addr("mqtt").String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := paho.NewClient(paho.ClientConfig{Conn: conn})
+		t.Cleanup(func() { _ = c.Disconnect(&paho.Disconnect{}) })
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return c.Connect(ctx, &paho.Connect{ClientID: "anon", KeepAlive: 30, CleanStart: true})
+	}
+	if _, err := connect(startBrokerWith(t, func(*config.Config) {})); err != nil {
+		t.Fatalf("anonymous client refused by default: %v", err)
+	}
+	b := startBrokerWith(t, func(c *config.Config) { c.MQTTAllowAnonymous = false })
+	if ca, err := connect(b); err == nil || ca == nil || ca.ReasonCode != 0x87 {
+		t.Fatalf("with --mqtt-allow-anonymous=false: CONNACK %+v err %v, want 0x87", ca, err)
+	}
+	b = startBrokerWith(t, func(c *config.Config) { c.MQTTDefaultUser, c.MQTTDefaultPass = "guest", "wrong" })
+	if ca, err := connect(b); err == nil || ca == nil || ca.ReasonCode != 0x86 {
+		t.Fatalf("with a wrong --mqtt-default-pass: CONNACK %+v err %v, want 0x86", ca, err)
 	}
 }

@@ -41,6 +41,9 @@ func (b *Broker) startMQTT() error {
 		MaxSessionExpiry: b.cfg.MQTTMaxSessionExpiry,
 		MaxInflight:      uint16(b.cfg.MQTTMaxInflight),
 		MaxQueueLength:   b.cfg.MQTTMaxQueueLength,
+		AllowAnonymous:   b.cfg.MQTTAllowAnonymous,
+		DefaultUser:      b.cfg.MQTTDefaultUser,
+		DefaultPass:      b.cfg.MQTTDefaultPass,
 	}
 	b.mu.Lock()
 	b.mqtt = srv

@@ -34,6 +34,7 @@ type ackQueue struct {
 	mu      sync.Mutex
 	items   []*pubAck     // not yet written; REQUIRES: mu
 	n       int           // queued or being written; REQUIRES: mu
+	queued1 int           // PUBACKs in items (not yet being written); REQUIRES: mu
 	running bool          // a writer goroutine is active; REQUIRES: mu
 	space   chan struct{} // signalled when n drops (one waiter: the reader)
 }
@@ -72,8 +73,24 @@ func (s *session) reserveAck(id uint16, typ byte) *pubAck {
 	q.mu.Lock()
 	q.items = append(q.items, a)
 	q.n++
+	if typ == packets.Puback {
+		q.queued1++
+	}
 	q.mu.Unlock()
 	return a
+}
+
+// unacknowledged counts the client's QoS 1 and 2 PUBLISHes the server has
+// not finished acknowledging: QoS 1 ones whose PUBACK has not started to be
+// written, and QoS 2 ones awaiting PUBREL. A PUBACK being written is not
+// counted (the client may have it already), so the count never exceeds
+// what the client can know to be outstanding. Read goroutine.
+func (s *session) unacknowledged() int {
+	q := &s.acks
+	q.mu.Lock()
+	n := q.queued1
+	q.mu.Unlock()
+	return n + len(s.inQoS2)
 }
 
 // finishAck records the outcome of publishing a's message. It returns
@@ -87,6 +104,7 @@ func (s *session) finishAck(a *pubAck, code packets.Code, stored bool) bool {
 	if !stored && q.n == 1 {
 		q.items = q.items[:0]
 		q.n = 0
+		q.queued1 = 0
 		return false
 	}
 	if !stored {
@@ -133,6 +151,11 @@ func (s *session) writeAcks() {
 			return
 		}
 		batch = append(batch[:0], q.items[:k]...)
+		for _, a := range batch {
+			if a.typ == packets.Puback {
+				q.queued1--
+			}
+		}
 		rest := copy(q.items, q.items[k:])
 		clear(q.items[rest:])
 		q.items = q.items[:rest]

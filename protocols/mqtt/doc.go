@@ -24,8 +24,10 @@
 //     and PUBREL are stored as markers (qos2.go), so exactly-once holds
 //     across restarts.
 //   - Each session owns mqtt-subscription-<client id>qos1 for QoS 1/2
-//     subscriptions (durable, with x-expires = session expiry, for a
-//     persistent session; exclusive otherwise) and
+//     subscriptions (durable for a persistent session, which the adapter
+//     ends when its expiry interval, changeable in DISCONNECT, has passed
+//     (expiry.go), with x-expires = the longest interval as a backstop;
+//     exclusive otherwise) and
 //     mqtt-subscription-<client id>qos0 for QoS 0 ones (exclusive: QoS 0
 //     messages are not kept for an absent client). Both are bounded
 //     (Server.MaxQueueLength): the QoS 1 queue refuses new messages when full
@@ -44,12 +46,18 @@
 //     core session's prefetch for QoS 1/2 deliveries.
 //   - Properties: content type, correlation data ↔ correlation-id (or the
 //     x-correlation-id header when not a short UTF-8 string), response topic
-//     ↔ reply-to (as a routing key), message expiry ↔ expiration, user
+//     ↔ reply-to (as a routing key), message expiry ↔ expiration, payload
+//     format indicator ↔ the x-mqtt-payload-format-indicator header, user
 //     properties ↔ headers.
 //   - Retained messages live in a per-vhost topic trie, written through to
 //     the Store; persistent sessions' subscriptions are in the Store too,
 //     their messages in the core's durable queue.
 //   - "vhost:user" as user name picks a vhost; client ids are per vhost.
+//     A client without a user name gets Server.DefaultUser's rights (and
+//     its loopback-only rule) when Server.AllowAnonymous is set.
+//   - The receive maximum announced in CONNACK bounds a client's
+//     unacknowledged QoS 1/2 PUBLISHes; an MQTT 5 client over it is
+//     disconnected with 0x93 (inbound.go).
 //
 // # Goroutines and locks
 //
@@ -70,6 +78,8 @@
 //	under session.mu).
 //
 //	session.acks.mu is taken alone.
+//
+//	retainIndex.wmu -> retainIndex.mu, both alone otherwise.
 //
 // Core callbacks (Deliver, Ready) take only outbox.mu; Cancelled takes
 // nothing and defers its work. Network writes never happen under

@@ -30,6 +30,24 @@ type testServer struct {
 	addr   string
 	wsAddr string
 	store  mqtt.Store
+	anon   bool // clients connect without a user name (as the default user)
+}
+
+// logins are the ways test clients log in: as guest, and anonymously,
+// which gives them the default user's (guest's) rights.
+var logins = []struct {
+	name  string
+	tweak func(*testServer)
+}{
+	{"guest", func(*testServer) {}},
+	{"anonymous", func(ts *testServer) { ts.anon = true }},
+}
+
+// forEachLogin runs test once per login; test passes login to startMQTT.
+func forEachLogin(t *testing.T, test func(t *testing.T, login func(*testServer))) {
+	for _, l := range logins {
+		t.Run(l.name, func(t *testing.T) { test(t, l.tweak) })
+	}
 }
 
 func testLogger() *slog.Logger {
@@ -65,7 +83,7 @@ func startMQTT(t testing.TB, tweak ...func(*testServer)) *testServer {
 // serve starts a Server over ts's broker, users and store.
 func (ts *testServer) serve(t testing.TB) *testServer {
 	t.Helper()
-	srv := &mqtt.Server{Broker: ts.broker, Users: ts.users, Logger: testLogger(), Store: ts.store}
+	srv := &mqtt.Server{Broker: ts.broker, Users: ts.users, Logger: testLogger(), Store: ts.store, AllowAnonymous: ts.anon}
 	if ts.Server != nil {
 		srv.MaxInflight = ts.Server.MaxInflight
 		srv.MaxQueueLength = ts.Server.MaxQueueLength
@@ -149,7 +167,7 @@ type v5opts struct {
 // dialV5 connects an MQTT 5 client; it disconnects with the test.
 func (ts *testServer) dialV5(t testing.TB, clientID string, o v5opts) (*paho.Client, received, *paho.Connack, error) {
 	t.Helper()
-	if o.user == "" {
+	if o.user == "" && !ts.anon {
 		o.user, o.pass = "guest", "guest"
 	}
 	var conn net.Conn
@@ -171,8 +189,10 @@ func (ts *testServer) dialV5(t testing.TB, clientID string, o v5opts) (*paho.Cli
 		}},
 	})
 	cp := &paho.Connect{ClientID: clientID, KeepAlive: 30, CleanStart: o.clean,
-		Username: o.user, UsernameFlag: true, Password: []byte(o.pass), PasswordFlag: true,
 		WillMessage: o.will, WillProperties: o.willProps, Properties: &paho.ConnectProperties{}}
+	if o.user != "" {
+		cp.Username, cp.UsernameFlag, cp.Password, cp.PasswordFlag = o.user, true, []byte(o.pass), true
+	}
 	if o.expiry > 0 {
 		cp.Properties.SessionExpiryInterval = &o.expiry
 	}
@@ -235,10 +255,13 @@ func (ts *testServer) v3p(t testing.TB, clientID string, clean bool, tweak ...fu
 	t.Helper()
 	got := make(chan paho3.Message, 1000)
 	o := paho3.NewClientOptions().AddBroker("tcp://" + ts.addr).SetClientID(clientID).
-		SetUsername("guest").SetPassword("guest").SetCleanSession(clean).
+		SetCleanSession(clean).
 		SetAutoReconnect(false).SetConnectRetry(false).SetProtocolVersion(4).
 		SetOrderMatters(true).
 		SetDefaultPublishHandler(func(_ paho3.Client, m paho3.Message) { got <- m })
+	if !ts.anon {
+		o.SetUsername("guest").SetPassword("guest")
+	}
 	for _, f := range tweak {
 		f(o)
 	}

@@ -56,10 +56,20 @@ func (h *hook) connect(cl *mochi.Client, pk *packets.Packet) error {
 		return refuse(cl, packets.ErrBadAuthenticationMethod)
 	}
 	vhost, user := s.splitUsername(string(pk.Connect.Username))
+	pass := string(pk.Connect.Password)
+	if len(pk.Connect.Username) == 0 {
+		// Anonymous: the default user's rights, and its restrictions
+		// (guest only from loopback), as RabbitMQ's MQTT plugin does.
+		if !s.AllowAnonymous {
+			s.log.Warn("MQTT login refused: anonymous clients are not allowed", "remote", cl.Net.Remote)
+			return refuse(cl, packets.ErrNotAuthorized)
+		}
+		user, pass = s.DefaultUser, s.DefaultPass
+	}
 	if user == "" {
 		return refuse(cl, packets.ErrBadUsernameOrPassword)
 	}
-	if _, err := s.Users.Authenticate(user, string(pk.Connect.Password), isLoopback(wc.RemoteAddr())); err != nil {
+	if _, err := s.Users.Authenticate(user, pass, isLoopback(wc.RemoteAddr())); err != nil {
 		if errors.Is(err, auth.ErrLoopbackOnly) {
 			s.log.Warn("MQTT login refused: user can only connect via localhost", "user", user, "remote", cl.Net.Remote)
 			return refuse(cl, packets.ErrNotAuthorized)
@@ -141,6 +151,11 @@ func (h *hook) disconnect(cl *mochi.Client, err error, expire bool) {
 	s := sessionOf(cl)
 	if s == nil {
 		return
+	}
+	if !expire && s.persistent() && cl.Properties.ProtocolVersion == 5 {
+		// DISCONNECT may have changed the interval [MQTT-3.14.2-2]
+		// (mochi's processDisconnect took it, refusing a change from 0).
+		s.setExpiry(min(cl.Properties.Props.SessionExpiryInterval, h.srv.MaxSessionExpiry))
 	}
 	r := closeReason{end: expire || !s.persistent()}
 	// A will is published unless the client sent DISCONNECT

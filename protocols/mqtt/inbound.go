@@ -25,6 +25,11 @@ func (s *Server) handlePublish(cl *mochi.Client, sess *session, pk *packets.Pack
 	}
 	if pk.Properties.TopicAliasFlag && pk.Properties.TopicAlias > 0 { // [MQTT-3.3.2-11]
 		pk.TopicName = cl.State.TopicAliases.Inbound.Set(pk.Properties.TopicAlias, pk.TopicName)
+		if pk.TopicName == "" {
+			// An alias this connection never set (aliases do not outlive
+			// their connection [MQTT-3.3.2-7]): a protocol error.
+			return packets.ErrProtocolViolationNoTopic
+		}
 	}
 	qos := pk.FixedHeader.Qos
 	if qos == 2 {
@@ -49,6 +54,14 @@ func (s *Server) handlePublish(cl *mochi.Client, sess *session, pk *packets.Pack
 		}
 	}
 
+	if qos > 0 && cl.Properties.ProtocolVersion == 5 && sess.unacknowledged() >= sess.ackLimit() {
+		// More unacknowledged QoS 1/2 PUBLISHes than the receive maximum
+		// announced in CONNACK [MQTT-3.3.4-7] [MQTT-3.3.4-8]. (MQTT 3 has
+		// no such limit: its publishers are just not read from while
+		// their acknowledgements are pending, see reserveAck.)
+		sess.logger().Warn("MQTT client exceeded the receive maximum", "limit", sess.ackLimit())
+		return packets.ErrReceiveMaximum
+	}
 	var a *pubAck
 	switch qos {
 	case 1:

@@ -26,6 +26,12 @@ const (
 	// hdrPublisher names the publishing client when that client has a
 	// no-local subscription, so the message is not sent back to it.
 	hdrPublisher = "x-mqtt-publisher"
+	// hdrPayloadFormat carries the MQTT 5 payload format indicator (1:
+	// UTF-8 text). RabbitMQ 3.13 keeps it only towards AMQP 1.0 (as an
+	// amqp-value body); in AMQP 0-9-1 it is this header, so a message
+	// that passes through an AMQP client (or is published by one with
+	// the header) keeps it.
+	hdrPayloadFormat = "x-mqtt-payload-format-indicator"
 	// hdrCorrelation holds correlation data that does not fit in the
 	// correlation-id property (longer than 255 bytes or not UTF-8).
 	hdrCorrelation = "x-correlation-id"
@@ -62,6 +68,9 @@ func toCoreMessage(exchange string, pk *packets.Packet, publisher string, now ti
 		header(hdrPublisher, publisher)
 	}
 	pp := &pk.Properties
+	if pp.PayloadFormatFlag && pp.PayloadFormat != 0 {
+		header(hdrPayloadFormat, int32(pp.PayloadFormat))
+	}
 	p.ContentType = pp.ContentType
 	if pp.ResponseTopic != "" {
 		p.ReplyTo = topicToKey(pp.ResponseTopic)
@@ -146,6 +155,11 @@ func publishProperties(m *core.Message, now time.Time) packets.Properties {
 		v := p.Headers[k]
 		switch k {
 		case hdrPublishQoS, hdrRetain, hdrPublisher:
+			continue
+		case hdrPayloadFormat:
+			if n, ok := core.IntValue(v); ok && n == 1 {
+				pp.PayloadFormat, pp.PayloadFormatFlag = 1, true
+			}
 			continue
 		case hdrCorrelation:
 			if b, ok := v.([]byte); ok && pp.CorrelationData == nil {

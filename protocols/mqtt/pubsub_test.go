@@ -13,8 +13,10 @@ import (
 )
 
 // The delivered QoS is the lower of the published and the granted QoS.
-func TestQoSMatrixV5(t *testing.T) {
-	ts := startMQTT(t)
+func TestQoSMatrixV5(t *testing.T) { forEachLogin(t, testQoSMatrixV5) }
+
+func testQoSMatrixV5(t *testing.T, login func(*testServer)) {
+	ts := startMQTT(t, login)
 	for pubQoS := byte(0); pubQoS <= 2; pubQoS++ {
 		for subQoS := byte(0); subQoS <= 2; subQoS++ {
 			t.Run(fmt.Sprintf("pub%d-sub%d", pubQoS, subQoS), func(t *testing.T) {
@@ -40,8 +42,10 @@ func TestQoSMatrixV5(t *testing.T) {
 	}
 }
 
-func TestQoSLevelsV3(t *testing.T) {
-	ts := startMQTT(t)
+func TestQoSLevelsV3(t *testing.T) { forEachLogin(t, testQoSLevelsV3) }
+
+func testQoSLevelsV3(t *testing.T, login func(*testServer)) {
+	ts := startMQTT(t, login)
 	for qos := byte(0); qos <= 2; qos++ {
 		t.Run(fmt.Sprintf("qos%d", qos), func(t *testing.T) {
 			topic := fmt.Sprintf("v3/%d", qos)
@@ -412,4 +416,32 @@ func TestClientMaximumPacketSize(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// No Local keeps a message only from its own publisher: another client
+// with the same no-local subscription gets it [MQTT-3.8.3-3].
+func TestNoLocalTwoClients(t *testing.T) {
+	ts := startMQTT(t)
+	ctx, cancel := ctxTimeout()
+	defer cancel()
+	for _, qos := range []byte{0, 1} {
+		topic := fmt.Sprintf("nl2/%d", qos)
+		a, gotA := ts.v5(t, fmt.Sprintf("nl-a%d", qos))
+		b, gotB := ts.v5(t, fmt.Sprintf("nl-b%d", qos))
+		for _, c := range []*paho.Client{a, b} {
+			if _, err := c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: qos, NoLocal: true}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		publish5(t, a, &paho.Publish{Topic: topic, QoS: qos, Payload: []byte("from a")})
+		if m := gotB.next(t); string(m.Payload) != "from a" {
+			t.Fatalf("QoS %d: b got %q", qos, m.Payload)
+		}
+		publish5(t, b, &paho.Publish{Topic: topic, QoS: qos, Payload: []byte("from b")})
+		if m := gotA.next(t); string(m.Payload) != "from b" {
+			t.Fatalf("QoS %d: a got %q, want its own message left out", qos, m.Payload)
+		}
+		gotA.none(t, 50*time.Millisecond)
+		gotB.none(t, 50*time.Millisecond)
+	}
 }

@@ -15,7 +15,10 @@ import (
 // packet id) with PUBREC again and not deliver it again [MQTT-4.3.3-10].
 // mochi remembers those packet ids in memory only. For a persistent
 // session they are also kept as persistent marker messages (the body is
-// the packet id) in the session's queue mqtt-qos2-<client id>: the marker
+// the packet id) in the session's queue mqtt-qos2-<client id>, an internal
+// core queue (core.QueueOptions.Internal) that no client can see, consume,
+// purge, delete or publish into, so users of other protocols cannot break
+// exactly-once: the marker
 // is written to the message log after the message itself and PUBREC waits
 // for the marker's fsync, so a PUBREC the client saw is always backed by a
 // durable marker, and after a restart the session knows which packet ids
@@ -56,16 +59,14 @@ func (s *session) qos2QueueLocked(create bool) (*core.Queue, error) {
 		return nil, core.ErrClosed
 	}
 	name := qos2QueueName(s.clientID)
-	q, err := s.vhost.Queue(nil, name)
+	q, err := s.vhost.InternalQueue(name)
 	if err != nil {
 		if !create {
 			return nil, nil
 		}
 		args := core.Table{}
-		if s.expiry != NoSessionExpiry {
-			args["x-expires"] = int64(s.expiry) * 1000
-		}
-		q, err = s.vhost.DeclareQueue(conn, name, core.QueueOptions{Durable: true, Args: args})
+		s.srv.queueExpiry(args)
+		q, err = s.vhost.DeclareQueue(conn, name, core.QueueOptions{Durable: true, Internal: true, Args: args})
 		if err != nil {
 			return nil, err
 		}
@@ -91,8 +92,7 @@ func (s *session) markQoS2(id uint16, a *pubAck) (bool, error) {
 	}
 	msg := &core.Message{RoutingKey: q.Name, Body: binary.BigEndian.AppendUint16(nil, id)}
 	msg.Props.DeliveryMode = core.Persistent
-	var r core.Router
-	res, err := s.vhost.Publish(&r, "", msg, func(err error) { s.ackDurable(a, err) })
+	res, err := s.vhost.PublishInternal(q, msg, func(err error) { s.ackDurable(a, err) })
 	if err != nil {
 		return false, err
 	}
@@ -159,6 +159,14 @@ func (s *session) restoreQoS2() {
 	}
 	for _, id := range s.fetchQoS2Locked(0) {
 		s.inQoS2[id] = struct{}{}
+	}
+}
+
+// deleteQoS2Queue deletes the session's marker queue: the session ends.
+func (s *session) deleteQoS2Queue() {
+	name := qos2QueueName(s.clientID)
+	if _, err := s.vhost.DeleteInternalQueue(name); err != nil {
+		s.logger().Error("deleting the QoS 2 marker queue failed", "queue", name, "err", err)
 	}
 }
 

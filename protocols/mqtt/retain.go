@@ -13,6 +13,10 @@ import (
 type retainIndex struct {
 	store Store
 
+	// wmu orders writers, so the stored and the in-memory message of a
+	// topic change together; it is taken before mu.
+	wmu sync.Mutex
+
 	mu     sync.RWMutex
 	vhosts map[string]*retainNode // REQUIRES: mu
 	count  int                    // REQUIRES: mu
@@ -38,13 +42,24 @@ func (x *retainIndex) load(vhost string, m *retainedMsg) {
 // topic's retained message when m has an empty payload [MQTT-3.3.1-6].
 func (x *retainIndex) set(vhost string, m *retainedMsg) error {
 	key := storeKey(kindRetained, vhost, m.topic)
+	x.wmu.Lock()
+	defer x.wmu.Unlock()
 	if len(m.payload) == 0 {
-		x.mu.Lock()
-		had := x.setLocked(vhost, m.topic, nil)
-		x.mu.Unlock()
-		if had {
-			return x.store.Delete(key)
+		x.mu.RLock()
+		had := x.lookupLocked(vhost, m.topic) != nil
+		x.mu.RUnlock()
+		if !had {
+			return nil
 		}
+		// The stored copy goes first: if it stays, so does the one in
+		// memory, and a restart brings back nothing the client was not
+		// told about.
+		if err := x.store.Delete(key); err != nil {
+			return err
+		}
+		x.mu.Lock()
+		x.setLocked(vhost, m.topic, nil)
+		x.mu.Unlock()
 		return nil
 	}
 	if err := x.store.Put(key, m.encode()); err != nil {
@@ -143,15 +158,21 @@ func (x *retainIndex) match(vhost, filter string, now time.Time) []*retainedMsg 
 
 // expire deletes m if it is still the retained message of its topic.
 func (x *retainIndex) expire(vhost string, m *retainedMsg) {
-	x.mu.Lock()
+	x.wmu.Lock()
+	defer x.wmu.Unlock()
+	x.mu.RLock()
 	cur := x.lookupLocked(vhost, m.topic)
-	if cur == m {
-		x.setLocked(vhost, m.topic, nil)
+	x.mu.RUnlock()
+	if cur != m {
+		return
 	}
+	if err := x.store.Delete(storeKey(kindRetained, vhost, m.topic)); err != nil {
+		// Kept, and tried again at the next match; match skips it meanwhile.
+		return
+	}
+	x.mu.Lock()
+	x.setLocked(vhost, m.topic, nil)
 	x.mu.Unlock()
-	if cur == m {
-		_ = x.store.Delete(storeKey(kindRetained, vhost, m.topic))
-	}
 }
 
 // REQUIRES: x.mu.

@@ -11,8 +11,10 @@ import (
 	paho3 "github.com/eclipse/paho.mqtt.golang"
 )
 
-func TestRetained(t *testing.T) {
-	ts := startMQTT(t)
+func TestRetained(t *testing.T) { forEachLogin(t, testRetained) }
+
+func testRetained(t *testing.T, login func(*testServer)) {
+	ts := startMQTT(t, login)
 	pub, _ := ts.v5(t, "pub")
 	publish5(t, pub, &paho.Publish{Topic: "ret/a", QoS: 1, Retain: true, Payload: []byte("A"),
 		Properties: &paho.PublishProperties{ContentType: "text/plain", User: paho.UserProperties{{Key: "k", Value: "v"}}}})
@@ -94,8 +96,10 @@ func TestRetainHandlingAndRetainAsPublished(t *testing.T) {
 	}
 }
 
-func TestRetainedV3(t *testing.T) {
-	ts := startMQTT(t)
+func TestRetainedV3(t *testing.T) { forEachLogin(t, testRetainedV3) }
+
+func testRetainedV3(t *testing.T, login func(*testServer)) {
+	ts := startMQTT(t, login)
 	pub, _ := ts.v3(t, "p3", true)
 	wait3(t, pub.Publish("r3/x", 1, true, "kept"))
 	sub, got := ts.v3(t, "s3", true)
@@ -114,8 +118,8 @@ func (ts *testServer) dialWithWill(t *testing.T, id string, delay uint32, expiry
 		t.Fatal(err)
 	}
 	c := paho.NewClient(paho.ClientConfig{Conn: conn})
-	cp := &paho.Connect{ClientID: id, KeepAlive: 30, CleanStart: true, Username: "guest", UsernameFlag: true,
-		Password: []byte("guest"), PasswordFlag: true,
+	cp := &paho.Connect{ClientID: id, KeepAlive: 30, CleanStart: true, Username: "guest", UsernameFlag: !ts.anon,
+		Password: []byte("guest"), PasswordFlag: !ts.anon,
 		WillMessage:    &paho.WillMessage{Topic: "will/" + id, QoS: 1, Payload: []byte("gone: " + id)},
 		WillProperties: &paho.WillProperties{WillDelayInterval: ptr(delay), ContentType: "text/plain"},
 		Properties:     &paho.ConnectProperties{SessionExpiryInterval: ptr(expiry)}}
@@ -127,8 +131,10 @@ func (ts *testServer) dialWithWill(t *testing.T, id string, delay uint32, expiry
 	return c, conn
 }
 
-func TestWillOnAbnormalDisconnect(t *testing.T) {
-	ts := startMQTT(t)
+func TestWillOnAbnormalDisconnect(t *testing.T) { forEachLogin(t, testWillOnAbnormalDisconnect) }
+
+func testWillOnAbnormalDisconnect(t *testing.T, login func(*testServer)) {
+	ts := startMQTT(t, login)
 	watcher, got := ts.v5(t, "watcher")
 	subscribe5(t, watcher, "will/#", 1)
 	_, conn := ts.dialWithWill(t, "w1", 0, 0)
@@ -176,8 +182,10 @@ func TestWillDelay(t *testing.T) {
 	}
 }
 
-func TestWillV3(t *testing.T) {
-	ts := startMQTT(t)
+func TestWillV3(t *testing.T) { forEachLogin(t, testWillV3) }
+
+func testWillV3(t *testing.T, login func(*testServer)) {
+	ts := startMQTT(t, login)
 	watcher, got := ts.v5(t, "watcher")
 	subscribe5(t, watcher, "lwt/#", 0)
 	c, _ := ts.v3(t, "v3will", true, func(o *paho3.ClientOptions) {

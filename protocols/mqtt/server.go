@@ -33,6 +33,8 @@ const (
 	DefaultMaxSessionExpiry = 24 * 60 * 60
 	DefaultMaxQueueLength   = 100_000
 	DefaultTopicAliasMax    = 1024
+	DefaultAnonymousUser    = "guest"
+	DefaultAnonymousPass    = "guest"
 	// NoSessionExpiry as MaxSessionExpiry keeps persistent sessions
 	// forever.
 	NoSessionExpiry = math.MaxUint32
@@ -83,6 +85,12 @@ type Server struct {
 	MaxQueueLength int
 	// TopicAliasMaximum is advertised to MQTT 5 clients (default 1024).
 	TopicAliasMaximum uint16
+	// AllowAnonymous lets clients connect without a user name; they get
+	// DefaultUser's rights (and its limits: guest only from loopback).
+	AllowAnonymous bool
+	// DefaultUser and DefaultPass are the credentials anonymous clients
+	// log in with (default guest/guest).
+	DefaultUser, DefaultPass string
 
 	startOnce sync.Once
 	startErr  error
@@ -101,6 +109,7 @@ type Server struct {
 	sessions  map[string]*session       // live sessions by mochi client id; REQUIRES: mu
 	records   map[string]*sessionRecord // persistent sessions by storeKey; REQUIRES: mu
 	wills     map[string]*pendingWill   // delayed wills by mochi client id; REQUIRES: mu
+	expiring  map[string]*expiryTimer   // disconnected persistent sessions by mochi client id; REQUIRES: mu
 	conns     sync.WaitGroup            // one per connection being served
 	bg        sync.WaitGroup            // background work: delayed wills, server-side disconnects
 	mochiStop sync.Once
@@ -140,6 +149,9 @@ func (s *Server) init() error {
 	if s.MaxQueueLength == 0 {
 		s.MaxQueueLength = DefaultMaxQueueLength
 	}
+	if s.DefaultUser == "" {
+		s.DefaultUser, s.DefaultPass = DefaultAnonymousUser, DefaultAnonymousPass
+	}
 	if s.TopicAliasMaximum == 0 {
 		s.TopicAliasMaximum = DefaultTopicAliasMax
 	}
@@ -153,6 +165,7 @@ func (s *Server) init() error {
 	s.sessions = make(map[string]*session)
 	s.records = make(map[string]*sessionRecord)
 	s.wills = make(map[string]*pendingWill)
+	s.expiring = make(map[string]*expiryTimer)
 	s.retained = newRetainIndex(s.store)
 	s.loadStore()
 
@@ -224,6 +237,13 @@ func (s *Server) loadStore() {
 				continue
 			}
 			s.records[key] = r
+			sessKey := name
+			if vhost != s.DefaultVhost {
+				sessKey = vhost + "\x00" + name
+			}
+			s.mu.Lock()
+			s.scheduleExpiryLocked(sessKey, vhost, name, r.expiry)
+			s.mu.Unlock()
 			sessions++
 		case kindWill:
 			v, ok := s.Broker.Vhost(vhost)
@@ -384,6 +404,11 @@ func (s *Server) handshake(cl *mochi.Client, listener string, wc *wireConn) erro
 	if err != nil {
 		return err
 	}
+	if !knownProtocolName(&pk) {
+		// Not MQTT: no CONNACK, the connection just closes
+		// [MQTT-3.1.2-1]; MQTT 5 allows this too (or CONNACK 0x84).
+		return packets.ErrProtocolViolationProtocolName
+	}
 	cl.ParseConnect(listener, pk)
 	if code := validateConnect(cl, &pk); code != packets.CodeSuccess {
 		_ = s.mochi.SendConnack(cl, code, false, nil) // [MQTT-3.2.2-7] [MQTT-3.1.4-6]
@@ -417,6 +442,18 @@ func (s *Server) handshake(cl *mochi.Client, listener string, wc *wireConn) erro
 		sess.restoreQoS2()
 	}
 	return nil
+}
+
+// knownProtocolName reports whether CONNECT names the protocol MQTT:
+// "MQTT", or "MQIsdp" for MQTT 3.1 (level 3).
+func knownProtocolName(pk *packets.Packet) bool {
+	switch string(pk.Connect.ProtocolName) {
+	case "MQTT":
+		return true
+	case "MQIsdp":
+		return pk.ProtocolVersion == 3
+	}
+	return false
 }
 
 // validateConnect checks what the packet decoder does not: the spec's rules
@@ -633,6 +670,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		delete(s.wills, id)
 	}
 	s.mu.Unlock()
+	s.stopExpiries()
 	for _, w := range delayed {
 		s.saveWill(w) // its delay runs on after the next start
 	}

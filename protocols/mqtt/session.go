@@ -170,6 +170,7 @@ func (s *session) establish(pk *packets.Packet) {
 	will := srv.wills[s.key]
 	delete(srv.wills, s.key)
 	srv.mu.Unlock()
+	srv.cancelExpiry(s.key) // after taking the key: no expiry starts for it now
 	if old != nil {
 		// [MQTT-3.1.4-3] The old connection gets DISCONNECT 0x8E (mochi's
 		// own attempt later finds it closed) and its session is closed
@@ -200,13 +201,12 @@ func (s *session) establish(pk *packets.Packet) {
 				s.logger().Error("deleting session record failed", "err", err)
 			}
 		}
-		for _, name := range []string{q1, qos2QueueName(s.clientID)} {
-			if q, err := s.vhost.Queue(nil, name); err == nil && q.Durable {
-				if _, err := s.vhost.DeleteQueue(nil, name, false, false); err != nil {
-					s.logger().Error("deleting the previous session's queue failed", "queue", name, "err", err)
-				}
+		if q, err := s.vhost.Queue(nil, q1); err == nil && q.Durable {
+			if _, err := s.vhost.DeleteQueue(nil, q1, false, false); err != nil {
+				s.logger().Error("deleting the previous session's queue failed", "queue", q1, "err", err)
 			}
 		}
+		s.deleteQoS2Queue()
 		return
 	}
 	srv.mu.Lock()
@@ -296,8 +296,8 @@ func (s *session) queueArgs(qos byte, durable bool) core.Table {
 			args["x-overflow"] = core.OverflowDropHead
 		}
 	}
-	if durable && s.expiry != NoSessionExpiry {
-		args["x-expires"] = int64(s.expiry) * 1000
+	if durable {
+		s.srv.queueExpiry(args)
 	}
 	return args
 }
@@ -374,23 +374,34 @@ func (s *session) cancelled() {
 func (s *session) subscribePacket(pk *packets.Packet) {
 	codes := make([]byte, len(pk.Filters))
 	v5 := s.cl.Properties.ProtocolVersion == 5
-	changed := false
+	var changed []subChange
 	s.retainQ = s.retainQ[:0]
 	for i, f := range pk.Filters {
-		code := s.subscribe(f)
+		code, old := s.subscribe(f)
 		if code.Code < packets.ErrUnspecifiedError.Code {
-			changed = true
+			changed = append(changed, subChange{at: i, filter: f.Filter, old: old})
 		} else if !v5 {
 			code = packets.Code{Code: 0x80} // MQTT 3: failure
 		}
 		codes[i] = code.Code
 	}
-	if changed && s.persistent() {
+	if len(changed) > 0 && s.persistent() {
 		s.mu.Lock()
-		if err := s.saveRecordLocked(); err != nil {
-			s.logger().Error("storing session subscriptions failed", "err", err)
+		err := s.saveRecordLocked()
+		var left []string
+		if err != nil {
+			// Not durable: the SUBACK says so (0x80, in MQTT 3 and 5
+			// alike) and the session goes back to what is stored, so a
+			// restart does not change what the client was told.
+			s.logger().Error("storing session subscriptions failed; subscription refused", "err", err)
+			left = s.undoLocked(changed)
+			for _, c := range changed {
+				codes[c.at] = packets.ErrUnspecifiedError.Code
+			}
+			s.retainQ = s.retainQ[:0]
 		}
 		s.mu.Unlock()
+		s.srv.dropShared(s.vhost, left)
 	}
 	if s.subacks == nil {
 		s.subacks = make(map[uint16][]byte)
@@ -398,18 +409,56 @@ func (s *session) subscribePacket(pk *packets.Packet) {
 	s.subacks[pk.PacketID] = codes
 }
 
-// subscribe handles one filter of a SUBSCRIBE and returns its SUBACK code.
-func (s *session) subscribe(f packets.Subscription) packets.Code {
+// subChange is a subscription a SUBSCRIBE created or replaced: the filter's
+// index in the packet and the subscription it replaced (nil: new).
+type subChange struct {
+	at     int
+	filter string
+	old    *subscription
+}
+
+// undoLocked reverts changes, latest first: replaced subscriptions get
+// their previous options back, new ones are removed. It returns the shared
+// subscription queues left, for dropShared. REQUIRES: s.mu.
+func (s *session) undoLocked(changes []subChange) (left []string) {
+	for i := len(changes) - 1; i >= 0; i-- {
+		c := changes[i]
+		cur := s.subs[c.filter]
+		if cur == nil {
+			continue
+		}
+		if c.old != nil {
+			if _, err := s.applyLocked(c.old.subOptions); err != nil {
+				s.logger().Warn("restoring the previous subscription failed", "filter", c.filter, "err", err)
+			}
+			continue
+		}
+		delete(s.subs, c.filter)
+		if cur.group != "" {
+			s.cs.Cancel(cur.tag)
+			left = append(left, cur.queue)
+		} else if err := s.vhost.Unbind(s.conn, cur.queue, s.srv.exchange, cur.key, nil); err != nil {
+			s.logger().Warn("unbinding a refused subscription failed", "filter", c.filter, "err", err)
+		}
+	}
+	s.countNoLocal()
+	return left
+}
+
+// subscribe handles one filter of a SUBSCRIBE and returns its SUBACK code
+// and the subscription it replaced.
+func (s *session) subscribe(f packets.Subscription) (packets.Code, *subscription) {
 	if !mochi.IsValidFilter(f.Filter, false) {
-		return packets.ErrTopicFilterInvalid
+		return packets.ErrTopicFilterInvalid, nil
 	}
 	_, _, shared := parseShared(f.Filter)
 	if shared && f.NoLocal {
-		return packets.ErrProtocolViolationInvalidSharedNoLocal // [MQTT-3.8.3-4]
+		return packets.ErrProtocolViolationInvalidSharedNoLocal, nil // [MQTT-3.8.3-4]
 	}
 	o := subOptions{filter: f.Filter, qos: min(f.Qos, 2), noLocal: f.NoLocal,
 		retainAsPublished: f.RetainAsPublished, retainHandling: f.RetainHandling, id: f.Identifier}
 	s.mu.Lock()
+	old := s.subs[f.Filter]
 	existed, err := s.applyLocked(o)
 	sub := s.subs[f.Filter]
 	s.mu.Unlock()
@@ -419,14 +468,14 @@ func (s *session) subscribe(f packets.Subscription) packets.Code {
 		} else {
 			s.logger().Error("MQTT subscription failed", "filter", f.Filter, "err", err)
 		}
-		return reasonFor(err)
+		return reasonFor(err), nil
 	}
 	// [MQTT-3.3.1-9..11] retained messages, by retain handling; none for
 	// shared subscriptions (4.8.2).
 	if !shared && (o.retainHandling == 0 || (o.retainHandling == 1 && !existed)) {
 		s.retainQ = append(s.retainQ, outItem{from: fromRetained, sub: sub})
 	}
-	return packets.QosCodes[o.qos]
+	return packets.QosCodes[o.qos], old
 }
 
 var errNotPermitted = &core.Error{Kind: core.ErrAccessRefused, Msg: "access refused"}
@@ -524,9 +573,7 @@ func (srv *Server) sharedQueueArgs() core.Table {
 		args["x-max-length"] = int64(n)
 		args["x-overflow"] = core.OverflowRejectPublish
 	}
-	if srv.MaxSessionExpiry != NoSessionExpiry {
-		args["x-expires"] = int64(srv.MaxSessionExpiry) * 1000
-	}
+	srv.queueExpiry(args)
 	return args
 }
 
@@ -595,7 +642,7 @@ func (s *session) countNoLocal() {
 
 func (s *session) unsubscribePacket(pk *packets.Packet) {
 	codes := make([]byte, len(pk.Filters))
-	changed := false
+	var removed []subChange
 	var left []string // shared subscription queues left
 	s.mu.Lock()
 	for i, f := range pk.Filters {
@@ -605,7 +652,7 @@ func (s *session) unsubscribePacket(pk *packets.Packet) {
 			continue
 		}
 		delete(s.subs, f.Filter)
-		changed = true
+		removed = append(removed, subChange{at: i, filter: f.Filter, old: sub})
 		if sub.group != "" {
 			s.cs.Cancel(sub.tag)
 			left = append(left, sub.queue)
@@ -617,12 +664,28 @@ func (s *session) unsubscribePacket(pk *packets.Packet) {
 		codes[i] = packets.CodeSuccess.Code
 	}
 	s.countNoLocal()
-	if changed && s.persistent() {
+	failed := false
+	if len(removed) > 0 && s.persistent() {
 		if err := s.saveRecordLocked(); err != nil {
-			s.logger().Error("storing session subscriptions failed", "err", err)
+			// Not durable: the subscriptions come back, as stored, and
+			// the UNSUBACK says 0x80 (MQTT 3 has no code for it: the
+			// connection is closed instead).
+			s.logger().Error("storing session subscriptions failed; unsubscribe refused", "err", err)
+			failed = true
+			for i := len(removed) - 1; i >= 0; i-- {
+				r := removed[i]
+				if _, err := s.applyLocked(r.old.subOptions); err != nil {
+					s.logger().Warn("restoring a subscription failed", "filter", r.filter, "err", err)
+				}
+				codes[r.at] = packets.ErrUnspecifiedError.Code
+			}
+			left = nil
 		}
 	}
 	s.mu.Unlock()
+	if failed && s.cl.Properties.ProtocolVersion < 5 {
+		s.srv.kick(s.cl, packets.ErrUnspecifiedError)
+	}
 	s.srv.dropShared(s.vhost, left)
 	if s.unsubs == nil {
 		s.unsubs = make(map[uint16][]byte)
@@ -647,7 +710,7 @@ func (s *session) takeAckCodes(typ byte, id uint16) ([]byte, bool) {
 // saveRecordLocked stores the subscriptions of a persistent session.
 // REQUIRES: s.mu.
 func (s *session) saveRecordLocked() error {
-	rec := &sessionRecord{subs: make([]subOptions, 0, len(s.subs))}
+	rec := &sessionRecord{subs: make([]subOptions, 0, len(s.subs)), expiry: s.expiry}
 	for _, sub := range s.subs {
 		rec.subs = append(rec.subs, sub.subOptions)
 	}
@@ -1106,7 +1169,7 @@ func (s *session) close(r closeReason) {
 		return
 	}
 	s.closed = true
-	conn, cs := s.conn, s.cs
+	conn, cs, expiry := s.conn, s.cs, s.expiry
 	ids := make([]uint16, 0, len(s.inflight))
 	for id := range s.inflight {
 		ids = append(ids, id)
@@ -1145,6 +1208,11 @@ func (s *session) close(r closeReason) {
 	srv.mu.Lock()
 	if srv.sessions[s.key] == s {
 		delete(srv.sessions, s.key)
+		if !r.end {
+			// No other connection took the session over: its expiry
+			// interval runs from now.
+			srv.scheduleExpiryLocked(s.key, s.vhost.Name, s.clientID, expiry)
+		}
 	}
 	srv.mu.Unlock()
 	if r.end {
@@ -1161,23 +1229,4 @@ func (s *session) close(r closeReason) {
 }
 
 // endDurable deletes what a persistent session keeps between connections.
-func (s *session) endDurable() {
-	srv := s.srv
-	key := s.recordKey()
-	srv.mu.Lock()
-	_, had := srv.records[key]
-	delete(srv.records, key)
-	srv.mu.Unlock()
-	if had {
-		if err := srv.store.Delete(key); err != nil {
-			s.logger().Error("deleting session record failed", "err", err)
-		}
-	}
-	for _, name := range []string{queueName(s.clientID, 1), qos2QueueName(s.clientID)} {
-		if q, err := s.vhost.Queue(nil, name); err == nil && q.Durable {
-			if _, err := s.vhost.DeleteQueue(nil, name, false, false); err != nil {
-				s.logger().Error("deleting session queue failed", "queue", name, "err", err)
-			}
-		}
-	}
-}
+func (s *session) endDurable() { s.srv.endStored(s.vhost, s.clientID) }

@@ -17,8 +17,10 @@ import (
 
 // An MQTT 3.1.1 clean session = 0 keeps its subscriptions and QoS 1
 // messages while disconnected; clean session = 1 discards them.
-func TestPersistentSessionV3(t *testing.T) {
-	ts := startMQTT(t)
+func TestPersistentSessionV3(t *testing.T) { forEachLogin(t, testPersistentSessionV3) }
+
+func testPersistentSessionV3(t *testing.T, login func(*testServer)) {
+	ts := startMQTT(t, login)
 	sub, _ := ts.v3(t, "keeper", false)
 	wait3(t, sub.Subscribe("p/#", 1, nil))
 	wait3(t, sub.Subscribe("p0/#", 0, nil))
@@ -66,8 +68,10 @@ func TestPersistentSessionV3(t *testing.T) {
 	}
 }
 
-func TestSessionPresentV5(t *testing.T) {
-	ts := startMQTT(t)
+func TestSessionPresentV5(t *testing.T) { forEachLogin(t, testSessionPresentV5) }
+
+func testSessionPresentV5(t *testing.T, login func(*testServer)) {
+	ts := startMQTT(t, login)
 	c, _, ca, err := ts.dialV5(t, "sp", v5opts{expiry: 300, noCleanup: true})
 	if err != nil {
 		t.Fatal(err)

@@ -10,8 +10,10 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 )
 
-func TestSmokePubSubV5(t *testing.T) {
-	ts := startMQTT(t)
+func TestSmokePubSubV5(t *testing.T) { forEachLogin(t, testSmokePubSubV5) }
+
+func testSmokePubSubV5(t *testing.T, login func(*testServer)) {
+	ts := startMQTT(t, login)
 	sub, got := ts.v5(t, "sub")
 	subscribe5(t, sub, "a/+/c", 1)
 	pub, _ := ts.v5(t, "pub")

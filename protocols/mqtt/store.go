@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -88,6 +89,7 @@ func parseStoreKey(key string) (kind, vhost, name string, ok bool) {
 // Record versions: the first byte of every stored value.
 const (
 	sessionRecordV1  = 1
+	sessionRecordV2  = 2 // V1 with the session expiry interval after the version
 	willRecordV1     = 1
 	retainedRecordV1 = 1
 )
@@ -167,6 +169,10 @@ func (d *decoder) bytes() []byte {
 // subscribed to. Its queued messages live in the core's durable queue.
 type sessionRecord struct {
 	subs []subOptions
+	// expiry is the session expiry interval in seconds, which the client
+	// may change in DISCONNECT; 0 in records written before it was kept
+	// (their queues expire by x-expires alone).
+	expiry uint32
 }
 
 // subOptions is one subscription as the client asked for it.
@@ -181,7 +187,8 @@ type subOptions struct {
 
 func (r *sessionRecord) encode() []byte {
 	e := encoder{b: make([]byte, 0, 16+32*len(r.subs))}
-	e.byte(sessionRecordV1)
+	e.byte(sessionRecordV2)
+	e.uvarint(uint64(r.expiry))
 	e.uvarint(uint64(len(r.subs)))
 	for _, s := range r.subs {
 		e.str(s.filter)
@@ -194,14 +201,19 @@ func (r *sessionRecord) encode() []byte {
 
 func decodeSessionRecord(b []byte) (*sessionRecord, error) {
 	d := newDecoder(b)
-	if d.byte() != sessionRecordV1 {
+	var expiry uint64
+	switch d.byte() {
+	case sessionRecordV1:
+	case sessionRecordV2:
+		expiry = d.uvarint()
+	default:
 		return nil, errBadRecord
 	}
 	n := d.uvarint()
-	if d.err != nil || n > uint64(len(b)) {
+	if d.err != nil || n > uint64(len(b)) || expiry > math.MaxUint32 {
 		return nil, errBadRecord
 	}
-	r := &sessionRecord{subs: make([]subOptions, 0, n)}
+	r := &sessionRecord{subs: make([]subOptions, 0, n), expiry: uint32(expiry)}
 	for i := uint64(0); i < n; i++ {
 		var s subOptions
 		s.filter = d.str()
