@@ -9,9 +9,7 @@ func (v *Vhost) deadLetter(q *Queue, msg *Message, reason string) {
 	if !q.args.hasDLX {
 		return
 	}
-	v.mu.RLock()
-	x := v.exchanges[q.args.dlx]
-	v.mu.RUnlock()
+	x := v.lookupExchange(q.args.dlx)
 	if x == nil {
 		return // RabbitMQ drops dead letters for a missing exchange
 	}

@@ -243,10 +243,7 @@ func (x *Exchange) alternate() *Exchange {
 	if !ok || name == x.Name {
 		return nil
 	}
-	x.vhost.mu.RLock()
-	ae := x.vhost.exchanges[name]
-	x.vhost.mu.RUnlock()
-	return ae
+	return x.vhost.lookupExchange(name)
 }
 
 func (r *Router) collect(x *Exchange, msg *Message) {

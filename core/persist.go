@@ -282,8 +282,8 @@ func (b *Broker) recoverMeta(st *RecoveryStats) error {
 				}
 				v.mu.Lock()
 				if _, ok := v.exchanges[f[2]]; !ok {
-					v.exchanges[f[2]] = newExchange(v, f[2], kind, ExchangeOptions{Durable: true,
-						AutoDelete: fl[0]&1 != 0, Internal: fl[0]&2 != 0, Args: args})
+					v.putExchangeLocked(newExchange(v, f[2], kind, ExchangeOptions{Durable: true,
+						AutoDelete: fl[0]&1 != 0, Internal: fl[0]&2 != 0, Args: args}))
 					st.Exchanges++
 				}
 				v.mu.Unlock()
@@ -305,7 +305,7 @@ func (b *Broker) recoverMeta(st *RecoveryStats) error {
 				var q *Queue
 				if !ok {
 					q = newQueue(v, f[2], opts, qa)
-					v.queues[f[2]] = q
+					v.putQueueLocked(q)
 					st.Queues++
 				}
 				v.mu.Unlock()

@@ -29,6 +29,10 @@ type Vhost struct {
 	mu        sync.RWMutex
 	exchanges map[string]*Exchange
 	queues    map[string]*Queue
+	// xindex and qindex mirror exchanges and queues (written under mu with
+	// them) for the message path, which looks names up without a lock.
+	xindex sync.Map // name -> *Exchange
+	qindex sync.Map // name -> *Queue
 
 	replyMu sync.RWMutex
 	replies map[string]*Session // direct reply-to addresses
@@ -37,14 +41,47 @@ type Vhost struct {
 func newVhost(b *Broker, name string) *Vhost {
 	v := &Vhost{Name: name, broker: b, exchanges: make(map[string]*Exchange), queues: make(map[string]*Queue), replies: make(map[string]*Session)}
 	durable := ExchangeOptions{Durable: true}
-	v.exchanges[""] = newExchange(v, "", KindDirect, durable)
+	v.putExchangeLocked(newExchange(v, "", KindDirect, durable))
 	for _, x := range []struct{ name, kind string }{
 		{"amq.direct", KindDirect}, {"amq.fanout", KindFanout}, {"amq.topic", KindTopic},
 		{"amq.headers", KindHeaders}, {"amq.match", KindHeaders},
 	} {
-		v.exchanges[x.name] = newExchange(v, x.name, x.kind, durable)
+		v.putExchangeLocked(newExchange(v, x.name, x.kind, durable))
 	}
 	return v
+}
+
+// putExchangeLocked adds x. REQUIRES: v.mu held for writing.
+func (v *Vhost) putExchangeLocked(x *Exchange) {
+	v.exchanges[x.Name] = x
+	v.xindex.Store(x.Name, x)
+}
+
+// dropExchangeLocked removes x. REQUIRES: v.mu held for writing.
+func (v *Vhost) dropExchangeLocked(x *Exchange) {
+	delete(v.exchanges, x.Name)
+	v.xindex.CompareAndDelete(x.Name, x)
+}
+
+// putQueueLocked adds q. REQUIRES: v.mu held for writing.
+func (v *Vhost) putQueueLocked(q *Queue) {
+	v.queues[q.Name] = q
+	v.qindex.Store(q.Name, q)
+}
+
+// dropQueueLocked removes q. REQUIRES: v.mu held for writing.
+func (v *Vhost) dropQueueLocked(q *Queue) {
+	delete(v.queues, q.Name)
+	v.qindex.CompareAndDelete(q.Name, q)
+}
+
+// lookupExchange returns the named exchange or nil, without a lock (the
+// message path uses it).
+func (v *Vhost) lookupExchange(name string) *Exchange {
+	if x, ok := v.xindex.Load(name); ok {
+		return x.(*Exchange)
+	}
+	return nil
 }
 
 // queue returns the named queue unless it is internal: by name, clients
@@ -59,10 +96,10 @@ func (v *Vhost) queue(name string) *Queue {
 
 // anyQueue returns the named queue, internal ones included.
 func (v *Vhost) anyQueue(name string) *Queue {
-	v.mu.RLock()
-	q := v.queues[name]
-	v.mu.RUnlock()
-	return q
+	if q, ok := v.qindex.Load(name); ok {
+		return q.(*Queue)
+	}
+	return nil
 }
 
 // InternalQueue returns the named internal queue (see
@@ -77,9 +114,7 @@ func (v *Vhost) InternalQueue(name string) (*Queue, error) {
 
 // Exchange returns the named exchange.
 func (v *Vhost) Exchange(name string) (*Exchange, error) {
-	v.mu.RLock()
-	x := v.exchanges[name]
-	v.mu.RUnlock()
+	x := v.lookupExchange(name)
 	if x == nil {
 		return nil, v.noExchange(name)
 	}
@@ -169,7 +204,7 @@ func (v *Vhost) DeclareExchange(name, kind string, opts ExchangeOptions) (*Excha
 		return nil, err
 	}
 	v.mu.Lock()
-	v.exchanges[name] = x
+	v.putExchangeLocked(x)
 	v.mu.Unlock()
 	return x, nil
 }
@@ -233,7 +268,7 @@ func (v *Vhost) deleteExchangeLocked(x *Exchange, record bool) {
 	if !x.deleted.CompareAndSwap(false, true) {
 		return
 	}
-	delete(v.exchanges, x.Name)
+	v.dropExchangeLocked(x)
 	v.laterDelete(record && x.Durable, "x", v.Name, x.Name)
 	for _, b := range x.bindings {
 		v.unbindLocked(b, true)
@@ -309,7 +344,7 @@ func (v *Vhost) DeclareQueue(owner *Conn, name string, opts QueueOptions) (*Queu
 	}
 	q.startTimers()
 	v.mu.Lock()
-	v.queues[name] = q
+	v.putQueueLocked(q)
 	v.mu.Unlock()
 	return q, nil
 }
@@ -509,7 +544,7 @@ func (v *Vhost) deleteQueueDef(q *Queue, check func(*Queue) error) (int, []*Cons
 	q.consumers = nil
 	q.mu.Unlock()
 	if v.queues[q.Name] == q {
-		delete(v.queues, q.Name)
+		v.dropQueueLocked(q)
 	}
 	for _, b := range q.bindings {
 		v.unbindLocked(b, true)
@@ -711,9 +746,7 @@ type PublishResult struct {
 // queue it reaches. The message must not be modified afterwards. See
 // PublishTo for done.
 func (v *Vhost) Publish(r *Router, exchange string, msg *Message, done func(error)) (PublishResult, error) {
-	v.mu.RLock()
-	x := v.exchanges[exchange]
-	v.mu.RUnlock()
+	x := v.lookupExchange(exchange)
 	if x == nil {
 		return PublishResult{}, v.noExchange(exchange)
 	}
