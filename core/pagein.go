@@ -171,15 +171,7 @@ func (q *Queue) retryPageIn() {
 	ids := q.pagedHeadLocked(pageInBatch)
 	q.pageIn.running = true
 	q.mu.Unlock()
-	msgs, err := q.readBodies(ids)
-	q.mu.Lock()
-	q.pageIn.running = false
-	q.attachLocked(msgs)
-	q.pageInDoneLocked(err)
-	if err == nil {
-		q.dispatchLocked(time.Now().UnixNano())
-	}
-	q.unlock()
+	q.runPageIn(ids)
 }
 
 // readStored reads a stored message back.

@@ -320,9 +320,9 @@ func (b *Broker) recoverMeta(st *RecoveryStats) error {
 				}
 				var bindErr error
 				if f[3] == "x" {
-					bindErr = v.BindExchange(f[4], f[2], f[5], args)
+					bindErr = v.bind(nil, f[4], true, f[2], f[5], args, false)
 				} else {
-					bindErr = v.Bind(nil, f[4], f[2], f[5], args)
+					bindErr = v.bind(nil, f[4], false, f[2], f[5], args, false)
 				}
 				if bindErr != nil {
 					b.log.Warn("dropping stored binding", "source", f[2], "destination", f[4], "err", bindErr)

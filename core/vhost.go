@@ -557,12 +557,12 @@ func (v *Vhost) deleteQueueDef(q *Queue, check func(*Queue) error) (int, []*Cons
 
 // Bind binds queue to exchange with key and args.
 func (v *Vhost) Bind(owner *Conn, queue, exchange, key string, args Table) error {
-	return v.bind(owner, queue, false, exchange, key, args)
+	return v.bind(owner, queue, false, exchange, key, args, true)
 }
 
 // BindExchange binds exchange dst to exchange src.
 func (v *Vhost) BindExchange(dst, src, key string, args Table) error {
-	return v.bind(nil, dst, true, src, key, args)
+	return v.bind(nil, dst, true, src, key, args, true)
 }
 
 // Unbind removes a queue binding. Removing a binding that does not exist succeeds.
@@ -604,7 +604,8 @@ func (v *Vhost) resolveBinding(owner *Conn, dstName string, dstIsExchange bool, 
 	return src, d, nil
 }
 
-func (v *Vhost) bind(owner *Conn, dstName string, dstIsExchange bool, srcName, key string, args Table) error {
+// bind adds a binding; store is false when recovery restores a stored one.
+func (v *Vhost) bind(owner *Conn, dstName string, dstIsExchange bool, srcName, key string, args Table, store bool) error {
 	v.defMu.Lock()
 	defer v.defMu.Unlock()
 	v.mu.RLock()
@@ -629,8 +630,10 @@ func (v *Vhost) bind(owner *Conn, dstName string, dstIsExchange bool, srcName, k
 	}
 	// Under defMu neither end can go away, nor can the binding appear.
 	b := &binding{src: src, dst: d, key: key, args: args, id: id}
-	if err := v.persistBinding(b); err != nil {
-		return err
+	if store {
+		if err := v.persistBinding(b); err != nil {
+			return err
+		}
 	}
 	v.mu.Lock()
 	src.bindings[bk] = b

@@ -3,6 +3,7 @@ package test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand"
 	"os"
@@ -261,6 +262,7 @@ func TestCrashConfirmedMessagesSurviveSIGKILL(t *testing.T) {
 	everAckSent := map[string]bool{} // acks sent: their messages may be gone
 	everAttempted := map[string]bool{}
 	pendingConfirmed := map[string]bool{} // confirmed in earlier rounds, not yet seen acked
+	churn := &defChurn{}                  // durable queues declared and deleted during the load
 	for round := 0; round < rounds; round++ {
 		p := startProc(t, dataDir)
 		conn, err := amqp.Dial(p.url)
@@ -320,6 +322,7 @@ func TestCrashConfirmedMessagesSurviveSIGKILL(t *testing.T) {
 		if _, err := ch.QueuePurge("crash-markers", false); err != nil && round > 0 {
 			t.Fatal(err)
 		}
+		churn.check(t, round, conn)
 		conn.Close()
 		pendingConfirmed = map[string]bool{}
 
@@ -335,6 +338,8 @@ func TestCrashConfirmedMessagesSurviveSIGKILL(t *testing.T) {
 		}
 		wg.Add(1)
 		go func() { defer wg.Done(); crashConsumer(ctx, p.url, st) }()
+		wg.Add(1)
+		go func() { defer wg.Done(); churn.run(ctx, p.url, round) }()
 		time.Sleep(time.Duration(150+rand.Intn(600)) * time.Millisecond)
 		p.kill(t)
 		cancel()
@@ -364,4 +369,89 @@ func TestCrashConfirmedMessagesSurviveSIGKILL(t *testing.T) {
 			round, len(st.attempted), len(st.confirmed), len(st.delivered), len(st.acked), len(recovered))
 		st.mu.Unlock()
 	}
+}
+
+// defChurn declares, binds and deletes durable queues while the server is
+// killed: a queue whose declare-ok arrived must exist after the restart,
+// and one whose delete-ok arrived must not.
+type defChurn struct {
+	mu       sync.Mutex
+	declared map[string]bool // declare-ok received, no delete sent
+	deleted  map[string]bool // delete-ok received
+}
+
+func (c *defChurn) run(ctx context.Context, url string, round int) {
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return
+	}
+	for i := 0; ctx.Err() == nil; i++ {
+		name := fmt.Sprintf("crash-churn-r%d-%d", round, i)
+		if _, err := ch.QueueDeclare(name, true, false, false, false, nil); err != nil {
+			return
+		}
+		if err := ch.QueueBind(name, name, "amq.direct", false, nil); err != nil {
+			return
+		}
+		c.mu.Lock()
+		c.declared[name] = true
+		if i%2 == 1 {
+			delete(c.declared, name) // from here on it may or may not exist
+		}
+		c.mu.Unlock()
+		if i%2 == 0 {
+			continue
+		}
+		if _, err := ch.QueueDelete(name, false, false, false); err != nil {
+			return
+		}
+		c.mu.Lock()
+		c.deleted[name] = true
+		c.mu.Unlock()
+	}
+}
+
+// check verifies the previous round's declares and deletes after the
+// restart, then deletes what is left so rounds start afresh.
+func (c *defChurn) check(t *testing.T, round int, conn *amqp.Connection) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	exists := func(name string) bool {
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ch.Close()
+		_, err = ch.QueueDeclarePassive(name, true, false, false, false, nil)
+		var ae *amqp.Error
+		if err != nil && !(errors.As(err, &ae) && ae.Code == amqp.NotFound) {
+			t.Fatalf("round %d: passive declare of %s: %v", round, name, err)
+		}
+		return err == nil
+	}
+	for name := range c.declared {
+		if !exists(name) {
+			t.Fatalf("round %d: durable queue %s was declared (declare-ok) before the crash but is gone", round, name)
+		}
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ch.QueueDelete(name, false, false, false); err != nil {
+			t.Fatal(err)
+		}
+		ch.Close()
+	}
+	for name := range c.deleted {
+		if exists(name) {
+			t.Fatalf("round %d: durable queue %s was deleted (delete-ok) before the crash but came back", round, name)
+		}
+	}
+	c.declared, c.deleted = map[string]bool{}, map[string]bool{}
 }
