@@ -453,5 +453,9 @@ func (c *defChurn) check(t *testing.T, round int, conn *amqp.Connection) {
 			t.Fatalf("round %d: durable queue %s was deleted (delete-ok) before the crash but came back", round, name)
 		}
 	}
+	if round > 0 && len(c.declared)+len(c.deleted) == 0 {
+		t.Fatalf("round %d: no durable queue was declared or deleted before the crash", round)
+	}
+	t.Logf("round %d: %d durable queues declared and %d deleted before the crash checked", round, len(c.declared), len(c.deleted))
 	c.declared, c.deleted = map[string]bool{}, map[string]bool{}
 }
