@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+
+	"github.com/unifiedms/ums/internal/clock"
 )
 
 // Broker is the root of the core: a set of virtual hosts.
@@ -26,7 +28,11 @@ type Broker struct {
 	log  *slog.Logger
 
 	pageAfter int
+	clock     clock.Clock
 }
+
+// Clock returns the broker's clock, for adapters that expire or schedule.
+func (b *Broker) Clock() clock.Clock { return b.clock }
 
 // NewBroker returns an in-memory broker with the default virtual host "/".
 func NewBroker() *Broker { return NewBrokerWith(Options{}) }

@@ -13,7 +13,7 @@ func (v *Vhost) deadLetter(q *Queue, msg *Message, reason string) {
 	if x == nil {
 		return // RabbitMQ drops dead letters for a missing exchange
 	}
-	dm := deadLetterMessage(msg, q, reason, time.Now())
+	dm := deadLetterMessage(msg, q, reason, v.broker.clock.Now())
 	var r Router
 	qs := r.route(x, dm)
 	targets := qs[:0]
@@ -23,7 +23,7 @@ func (v *Vhost) deadLetter(q *Queue, msg *Message, reason string) {
 		}
 	}
 	if len(targets) > 0 {
-		v.deliverTo(&r, targets, dm, time.Now(), nil)
+		v.deliverTo(&r, targets, dm, v.broker.clock.Now(), nil)
 	}
 }
 

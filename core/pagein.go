@@ -3,6 +3,8 @@ package core
 import (
 	"fmt"
 	"time"
+
+	"github.com/unifiedms/ums/internal/clock"
 )
 
 // Paging in.
@@ -33,7 +35,7 @@ type pageIn struct {
 	running bool          // a page-in goroutine is reading
 	err     error         // the last read failed: waiting for the retry
 	delay   time.Duration // the delay before the next retry
-	retry   *time.Timer
+	retry   clock.Timer
 }
 
 // pageInLocked starts reading the paged-out bodies at the head of the queue
@@ -74,7 +76,7 @@ func (q *Queue) runPageIn(ids []uint64) {
 	q.attachLocked(msgs)
 	q.pageInDoneLocked(err)
 	if err == nil {
-		q.dispatchLocked(time.Now().UnixNano())
+		q.dispatchLocked(q.now())
 	}
 	q.unlock()
 }
@@ -158,7 +160,7 @@ func (q *Queue) pageInDoneLocked(err error) {
 	if p.retry != nil {
 		p.retry.Stop()
 	}
-	p.retry = time.AfterFunc(p.delay, q.retryPageIn)
+	p.retry = q.vhost.broker.clock.AfterFunc(p.delay, q.retryPageIn)
 }
 
 // retryPageIn runs when a failed read's delay is over.

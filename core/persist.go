@@ -2,6 +2,8 @@ package core
 
 import (
 	"fmt"
+
+	"github.com/unifiedms/ums/internal/clock"
 	"log/slog"
 	"strings"
 	"time"
@@ -33,6 +35,9 @@ type Options struct {
 	Messages MessageStore // nil: nothing survives a restart
 	Meta     MetaStore    // nil: definitions are not stored
 	Logger   *slog.Logger
+	// Clock gives the time to expiry (TTL, x-expires), sweeps, retries and
+	// scheduling; nil is the system clock. Tests pass a clock.Fake.
+	Clock clock.Clock
 	// PageAfter is how many ready messages a durable queue keeps in memory;
 	// the bodies of stored messages behind them stay on disk until they
 	// near the head. 0 keeps everything in memory.
@@ -42,7 +47,8 @@ type Options struct {
 // NewBrokerWith returns a broker that stores through o. Call Recover before
 // serving clients.
 func NewBrokerWith(o Options) *Broker {
-	b := &Broker{vhosts: make(map[string]*Vhost), conns: make(map[*Conn]struct{}), msgs: o.Messages, meta: o.Meta, log: o.Logger, pageAfter: o.PageAfter}
+	b := &Broker{vhosts: make(map[string]*Vhost), conns: make(map[*Conn]struct{}), msgs: o.Messages, meta: o.Meta, log: o.Logger, pageAfter: o.PageAfter,
+		clock: clock.Or(o.Clock)}
 	if b.log == nil {
 		b.log = slog.Default()
 	}
@@ -226,7 +232,7 @@ func (b *Broker) Recover(replay func(fn func(id uint64, live []int, data []byte)
 		}
 	}
 	if replay != nil {
-		now := time.Now()
+		now := b.clock.Now()
 		err := replay(func(id uint64, live []int, data []byte) error {
 			vname, msg, queues, err := decodeRecord(data)
 			if err != nil {

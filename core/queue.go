@@ -5,6 +5,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/unifiedms/ums/internal/clock"
 )
 
 // Queue holds messages until consumers take them.
@@ -38,9 +40,9 @@ type Queue struct {
 	// flowLocked); nil while no publisher was told to wait for it.
 	room chan struct{}
 
-	ttlTimer     *time.Timer
+	ttlTimer     clock.Timer
 	nextExpiry   int64 // unix nanoseconds of the earliest scheduled sweep, 0 = none
-	expiresTimer *time.Timer
+	expiresTimer clock.Timer
 	lastUsed     time.Time
 }
 
@@ -67,7 +69,7 @@ const (
 const minSweepInterval = 20 * time.Millisecond
 
 func newQueue(v *Vhost, name string, opts QueueOptions, qa queueArgs) *Queue {
-	q := &Queue{vhost: v, Name: name, QueueOptions: opts, args: qa, levels: make([]ring, qa.maxPriority+1), lastUsed: time.Now()}
+	q := &Queue{vhost: v, Name: name, QueueOptions: opts, args: qa, levels: make([]ring, qa.maxPriority+1), lastUsed: v.broker.clock.Now()}
 	if v.broker.msgs != nil && opts.Durable && !opts.Exclusive {
 		q.pageAfter = v.broker.pageAfter
 	}
@@ -78,10 +80,13 @@ func newQueue(v *Vhost, name string, opts QueueOptions, qa queueArgs) *Queue {
 func (q *Queue) startTimers() {
 	if q.args.expires > 0 {
 		q.mu.Lock()
-		q.expiresTimer = time.AfterFunc(q.args.expires, q.checkExpires)
+		q.expiresTimer = q.vhost.broker.clock.AfterFunc(q.args.expires, q.checkExpires)
 		q.mu.Unlock()
 	}
 }
+
+// now is the broker clock's time in unix nanoseconds.
+func (q *Queue) now() int64 { return q.vhost.broker.clock.Now().UnixNano() }
 
 // Vhost returns the queue's virtual host.
 func (q *Queue) Vhost() *Vhost { return q.vhost }
@@ -461,7 +466,7 @@ func (q *Queue) deliveryMessage(e *entry) *Message {
 // kick retries delivery after consumers gained room.
 func (q *Queue) kick() {
 	q.mu.Lock()
-	q.dispatchLocked(time.Now().UnixNano())
+	q.dispatchLocked(q.now())
 	q.unlock()
 }
 
@@ -500,7 +505,7 @@ func (q *Queue) settle(ps []pending, mode settleMode) {
 			e.redelivered = true
 			q.insertLocked(e)
 		}
-		q.dispatchLocked(time.Now().UnixNano())
+		q.dispatchLocked(q.now())
 	}
 	q.unlock()
 }
@@ -530,7 +535,7 @@ func (q *Queue) addConsumer(c *Consumer) error {
 	if c.started != nil {
 		c.started(c.Tag)
 	}
-	q.dispatchLocked(time.Now().UnixNano())
+	q.dispatchLocked(q.now())
 	q.unlock()
 	return nil
 }
@@ -549,7 +554,7 @@ func (q *Queue) removeConsumer(c *Consumer) {
 		q.openRoomLocked() // nobody drains it: publishers get refusals instead
 		q.touchLocked()
 	} else if q.args.singleActive {
-		q.dispatchLocked(time.Now().UnixNano()) // the next consumer becomes active
+		q.dispatchLocked(q.now()) // the next consumer becomes active
 	}
 	q.unlock()
 	if autoDelete {
@@ -568,7 +573,7 @@ func (q *Queue) get(s *Session, noAck bool) (Delivery, int, bool, error) {
 	q.mu.Lock()
 	defer q.unlock()
 	q.touchLocked()
-	now := time.Now().UnixNano()
+	now := q.now()
 	for q.readyCount > 0 {
 		if f := q.frontLocked(); f.msg == nil && !(f.expiresAt != 0 && f.expiresAt < now) {
 			if err := q.pageInNowLocked(); err != nil {
@@ -602,12 +607,12 @@ func (q *Queue) scheduleSweepLocked(at int64) {
 		return
 	}
 	q.nextExpiry = at
-	d := time.Duration(at - time.Now().UnixNano())
+	d := time.Duration(at - q.now())
 	if d < minSweepInterval {
 		d = minSweepInterval
 	}
 	if q.ttlTimer == nil {
-		q.ttlTimer = time.AfterFunc(d, q.sweep)
+		q.ttlTimer = q.vhost.broker.clock.AfterFunc(d, q.sweep)
 	} else {
 		q.ttlTimer.Reset(d)
 	}
@@ -623,7 +628,7 @@ func (q *Queue) sweep() {
 		q.mu.Unlock()
 		return
 	}
-	now := time.Now().UnixNano()
+	now := q.now()
 	next := int64(0)
 	for li := range q.levels {
 		r := &q.levels[li]
@@ -659,7 +664,7 @@ func (q *Queue) sweep() {
 // touchLocked records use for x-expires and restarts its timer when the
 // queue has no consumers. REQUIRES: q.mu.
 func (q *Queue) touchLocked() {
-	q.lastUsed = time.Now()
+	q.lastUsed = q.vhost.broker.clock.Now()
 	if q.expiresTimer != nil && len(q.consumers) == 0 && !q.deleted {
 		q.expiresTimer.Reset(q.args.expires)
 	}
@@ -675,7 +680,7 @@ func (q *Queue) touch() {
 // checkExpires deletes the queue when it went unused for x-expires.
 func (q *Queue) checkExpires() {
 	q.vhost.deleteQueue(q, func(q *Queue) error {
-		if len(q.consumers) > 0 || time.Since(q.lastUsed) < q.args.expires {
+		if len(q.consumers) > 0 || q.vhost.broker.clock.Now().Sub(q.lastUsed) < q.args.expires {
 			return errorf(ErrPreconditionFailed, "in use")
 		}
 		return nil

@@ -781,7 +781,7 @@ func (v *Vhost) PublishTo(r *Router, x *Exchange, msg *Message, done func(error)
 	if len(qs) == 0 {
 		return PublishResult{}, nil
 	}
-	res := v.deliverTo(r, qs, msg, time.Now(), done)
+	res := v.deliverTo(r, qs, msg, v.broker.clock.Now(), done)
 	clear(qs)
 	return res, nil
 }
@@ -799,7 +799,7 @@ func (v *Vhost) PublishInternal(q *Queue, msg *Message, done func(error)) (Publi
 		return PublishResult{}, err
 	}
 	var r Router
-	return v.deliverTo(&r, []*Queue{q}, msg, time.Now(), done), nil
+	return v.deliverTo(&r, []*Queue{q}, msg, v.broker.clock.Now(), done), nil
 }
 
 func noopDone(error) {}

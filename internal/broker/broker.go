@@ -18,6 +18,7 @@ import (
 	"github.com/unifiedms/ums/core"
 	"github.com/unifiedms/ums/core/auth"
 	"github.com/unifiedms/ums/core/store"
+	"github.com/unifiedms/ums/internal/clock"
 	"github.com/unifiedms/ums/protocols/amqp"
 	"github.com/unifiedms/ums/protocols/mgmt"
 	"github.com/unifiedms/ums/protocols/mqtt"
@@ -52,6 +53,21 @@ func New(cfg *config.Config, log *slog.Logger) (*Broker, error) {
 // NewWithFS is New with the file system the stores write to (tests use a
 // crash-testable or failing one).
 func NewWithFS(cfg *config.Config, log *slog.Logger, fsys store.FS) (*Broker, error) {
+	return NewWith(cfg, log, Deps{FS: fsys})
+}
+
+// Deps are what a broker takes from its surroundings; tests replace them.
+type Deps struct {
+	FS    store.FS    // nil: the operating system's
+	Clock clock.Clock // nil: the system clock
+}
+
+// NewWith is New with the given dependencies.
+func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Broker, error) {
+	fsys := d.FS
+	if fsys == nil {
+		fsys = store.OS()
+	}
 	if log == nil {
 		log = slog.Default()
 	}
@@ -74,7 +90,7 @@ func NewWithFS(cfg *config.Config, log *slog.Logger, fsys store.FS) (*Broker, er
 		meta.Close()
 		return nil, fmt.Errorf("user store: %w", err)
 	}
-	cb := core.NewBrokerWith(core.Options{Messages: mlog, Meta: meta, Logger: log, PageAfter: cfg.QueuePageAfter})
+	cb := core.NewBrokerWith(core.Options{Messages: mlog, Meta: meta, Logger: log, PageAfter: cfg.QueuePageAfter, Clock: d.Clock})
 	st, err := cb.Recover(mlog.Replay)
 	if err != nil {
 		mlog.Close()
