@@ -4,6 +4,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/unifiedms/ums/core/auth"
 )
 
 // ConnInfo describes a client connection for listings.
@@ -16,6 +18,10 @@ type ConnInfo struct {
 	// Close, when set, closes the connection from the server side with a
 	// reason (management "close connection").
 	Close func(reason string)
+	// Authz, when set, checks every operation of the connection (see
+	// authz.go); TopicVars fill topic permission expressions.
+	Authz     Authorizer
+	TopicVars auth.TopicVars
 }
 
 // Conn is a client connection to a vhost: the owner of exclusive queues and
@@ -227,6 +233,9 @@ func (s *Session) SetFlow(active bool) {
 
 // Consume subscribes to q.
 func (s *Session) Consume(q *Queue, o ConsumeOptions) (*Consumer, error) {
+	if err := s.conn.allowRead(q); err != nil {
+		return nil, err
+	}
 	if err := q.checkOwner(s.conn); err != nil {
 		return nil, err
 	}
@@ -517,6 +526,9 @@ func containsQueue(qs []*Queue, q *Queue) bool {
 // Get takes one message from q (basic.get). ok is false when q is empty;
 // remaining is the number of messages left ready.
 func (s *Session) Get(q *Queue, noAck bool) (d Delivery, remaining int, ok bool, err error) {
+	if err := s.conn.allowRead(q); err != nil {
+		return Delivery{}, 0, false, err
+	}
 	if err := q.checkOwner(s.conn); err != nil {
 		return Delivery{}, 0, false, err
 	}

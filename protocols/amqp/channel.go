@@ -4,7 +4,6 @@ import (
 	"errors"
 
 	"github.com/unifiedms/ums/core"
-	"github.com/unifiedms/ums/core/auth"
 	"github.com/unifiedms/ums/protocols/amqp/wire"
 )
 
@@ -73,43 +72,6 @@ func (ch *channel) queueName(name string) (string, error) {
 		return "", protoErr(wire.NotFound, "no previously declared queue")
 	}
 	return ch.lastQueue, nil
-}
-
-// need checks a permission on a resource ("exchange" or "queue").
-func (ch *channel) need(kind auth.Access, resType, name string) error {
-	resource := name
-	if resType == "exchange" && name == "" {
-		resource = "amq.default"
-	}
-	if ch.c.check(kind, resource) {
-		return nil
-	}
-	return protoErr(wire.AccessRefused, "access to %s '%s' in vhost '%s' refused for user '%s'", resType, name, ch.c.vhost.Name, ch.c.user)
-}
-
-// needTopic applies topic authorisation (RabbitMQ's topic permissions) to
-// routing or binding key on x. Only topic exchanges are checked, as in
-// RabbitMQ. It allocates nothing when the access is allowed.
-func (ch *channel) needTopic(kind auth.Access, x *core.Exchange, key string) error {
-	if x.Kind != core.KindTopic {
-		return nil
-	}
-	c := ch.c
-	if c.srv.Users.CheckTopic(c.user, c.vhost.Name, kind, x.Name, key, auth.TopicVars{}) {
-		return nil
-	}
-	return protoErr(wire.AccessRefused, "%s access to topic '%s' in exchange '%s' in vhost '%s' refused for user '%s'",
-		kind, key, x.Name, c.vhost.Name, c.user)
-}
-
-// needTopicOn is needTopic for binding from the exchange named source. A
-// missing exchange passes: the binding itself then fails with NOT_FOUND.
-func (ch *channel) needTopicOn(kind auth.Access, source, key string) error {
-	x, err := ch.c.vhost.Exchange(source)
-	if err != nil {
-		return nil
-	}
-	return ch.needTopic(kind, x, key)
 }
 
 type txPublish struct {

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/unifiedms/ums/core"
-	"github.com/unifiedms/ums/core/auth"
 	"github.com/unifiedms/ums/protocols/amqp/wire"
 )
 
@@ -570,6 +569,7 @@ func (c *conn) handshake() error {
 		Close: func(reason string) {
 			c.forceClose("CONNECTION_FORCED - " + reason)
 		},
+		Authz: c.srv.Users,
 	})
 	c.send(0, &wire.ConnectionOpenOk{})
 	c.wantsBlocked.Store(c.blockedNotify)
@@ -758,6 +758,3 @@ func (c *conn) flushConfirms() {
 }
 
 // check reports whether the user has the permission on a resource.
-func (c *conn) check(kind auth.Access, resource string) bool {
-	return c.srv.Users.Check(c.user, c.vhost.Name, kind, resource)
-}

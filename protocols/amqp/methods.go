@@ -8,7 +8,6 @@ import (
 
 // handle runs one method on an open channel.
 func (ch *channel) handle(m wire.Method) error {
-	v := ch.c.vhost
 	switch m := m.(type) {
 	case *wire.BasicPublish:
 		return ch.onPublish(m)
@@ -43,10 +42,7 @@ func (ch *channel) handle(m wire.Method) error {
 	case *wire.ExchangeDeclare:
 		return ch.exchangeDeclare(m)
 	case *wire.ExchangeDelete:
-		if err := ch.need(auth.Configure, "exchange", m.Exchange); err != nil {
-			return err
-		}
-		if err := v.DeleteExchange(m.Exchange, m.IfUnused); err != nil {
+		if err := ch.c.core.DeleteExchange(m.Exchange, m.IfUnused); err != nil {
 			return err
 		}
 		if !m.NoWait {
@@ -54,10 +50,7 @@ func (ch *channel) handle(m wire.Method) error {
 		}
 		return nil
 	case *wire.ExchangeBind:
-		if err := ch.exchangeBindPerms(m.Destination, m.Source, m.RoutingKey); err != nil {
-			return err
-		}
-		if err := v.BindExchange(m.Destination, m.Source, m.RoutingKey, core.Table(m.Arguments)); err != nil {
+		if err := ch.c.core.BindExchange(m.Destination, m.Source, m.RoutingKey, core.Table(m.Arguments)); err != nil {
 			return err
 		}
 		if !m.NoWait {
@@ -65,10 +58,7 @@ func (ch *channel) handle(m wire.Method) error {
 		}
 		return nil
 	case *wire.ExchangeUnbind:
-		if err := ch.exchangeBindPerms(m.Destination, m.Source, m.RoutingKey); err != nil {
-			return err
-		}
-		if err := v.UnbindExchange(m.Destination, m.Source, m.RoutingKey, core.Table(m.Arguments)); err != nil {
+		if err := ch.c.core.UnbindExchange(m.Destination, m.Source, m.RoutingKey, core.Table(m.Arguments)); err != nil {
 			return err
 		}
 		if !m.NoWait {
@@ -87,16 +77,7 @@ func (ch *channel) handle(m wire.Method) error {
 		if m.Queue == "" && key == "" {
 			key = name
 		}
-		if err := ch.need(auth.Write, "queue", name); err != nil {
-			return err
-		}
-		if err := ch.need(auth.Read, "exchange", m.Exchange); err != nil {
-			return err
-		}
-		if err := ch.needTopicOn(auth.Read, m.Exchange, key); err != nil {
-			return err
-		}
-		if err := v.Bind(ch.c.core, name, m.Exchange, key, core.Table(m.Arguments)); err != nil {
+		if err := ch.c.core.Bind(name, m.Exchange, key, core.Table(m.Arguments)); err != nil {
 			return err
 		}
 		if !m.NoWait {
@@ -108,16 +89,7 @@ func (ch *channel) handle(m wire.Method) error {
 		if err != nil {
 			return err
 		}
-		if err := ch.need(auth.Write, "queue", name); err != nil {
-			return err
-		}
-		if err := ch.need(auth.Read, "exchange", m.Exchange); err != nil {
-			return err
-		}
-		if err := ch.needTopicOn(auth.Read, m.Exchange, m.RoutingKey); err != nil {
-			return err
-		}
-		if err := v.Unbind(ch.c.core, name, m.Exchange, m.RoutingKey, core.Table(m.Arguments)); err != nil {
+		if err := ch.c.core.Unbind(name, m.Exchange, m.RoutingKey, core.Table(m.Arguments)); err != nil {
 			return err
 		}
 		ch.c.send(ch.id, &wire.QueueUnbindOk{})
@@ -127,10 +99,7 @@ func (ch *channel) handle(m wire.Method) error {
 		if err != nil {
 			return err
 		}
-		if err := ch.need(auth.Read, "queue", name); err != nil {
-			return err
-		}
-		n, err := v.Purge(ch.c.core, name)
+		n, err := ch.c.core.Purge(name)
 		if err != nil {
 			return err
 		}
@@ -143,10 +112,7 @@ func (ch *channel) handle(m wire.Method) error {
 		if err != nil {
 			return err
 		}
-		if err := ch.need(auth.Configure, "queue", name); err != nil {
-			return err
-		}
-		n, err := v.DeleteQueue(ch.c.core, name, m.IfUnused, m.IfEmpty)
+		n, err := ch.c.core.DeleteQueue(name, m.IfUnused, m.IfEmpty)
 		if err != nil {
 			return err
 		}
@@ -211,16 +177,6 @@ func (ch *channel) handle(m wire.Method) error {
 	return protoErr(wire.NotImplemented, "method %s is not implemented", m.Name())
 }
 
-func (ch *channel) exchangeBindPerms(dst, src, key string) error {
-	if err := ch.need(auth.Write, "exchange", dst); err != nil {
-		return err
-	}
-	if err := ch.need(auth.Read, "exchange", src); err != nil {
-		return err
-	}
-	return ch.needTopicOn(auth.Read, src, key)
-}
-
 func (ch *channel) exchangeDeclare(m *wire.ExchangeDeclare) error {
 	v := ch.c.vhost
 	if m.Passive {
@@ -228,10 +184,7 @@ func (ch *channel) exchangeDeclare(m *wire.ExchangeDeclare) error {
 			return err
 		}
 	} else {
-		if err := ch.need(auth.Configure, "exchange", m.Exchange); err != nil {
-			return err
-		}
-		_, err := v.DeclareExchange(m.Exchange, m.Type, core.ExchangeOptions{
+		_, err := ch.c.core.DeclareExchange(m.Exchange, m.Type, core.ExchangeOptions{
 			Durable: m.Durable, AutoDelete: m.AutoDelete, Internal: m.Internal, Args: core.Table(m.Arguments)})
 		if err != nil {
 			return err
@@ -260,12 +213,7 @@ func (ch *channel) queueDeclare(m *wire.QueueDeclare) error {
 		}
 		q, err = v.Queue(ch.c.core, name)
 	} else {
-		if m.Queue != "" {
-			if err := ch.need(auth.Configure, "queue", m.Queue); err != nil {
-				return err
-			}
-		}
-		q, err = v.DeclareQueue(ch.c.core, m.Queue, core.QueueOptions{
+		q, err = ch.c.core.DeclareQueue(m.Queue, core.QueueOptions{
 			Durable: m.Durable, Exclusive: m.Exclusive, AutoDelete: m.AutoDelete, Args: core.Table(m.Arguments)})
 	}
 	if err != nil {
@@ -282,9 +230,6 @@ func (ch *channel) queueDeclare(m *wire.QueueDeclare) error {
 func (ch *channel) consume(m *wire.BasicConsume) error {
 	name, err := ch.queueName(m.Queue)
 	if err != nil {
-		return err
-	}
-	if err := ch.need(auth.Read, "queue", name); err != nil {
 		return err
 	}
 	c := ch.c
@@ -311,10 +256,13 @@ func (ch *channel) consume(m *wire.BasicConsume) error {
 		},
 	}
 	if name == core.ReplyToQueue {
+		if err := c.core.Allow(auth.Read, "queue", name); err != nil {
+			return err
+		}
 		_, err = ch.sess.ConsumeReplyTo(opts)
 		return err
 	}
-	q, err := ch.c.vhost.Queue(ch.c.core, name)
+	q, err := c.core.ReadQueue(name)
 	if err != nil {
 		return err
 	}
@@ -360,10 +308,7 @@ func (ch *channel) get(m *wire.BasicGet) error {
 	if err != nil {
 		return err
 	}
-	if err := ch.need(auth.Read, "queue", name); err != nil {
-		return err
-	}
-	q, err := ch.c.vhost.Queue(ch.c.core, name)
+	q, err := ch.c.core.ReadQueue(name)
 	if err != nil {
 		return err
 	}
@@ -404,16 +349,13 @@ func (ch *channel) onPublish(m *wire.BasicPublish) error {
 	x := ch.cacheX
 	if x == nil || ch.cacheName != m.Exchange || x.Deleted() {
 		var err error
-		if x, err = ch.c.vhost.Exchange(m.Exchange); err != nil {
+		if x, err = ch.c.core.PublishExchange(m.Exchange); err != nil {
 			ch.cacheX = nil
-			return err
-		}
-		if err := ch.need(auth.Write, "exchange", m.Exchange); err != nil {
 			return err
 		}
 		ch.cacheName, ch.cacheX = m.Exchange, x
 	}
-	if err := ch.needTopic(auth.Write, x, m.RoutingKey); err != nil {
+	if err := ch.c.core.AllowTopic(auth.Write, x, m.RoutingKey); err != nil {
 		return err
 	}
 	ch.pub = *m
