@@ -10,6 +10,74 @@
 // A [Message] is immutable once published: its body is shared by every queue
 // it is routed to and by every delivery of it, so nothing may modify it.
 //
+// # Writing an adapter
+//
+// An adapter (a protocol server, or in-process code such as notification
+// workers) makes these calls, in this order:
+//
+//  1. Authenticate the user with the auth.Store, pick the vhost with
+//     Broker.Vhost, and open a connection: v.Open(user, ConnInfo{...,
+//     Authz: users, TopicVars: auth.TopicVars{ClientID: id}}). With Authz
+//     set, every operation below is checked by the core with RabbitMQ's
+//     rules (see authz.go); the adapter keeps no permission logic.
+//  2. Open a Session per channel (AMQP), subscription context (STOMP) or
+//     client session (MQTT): conn.NewSession(), and SetPrefetch.
+//  3. Declare and bind through the connection: conn.DeclareQueue,
+//     conn.DeclareExchange, conn.Bind, conn.Purge, conn.DeleteQueue... The
+//     Vhost methods of the same names are the unchecked API for the core's
+//     own callers. State the protocol needs but users must not touch goes in
+//     internal queues (QueueOptions.Internal; Vhost.InternalQueue,
+//     PublishInternal, DeleteInternalQueue): invisible to other clients.
+//  4. Publish: x, err := conn.PublishExchange(name) once (keep it while
+//     !x.Deleted()), then per message conn.AllowTopic(auth.Write, x, key)
+//     and v.PublishTo(&router, x, msg, done), with one Router per
+//     publishing goroutine. PublishResult says where it went: Queues == 0
+//     is unroutable (AMQP mandatory returns it), Rejected > 0 means a queue
+//     refused it (nack), Stored means done will be called once, from the
+//     store's flusher, after the fsync (only then may the adapter confirm:
+//     basic.ack, PUBACK, RECEIPT) or with the storage error (refuse it the
+//     protocol's way). Flow, when set, asks the publisher to wait; before
+//     reading more from a publisher, wait on Broker.PublishGate when it is
+//     not nil (memory or disk alarm).
+//  5. Consume: q, err := conn.ReadQueue(name), then s.Consume(q,
+//     ConsumeOptions{...}) for a push consumer or s.Pull(q, PullOptions{...})
+//     for a pulling one (Next(ctx)). Push callbacks run with Queue.mu and
+//     Session.mu held: Deliver must only encode into the adapter's own
+//     buffer; Ready returning false holds deliveries back until the adapter
+//     calls s.Kick when its buffer drained; Started runs before the first
+//     delivery (send consume-ok from it); Cancelled runs without locks when
+//     the queue is deleted.
+//  6. Settle with s.Ack, s.Nack, s.Recover; close with s.Close and
+//     conn.Close (unacknowledged deliveries are requeued, exclusive queues
+//     deleted).
+//
+// Errors wrap one of the kinds in errors.go; an adapter maps them with
+// errors.Is in one function: ErrNotFound 404, ErrAccessRefused 403,
+// ErrResourceLocked 405, ErrPreconditionFailed 406, ErrNotAllowed 530,
+// ErrCommandInvalid 503, ErrResourceError 506, ErrInternal 541 (storage
+// failed; nothing changed), ErrClosed. Time comes from Broker.Clock.
+//
+// For example, a worker that takes jobs from a queue:
+//
+//	conn := v.Open("worker", core.ConnInfo{Authz: users})
+//	defer conn.Close()
+//	q, err := conn.ReadQueue("jobs")
+//	if err != nil {
+//		return err
+//	}
+//	p, err := conn.NewSession().Pull(q, core.PullOptions{Buffer: 16})
+//	if err != nil {
+//		return err
+//	}
+//	for {
+//		d, err := p.Next(ctx)
+//		if err != nil {
+//			return err
+//		}
+//		handle(d.Msg)
+//		p.Ack(d)
+//	}
+//
 // # Locks
 //
 // Lock order (take left before right, never the other way round):
