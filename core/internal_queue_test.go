@@ -109,3 +109,26 @@ func TestInternalQueue(t *testing.T) {
 		t.Fatalf("definitions left: %v", meta.All())
 	}
 }
+
+// Bindings lists no binding of an internal queue, not even the default
+// exchange's implicit one.
+func TestInternalQueueBindingsHidden(t *testing.T) {
+	v := NewBroker().AddVhost("/")
+	if _, err := v.DeclareQueue(nil, "secret", QueueOptions{Internal: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.bind(nil, "secret", false, "amq.topic", "a.#", nil, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.DeclareQueue(nil, "visible", QueueOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range v.Bindings() {
+		if b.Destination == "secret" {
+			t.Fatalf("binding of an internal queue listed: %+v", b)
+		}
+	}
+	if n := len(v.Bindings()); n != 1 {
+		t.Fatalf("%d bindings listed, want the visible queue's default one", n)
+	}
+}

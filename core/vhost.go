@@ -697,16 +697,21 @@ func (v *Vhost) unbindLocked(b *binding, record bool) {
 }
 
 // Bindings lists every binding of the vhost, including the default
-// exchange's implicit ones.
+// exchange's implicit ones, except those of internal queues.
 func (v *Vhost) Bindings() []Binding {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	var out []Binding
 	for _, q := range v.queues {
-		out = append(out, Binding{Source: "", Destination: q.Name, DestinationKind: "queue", RoutingKey: q.Name})
+		if !q.Internal {
+			out = append(out, Binding{Source: "", Destination: q.Name, DestinationKind: "queue", RoutingKey: q.Name})
+		}
 	}
 	for _, x := range v.exchanges {
 		for _, b := range x.bindings {
+			if b.dst.q != nil && b.dst.q.Internal {
+				continue // internal queues are not shown
+			}
 			kind := "queue"
 			if b.dst.x != nil {
 				kind = "exchange"
