@@ -117,9 +117,6 @@ func TestInternalQueueBindingsHidden(t *testing.T) {
 	if _, err := v.DeclareQueue(nil, "secret", QueueOptions{Internal: true}); err != nil {
 		t.Fatal(err)
 	}
-	if err := v.bind(nil, "secret", false, "amq.topic", "a.#", nil, true); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := v.DeclareQueue(nil, "visible", QueueOptions{}); err != nil {
 		t.Fatal(err)
 	}
