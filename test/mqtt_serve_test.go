@@ -1,14 +1,13 @@
 package test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/unifiedms/ums/config"
-	"github.com/unifiedms/ums/internal/broker"
+	"github.com/unifiedms/ums/internal/testutil"
 )
 
 // TestMQTTServe is not a test: it runs a broker with MQTT on UMS_MQTT_SERVE
@@ -31,23 +30,9 @@ func TestMQTTServe(t *testing.T) {
 		}
 		hold = d
 	}
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.MQTTListen, cfg.MQTTWSListen = addr, config.Off
-	cfg.AMQPListen, cfg.HTTPListen = config.Off, config.Off
-	cfg.STOMPListen, cfg.STOMPWSListen = config.Off, config.Off
-	b, err := broker.New(cfg, mqttLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Printf("SERVING %s\n", b.Addr("mqtt"))
+	b := testutil.StartBroker(t, testutil.WithProtocols(testutil.MQTT),
+		testutil.WithConfig(func(c *config.Config) { c.MQTTListen = addr }))
+	fmt.Printf("SERVING %s\n", b.MQTTAddr)
 	time.Sleep(hold)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.Shutdown(ctx); err != nil {
-		t.Error(err)
-	}
+	b.Stop()
 }
