@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Connection scale: opens CONNS idle MQTT 3.1.1 connections to a broker
-# started here, spread over PROCS client processes (every process may open
-# at most 20,000 files on the machine this was written on), and reports the
-# broker's RSS per connection and the connect rate.
+# started here, spread over PROCS `umsbench mqtt -idle` processes (every
+# process may open at most 20,000 files on the machine this was written on),
+# and reports the broker's RSS per connection and the connect rate.
 #
 #   scripts/bench-mqtt-idle.sh              # UMS (builds cmd/umsd)
 #   BROKER=mosquitto scripts/bench-mqtt-idle.sh
@@ -17,7 +17,7 @@ BROKER=${BROKER:-ums}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-go test -c -o "$work/loadtest" ./test/
+go build -o "$work/umsbench" ./cmd/umsbench
 case "$BROKER" in
 ums)
 	go build -o "$work/umsd" ./cmd/umsd
@@ -40,11 +40,19 @@ before=$(rss)
 start=$(date +%s.%N)
 per=$((CONNS / PROCS))
 for i in $(seq 1 "$PROCS"); do
-	UMS_MQTT_BENCH_ADDR=127.0.0.1:$PORT CONNS=$per PREFIX="idle$i" HOLD=600s \
-		"$work/loadtest" -test.run 'TestMQTTLoadIdle$' -test.v >"$work/clients$i.log" 2>&1 &
+	"$work/umsbench" mqtt -addr 127.0.0.1:$PORT -idle "$per" -prefix "idle$i" -hold 600s \
+		>"$work/clients$i.log" 2>&1 &
+	clients[i]=$!
 done
 for i in $(seq 1 "$PROCS"); do
-	until grep -q '^READY' "$work/clients$i.log"; do sleep 0.2; done
+	until grep -q '^READY' "$work/clients$i.log"; do
+		if ! kill -0 "${clients[i]}" 2>/dev/null; then
+			echo "client process $i failed:" >&2
+			cat "$work/clients$i.log" >&2
+			exit 1
+		fi
+		sleep 0.2
+	done
 done
 end=$(date +%s.%N)
 sleep 3 # let the broker settle (garbage collection)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# MQTT throughput and latency: runs the raw load generator of
-# test/mqtt_load_test.go (TestMQTTLoadRaw) against a broker started here,
-# with 16-byte payloads, in the scenarios below, one after another, and
-# prints one result line per scenario.
+# MQTT throughput and latency: runs `umsbench mqtt` (lean raw MQTT 3.1.1
+# clients) against a broker started here, with 16-byte payloads, in the
+# scenarios below, one after another, and prints one result line per
+# scenario (JSON=1: umsbench's JSON line instead).
 #
 #   scripts/bench-mqtt.sh                     # UMS (builds cmd/umsd)
 #   BROKER=mosquitto scripts/bench-mqtt.sh    # Debian's mosquitto
@@ -11,29 +11,30 @@
 # per client, 100,000 queued per session) so that neither drops what the
 # other keeps, and TCP_NODELAY as UMS has (without it Mosquitto's QoS 1
 # acknowledgements wait for delayed ACKs: about 4k msg/s). Settings: DURATION per scenario (10s), PORT (18891),
-# SCENARIOS (all; a space-separated subset of the names below).
+# SCENARIOS (all; a space-separated subset of the names below), JSON (0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 PORT=${PORT:-18891}
 BROKER=${BROKER:-ums}
+JSON=${JSON:-0}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-# name: environment of the load generator
+# name: flags of umsbench mqtt
 declare -A scenario=(
-	[qos0-max]="QOS=0 PUBS=1"
-	[qos0-20k]="QOS=0 PUBS=1 RATE=20000"
-	[qos1-max]="QOS=1 PUBS=1 INFLIGHT=64"
-	[qos1-20k]="QOS=1 PUBS=1 INFLIGHT=64 RATE=20000"
-	[qos1-100to1]="QOS=1 PUBS=100 INFLIGHT=64 RATE=1000"
-	[qos1-100to1-max]="QOS=1 PUBS=100 INFLIGHT=16"
-	[qos2-max]="QOS=2 PUBS=1 INFLIGHT=64"
+	[qos0-max]="-qos 0 -pubs 1"
+	[qos0-20k]="-qos 0 -pubs 1 -rate 20000"
+	[qos1-max]="-qos 1 -pubs 1 -inflight 64"
+	[qos1-20k]="-qos 1 -pubs 1 -inflight 64 -rate 20000"
+	[qos1-100to1]="-qos 1 -pubs 100 -inflight 64 -rate 1000"
+	[qos1-100to1-max]="-qos 1 -pubs 100 -inflight 16"
+	[qos2-max]="-qos 2 -pubs 1 -inflight 64"
 )
 order=(qos0-max qos0-20k qos1-max qos1-20k qos1-100to1 qos1-100to1-max qos2-max)
 SCENARIOS=${SCENARIOS:-${order[*]}}
 
-go test -c -o "$work/loadtest" ./test/
+go build -o "$work/umsbench" ./cmd/umsbench
 case "$BROKER" in
 ums)
 	go build -o "$work/umsd" ./cmd/umsd
@@ -56,11 +57,15 @@ for _ in $(seq 1 50); do
 	sleep 0.1
 done
 
+pattern='^mqtt '
+if [ "$JSON" = 1 ]; then
+	pattern='^{'
+fi
 echo "broker: $BROKER, $DURATION per scenario"
 for name in $SCENARIOS; do
-	env=${scenario[$name]:?unknown scenario $name}
-	line=$(env $env UMS_MQTT_BENCH_ADDR=127.0.0.1:$PORT DURATION="$DURATION" \
-		"$work/loadtest" -test.run 'TestMQTTLoadRaw$' -test.v 2>&1 | grep -o 'raw qos.*' || true)
+	flags=${scenario[$name]:?unknown scenario $name}
+	# shellcheck disable=SC2086 # flags is a list of words
+	line=$("$work/umsbench" mqtt -addr 127.0.0.1:$PORT -duration "$DURATION" $flags 2>&1 | grep "$pattern" || true)
 	rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo '?')
 	printf '%-16s %s (broker RSS %s KiB)\n' "$name" "${line:-FAILED}" "$rss"
 done

@@ -1,7 +1,6 @@
 package test
 
 import (
-	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -13,9 +12,8 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/unifiedms/ums/config"
 	"github.com/unifiedms/ums/core/store"
-	"github.com/unifiedms/ums/internal/broker"
+	"github.com/unifiedms/ums/internal/testutil"
 )
 
 // memFSServer runs a broker whose stores write to fsys, so a test can fail
@@ -23,24 +21,8 @@ import (
 // fsync leaves a poisoned store behind on purpose.
 func memFSServer(t testing.TB, fsys *store.MemFS) (s *server, dataDir string) {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.AMQPListen = "127.0.0.1:0"
-	cfg.MQTTListen, cfg.MQTTWSListen, cfg.STOMPListen, cfg.STOMPWSListen, cfg.HTTPListen =
-		config.Off, config.Off, config.Off, config.Off, config.Off
-	b, err := broker.NewWithFS(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), fsys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		b.Shutdown(ctx)
-	})
-	return &server{Broker: b, URL: "amqp://guest:guest@" + b.Addr("amqp").String() + "/"}, cfg.DataDir
+	b := testutil.StartBroker(t, testutil.WithFS(fsys), testutil.WithProtocols(testutil.AMQP), testutil.IgnoreShutdownError())
+	return newServer(b), b.DataDir
 }
 
 // syncGate holds every fsync of the message log until opened.

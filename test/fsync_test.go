@@ -3,41 +3,23 @@ package test
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/unifiedms/ums/config"
 	"github.com/unifiedms/ums/core/store"
-	"github.com/unifiedms/ums/internal/broker"
+	"github.com/unifiedms/ums/internal/testutil"
 )
 
 // TestFsyncErrorNacksConfirms: when the disk fails an fsync, the publishes
 // it covered get basic.nack, never basic.ack, and so does every later
 // persistent publish (the store refuses to go on after a failed fsync).
 func TestFsyncErrorNacksConfirms(t *testing.T) {
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.AMQPListen = "127.0.0.1:0"
-	cfg.MQTTListen, cfg.MQTTWSListen, cfg.STOMPListen, cfg.STOMPWSListen, cfg.HTTPListen =
-		config.Off, config.Off, config.Off, config.Off, config.Off
 	fsys := store.NewMemFS()
-	b, err := broker.NewWithFS(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), fsys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		b.Shutdown(ctx)
-	})
-	conn, err := amqp.Dial("amqp://guest:guest@" + b.Addr("amqp").String() + "/")
+	// The failed fsync poisons the store, so its shutdown fails on purpose.
+	b := testutil.StartBroker(t, testutil.WithFS(fsys), testutil.WithProtocols(testutil.AMQP), testutil.IgnoreShutdownError())
+	conn, err := amqp.Dial(b.AMQPURL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package test
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -9,46 +8,19 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/unifiedms/ums/config"
 	"github.com/unifiedms/ums/core/auth"
-	"github.com/unifiedms/ums/internal/broker"
+	"github.com/unifiedms/ums/internal/testutil"
 )
 
 // startMgmtAt runs a broker with AMQP and HTTP on loopback ports on dataDir,
 // which outlives it. stop shuts it down; the test's cleanup does too.
 func startMgmtAt(t *testing.T, dataDir string) (s *server, base string, stop func()) {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = dataDir
-	cfg.AMQPListen, cfg.HTTPListen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.MQTTListen, cfg.MQTTWSListen = config.Off, config.Off
-	cfg.STOMPListen, cfg.STOMPWSListen = config.Off, config.Off
-	b, err := broker.New(cfg, mqttLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	}
-	t.Cleanup(stop)
-	s = &server{Broker: b, URL: "amqp://guest:guest@" + b.Addr("amqp").String() + "/"}
-	return s, "http://" + b.Addr("http").String(), stop
+	b := testutil.StartBroker(t, testutil.WithDataDir(dataDir), testutil.WithProtocols(testutil.AMQP, testutil.HTTP))
+	return newServer(b), b.HTTPURL, b.Stop
 }
 
 // api sends a request with basic auth (none when user is "") and an

@@ -11,33 +11,15 @@ import (
 
 	"github.com/unifiedms/ums/config"
 	"github.com/unifiedms/ums/internal/broker"
+	"github.com/unifiedms/ums/internal/testutil"
 )
 
 // startBrokerWith runs a broker on a temporary directory with AMQP and MQTT
 // on loopback ports and the configuration changed by tweak.
 func startBrokerWith(t testing.TB, tweak func(*config.Config)) *broker.Broker {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.AMQPListen = "127.0.0.1:0"
-	mqttOn(cfg)
-	cfg.STOMPListen, cfg.STOMPWSListen, cfg.HTTPListen = config.Off, config.Off, config.Off
-	tweak(cfg)
-	b, err := broker.New(cfg, mqttLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return b
+	return testutil.StartBroker(t, testutil.WithProtocols(testutil.AMQP, testutil.MQTT, testutil.MQTTWS),
+		testutil.WithConfig(tweak)).Broker
 }
 
 // The MQTT settings (exchange, session expiry cap, queue bound) reach the

@@ -2,10 +2,7 @@ package test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net"
-	"os"
 	"testing"
 	"time"
 
@@ -14,16 +11,8 @@ import (
 
 	"github.com/unifiedms/ums/config"
 	"github.com/unifiedms/ums/internal/broker"
+	"github.com/unifiedms/ums/internal/testutil"
 )
-
-// mqttLog is the broker log: discarded unless UMS_TEST_LOG is set.
-func mqttLog() *slog.Logger {
-	var out io.Writer = io.Discard
-	if os.Getenv("UMS_TEST_LOG") != "" {
-		out = os.Stderr
-	}
-	return slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
 
 // mqttOn enables the MQTT listeners on loopback ports.
 func mqttOn(c *config.Config) {
@@ -36,32 +25,9 @@ func mqttOn(c *config.Config) {
 // cleanly; the test's cleanup does too if the test did not.
 func startBrokerAt(t testing.TB, dataDir string) (b *broker.Broker, stop func()) {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = dataDir
-	cfg.AMQPListen = "127.0.0.1:0"
-	mqttOn(cfg)
-	cfg.STOMPListen, cfg.STOMPWSListen, cfg.HTTPListen = config.Off, config.Off, config.Off
-	b, err := broker.New(cfg, mqttLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	}
-	t.Cleanup(stop)
-	return b, stop
+	tb := testutil.StartBroker(t, testutil.WithDataDir(dataDir),
+		testutil.WithProtocols(testutil.AMQP, testutil.MQTT, testutil.MQTTWS))
+	return tb.Broker, tb.Stop
 }
 
 // mqtt5 connects an MQTT 5 client to the broker's MQTT listener; messages

@@ -8,35 +8,20 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 
-	"github.com/unifiedms/ums/config"
 	"github.com/unifiedms/ums/core/store"
 	"github.com/unifiedms/ums/internal/broker"
+	"github.com/unifiedms/ums/internal/testutil"
 )
 
 // startBrokerOnMemFS runs a broker with MQTT on loopback ports over an
 // in-memory file system whose writes the test can make fail.
 func startBrokerOnMemFS(t testing.TB) (*broker.Broker, *store.MemFS) {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = "/data"
-	cfg.AMQPListen = "127.0.0.1:0"
-	mqttOn(cfg)
-	cfg.STOMPListen, cfg.STOMPWSListen, cfg.HTTPListen = config.Off, config.Off, config.Off
 	fsys := store.NewMemFS()
-	b, err := broker.NewWithFS(cfg, mqttLog(), fsys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		fsys.FailWrite(nil)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		b.Shutdown(ctx)
-	})
-	return b, fsys
+	b := testutil.StartBroker(t, testutil.WithDataDir("/data"), testutil.WithFS(fsys),
+		testutil.WithProtocols(testutil.AMQP, testutil.MQTT, testutil.MQTTWS), testutil.IgnoreShutdownError())
+	t.Cleanup(func() { fsys.FailWrite(nil) }) // runs before the broker's shutdown: cleanups run last-in first-out
+	return b.Broker, fsys
 }
 
 var errInjected = errors.New("injected write failure")

@@ -1,10 +1,6 @@
 package test
 
 import (
-	"context"
-	"io"
-	"log/slog"
-	"os"
 	"testing"
 	"time"
 
@@ -12,6 +8,7 @@ import (
 
 	"github.com/unifiedms/ums/config"
 	"github.com/unifiedms/ums/internal/broker"
+	"github.com/unifiedms/ums/internal/testutil"
 )
 
 // server is a real UMS broker listening on loopback ports chosen by the OS.
@@ -20,39 +17,19 @@ type server struct {
 	URL string
 }
 
-// startServer runs a broker with a temporary data dir; it stops with the test.
+// startServer runs a broker with AMQP on a loopback port and a temporary
+// data dir, its configuration changed by tweak; it stops with the test.
 func startServer(t testing.TB, tweak ...func(*config.Config)) *server {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.AMQPListen = "127.0.0.1:0"
-	cfg.MQTTListen, cfg.MQTTWSListen = config.Off, config.Off
-	cfg.STOMPListen, cfg.STOMPWSListen = config.Off, config.Off
-	cfg.HTTPListen = config.Off
+	opts := []testutil.Option{testutil.WithProtocols(testutil.AMQP)}
 	for _, f := range tweak {
-		f(cfg)
+		opts = append(opts, testutil.WithConfig(f))
 	}
-	var out io.Writer = io.Discard
-	if os.Getenv("UMS_TEST_LOG") != "" {
-		out = os.Stderr
-	}
-	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	b, err := broker.New(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return &server{Broker: b, URL: "amqp://guest:guest@" + b.Addr("amqp").String() + "/"}
+	return newServer(testutil.StartBroker(t, opts...))
 }
+
+// newServer wraps a broker started by testutil.StartBroker.
+func newServer(b *testutil.Broker) *server { return &server{Broker: b.Broker, URL: b.AMQPURL} }
 
 // dial connects with amqp091-go and closes the connection with the test.
 func (s *server) dial(t testing.TB) *amqp.Connection {

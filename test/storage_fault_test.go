@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"syscall"
@@ -19,38 +17,20 @@ import (
 	"github.com/unifiedms/ums/core"
 	"github.com/unifiedms/ums/core/store"
 	"github.com/unifiedms/ums/internal/broker"
+	"github.com/unifiedms/ums/internal/testutil"
 )
 
 // memBroker starts a broker on fsys (AMQP and HTTP on loopback ports) and
 // stops it at the end of the test; stop stops it earlier.
 func memBroker(t *testing.T, fsys store.FS, edit func(*config.Config)) (b *broker.Broker, stop func()) {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = "/data"
-	cfg.AMQPListen, cfg.HTTPListen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.MQTTListen, cfg.MQTTWSListen, cfg.STOMPListen, cfg.STOMPWSListen = config.Off, config.Off, config.Off, config.Off
+	opts := []testutil.Option{testutil.WithDataDir("/data"), testutil.WithFS(fsys),
+		testutil.WithProtocols(testutil.AMQP, testutil.HTTP), testutil.IgnoreShutdownError()}
 	if edit != nil {
-		edit(cfg)
+		opts = append(opts, testutil.WithConfig(edit))
 	}
-	b, err := broker.NewWithFS(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), fsys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		b.Shutdown(ctx)
-	}
-	t.Cleanup(stop)
-	return b, stop
+	tb := testutil.StartBroker(t, opts...)
+	return tb.Broker, tb.Stop
 }
 
 func dialBroker(t *testing.T, b *broker.Broker) *amqp.Connection {

@@ -28,7 +28,8 @@ func testSmokePubSubV5(t *testing.T, login func(*testServer)) {
 // the server: goroutine stack and heap per connection, after garbage
 // collection. b.N connections are opened (clean session, no
 // subscriptions). The target is well under 20 KiB in total; the load tool
-// (test/mqtt_load_test.go, TestMQTTLoadIdle) measures the process RSS.
+// (umsbench mqtt -idle N, scripts/bench-mqtt-idle.sh) measures the process
+// RSS.
 func BenchmarkIdleConnections(b *testing.B) {
 	ts := startMQTT(b)
 	settle := func() runtime.MemStats {

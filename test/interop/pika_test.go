@@ -10,8 +10,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,8 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/unifiedms/ums/config"
-	"github.com/unifiedms/ums/internal/broker"
+	"github.com/unifiedms/ums/internal/testutil"
 )
 
 // python is Debian's interpreter, where apt installs python3-pika; the
@@ -35,32 +32,8 @@ const scriptTimeout = 60 * time.Second
 // AMQP URL and the MQTT address.
 func startBroker(t *testing.T) (amqpURL, mqttAddr string) {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = t.TempDir()
-	cfg.AMQPListen = "127.0.0.1:0"
-	cfg.MQTTListen, cfg.MQTTWSListen = "127.0.0.1:0", config.Off
-	cfg.STOMPListen, cfg.STOMPWSListen = config.Off, config.Off
-	cfg.HTTPListen = config.Off
-	var out io.Writer = io.Discard
-	if os.Getenv("UMS_TEST_LOG") != "" {
-		out = os.Stderr
-	}
-	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	b, err := broker.New(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return "amqp://guest:guest@" + b.Addr("amqp").String() + "/", b.Addr("mqtt").String()
+	b := testutil.StartBroker(t, testutil.WithProtocols(testutil.AMQP, testutil.MQTT))
+	return b.AMQPURL, b.MQTTAddr
 }
 
 // needPython skips the test when python3-pika or python3-paho-mqtt is
