@@ -187,7 +187,10 @@ func (q *Queue) countIn(e *entry) {
 		q.msgTTLCount++
 	}
 	if e.expiresAt != 0 {
-		q.scheduleSweepLocked(e.expiresAt)
+		// A message expires once the time is past expiresAt (see
+		// dispatchLocked, get and sweep): a sweep at expiresAt itself
+		// would find nothing and wait minSweepInterval more.
+		q.scheduleSweepLocked(e.expiresAt + 1)
 	}
 }
 
