@@ -217,16 +217,18 @@ func ttlZero(nobody, taken msg) []step {
 // and basic.get and re-declaration renew the period, publishing does not.
 func TestTableQueueExpires(t *testing.T) {
 	ms := time.Millisecond
-	renew := []step{}
-	for i := range 6 {
-		renew = append(renew, advance(200*ms))
-		if i%2 == 0 {
-			renew = append(renew, get("q", ""))
-		} else {
-			renew = append(renew, declare("q", Table{"x-expires": int32(400)}))
+	args := Table{"x-expires": int32(300)}
+	// renewed uses the queue every 200 ms for a second with use, then
+	// leaves it; it is deleted 300 ms after the last use.
+	renewed := func(first, check step, use func(i int) step) []step {
+		steps := []step{first}
+		for i := range 5 {
+			steps = append(steps, advance(200*ms), use(i))
 		}
+		return append(steps, check, advance(299*ms), wantExists("q", true), advance(ms), wantExists("q", false))
 	}
-	renew = append(renew, wantExists("q", true), advance(399*ms), wantExists("q", true), advance(ms), wantExists("q", false))
+	redeclare := func(int) step { return declare("q", args) }
+	getEmpty := func(int) step { return get("q", "") }
 
 	rows := []row{
 		{name: "unused", args: Table{"x-expires": int32(300)}, steps: []step{
@@ -270,7 +272,16 @@ func TestTableQueueExpires(t *testing.T) {
 			advance(ms),
 			wantExists("q", false),
 		}},
-		{name: "renewed by get and re-declaration", args: Table{"x-expires": int32(400)}, steps: renew},
+		{name: "renewed by basic.get", args: args, steps: renewed(wantExists("q", true), wantExists("q", true), getEmpty)},
+		// The marker message shows it is still the same queue, not one
+		// the re-declaration created anew.
+		{name: "renewed by re-declaration", args: args, steps: renewed(pub("q", "marker"), wantCounts("q", 1, 0, 0), redeclare)},
+		{name: "renewed by get and re-declaration", args: args, steps: renewed(wantExists("q", true), wantExists("q", true), func(i int) step {
+			if i%2 == 0 {
+				return getEmpty(i)
+			}
+			return redeclare(i)
+		})},
 	}
 	runRows(t, rows)
 }
