@@ -106,6 +106,12 @@ func TestTableMaxLength(t *testing.T) {
 			pub("q", "1", "2", "3"),
 			wantDrain("q", "2", "3"),
 		}},
+		{name: "drop-head in a priority queue drops the highest priority", dlx: true,
+			args: Table{"x-max-length": int32(2), "x-max-priority": int32(5), "x-dead-letter-exchange": "dlx"}, steps: []step{
+				pubm("q", prioMsgs(prio{"low", 1}, prio{"high", 5}, prio{"mid", 3})...),
+				wantDelivered("dead", "high"),
+				wantDrain("q", "mid", "low"),
+			}},
 		{name: "max length 0", args: Table{"x-max-length": int32(0)}, steps: []step{
 			consume("q", "c", 1),
 			pub("q", "taken", "dropped"),
