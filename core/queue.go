@@ -187,7 +187,10 @@ func (q *Queue) countIn(e *entry) {
 		q.msgTTLCount++
 	}
 	if e.expiresAt != 0 {
-		q.scheduleSweepLocked(e.expiresAt)
+		// A message expires once the time is past expiresAt (see
+		// dispatchLocked, get and sweep): a sweep at expiresAt itself
+		// would find nothing and wait minSweepInterval more.
+		q.scheduleSweepLocked(e.expiresAt + 1)
 	}
 }
 
@@ -322,15 +325,26 @@ func (q *Queue) enqueue(msg *Message, now time.Time, sid uint64, part int) (res 
 	e.seq = q.seq
 	q.pushBackLocked(e)
 	q.dispatchLocked(now.UnixNano())
-	for q.readyCount > 0 && q.overLimit(0, 0) {
-		// drop-head drops the head: the next message to be delivered, as
-		// RabbitMQ does (in a priority queue, the highest priority one).
-		old := q.popFrontLocked()
-		q.dropLocked(&old, ReasonMaxLen)
-	}
+	q.dropHeadLocked()
 	flow = q.flowLocked()
 	q.unlock()
 	return enqueued, flow
+}
+
+// dropHeadLocked drops messages from the head while the ready messages
+// exceed a length limit: the next message to be delivered goes first, as
+// RabbitMQ does (in a priority queue, the highest priority one). Only
+// drop-head queues go over their limit, by a publish or a requeue; the
+// others refuse publishes at it and keep requeued messages, as RabbitMQ
+// does. REQUIRES: q.mu.
+func (q *Queue) dropHeadLocked() {
+	if q.args.overflow != OverflowDropHead {
+		return
+	}
+	for q.readyCount > 0 && q.overLimit(0, 0) {
+		old := q.popFrontLocked()
+		q.dropLocked(&old, ReasonMaxLen)
+	}
 }
 
 // newEntry makes the queue entry of msg: its priority level and its expiry
@@ -505,6 +519,7 @@ func (q *Queue) settle(ps []pending, mode settleMode) {
 			e.redelivered = true
 			q.insertLocked(e)
 		}
+		q.dropHeadLocked()
 		q.dispatchLocked(q.now())
 	}
 	q.unlock()

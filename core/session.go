@@ -553,10 +553,14 @@ func (s *Session) Close() {
 	s.conn.mu.Lock()
 	delete(s.conn.sessions, s)
 	s.conn.mu.Unlock()
+	// Requeue first, while the consumers are still attached (the closed
+	// session refuses offers): the requeued messages are back at their
+	// places before a single active consumer's successor is served, so it
+	// gets them in order, as in RabbitMQ.
+	s.settleAll(true)
 	for _, c := range consumers {
 		if c.queue != nil {
 			c.queue.removeConsumer(c)
 		}
 	}
-	s.settleAll(true)
 }
