@@ -3,6 +3,7 @@ package mqtt
 import (
 	"time"
 
+	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/unifiedms/ums/core"
 )
 
@@ -147,4 +148,15 @@ func (s *session) setExpiry(expiry uint32) {
 	if err := s.saveRecordLocked(); err != nil {
 		s.logger().Error("storing the session expiry interval failed", "err", err)
 	}
+}
+
+// grantedExpiry is the session expiry interval a CONNECT gets.
+func (srv *Server) grantedExpiry(version byte, pk *packets.Packet) uint32 {
+	if version < 5 {
+		if pk.Connect.Clean {
+			return 0
+		}
+		return srv.MaxSessionExpiry
+	}
+	return min(pk.Properties.SessionExpiryInterval, srv.MaxSessionExpiry)
 }

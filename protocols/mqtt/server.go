@@ -270,20 +270,6 @@ func (s *Server) loadStore() {
 	}
 }
 
-// queueName is the name of a session's queue for QoS 0 or QoS 1/2
-// subscriptions, as in RabbitMQ.
-func queueName(clientID string, qos byte) string {
-	if qos == 0 {
-		return "mqtt-subscription-" + clientID + "qos0"
-	}
-	return "mqtt-subscription-" + clientID + "qos1"
-}
-
-// sharedQueueName is the queue of a shared subscription group.
-func sharedQueueName(group, filter string) string {
-	return "mqtt-shared-" + group + "/" + filter
-}
-
 // Serve accepts MQTT connections on l until Shutdown. It always returns an
 // error: ErrServerClosed after Shutdown.
 func (s *Server) Serve(l net.Listener) error {
