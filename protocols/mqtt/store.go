@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/unifiedms/ums/core"
 )
 
 // Store keeps the adapter's durable state: retained messages and the
@@ -233,4 +234,71 @@ func decodeRetained(topic string, b []byte) (*retainedMsg, error) {
 		return nil, errBadRecord
 	}
 	return m, nil
+}
+
+// loadStore reads retained messages and persistent sessions, forgetting
+// sessions whose queue no longer exists (expired or deleted while the
+// server was down).
+func (s *Server) loadStore() {
+	var retained, sessions, dropped, wills int
+	for key, val := range s.store.All() {
+		kind, vhost, name, ok := parseStoreKey(key)
+		if !ok {
+			continue
+		}
+		switch kind {
+		case kindRetained:
+			m, err := decodeRetained(name, val)
+			if err != nil {
+				s.log.Error("skipping unreadable retained message", "vhost", vhost, "topic", name)
+				continue
+			}
+			s.retained.load(vhost, m)
+			retained++
+		case kindSession:
+			r, err := decodeSessionRecord(val)
+			v, vok := s.Broker.Vhost(vhost)
+			var qerr error = core.ErrNotFound
+			if vok {
+				_, qerr = v.Queue(nil, queueName(name, 1))
+			}
+			if err != nil || qerr != nil {
+				dropped++
+				if derr := s.store.Delete(key); derr != nil {
+					s.log.Error("deleting session record failed", "key", key, "err", derr)
+				}
+				continue
+			}
+			s.records[key] = r
+			sessKey := name
+			if vhost != s.DefaultVhost {
+				sessKey = vhost + "\x00" + name
+			}
+			s.mu.Lock()
+			s.scheduleExpiryLocked(sessKey, vhost, name, r.expiry)
+			s.mu.Unlock()
+			sessions++
+		case kindWill:
+			v, ok := s.Broker.Vhost(vhost)
+			var err error = core.ErrNotFound
+			if ok {
+				sessKey := name
+				if vhost != s.DefaultVhost {
+					sessKey = vhost + "\x00" + name
+				}
+				err = s.loadWill(sessKey, v, name, val)
+			}
+			if err != nil {
+				s.log.Error("skipping unreadable delayed will", "vhost", vhost, "client", name, "err", err)
+				if derr := s.store.Delete(key); derr != nil {
+					s.log.Error("deleting will record failed", "key", key, "err", derr)
+				}
+				continue
+			}
+			wills++
+		}
+	}
+	if retained+sessions+dropped+wills > 0 {
+		s.log.Info("MQTT state loaded", "retained", retained, "sessions", sessions, "expired_sessions", dropped, "delayed_wills", wills)
+	}
 }
