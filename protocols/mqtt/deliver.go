@@ -15,7 +15,7 @@ import (
 // send writes a batch of items as PUBLISH packets, encoded into one buffer
 // and written with one system call.
 func (s *session) send(batch []outItem) {
-	now := time.Now()
+	now := s.srv.clock.Now()
 	var acks []uint64 // settled as soon as written (or not sent at all)
 	s.mu.Lock()
 	if s.closed {

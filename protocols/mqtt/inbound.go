@@ -170,7 +170,7 @@ func (s *session) publish(pk *packets.Packet, a *pubAck) (code packets.Code, sto
 	srv := s.srv
 	var now time.Time
 	if pk.FixedHeader.Retain || pk.Properties.MessageExpiryInterval > 0 {
-		now = time.Now()
+		now = srv.clock.Now()
 	}
 	if !validTopicName(pk.TopicName) {
 		return packets.ErrTopicNameInvalid, false

@@ -17,6 +17,7 @@ import (
 
 	"github.com/unifiedms/ums/core"
 	"github.com/unifiedms/ums/core/auth"
+	"github.com/unifiedms/ums/internal/clock"
 )
 
 // ErrServerClosed is returned by Serve and ServeWebSocket after Shutdown.
@@ -89,6 +90,10 @@ type Server struct {
 	store     Store
 	exchange  string
 	done      chan struct{} // closed by Shutdown
+	// clock is the core's: session expiry, will delays and message
+	// expiry follow it. Socket deadlines (keep-alive, CONNECT timeout)
+	// are real time.
+	clock clock.Clock
 
 	mu        sync.Mutex
 	closing   bool                      // REQUIRES: mu
@@ -147,6 +152,7 @@ func (s *Server) init() error {
 	if s.store == nil {
 		s.store = &MemoryStore{}
 	}
+	s.clock = clock.Or(s.Broker.Clock())
 	s.done = make(chan struct{})
 	s.listeners = make(map[net.Listener]struct{})
 	s.https = make(map[*http.Server]struct{})

@@ -171,7 +171,7 @@ func (s *session) start() error {
 	conn := s.vhost.Open(s.user, core.ConnInfo{
 		Name: peer + " -> " + local, Protocol: proto, Peer: peer, Local: local,
 		ClientProperties: core.Table{"client_id": s.clientID},
-		ConnectedAt:      time.Now(),
+		ConnectedAt:      srv.clock.Now(),
 		Close: func(string) {
 			srv.goBackground(func() { srv.kick(cl, packets.ErrAdministrativeAction) })
 		},
@@ -285,7 +285,7 @@ func (s *session) close(r closeReason) {
 		if r.end {
 			delay = 0 // the session ended first [MQTT-3.1.3-9]
 		}
-		srv.scheduleWill(s.key, s.vhost, s.clientID, s.will, time.Now().Add(delay), false)
+		srv.scheduleWill(s.key, s.vhost, s.clientID, s.will, srv.clock.Now().Add(delay), false)
 	}
 }
 

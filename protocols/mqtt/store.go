@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
+
 	"github.com/unifiedms/ums/core"
 )
 

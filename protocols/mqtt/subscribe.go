@@ -2,7 +2,6 @@ package mqtt
 
 import (
 	"errors"
-	"time"
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -280,7 +279,7 @@ func (s *session) sendRetained() {
 	if len(s.retainQ) == 0 {
 		return
 	}
-	now := time.Now()
+	now := s.srv.clock.Now()
 	var items []outItem
 	for _, it := range s.retainQ {
 		if it.sub == nil {
