@@ -6,7 +6,6 @@ import (
 	"net"
 	"time"
 
-	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -30,9 +29,9 @@ const connectTimeout = 10 * time.Second
 // packet processing (InjectPacket), whose hooks bridge to the core.
 func (s *Server) serveConn(listener string, c net.Conn) {
 	wc := newWireConn(c)
-	cl := s.mochi.NewClient(wc, listener, "", false)
+	cl := s.newClient(wc, listener)
 	if err := s.handshake(cl, listener, wc); err != nil {
-		cl.Stop(err)
+		cl.stop(err)
 		if !errors.Is(err, io.EOF) {
 			s.log.Debug("connection refused", "remote", c.RemoteAddr().String(), "err", err)
 		}
@@ -45,16 +44,16 @@ func (s *Server) serveConn(listener string, c net.Conn) {
 // handshake reads CONNECT and answers it. On success the session is
 // established and its CONNACK written; on failure the client got the
 // CONNACK refusal (when one is due) and nothing of it remains.
-func (s *Server) handshake(cl *mochi.Client, listener string, wc *wireConn) error {
+func (s *Server) handshake(cl client, listener string, wc *wireConn) error {
 	_ = wc.SetDeadline(time.Now().Add(connectTimeout))
 	var fh packets.FixedHeader
-	if err := cl.ReadFixedHeader(&fh); err != nil {
+	if err := cl.readFixedHeader(&fh); err != nil {
 		return err
 	}
 	if fh.Type != packets.Connect {
 		return packets.ErrProtocolViolationRequireFirstConnect // [MQTT-3.1.0-1]
 	}
-	pk, err := cl.ReadPacket(&fh)
+	pk, err := cl.readPacket(&fh)
 	if err != nil {
 		return err
 	}
@@ -63,25 +62,25 @@ func (s *Server) handshake(cl *mochi.Client, listener string, wc *wireConn) erro
 		// [MQTT-3.1.2-1]; MQTT 5 allows this too (or CONNACK 0x84).
 		return packets.ErrProtocolViolationProtocolName
 	}
-	cl.ParseConnect(listener, pk)
+	cl.parseConnect(listener, pk)
 	if code := validateConnect(cl, &pk); code != packets.CodeSuccess {
-		_ = s.mochi.SendConnack(cl, code, false, nil) // [MQTT-3.2.2-7] [MQTT-3.1.4-6]
+		_ = s.sendConnack(cl, code, false) // [MQTT-3.2.2-7] [MQTT-3.1.4-6]
 		return code
 	}
-	if err := s.hook.connect(cl, &pk); err != nil {
+	if err := s.login(cl, &pk); err != nil {
 		return err
 	}
-	refreshDeadline(cl)
+	cl.refreshDeadline()
 	sess := sessionOf(cl)
 	sess.establish(&pk)
 	s.inheritInflight(cl, &pk)
-	s.mochi.Clients.Add(cl) // [MQTT-4.1.0-1]
-	if err := s.mochi.SendConnack(cl, packets.CodeSuccess, sess.present, nil); err != nil {
+	s.addClient(cl) // [MQTT-4.1.0-1]
+	if err := s.sendConnack(cl, packets.CodeSuccess, sess.present); err != nil {
 		s.endConnection(cl, err)
 		return err
 	}
 	if sess.present {
-		if err := cl.ResendInflightMessages(true); err != nil {
+		if err := cl.resendInflight(); err != nil {
 			s.endConnection(cl, err)
 			return err
 		}
@@ -113,33 +112,12 @@ func knownProtocolName(pk *packets.Packet) bool {
 // validateConnect checks what the packet decoder does not: the spec's rules
 // on CONNECT's fields and an empty client id asking for a kept session
 // (refused by MQTT 3.1.1 [MQTT-3.1.3-8]).
-func validateConnect(cl *mochi.Client, pk *packets.Packet) packets.Code {
-	if code := pk.ConnectValidate(); code != packets.CodeSuccess {
+func validateConnect(cl client, pk *packets.Packet) packets.Code {
+	if code := checkConnect(pk); code != packets.CodeSuccess {
 		return code
 	}
-	if cl.Properties.ProtocolVersion < 5 && !pk.Connect.Clean && pk.Connect.ClientIdentifier == "" {
+	if cl.version() < 5 && !pk.Connect.Clean && pk.Connect.ClientIdentifier == "" {
 		return packets.ErrUnspecifiedError // CONNACK 0x02 in MQTT 3.1.1
 	}
 	return packets.CodeSuccess
-}
-
-// inheritInflight carries the packet-level state of a resumed session (QoS
-// 2 handshakes in progress, which mochi tracks) over from the previous
-// connection with the same client id, and forgets it for a clean start.
-// The previous connection was already closed by establish.
-func (s *Server) inheritInflight(cl *mochi.Client, pk *packets.Packet) {
-	old, ok := s.mochi.Clients.Get(cl.ID)
-	if !ok {
-		return
-	}
-	if pk.Connect.Clean || (old.Properties.Clean && old.Properties.ProtocolVersion < 5) {
-		old.ClearInflights()
-		return
-	}
-	if old.State.Inflight.Len() > 0 {
-		cl.State.Inflight = old.State.Inflight.Clone() // [MQTT-3.1.2-5]
-		cl.State.Inflight.ResetReceiveQuota(int32(s.mochi.Options.Capabilities.ReceiveMaximum))
-		cl.State.Inflight.ResetSendQuota(int32(cl.Properties.Props.ReceiveMaximum))
-	}
-	old.ClearInflights()
 }

@@ -23,8 +23,8 @@ func (s *session) send(batch []outItem) {
 		return
 	}
 	cs := s.cs
-	version := s.cl.Properties.ProtocolVersion
-	maxSize := s.cl.Properties.Props.MaximumPacketSize
+	version := s.cl.version()
+	maxSize := s.cl.maxPacketSize()
 	buf := s.wbuf[:0]
 	for i := range batch {
 		pk, ok, ack := s.prepareLocked(&batch[i], now)
@@ -43,7 +43,7 @@ func (s *session) send(batch []outItem) {
 					acks = append(acks, tag)
 				}
 				delete(s.inflight, pk.PacketID)
-				s.cl.State.Inflight.Delete(pk.PacketID)
+				s.cl.forgetInflight(pk.PacketID)
 			}
 		}
 	}
@@ -69,15 +69,14 @@ func (s *session) send(batch []outItem) {
 // to be sent; ack is a delivery tag to acknowledge right after the write.
 // REQUIRES: s.mu.
 func (s *session) prepareLocked(it *outItem, now time.Time) (pk packets.Packet, ok bool, ack uint64) {
-	v5 := s.cl.Properties.ProtocolVersion == 5
+	v5 := s.cl.version() == 5
 	if it.from == fromRetained {
 		if it.sub == nil || s.subs[it.sub.filter] != it.sub {
 			return pk, false, 0
 		}
 		m := it.ret
 		qos := min(m.qos, it.sub.qos)
-		pk = packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos, Retain: true},
-			TopicName: m.topic, Payload: m.payload} // [MQTT-3.3.1-8]
+		pk = newPublish(m.topic, m.payload, qos, true, false) // [MQTT-3.3.1-8]
 		if v5 {
 			pk.Properties = m.props
 			if !m.expires.IsZero() {
@@ -142,11 +141,7 @@ func (s *session) prepareLocked(it *outItem, now time.Time) (pk packets.Packet, 
 		qos = 0
 	}
 	retain = retain && publishedRetained(msg)
-	pk = packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos, Retain: retain, Dup: qos > 0 && it.d.Redelivered},
-		TopicName:   topic,
-		Payload:     msg.Body,
-	}
+	pk = newPublish(topic, msg.Body, qos, retain, qos > 0 && it.d.Redelivered)
 	if v5 {
 		pk.Properties = publishProperties(msg, now)
 		if len(ids) > 0 {
@@ -177,11 +172,11 @@ func (s *session) finishLocked(pk packets.Packet, tag uint64, v5 bool) (packets.
 		s.inflight[id] = tag
 		if pk.FixedHeader.Qos == 2 {
 			// mochi answers the client's PUBREC from its in-flight table.
-			s.cl.State.Inflight.Set(pk)
+			s.cl.trackQoS2(pk)
 		}
 	}
-	if v5 && s.cl.Properties.Props.TopicAliasMaximum > 0 {
-		alias, known := s.cl.State.TopicAliases.Outbound.Set(pk.TopicName)
+	if v5 && s.cl.topicAliasMaximum() > 0 {
+		alias, known := s.cl.outboundAlias(pk.TopicName)
 		if alias > 0 {
 			pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = alias, true
 			if known {
@@ -204,7 +199,7 @@ func (s *session) nextPacketIDLocked() (uint16, bool) {
 		if _, used := s.inflight[s.lastID]; used {
 			continue
 		}
-		if _, used := s.cl.State.Inflight.Get(s.lastID); used {
+		if s.cl.inflightUsed(s.lastID) {
 			continue
 		}
 		return s.lastID, true

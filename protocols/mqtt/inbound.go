@@ -3,7 +3,6 @@ package mqtt
 import (
 	"time"
 
-	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/unifiedms/ums/core"
@@ -20,12 +19,12 @@ import (
 // acknowledgement queue (ack.go).
 
 // handlePublish processes a client's PUBLISH.
-func (s *Server) handlePublish(cl *mochi.Client, sess *session, pk *packets.Packet) error {
-	if code := pk.PublishValidate(s.mochi.Options.Capabilities.TopicAliasMaximum); code != packets.CodeSuccess {
+func (s *Server) handlePublish(cl client, sess *session, pk *packets.Packet) error {
+	if code := s.checkPublish(pk); code != packets.CodeSuccess {
 		return code
 	}
 	if pk.Properties.TopicAliasFlag && pk.Properties.TopicAlias > 0 { // [MQTT-3.3.2-11]
-		pk.TopicName = cl.State.TopicAliases.Inbound.Set(pk.Properties.TopicAlias, pk.TopicName)
+		pk.TopicName = cl.inboundAlias(pk.Properties.TopicAlias, pk.TopicName)
 		if pk.TopicName == "" {
 			// An alias this connection never set (aliases do not outlive
 			// their connection [MQTT-3.3.2-7]): a protocol error.
@@ -55,7 +54,7 @@ func (s *Server) handlePublish(cl *mochi.Client, sess *session, pk *packets.Pack
 		}
 	}
 
-	if qos > 0 && cl.Properties.ProtocolVersion == 5 && sess.unacknowledged() >= sess.ackLimit() {
+	if qos > 0 && cl.version() == 5 && sess.unacknowledged() >= sess.ackLimit() {
 		// More unacknowledged QoS 1/2 PUBLISHes than the receive maximum
 		// announced in CONNACK [MQTT-3.3.4-7] [MQTT-3.3.4-8]. (MQTT 3 has
 		// no such limit: its publishers are just not read from while
@@ -88,7 +87,7 @@ func (s *Server) handlePublish(cl *mochi.Client, sess *session, pk *packets.Pack
 		}
 	}
 
-	v5 := cl.Properties.ProtocolVersion == 5
+	v5 := cl.version() == 5
 	if code != packets.CodeSuccess && ((!v5 && qos > 0) || (code == packets.ErrNotAuthorized && (!v5 || qos == 0))) {
 		// A refusal with no negative acknowledgement to carry it (MQTT 3
 		// has none; QoS 0 has no acknowledgement at all) closes the
@@ -143,7 +142,7 @@ func (s *Server) waitForRoom(sess *session) {
 
 // handlePubrel completes a client's QoS 2 PUBLISH: its packet id is free
 // again [MQTT-4.3.3-11].
-func (s *Server) handlePubrel(cl *mochi.Client, sess *session, pk *packets.Packet) error {
+func (s *Server) handlePubrel(cl client, sess *session, pk *packets.Packet) error {
 	_, pending := sess.inQoS2[pk.PacketID]
 	if pending {
 		delete(sess.inQoS2, pk.PacketID)
@@ -158,7 +157,7 @@ func (s *Server) handlePubrel(cl *mochi.Client, sess *session, pk *packets.Packe
 	if !pending {
 		code = packets.ErrPacketIdentifierNotFound
 	}
-	return cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubcomp}, PacketID: pk.PacketID, ReasonCode: code.Code})
+	return cl.write(newAck(packets.Pubcomp, pk.PacketID, code))
 }
 
 // publish sends a PUBLISH into the core and returns the acknowledgement's

@@ -12,9 +12,6 @@ import (
 	"sync"
 	"time"
 
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
-
 	"github.com/unifiedms/ums/core"
 	"github.com/unifiedms/ums/core/auth"
 	"github.com/unifiedms/ums/internal/clock"
@@ -81,15 +78,14 @@ type Server struct {
 	// log in with (default guest/guest).
 	DefaultUser, DefaultPass string
 
-	startOnce sync.Once
-	startErr  error
-	mochi     *mochi.Server
-	hook      *hook
-	log       *slog.Logger
-	retained  *retainIndex
-	store     Store
-	exchange  string
-	done      chan struct{} // closed by Shutdown
+	startOnce   sync.Once
+	startErr    error
+	mochiServer // the embedded mochi server and its hook (mochi.go)
+	log         *slog.Logger
+	retained    *retainIndex
+	store       Store
+	exchange    string
+	done        chan struct{} // closed by Shutdown
 	// clock is the core's: session expiry, will delays and message
 	// expiry follow it. Socket deadlines (keep-alive, CONNECT timeout)
 	// are real time.
@@ -105,7 +101,6 @@ type Server struct {
 	expiring  map[string]*expiryTimer   // disconnected persistent sessions by mochi client id; REQUIRES: mu
 	conns     sync.WaitGroup            // one per connection being served
 	bg        sync.WaitGroup            // background work: delayed wills, server-side disconnects
-	mochiStop sync.Once
 }
 
 // start builds the embedded mochi server and loads stored state, once.
@@ -162,39 +157,7 @@ func (s *Server) init() error {
 	s.expiring = make(map[string]*expiryTimer)
 	s.retained = newRetainIndex(s.store)
 	s.loadStore()
-
-	caps := mochi.NewDefaultServerCapabilities()
-	caps.MaximumPacketSize = s.MaxPacketSize
-	caps.MaximumSessionExpiryInterval = s.MaxSessionExpiry
-	caps.MaximumMessageExpiryInterval = 0 // expiry is the core's business
-	caps.MaximumClientWritesPending = 1   // mochi's own fan-out is not used
-	caps.MaximumInflight = s.MaxInflight
-	caps.TopicAliasMaximum = s.TopicAliasMaximum
-	caps.Compatibilities.NoInheritedPropertiesOnAck = true
-	m := mochi.New(&mochi.Options{
-		Capabilities: caps,
-		// mochi warns about every client's protocol slip and short
-		// keep-alive; those are debug information for a broker operator.
-		Logger: slog.New(demoteHandler{s.log.Handler()}),
-		// $SYS statistics are not published: every topic goes through the
-		// core, and mochi's counters would describe only half of the
-		// traffic. The interval (seconds) is effectively never.
-		SysTopicResendInterval: 1 << 32,
-	})
-	s.hook = &hook{srv: s}
-	if err := m.AddHook(s.hook, nil); err != nil {
-		return err
-	}
-	if err := m.Serve(); err != nil {
-		return err
-	}
-	// Serve published one round of $SYS topics as retained messages in
-	// mochi's own index; drop them so they never reach a subscriber.
-	for topic := range m.Topics.Retained.GetAll() {
-		m.Topics.RetainMessage(packets.Packet{TopicName: topic})
-	}
-	s.mochi = m
-	return nil
+	return s.startMochi()
 }
 
 func (s *Server) isClosing() bool {
@@ -303,7 +266,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.disconnectAll()
 		select {
 		case <-waited:
-			s.mochiStop.Do(func() { _ = s.mochi.Close() })
+			s.closeMochi()
 			return nil
 		case <-ctx.Done():
 			return fmt.Errorf("mqtt shutdown: %w", ctx.Err())
@@ -313,57 +276,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// disconnectAll ends every connected client's connection.
-func (s *Server) disconnectAll() {
-	for _, cl := range s.mochi.Clients.GetAll() {
-		if !cl.Closed() {
-			s.kick(cl, packets.ErrServerShuttingDown)
-		}
-	}
-}
-
-// kick disconnects a client from the server side: MQTT 5 clients get a
-// DISCONNECT with code; MQTT 3 has no server DISCONNECT, so the
-// connection just closes.
-func (s *Server) kick(cl *mochi.Client, code packets.Code) {
-	if cl.Properties.ProtocolVersion == 5 {
-		_ = s.mochi.DisconnectClient(cl, code)
-		return
-	}
-	cl.Stop(code)
-}
-
 // RetainedCount returns the number of retained messages across vhosts.
 func (s *Server) RetainedCount() int {
 	if s.start() != nil {
 		return 0
 	}
 	return s.retained.size()
-}
-
-// demoteHandler logs mochi's info and warning records at debug level.
-type demoteHandler struct{ slog.Handler }
-
-func (h demoteHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return h.Handler.Enabled(ctx, demote(l))
-}
-
-func (h demoteHandler) Handle(ctx context.Context, r slog.Record) error {
-	r.Level = demote(r.Level)
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h demoteHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return demoteHandler{h.Handler.WithAttrs(as)}
-}
-
-func (h demoteHandler) WithGroup(name string) slog.Handler {
-	return demoteHandler{h.Handler.WithGroup(name)}
-}
-
-func demote(l slog.Level) slog.Level {
-	if l < slog.LevelError {
-		return slog.LevelDebug
-	}
-	return l
 }

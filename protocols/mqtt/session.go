@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/unifiedms/ums/core"
@@ -21,7 +20,7 @@ import (
 // consume from a queue per group and filter.
 type session struct {
 	srv      *Server
-	cl       *mochi.Client
+	cl       client
 	wc       *wireConn
 	vhost    *core.Vhost
 	user     string
@@ -69,7 +68,7 @@ type closeReason struct {
 	will bool // publish the will
 }
 
-func newSession(srv *Server, cl *mochi.Client, wc *wireConn, v *core.Vhost, user, clientID string) *session {
+func newSession(srv *Server, cl client, wc *wireConn, v *core.Vhost, user, clientID string) *session {
 	s := &session{srv: srv, cl: cl, wc: wc, vhost: v, user: user, clientID: clientID,
 		subs: make(map[string]*subscription), inflight: make(map[uint16]uint64), lastID: 32767,
 		inQoS2: make(map[uint16]struct{})}
@@ -93,7 +92,7 @@ func (s *session) persistent() bool { return s.expiry > 0 }
 func (s *session) establish(pk *packets.Packet) {
 	srv := s.srv
 	clean := pk.Connect.Clean
-	s.expiry = srv.grantedExpiry(s.cl.Properties.ProtocolVersion, pk)
+	s.expiry = srv.grantedExpiry(s.cl.version(), pk)
 	s.takeWill(pk)
 
 	srv.mu.Lock()
@@ -161,7 +160,7 @@ func (s *session) start() error {
 	s.doneFn = func(err error) { s.doneCh <- err }
 	cl := s.cl
 	proto := "MQTT 3.1.1"
-	switch cl.Properties.ProtocolVersion {
+	switch cl.version() {
 	case 3:
 		proto = "MQTT 3.1"
 	case 5:
@@ -178,8 +177,8 @@ func (s *session) start() error {
 	})
 	cs := conn.NewSession()
 	recv := uint16(65535)
-	if cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.ReceiveMaximum > 0 {
-		recv = cl.Properties.Props.ReceiveMaximum
+	if cl.version() == 5 && cl.receiveMaximum() > 0 {
+		recv = cl.receiveMaximum()
 	}
 	cs.SetPrefetch(int(min(recv, srv.MaxInflight)), true)
 
@@ -259,9 +258,7 @@ func (s *session) close(r closeReason) {
 	}
 	s.closeQoS2()
 	for _, id := range ids {
-		if pk, ok := s.cl.State.Inflight.Get(id); ok && pk.FixedHeader.Type == packets.Publish {
-			s.cl.State.Inflight.Delete(id)
-		}
+		s.cl.forgetDelivery(id)
 	}
 	if conn != nil {
 		conn.Close()

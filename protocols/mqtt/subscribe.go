@@ -3,7 +3,6 @@ package mqtt
 import (
 	"errors"
 
-	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/unifiedms/ums/core"
@@ -30,7 +29,7 @@ type subscription struct {
 
 func (s *session) subscribePacket(pk *packets.Packet) {
 	codes := make([]byte, len(pk.Filters))
-	v5 := s.cl.Properties.ProtocolVersion == 5
+	v5 := s.cl.version() == 5
 	var changed []subChange
 	s.retainQ = s.retainQ[:0]
 	for i, f := range pk.Filters {
@@ -105,7 +104,7 @@ func (s *session) undoLocked(changes []subChange) (left []string) {
 // subscribe handles one filter of a SUBSCRIBE and returns its SUBACK code
 // and the subscription it replaced.
 func (s *session) subscribe(f packets.Subscription) (packets.Code, *subscription) {
-	if !mochi.IsValidFilter(f.Filter, false) {
+	if !validFilter(f.Filter) {
 		return packets.ErrTopicFilterInvalid, nil
 	}
 	_, _, shared := parseShared(f.Filter)
@@ -249,7 +248,7 @@ func (s *session) unsubscribePacket(pk *packets.Packet) {
 		}
 	}
 	s.mu.Unlock()
-	if failed && s.cl.Properties.ProtocolVersion < 5 {
+	if failed && s.cl.version() < 5 {
 		s.srv.kick(s.cl, packets.ErrUnspecifiedError)
 	}
 	s.srv.dropShared(s.vhost, left)

@@ -1,7 +1,6 @@
 package mqtt
 
 import (
-	"sync/atomic"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -20,29 +19,9 @@ type willMsg struct {
 // takeWill moves the client's will from mochi to the session, with all
 // its MQTT 5 properties.
 func (s *session) takeWill(pk *packets.Packet) {
-	w := &s.cl.Properties.Will
-	if atomic.LoadUint32(&w.Flag) == 0 {
-		return
+	if will, delay, ok := s.cl.takeWill(pk); ok {
+		s.will = &willMsg{pk: will, delay: delay}
 	}
-	wp := &pk.Connect.WillProperties
-	s.will = &willMsg{
-		pk: packets.Packet{
-			FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: w.Qos, Retain: w.Retain},
-			TopicName:   w.TopicName,
-			Payload:     w.Payload,
-			Properties: packets.Properties{
-				ContentType:           wp.ContentType,
-				ResponseTopic:         wp.ResponseTopic,
-				CorrelationData:       wp.CorrelationData,
-				PayloadFormat:         wp.PayloadFormat,
-				PayloadFormatFlag:     wp.PayloadFormatFlag,
-				MessageExpiryInterval: wp.MessageExpiryInterval,
-				User:                  wp.User,
-			},
-		},
-		delay: w.WillDelayInterval,
-	}
-	atomic.StoreUint32(&w.Flag, 0)
 }
 
 // pendingWill is a will waiting for its delay.
@@ -155,12 +134,8 @@ func (srv *Server) loadWill(key string, v *core.Vhost, clientID string, b []byte
 	if err != nil {
 		return err
 	}
-	w := &willMsg{pk: packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: m.qos, Retain: retain},
-		TopicName:   topic,
-		Payload:     m.payload,
-		Properties:  m.props,
-	}}
+	w := &willMsg{pk: newPublish(topic, m.payload, m.qos, retain, false)}
+	w.pk.Properties = m.props
 	if !m.expires.IsZero() {
 		left := m.expires.Sub(srv.clock.Now())
 		if left <= 0 {
