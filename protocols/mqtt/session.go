@@ -33,7 +33,7 @@ type session struct {
 	resume  *sessionRecord
 	will    *willMsg
 
-	// Owned by mochi's read goroutine for this client.
+	// Owned by the client's read goroutine (Server.readPackets).
 	router   core.Router
 	exch     *core.Exchange
 	doneCh   chan error
