@@ -42,7 +42,7 @@ type ackQueue struct {
 // ackLimit is how many QoS 1 acknowledgements a connection may have
 // outstanding: the receive maximum advertised in CONNACK.
 func (s *session) ackLimit() int {
-	if n := int(s.srv.mochi.Options.Capabilities.ReceiveMaximum); n > 0 {
+	if n := int(s.srv.receiveMaximum()); n > 0 {
 		return n
 	}
 	return 65535
@@ -185,13 +185,13 @@ func (s *session) writeAck(a *pubAck) {
 		s.logger().Error("storing a message failed", "packet_id", a.id, "err", a.err)
 		code = packets.ErrUnspecifiedError
 	}
-	if code != packets.CodeSuccess && s.cl.Properties.ProtocolVersion != 5 {
+	if code != packets.CodeSuccess && s.cl.version() != 5 {
 		s.logger().Debug("PUBACK withheld", "packet_id", a.id, "reason", code.Code)
 		return
 	}
-	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: a.typ}, PacketID: a.id, ReasonCode: code.Code}
+	ack := newAck(a.typ, a.id, code)
 	if code.Code >= packets.ErrUnspecifiedError.Code {
 		ack.Properties.ReasonString = code.Reason
 	}
-	_ = s.cl.WritePacket(ack)
+	_ = s.cl.write(ack)
 }

@@ -5,7 +5,8 @@
 // index, retained store and fan-out are not used, so every message goes
 // through the core once and nothing is delivered twice. The connection
 // itself (CONNECT, the packet loop, keep-alive, session takeover) and the
-// client's PUBLISH and PUBREL are the adapter's (server.go, inbound.go).
+// client's PUBLISH and PUBREL are the adapter's (connect.go, readloop.go,
+// session.go, inbound.go).
 //
 // # Mapping (RabbitMQ's MQTT plugin conventions)
 //
@@ -59,6 +60,79 @@
 //     unacknowledged QoS 1/2 PUBLISHes; an MQTT 5 client over it is
 //     disconnected with 0x93 (inbound.go).
 //
+// # Files
+//
+// A file is one idea:
+//
+//	server.go     Server: its settings, start and shutdown
+//	listen.go     listeners: TCP and WebSocket
+//	conn.go       wireConn (coalesced writes, lazy deadlines), wsConn
+//	connect.go    the CONNECT handshake, up to CONNACK and session start
+//	login.go      authentication and the vhost of a CONNECT
+//	readloop.go   the packet loop; the end of a connection and its session
+//	session.go    the session: state, establish (takeover, resume or
+//	              discard), start, close
+//	queues.go     the session's own queues and their consumers
+//	subscribe.go  SUBSCRIBE and UNSUBSCRIBE, bindings, SUBACK codes
+//	shared.go     shared subscriptions ($share/group/filter)
+//	access.go     permission checks (core/auth)
+//	inbound.go    the client's PUBLISH and PUBREL into the core
+//	ack.go        ordered, pipelined PUBACK/PUBREC after the store's fsync
+//	qos2.go       durable QoS 2 markers of persistent sessions
+//	outbox.go     core deliveries handed to the writer goroutine
+//	deliver.go    deliveries as PUBLISH packets; settling them on PUBACK
+//	encode.go     the adapter's own PUBLISH encoder
+//	message.go    MQTT PUBLISH <-> core message and properties
+//	topic.go      topics and filters <-> routing and binding keys
+//	retain.go     the retained message index
+//	will.go       wills and will delays
+//	expiry.go     session expiry
+//	record.go     the stored session record
+//	store.go      Store, key layout, record encoding, loading at start
+//	reasons.go    core errors -> MQTT reason codes
+//	mochi.go      every call into mochi-mqtt
+//
+// # What of mochi is used, and where
+//
+// Only mochi.go calls into mochi-mqtt (the server/v2 package and the
+// methods of its packets package), so an upgrade is checked in one file:
+//
+//   - the embedded mochi.Server, built with capabilities that switch off
+//     what the core does instead (message expiry, fan-out, $SYS topics),
+//     and its hook (OnSubscribe, OnUnsubscribe, OnPacketProcessed,
+//     OnPacketEncode, OnACLCheck), which hands SUBSCRIBE, UNSUBSCRIBE,
+//     PUBACK and PUBREC to the session and puts the adapter's codes into
+//     CONNACK, SUBACK and UNSUBACK;
+//   - InjectPacket for every packet after CONNECT but PUBLISH, PUBREL and
+//     AUTH (so SUBSCRIBE, UNSUBSCRIBE, PUBACK, PUBREC, PUBCOMP, PINGREQ and
+//     DISCONNECT are processed by mochi), SendConnack, DisconnectClient,
+//     and mochi's client list, which its packet processing and the
+//     hand-over of in-flight state on resume (inheritInflight) use;
+//   - the client (type client): its codec (ReadFixedHeader, ReadPacket,
+//     WritePacket, ParseConnect, the CONNECT and PUBLISH validation), what
+//     CONNECT negotiated (version, receive maximum, maximum packet size,
+//     topic alias maximum, session expiry, keep-alive, the will), its
+//     in-flight table (QoS 2 handshakes, which mochi completes, and packet
+//     ids the adapter must not reuse) and its topic aliases;
+//   - packet construction (newPublish, newAck, the CONNACK refusal).
+//
+// mochi's packet types are data elsewhere: packets.Packet and
+// packets.Properties flow through the package (wrapping them would copy
+// every field), packets.Code is the reason code and error type, and the
+// packet type, property and reason code constants are the spec's.
+// encode.go writes PUBLISH from a packets.Packet with the spec's property
+// identifiers, and message.go, retain.go and store.go keep
+// packets.Properties.
+//
+// # Time
+//
+// The adapter takes its time from the core's clock (core.Broker.Clock):
+// session expiry, will delays, message and retained message expiry, and
+// the connection time it reports. Tests run it on a clock.Fake. Socket
+// deadlines (keep-alive, the CONNECT timeout, the final flush) and the
+// bound on publisher flow control (maxFlowWait) are real time: they wait
+// for the network, not for the broker's notion of time.
+//
 // # Goroutines and locks
 //
 // One goroutine reads each connection (Server.readPackets); it starts
@@ -78,6 +152,13 @@
 //	under session.mu).
 //
 //	session.acks.mu is taken alone.
+//
+//	session.q2.mu -> session.mu (qos2QueueLocked).
+//
+//	The clock's timers (session expiry, will delays) are armed and
+//	stopped under Server.mu; their functions run without it (a
+//	clock.Fake runs them in the goroutine that advances it) and take
+//	Server.mu themselves.
 //
 //	retainIndex.wmu -> retainIndex.mu, both alone otherwise.
 //

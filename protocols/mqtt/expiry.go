@@ -3,7 +3,10 @@ package mqtt
 import (
 	"time"
 
+	"github.com/mochi-mqtt/server/v2/packets"
+
 	"github.com/unifiedms/ums/core"
+	"github.com/unifiedms/ums/internal/clock"
 )
 
 // Session expiry.
@@ -12,15 +15,15 @@ import (
 // connection closed [MQTT-3.1.2-23]. The client may change the interval
 // in DISCONNECT [MQTT-3.14.2-2], so the interval cannot be a fixed
 // property of the session's queues: the adapter keeps it in the session
-// record and runs a timer per disconnected session (Server.expiring),
-// which deletes the record and the queues. The queues' x-expires is the
+// record and runs a timer per disconnected session (Server.expiring), on
+// the core's clock, which deletes the record and the queues. The queues' x-expires is the
 // longest interval granted (Server.MaxSessionExpiry), a backstop that no
 // client's interval exceeds. After a restart every stored session counts
 // its interval again from the start, as the core's x-expires does.
 
 // expiryTimer is the pending end of a disconnected session.
 type expiryTimer struct {
-	t    *time.Timer
+	t    clock.Timer
 	done chan struct{} // closed once the session ended, if the timer fired
 }
 
@@ -41,7 +44,7 @@ func (srv *Server) scheduleExpiryLocked(key, vhost, clientID string, expiry uint
 		old.t.Stop()
 	}
 	e := &expiryTimer{done: make(chan struct{})}
-	e.t = time.AfterFunc(time.Duration(expiry)*time.Second, func() {
+	e.t = srv.clock.AfterFunc(time.Duration(expiry)*time.Second, func() {
 		srv.goBackground(func() { srv.expire(key, vhost, clientID, e) })
 	})
 	srv.expiring[key] = e
@@ -147,4 +150,15 @@ func (s *session) setExpiry(expiry uint32) {
 	if err := s.saveRecordLocked(); err != nil {
 		s.logger().Error("storing the session expiry interval failed", "err", err)
 	}
+}
+
+// grantedExpiry is the session expiry interval a CONNECT gets.
+func (srv *Server) grantedExpiry(version byte, pk *packets.Packet) uint32 {
+	if version < 5 {
+		if pk.Connect.Clean {
+			return 0
+		}
+		return srv.MaxSessionExpiry
+	}
+	return min(pk.Properties.SessionExpiryInterval, srv.MaxSessionExpiry)
 }

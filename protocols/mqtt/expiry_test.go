@@ -5,36 +5,57 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/unifiedms/ums/core"
+	"github.com/unifiedms/ums/internal/clock"
 )
 
 // A client may change its session expiry in DISCONNECT [MQTT-3.14.2-2]:
-// raised from 1 to 5 s, the session is still there 2 s later; set to 0,
-// the session ends at once.
+// raised from 1 to 5 s, the session is still there 3 s later and gone
+// after 5 s; set to 0, the session ends at once. The adapter takes its time
+// from the core's clock, a fake one here, so both sides of the new
+// interval are checked without waiting for it.
 func TestSessionExpiryChangedOnDisconnect(t *testing.T) {
-	ts := startMQTT(t)
+	fake := clock.NewFake(time.Now())
+	ts := startMQTT(t, func(ts *testServer) { ts.broker = core.NewBrokerWith(core.Options{Clock: fake}) })
 	pub, _ := ts.v5(t, "expiry-pub")
 
-	c, _, _, err := ts.dialV5(t, "raise", v5opts{expiry: 1, noCleanup: true})
-	if err != nil {
-		t.Fatal(err)
+	// Two sessions get the same change: "raise" is resumed within the new
+	// interval, "lapse" is left to run out.
+	for _, id := range []string{"raise", "lapse"} {
+		c, _, _, err := ts.dialV5(t, id, v5opts{expiry: 1, noCleanup: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		subscribe5(t, c, id+"/#", 1)
+		_ = c.Disconnect(&paho.Disconnect{Properties: &paho.DisconnectProperties{SessionExpiryInterval: ptr(uint32(5))}})
 	}
-	subscribe5(t, c, "raise/#", 1)
-	_ = c.Disconnect(&paho.Disconnect{Properties: &paho.DisconnectProperties{SessionExpiryInterval: ptr(uint32(5))}})
-	ts.waitIdle(t, "mqtt-subscription-raiseqos1")
+	// A session leaves the live ones and starts its expiry in one step.
+	eventually(t, "both sessions to close", func() bool { return ts.Sessions() == 1 })
 	publish5(t, pub, &paho.Publish{Topic: "raise/1", QoS: 1, Payload: []byte("kept")})
-	time.Sleep(2 * time.Second) // past the first interval, within the new one
+
+	fake.Advance(3 * time.Second) // past the first interval, within the new one
 	_, got, ca, err := ts.dialV5(t, "raise", v5opts{expiry: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !ca.SessionPresent {
-		t.Fatal("session gone 2 s after a DISCONNECT that set its expiry to 5 s")
+		t.Fatal("session gone 3 s after a DISCONNECT that set its expiry to 5 s")
 	}
 	if m := got.next(t); string(m.Payload) != "kept" {
 		t.Fatalf("got %q", m.Payload)
 	}
 
-	c, _, _, err = ts.dialV5(t, "drop", v5opts{expiry: 600, noCleanup: true})
+	fake.Advance(2 * time.Second) // the new interval has passed
+	_, _, ca, err = ts.dialV5(t, "lapse", v5opts{expiry: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ca.SessionPresent {
+		t.Fatal("session present 5 s after a DISCONNECT that set its expiry to 5 s")
+	}
+
+	c, _, _, err := ts.dialV5(t, "drop", v5opts{expiry: 600, noCleanup: true})
 	if err != nil {
 		t.Fatal(err)
 	}

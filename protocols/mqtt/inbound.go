@@ -3,9 +3,9 @@ package mqtt
 import (
 	"time"
 
-	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/unifiedms/ums/core"
 	"github.com/unifiedms/ums/core/auth"
 )
 
@@ -19,12 +19,12 @@ import (
 // acknowledgement queue (ack.go).
 
 // handlePublish processes a client's PUBLISH.
-func (s *Server) handlePublish(cl *mochi.Client, sess *session, pk *packets.Packet) error {
-	if code := pk.PublishValidate(s.mochi.Options.Capabilities.TopicAliasMaximum); code != packets.CodeSuccess {
+func (s *Server) handlePublish(cl client, sess *session, pk *packets.Packet) error {
+	if code := s.checkPublish(pk); code != packets.CodeSuccess {
 		return code
 	}
 	if pk.Properties.TopicAliasFlag && pk.Properties.TopicAlias > 0 { // [MQTT-3.3.2-11]
-		pk.TopicName = cl.State.TopicAliases.Inbound.Set(pk.Properties.TopicAlias, pk.TopicName)
+		pk.TopicName = cl.inboundAlias(pk.Properties.TopicAlias, pk.TopicName)
 		if pk.TopicName == "" {
 			// An alias this connection never set (aliases do not outlive
 			// their connection [MQTT-3.3.2-7]): a protocol error.
@@ -54,7 +54,7 @@ func (s *Server) handlePublish(cl *mochi.Client, sess *session, pk *packets.Pack
 		}
 	}
 
-	if qos > 0 && cl.Properties.ProtocolVersion == 5 && sess.unacknowledged() >= sess.ackLimit() {
+	if qos > 0 && cl.version() == 5 && sess.unacknowledged() >= sess.ackLimit() {
 		// More unacknowledged QoS 1/2 PUBLISHes than the receive maximum
 		// announced in CONNACK [MQTT-3.3.4-7] [MQTT-3.3.4-8]. (MQTT 3 has
 		// no such limit: its publishers are just not read from while
@@ -87,7 +87,7 @@ func (s *Server) handlePublish(cl *mochi.Client, sess *session, pk *packets.Pack
 		}
 	}
 
-	v5 := cl.Properties.ProtocolVersion == 5
+	v5 := cl.version() == 5
 	if code != packets.CodeSuccess && ((!v5 && qos > 0) || (code == packets.ErrNotAuthorized && (!v5 || qos == 0))) {
 		// A refusal with no negative acknowledgement to carry it (MQTT 3
 		// has none; QoS 0 has no acknowledgement at all) closes the
@@ -142,7 +142,7 @@ func (s *Server) waitForRoom(sess *session) {
 
 // handlePubrel completes a client's QoS 2 PUBLISH: its packet id is free
 // again [MQTT-4.3.3-11].
-func (s *Server) handlePubrel(cl *mochi.Client, sess *session, pk *packets.Packet) error {
+func (s *Server) handlePubrel(cl client, sess *session, pk *packets.Packet) error {
 	_, pending := sess.inQoS2[pk.PacketID]
 	if pending {
 		delete(sess.inQoS2, pk.PacketID)
@@ -157,5 +157,106 @@ func (s *Server) handlePubrel(cl *mochi.Client, sess *session, pk *packets.Packe
 	if !pending {
 		code = packets.ErrPacketIdentifierNotFound
 	}
-	return cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubcomp}, PacketID: pk.PacketID, ReasonCode: code.Code})
+	return cl.write(newAck(packets.Pubcomp, pk.PacketID, code))
+}
+
+// publish sends a PUBLISH into the core and returns the acknowledgement's
+// reason code. It returns once the core took the message and, when the
+// message went to the message store, once it is durable, except with a
+// (QoS 1): then a stored message is acknowledged through a once durable,
+// and stored is true.
+func (s *session) publish(pk *packets.Packet, a *pubAck) (code packets.Code, stored bool) {
+	srv := s.srv
+	var now time.Time
+	if pk.FixedHeader.Retain || pk.Properties.MessageExpiryInterval > 0 {
+		now = srv.clock.Now()
+	}
+	if !validTopicName(pk.TopicName) {
+		return packets.ErrTopicNameInvalid, false
+	}
+	if srv.Users.HasTopicPermissions() && !s.topicAllowed(auth.Write, topicToKey(pk.TopicName)) {
+		s.logger().Warn("MQTT publish refused: no write access to the topic", "topic", pk.TopicName)
+		return packets.ErrNotAuthorized, false
+	}
+	if pk.FixedHeader.Retain {
+		if err := srv.retained.set(s.vhost.Name, retainedFromPacket(pk, now)); err != nil {
+			s.logger().Error("storing retained message failed", "topic", pk.TopicName, "err", err)
+			return packets.ErrUnspecifiedError, false
+		}
+	}
+	if gate := srv.Broker.PublishGate(); gate != nil {
+		// A resource alarm: stop reading from this publisher (TCP
+		// backpressure) until it clears, as RabbitMQ does.
+		_ = s.wc.Flush()
+		select {
+		case <-gate:
+		case <-srv.done:
+			return packets.ErrServerShuttingDown, false
+		}
+	}
+	x, err := s.exchange()
+	if err != nil {
+		return reasonFor(err), false
+	}
+	var publisher string
+	if s.noLocals.Load() > 0 {
+		publisher = s.clientID
+	}
+	msg := toCoreMessage(srv.exchange, pk, publisher, now)
+	done := s.doneFn
+	switch {
+	case a != nil && a.marker:
+		done = nil // the marker's fsync covers the message
+	case a != nil:
+		done = func(err error) { s.ackDurable(a, err) }
+	}
+	res, err := s.vhost.PublishTo(&s.router, x, msg, done)
+	if err != nil {
+		s.logger().Debug("publish failed", "topic", pk.TopicName, "err", err)
+		return reasonFor(err), false
+	}
+	if res.Flow != nil && !s.ownQueue(res.Full) {
+		// Not its own queue: a client subscribed to what it publishes
+		// must go on reading its PUBACKs for that queue to drain.
+		s.flow = res.Flow
+	}
+	code = packets.CodeSuccess
+	if res.Rejected > 0 {
+		code = packets.ErrQuotaExceeded
+	}
+	if a != nil {
+		return code, res.Stored && !a.marker
+	}
+	if res.Stored {
+		_ = s.wc.Flush() // earlier acknowledgements need not wait for this one
+		if err := <-s.doneCh; err != nil {
+			s.logger().Error("storing a message failed", "topic", pk.TopicName, "err", err)
+			return packets.ErrUnspecifiedError, false
+		}
+	}
+	// An unroutable message is accepted with 0x00, not 0x10 (no matching
+	// subscribers, which MQTT 5 makes optional): mochi cannot encode a
+	// success code other than 0 without properties, which clients asking
+	// for no problem information forbid.
+	return code, false
+}
+
+// ownQueue reports whether q is one of the session's queues.
+func (s *session) ownQueue(q *core.Queue) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return q == s.q0 || q == s.q1
+}
+
+// exchange returns the publishing exchange, resolving it again if it was
+// deleted and re-declared.
+func (s *session) exchange() (*core.Exchange, error) {
+	if s.exch == nil || s.exch.Deleted() {
+		x, err := s.vhost.Exchange(s.srv.exchange)
+		if err != nil {
+			return nil, err
+		}
+		s.exch = x
+	}
+	return s.exch, nil
 }

@@ -12,13 +12,9 @@ import (
 	"sync"
 	"time"
 
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
-
-	"github.com/gorilla/websocket"
-
 	"github.com/unifiedms/ums/core"
 	"github.com/unifiedms/ums/core/auth"
+	"github.com/unifiedms/ums/internal/clock"
 )
 
 // ErrServerClosed is returned by Serve and ServeWebSocket after Shutdown.
@@ -38,16 +34,6 @@ const (
 	// NoSessionExpiry as MaxSessionExpiry keeps persistent sessions
 	// forever.
 	NoSessionExpiry = math.MaxUint32
-)
-
-// WebSocketPath is where ServeWebSocket accepts MQTT over WebSocket, as
-// RabbitMQ's Web-MQTT plugin does.
-const WebSocketPath = "/ws"
-
-// Listener ids, as mochi and the management listing see them.
-const (
-	listenerTCP = "mqtt"
-	listenerWS  = "mqtt-ws"
 )
 
 // Server is the MQTT 3.1, 3.1.1 and 5.0 adapter of the core. Set its fields,
@@ -92,15 +78,18 @@ type Server struct {
 	// log in with (default guest/guest).
 	DefaultUser, DefaultPass string
 
-	startOnce sync.Once
-	startErr  error
-	mochi     *mochi.Server
-	hook      *hook
-	log       *slog.Logger
-	retained  *retainIndex
-	store     Store
-	exchange  string
-	done      chan struct{} // closed by Shutdown
+	startOnce   sync.Once
+	startErr    error
+	mochiServer // the embedded mochi server and its hook (mochi.go)
+	log         *slog.Logger
+	retained    *retainIndex
+	store       Store
+	exchange    string
+	done        chan struct{} // closed by Shutdown
+	// clock is the core's: session expiry, will delays and message
+	// expiry follow it. Socket deadlines (keep-alive, CONNECT timeout)
+	// are real time.
+	clock clock.Clock
 
 	mu        sync.Mutex
 	closing   bool                      // REQUIRES: mu
@@ -112,7 +101,6 @@ type Server struct {
 	expiring  map[string]*expiryTimer   // disconnected persistent sessions by mochi client id; REQUIRES: mu
 	conns     sync.WaitGroup            // one per connection being served
 	bg        sync.WaitGroup            // background work: delayed wills, server-side disconnects
-	mochiStop sync.Once
 }
 
 // start builds the embedded mochi server and loads stored state, once.
@@ -159,6 +147,7 @@ func (s *Server) init() error {
 	if s.store == nil {
 		s.store = &MemoryStore{}
 	}
+	s.clock = clock.Or(s.Broker.Clock())
 	s.done = make(chan struct{})
 	s.listeners = make(map[net.Listener]struct{})
 	s.https = make(map[*http.Server]struct{})
@@ -168,425 +157,7 @@ func (s *Server) init() error {
 	s.expiring = make(map[string]*expiryTimer)
 	s.retained = newRetainIndex(s.store)
 	s.loadStore()
-
-	caps := mochi.NewDefaultServerCapabilities()
-	caps.MaximumPacketSize = s.MaxPacketSize
-	caps.MaximumSessionExpiryInterval = s.MaxSessionExpiry
-	caps.MaximumMessageExpiryInterval = 0 // expiry is the core's business
-	caps.MaximumClientWritesPending = 1   // mochi's own fan-out is not used
-	caps.MaximumInflight = s.MaxInflight
-	caps.TopicAliasMaximum = s.TopicAliasMaximum
-	caps.Compatibilities.NoInheritedPropertiesOnAck = true
-	m := mochi.New(&mochi.Options{
-		Capabilities: caps,
-		// mochi warns about every client's protocol slip and short
-		// keep-alive; those are debug information for a broker operator.
-		Logger: slog.New(demoteHandler{s.log.Handler()}),
-		// $SYS statistics are not published: every topic goes through the
-		// core, and mochi's counters would describe only half of the
-		// traffic. The interval (seconds) is effectively never.
-		SysTopicResendInterval: 1 << 32,
-	})
-	s.hook = &hook{srv: s}
-	if err := m.AddHook(s.hook, nil); err != nil {
-		return err
-	}
-	if err := m.Serve(); err != nil {
-		return err
-	}
-	// Serve published one round of $SYS topics as retained messages in
-	// mochi's own index; drop them so they never reach a subscriber.
-	for topic := range m.Topics.Retained.GetAll() {
-		m.Topics.RetainMessage(packets.Packet{TopicName: topic})
-	}
-	s.mochi = m
-	return nil
-}
-
-// loadStore reads retained messages and persistent sessions, forgetting
-// sessions whose queue no longer exists (expired or deleted while the
-// server was down).
-func (s *Server) loadStore() {
-	var retained, sessions, dropped, wills int
-	for key, val := range s.store.All() {
-		kind, vhost, name, ok := parseStoreKey(key)
-		if !ok {
-			continue
-		}
-		switch kind {
-		case kindRetained:
-			m, err := decodeRetained(name, val)
-			if err != nil {
-				s.log.Error("skipping unreadable retained message", "vhost", vhost, "topic", name)
-				continue
-			}
-			s.retained.load(vhost, m)
-			retained++
-		case kindSession:
-			r, err := decodeSessionRecord(val)
-			v, vok := s.Broker.Vhost(vhost)
-			var qerr error = core.ErrNotFound
-			if vok {
-				_, qerr = v.Queue(nil, queueName(name, 1))
-			}
-			if err != nil || qerr != nil {
-				dropped++
-				if derr := s.store.Delete(key); derr != nil {
-					s.log.Error("deleting session record failed", "key", key, "err", derr)
-				}
-				continue
-			}
-			s.records[key] = r
-			sessKey := name
-			if vhost != s.DefaultVhost {
-				sessKey = vhost + "\x00" + name
-			}
-			s.mu.Lock()
-			s.scheduleExpiryLocked(sessKey, vhost, name, r.expiry)
-			s.mu.Unlock()
-			sessions++
-		case kindWill:
-			v, ok := s.Broker.Vhost(vhost)
-			var err error = core.ErrNotFound
-			if ok {
-				sessKey := name
-				if vhost != s.DefaultVhost {
-					sessKey = vhost + "\x00" + name
-				}
-				err = s.loadWill(sessKey, v, name, val)
-			}
-			if err != nil {
-				s.log.Error("skipping unreadable delayed will", "vhost", vhost, "client", name, "err", err)
-				if derr := s.store.Delete(key); derr != nil {
-					s.log.Error("deleting will record failed", "key", key, "err", derr)
-				}
-				continue
-			}
-			wills++
-		}
-	}
-	if retained+sessions+dropped+wills > 0 {
-		s.log.Info("MQTT state loaded", "retained", retained, "sessions", sessions, "expired_sessions", dropped, "delayed_wills", wills)
-	}
-}
-
-// queueName is the name of a session's queue for QoS 0 or QoS 1/2
-// subscriptions, as in RabbitMQ.
-func queueName(clientID string, qos byte) string {
-	if qos == 0 {
-		return "mqtt-subscription-" + clientID + "qos0"
-	}
-	return "mqtt-subscription-" + clientID + "qos1"
-}
-
-// sharedQueueName is the queue of a shared subscription group.
-func sharedQueueName(group, filter string) string {
-	return "mqtt-shared-" + group + "/" + filter
-}
-
-// Serve accepts MQTT connections on l until Shutdown. It always returns an
-// error: ErrServerClosed after Shutdown.
-func (s *Server) Serve(l net.Listener) error {
-	if err := s.start(); err != nil {
-		return err
-	}
-	if !s.track(l, nil, true) {
-		l.Close()
-		return ErrServerClosed
-	}
-	defer s.track(l, nil, false)
-	var backoff time.Duration
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if s.isClosing() {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
-				continue
-			}
-			return err
-		}
-		backoff = 0
-		if !s.addConn() {
-			c.Close()
-			return ErrServerClosed
-		}
-		go s.serveConn(listenerTCP, c)
-	}
-}
-
-// ServeWebSocket accepts MQTT over WebSocket connections on l, at
-// WebSocketPath with subprotocol "mqtt", until Shutdown.
-func (s *Server) ServeWebSocket(l net.Listener) error {
-	if err := s.start(); err != nil {
-		return err
-	}
-	up := &websocket.Upgrader{
-		Subprotocols:    []string{"mqtt"},
-		ReadBufferSize:  4096,
-		WriteBufferSize: 4096,
-		// Browsers connect from pages served anywhere, as with
-		// RabbitMQ's Web-MQTT; authentication is MQTT's.
-		CheckOrigin: func(*http.Request) bool { return true },
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc(WebSocketPath, func(w http.ResponseWriter, r *http.Request) {
-		if !s.addConn() {
-			http.Error(w, "server shutting down", http.StatusServiceUnavailable)
-			return
-		}
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			s.conns.Done()
-			return // Upgrade answered the request
-		}
-		s.serveConn(listenerWS, &wsConn{ws: ws})
-	})
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
-	if !s.track(nil, hs, true) {
-		l.Close()
-		return ErrServerClosed
-	}
-	defer s.track(nil, hs, false)
-	err := hs.Serve(l)
-	if errors.Is(err, http.ErrServerClosed) || s.isClosing() {
-		return ErrServerClosed
-	}
-	return err
-}
-
-// connectTimeout is how long a new connection may take to send CONNECT.
-const connectTimeout = 10 * time.Second
-
-// serveConn runs the CONNECT handshake of a new connection on the calling
-// goroutine, then hands the connection to a fresh goroutine that reads its
-// packets (readLoop) and returns. The handshake runs deep (authentication,
-// session setup in the core) and leaves a large stack behind; the reader
-// starts small, and since it waits for input with only a few small frames
-// on its stack, the runtime shrinks it back after every burst of work. An
-// idle connection so costs a few KiB of stack, not the 16 KiB or more of a
-// goroutine that once ran the handshake.
-//
-// The handshake and the read loop follow mochi's own (attachClient); only
-// CONNECT handling is the adapter's, every later packet goes to mochi's
-// packet processing (InjectPacket), whose hooks bridge to the core.
-func (s *Server) serveConn(listener string, c net.Conn) {
-	wc := newWireConn(c)
-	cl := s.mochi.NewClient(wc, listener, "", false)
-	if err := s.handshake(cl, listener, wc); err != nil {
-		cl.Stop(err)
-		if !errors.Is(err, io.EOF) {
-			s.log.Debug("connection refused", "remote", c.RemoteAddr().String(), "err", err)
-		}
-		s.conns.Done()
-		return
-	}
-	go s.readLoop(cl) // inherits this connection's count in s.conns
-}
-
-// handshake reads CONNECT and answers it. On success the session is
-// established and its CONNACK written; on failure the client got the
-// CONNACK refusal (when one is due) and nothing of it remains.
-func (s *Server) handshake(cl *mochi.Client, listener string, wc *wireConn) error {
-	_ = wc.SetDeadline(time.Now().Add(connectTimeout))
-	var fh packets.FixedHeader
-	if err := cl.ReadFixedHeader(&fh); err != nil {
-		return err
-	}
-	if fh.Type != packets.Connect {
-		return packets.ErrProtocolViolationRequireFirstConnect // [MQTT-3.1.0-1]
-	}
-	pk, err := cl.ReadPacket(&fh)
-	if err != nil {
-		return err
-	}
-	if !knownProtocolName(&pk) {
-		// Not MQTT: no CONNACK, the connection just closes
-		// [MQTT-3.1.2-1]; MQTT 5 allows this too (or CONNACK 0x84).
-		return packets.ErrProtocolViolationProtocolName
-	}
-	cl.ParseConnect(listener, pk)
-	if code := validateConnect(cl, &pk); code != packets.CodeSuccess {
-		_ = s.mochi.SendConnack(cl, code, false, nil) // [MQTT-3.2.2-7] [MQTT-3.1.4-6]
-		return code
-	}
-	if err := s.hook.connect(cl, &pk); err != nil {
-		return err
-	}
-	refreshDeadline(cl)
-	sess := sessionOf(cl)
-	sess.establish(&pk)
-	s.inheritInflight(cl, &pk)
-	s.mochi.Clients.Add(cl) // [MQTT-4.1.0-1]
-	if err := s.mochi.SendConnack(cl, packets.CodeSuccess, sess.present, nil); err != nil {
-		s.endConnection(cl, err)
-		return err
-	}
-	if sess.present {
-		if err := cl.ResendInflightMessages(true); err != nil {
-			s.endConnection(cl, err)
-			return err
-		}
-	}
-	if err := sess.start(); err != nil {
-		sess.logger().Error("MQTT session setup failed", "err", err)
-		s.kick(cl, reasonFor(err))
-		s.endConnection(cl, err)
-		return err
-	}
-	if sess.present {
-		sess.restoreQoS2()
-	}
-	return nil
-}
-
-// knownProtocolName reports whether CONNECT names the protocol MQTT:
-// "MQTT", or "MQIsdp" for MQTT 3.1 (level 3).
-func knownProtocolName(pk *packets.Packet) bool {
-	switch string(pk.Connect.ProtocolName) {
-	case "MQTT":
-		return true
-	case "MQIsdp":
-		return pk.ProtocolVersion == 3
-	}
-	return false
-}
-
-// validateConnect checks what the packet decoder does not: the spec's rules
-// on CONNECT's fields and an empty client id asking for a kept session
-// (refused by MQTT 3.1.1 [MQTT-3.1.3-8]).
-func validateConnect(cl *mochi.Client, pk *packets.Packet) packets.Code {
-	if code := pk.ConnectValidate(); code != packets.CodeSuccess {
-		return code
-	}
-	if cl.Properties.ProtocolVersion < 5 && !pk.Connect.Clean && pk.Connect.ClientIdentifier == "" {
-		return packets.ErrUnspecifiedError // CONNACK 0x02 in MQTT 3.1.1
-	}
-	return packets.CodeSuccess
-}
-
-// inheritInflight carries the packet-level state of a resumed session (QoS
-// 2 handshakes in progress, which mochi tracks) over from the previous
-// connection with the same client id, and forgets it for a clean start.
-// The previous connection was already closed by establish.
-func (s *Server) inheritInflight(cl *mochi.Client, pk *packets.Packet) {
-	old, ok := s.mochi.Clients.Get(cl.ID)
-	if !ok {
-		return
-	}
-	if pk.Connect.Clean || (old.Properties.Clean && old.Properties.ProtocolVersion < 5) {
-		old.ClearInflights()
-		return
-	}
-	if old.State.Inflight.Len() > 0 {
-		cl.State.Inflight = old.State.Inflight.Clone() // [MQTT-3.1.2-5]
-		cl.State.Inflight.ResetReceiveQuota(int32(s.mochi.Options.Capabilities.ReceiveMaximum))
-		cl.State.Inflight.ResetSendQuota(int32(cl.Properties.Props.ReceiveMaximum))
-	}
-	old.ClearInflights()
-}
-
-// refreshDeadline moves the connection's deadline to one and a half
-// keep-alive intervals from now [MQTT-3.1.2-22]; keep-alive 0 has none.
-func refreshDeadline(cl *mochi.Client) {
-	var t time.Time
-	if ka := cl.State.Keepalive; ka > 0 {
-		t = time.Now().Add(time.Duration(ka+ka/2) * time.Second)
-	}
-	_ = cl.Net.Conn.SetDeadline(t)
-}
-
-// readLoop reads and processes the client's packets until the connection
-// ends, then ends the connection's session.
-func (s *Server) readLoop(cl *mochi.Client) {
-	defer s.conns.Done()
-	err := s.readPackets(cl)
-	s.endConnection(cl, err)
-}
-
-// readPackets is the packet loop. While it waits for input its stack holds
-// only itself and the read path; each packet is handled in nextPacket's
-// larger frame.
-func (s *Server) readPackets(cl *mochi.Client) error {
-	for {
-		if cl.Closed() {
-			return nil // DISCONNECT, or closed by the server
-		}
-		refreshDeadline(cl)
-		var fh packets.FixedHeader
-		if err := cl.ReadFixedHeader(&fh); err != nil {
-			return s.packetError(cl, err)
-		}
-		if err := s.nextPacket(cl, &fh); err != nil {
-			return err
-		}
-	}
-}
-
-// nextPacket reads the body of the packet fh starts and processes it.
-//
-//go:noinline
-func (s *Server) nextPacket(cl *mochi.Client, fh *packets.FixedHeader) error {
-	pk, err := cl.ReadPacket(fh)
-	if err != nil {
-		return s.packetError(cl, err)
-	}
-	switch pk.FixedHeader.Type {
-	case packets.Auth:
-		// Only after a CONNECT with an authentication method, which is
-		// refused [MQTT-4.12.0-1].
-		return s.packetError(cl, packets.ErrProtocolViolation)
-	case packets.Publish, packets.Pubrel:
-		pk.ProtocolVersion = cl.Properties.ProtocolVersion
-		sess := sessionOf(cl)
-		if pk.FixedHeader.Type == packets.Publish {
-			err = s.handlePublish(cl, sess, &pk)
-		} else {
-			err = s.handlePubrel(cl, sess, &pk)
-		}
-		if err != nil {
-			return s.packetError(cl, err)
-		}
-		return nil
-	}
-	if err := s.mochi.InjectPacket(cl, pk); err != nil {
-		return s.packetError(cl, err)
-	}
-	return nil
-}
-
-// packetError ends the connection for err. An MQTT 5 client learns the
-// reason from a DISCONNECT when err carries a reason code (a malformed or
-// oversize packet, a protocol error) [MQTT-4.13.1-1].
-func (s *Server) packetError(cl *mochi.Client, err error) error {
-	var code packets.Code
-	if errors.As(err, &code) && code.Code >= packets.ErrUnspecifiedError.Code &&
-		cl.Properties.ProtocolVersion == 5 && !cl.Closed() {
-		_ = s.mochi.DisconnectClient(cl, code)
-	}
-	if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-		s.log.Debug("connection ended", "client", cl.ID, "remote", cl.Net.Remote, "err", err)
-	}
-	return err
-}
-
-// endConnection closes a connection that got past CONNECT and ends or
-// keeps its session. err is nil after the client's DISCONNECT.
-func (s *Server) endConnection(cl *mochi.Client, err error) {
-	cl.Stop(err)
-	expire := (cl.Properties.ProtocolVersion == 5 && cl.Properties.Props.SessionExpiryInterval == 0) ||
-		(cl.Properties.ProtocolVersion < 5 && cl.Properties.Clean)
-	s.hook.disconnect(cl, err, expire)
-	if cur, ok := s.mochi.Clients.Get(cl.ID); ok && cur == cl {
-		if expire {
-			cl.ClearInflights()
-			s.mochi.Clients.Delete(cl.ID) // [MQTT-4.1.0-2]
-		}
-	}
+	return s.startMochi()
 }
 
 func (s *Server) isClosing() bool {
@@ -695,7 +266,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.disconnectAll()
 		select {
 		case <-waited:
-			s.mochiStop.Do(func() { _ = s.mochi.Close() })
+			s.closeMochi()
 			return nil
 		case <-ctx.Done():
 			return fmt.Errorf("mqtt shutdown: %w", ctx.Err())
@@ -705,57 +276,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// disconnectAll ends every connected client's connection.
-func (s *Server) disconnectAll() {
-	for _, cl := range s.mochi.Clients.GetAll() {
-		if !cl.Closed() {
-			s.kick(cl, packets.ErrServerShuttingDown)
-		}
-	}
-}
-
-// kick disconnects a client from the server side: MQTT 5 clients get a
-// DISCONNECT with code; MQTT 3 has no server DISCONNECT, so the
-// connection just closes.
-func (s *Server) kick(cl *mochi.Client, code packets.Code) {
-	if cl.Properties.ProtocolVersion == 5 {
-		_ = s.mochi.DisconnectClient(cl, code)
-		return
-	}
-	cl.Stop(code)
-}
-
 // RetainedCount returns the number of retained messages across vhosts.
 func (s *Server) RetainedCount() int {
 	if s.start() != nil {
 		return 0
 	}
 	return s.retained.size()
-}
-
-// demoteHandler logs mochi's info and warning records at debug level.
-type demoteHandler struct{ slog.Handler }
-
-func (h demoteHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return h.Handler.Enabled(ctx, demote(l))
-}
-
-func (h demoteHandler) Handle(ctx context.Context, r slog.Record) error {
-	r.Level = demote(r.Level)
-	return h.Handler.Handle(ctx, r)
-}
-
-func (h demoteHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return demoteHandler{h.Handler.WithAttrs(as)}
-}
-
-func (h demoteHandler) WithGroup(name string) slog.Handler {
-	return demoteHandler{h.Handler.WithGroup(name)}
-}
-
-func demote(l slog.Level) slog.Level {
-	if l < slog.LevelError {
-		return slog.LevelDebug
-	}
-	return l
 }

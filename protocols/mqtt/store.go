@@ -4,12 +4,13 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
-	"math"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/unifiedms/ums/core"
 )
 
 // Store keeps the adapter's durable state: retained messages and the
@@ -165,73 +166,6 @@ func (d *decoder) bytes() []byte {
 	return append([]byte(nil), d.take(int(n))...)
 }
 
-// sessionRecord is the stored part of a persistent session: what a client
-// subscribed to. Its queued messages live in the core's durable queue.
-type sessionRecord struct {
-	subs []subOptions
-	// expiry is the session expiry interval in seconds, which the client
-	// may change in DISCONNECT; 0 in records written before it was kept
-	// (their queues expire by x-expires alone).
-	expiry uint32
-}
-
-// subOptions is one subscription as the client asked for it.
-type subOptions struct {
-	filter            string // as subscribed, including any $share/group/ prefix
-	qos               byte
-	noLocal           bool
-	retainAsPublished bool
-	retainHandling    byte
-	id                int // subscription identifier, 0 = none
-}
-
-func (r *sessionRecord) encode() []byte {
-	e := encoder{b: make([]byte, 0, 16+32*len(r.subs))}
-	e.byte(sessionRecordV2)
-	e.uvarint(uint64(r.expiry))
-	e.uvarint(uint64(len(r.subs)))
-	for _, s := range r.subs {
-		e.str(s.filter)
-		e.byte(s.qos)
-		e.byte(boolByte(s.noLocal) | boolByte(s.retainAsPublished)<<1 | s.retainHandling<<2)
-		e.uvarint(uint64(s.id))
-	}
-	return e.b
-}
-
-func decodeSessionRecord(b []byte) (*sessionRecord, error) {
-	d := newDecoder(b)
-	var expiry uint64
-	switch d.byte() {
-	case sessionRecordV1:
-	case sessionRecordV2:
-		expiry = d.uvarint()
-	default:
-		return nil, errBadRecord
-	}
-	n := d.uvarint()
-	if d.err != nil || n > uint64(len(b)) || expiry > math.MaxUint32 {
-		return nil, errBadRecord
-	}
-	r := &sessionRecord{subs: make([]subOptions, 0, n), expiry: uint32(expiry)}
-	for i := uint64(0); i < n; i++ {
-		var s subOptions
-		s.filter = d.str()
-		s.qos = d.byte()
-		fl := d.byte()
-		s.noLocal, s.retainAsPublished, s.retainHandling = fl&1 != 0, fl&2 != 0, (fl>>2)&3
-		s.id = int(d.uvarint())
-		if s.qos > 2 {
-			d.fail()
-		}
-		r.subs = append(r.subs, s)
-	}
-	if !d.done() {
-		return nil, errBadRecord
-	}
-	return r, nil
-}
-
 // retainedMsg is a retained message with the MQTT properties it was
 // published with. It is immutable once stored.
 type retainedMsg struct {
@@ -301,4 +235,71 @@ func decodeRetained(topic string, b []byte) (*retainedMsg, error) {
 		return nil, errBadRecord
 	}
 	return m, nil
+}
+
+// loadStore reads retained messages and persistent sessions, forgetting
+// sessions whose queue no longer exists (expired or deleted while the
+// server was down).
+func (s *Server) loadStore() {
+	var retained, sessions, dropped, wills int
+	for key, val := range s.store.All() {
+		kind, vhost, name, ok := parseStoreKey(key)
+		if !ok {
+			continue
+		}
+		switch kind {
+		case kindRetained:
+			m, err := decodeRetained(name, val)
+			if err != nil {
+				s.log.Error("skipping unreadable retained message", "vhost", vhost, "topic", name)
+				continue
+			}
+			s.retained.load(vhost, m)
+			retained++
+		case kindSession:
+			r, err := decodeSessionRecord(val)
+			v, vok := s.Broker.Vhost(vhost)
+			var qerr error = core.ErrNotFound
+			if vok {
+				_, qerr = v.Queue(nil, queueName(name, 1))
+			}
+			if err != nil || qerr != nil {
+				dropped++
+				if derr := s.store.Delete(key); derr != nil {
+					s.log.Error("deleting session record failed", "key", key, "err", derr)
+				}
+				continue
+			}
+			s.records[key] = r
+			sessKey := name
+			if vhost != s.DefaultVhost {
+				sessKey = vhost + "\x00" + name
+			}
+			s.mu.Lock()
+			s.scheduleExpiryLocked(sessKey, vhost, name, r.expiry)
+			s.mu.Unlock()
+			sessions++
+		case kindWill:
+			v, ok := s.Broker.Vhost(vhost)
+			var err error = core.ErrNotFound
+			if ok {
+				sessKey := name
+				if vhost != s.DefaultVhost {
+					sessKey = vhost + "\x00" + name
+				}
+				err = s.loadWill(sessKey, v, name, val)
+			}
+			if err != nil {
+				s.log.Error("skipping unreadable delayed will", "vhost", vhost, "client", name, "err", err)
+				if derr := s.store.Delete(key); derr != nil {
+					s.log.Error("deleting will record failed", "key", key, "err", derr)
+				}
+				continue
+			}
+			wills++
+		}
+	}
+	if retained+sessions+dropped+wills > 0 {
+		s.log.Info("MQTT state loaded", "retained", retained, "sessions", sessions, "expired_sessions", dropped, "delayed_wills", wills)
+	}
 }

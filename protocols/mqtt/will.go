@@ -1,12 +1,12 @@
 package mqtt
 
 import (
-	"sync/atomic"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/unifiedms/ums/core"
+	"github.com/unifiedms/ums/internal/clock"
 )
 
 // willMsg is a client's will, kept by the adapter (mochi's copy is
@@ -19,34 +19,14 @@ type willMsg struct {
 // takeWill moves the client's will from mochi to the session, with all
 // its MQTT 5 properties.
 func (s *session) takeWill(pk *packets.Packet) {
-	w := &s.cl.Properties.Will
-	if atomic.LoadUint32(&w.Flag) == 0 {
-		return
+	if will, delay, ok := s.cl.takeWill(pk); ok {
+		s.will = &willMsg{pk: will, delay: delay}
 	}
-	wp := &pk.Connect.WillProperties
-	s.will = &willMsg{
-		pk: packets.Packet{
-			FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: w.Qos, Retain: w.Retain},
-			TopicName:   w.TopicName,
-			Payload:     w.Payload,
-			Properties: packets.Properties{
-				ContentType:           wp.ContentType,
-				ResponseTopic:         wp.ResponseTopic,
-				CorrelationData:       wp.CorrelationData,
-				PayloadFormat:         wp.PayloadFormat,
-				PayloadFormatFlag:     wp.PayloadFormatFlag,
-				MessageExpiryInterval: wp.MessageExpiryInterval,
-				User:                  wp.User,
-			},
-		},
-		delay: w.WillDelayInterval,
-	}
-	atomic.StoreUint32(&w.Flag, 0)
 }
 
 // pendingWill is a will waiting for its delay.
 type pendingWill struct {
-	t        *time.Timer
+	t        clock.Timer
 	key      string // the session's key in Server.wills
 	v        *core.Vhost
 	clientID string
@@ -61,7 +41,7 @@ type pendingWill struct {
 // During shutdown a will not yet due is stored instead.
 func (srv *Server) scheduleWill(key string, v *core.Vhost, clientID string, w *willMsg, due time.Time, stored bool) {
 	pw := &pendingWill{key: key, v: v, clientID: clientID, w: w, due: due, stored: stored}
-	delay := time.Until(due)
+	delay := due.Sub(srv.clock.Now())
 	if delay <= 0 {
 		srv.publishWill(v, clientID, w)
 		srv.forgetWill(pw)
@@ -78,7 +58,7 @@ func (srv *Server) scheduleWill(key string, v *core.Vhost, clientID string, w *w
 		old.t.Stop()
 	}
 	srv.wills[key] = pw
-	pw.t = time.AfterFunc(delay, func() {
+	pw.t = srv.clock.AfterFunc(delay, func() {
 		srv.mu.Lock()
 		mine := srv.wills[key] == pw && !srv.closing
 		if mine {
@@ -97,7 +77,7 @@ func (srv *Server) scheduleWill(key string, v *core.Vhost, clientID string, w *w
 // publishWill publishes a will through the core like any PUBLISH.
 func (srv *Server) publishWill(v *core.Vhost, clientID string, w *willMsg) {
 	pk := w.pk
-	now := time.Now()
+	now := srv.clock.Now()
 	if pk.FixedHeader.Retain {
 		if err := srv.retained.set(v.Name, retainedFromPacket(&pk, now)); err != nil {
 			srv.log.Error("storing retained will failed", "client", clientID, "err", err)
@@ -114,7 +94,7 @@ func (srv *Server) publishWill(v *core.Vhost, clientID string, w *willMsg) {
 
 // saveWill stores a will whose delay outlasts the server.
 func (srv *Server) saveWill(pw *pendingWill) {
-	m := retainedFromPacket(&pw.w.pk, time.Now())
+	m := retainedFromPacket(&pw.w.pk, srv.clock.Now())
 	e := encoder{}
 	e.byte(willRecordV1)
 	e.varint(pw.due.UnixMilli())
@@ -154,14 +134,10 @@ func (srv *Server) loadWill(key string, v *core.Vhost, clientID string, b []byte
 	if err != nil {
 		return err
 	}
-	w := &willMsg{pk: packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: m.qos, Retain: retain},
-		TopicName:   topic,
-		Payload:     m.payload,
-		Properties:  m.props,
-	}}
+	w := &willMsg{pk: newPublish(topic, m.payload, m.qos, retain, false)}
+	w.pk.Properties = m.props
 	if !m.expires.IsZero() {
-		left := time.Until(m.expires)
+		left := m.expires.Sub(srv.clock.Now())
 		if left <= 0 {
 			// Expired while the server was down.
 			srv.forgetWill(&pendingWill{v: v, clientID: clientID, stored: true})

@@ -1,0 +1,102 @@
+package mqtt
+
+import (
+	"errors"
+	"net"
+	"strings"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/unifiedms/ums/core/auth"
+)
+
+// Logging in: CONNECT's user name ("vhost:user"), password and will are
+// checked against core/auth before the session is made.
+
+// login authenticates the client and picks its vhost, then makes the
+// session. A refusal is answered here with the precise CONNACK code and
+// ends the connection.
+func (s *Server) login(cl client, pk *packets.Packet) error {
+	wc, ok := cl.wire()
+	if !ok {
+		return packets.ErrUnspecifiedError
+	}
+	if s.isClosing() {
+		return refuse(cl, packets.ErrServerShuttingDown)
+	}
+	if pk.Properties.AuthenticationMethod != "" {
+		// MQTT 5 enhanced authentication: no method is supported.
+		return refuse(cl, packets.ErrBadAuthenticationMethod)
+	}
+	vhost, user := s.splitUsername(string(pk.Connect.Username))
+	pass := string(pk.Connect.Password)
+	if len(pk.Connect.Username) == 0 {
+		// Anonymous: the default user's rights, and its restrictions
+		// (guest only from loopback), as RabbitMQ's MQTT plugin does.
+		if !s.AllowAnonymous {
+			s.log.Warn("MQTT login refused: anonymous clients are not allowed", "remote", cl.remote())
+			return refuse(cl, packets.ErrNotAuthorized)
+		}
+		user, pass = s.DefaultUser, s.DefaultPass
+	}
+	if user == "" {
+		return refuse(cl, packets.ErrBadUsernameOrPassword)
+	}
+	if _, err := s.Users.Authenticate(user, pass, isLoopback(wc.RemoteAddr())); err != nil {
+		if errors.Is(err, auth.ErrLoopbackOnly) {
+			s.log.Warn("MQTT login refused: user can only connect via localhost", "user", user, "remote", cl.remote())
+			return refuse(cl, packets.ErrNotAuthorized)
+		}
+		s.log.Warn("MQTT login refused: invalid credentials", "user", user, "remote", cl.remote())
+		return refuse(cl, packets.ErrBadUsernameOrPassword)
+	}
+	v, ok := s.Broker.Vhost(vhost)
+	if !ok || !s.Users.CanAccessVhost(user, vhost) {
+		s.log.Warn("MQTT login refused: no access to vhost", "user", user, "vhost", vhost)
+		return refuse(cl, packets.ErrNotAuthorized)
+	}
+	clientID := cl.id()
+	if pk.Connect.WillFlag && (!s.Users.Check(user, vhost, auth.Write, s.exchange) ||
+		!s.Users.CheckTopic(user, vhost, auth.Write, s.exchange, topicToKey(pk.Connect.WillTopic), auth.TopicVars{ClientID: clientID})) {
+		s.log.Warn("MQTT login refused: no write access to the will topic", "user", user, "vhost", vhost, "topic", pk.Connect.WillTopic)
+		return refuse(cl, packets.ErrNotAuthorized)
+	}
+	persistent := s.grantedExpiry(cl.version(), pk) > 0
+	if persistent && !s.canConfigure(user, vhost, queueName(clientID, 1)) {
+		s.log.Warn("MQTT login refused: no permission for the session queue", "user", user, "vhost", vhost, "client", clientID)
+		return refuse(cl, packets.ErrNotAuthorized)
+	}
+	sess := newSession(s, cl, wc, v, user, clientID)
+	wc.sess.Store(sess)
+	// mochi keys clients by id across the whole server; ids are per vhost
+	// here, so the key carries the vhost (NUL cannot occur in either).
+	if vhost != s.DefaultVhost {
+		cl.setID(vhost + "\x00" + clientID)
+	}
+	sess.key = cl.id()
+	return nil
+}
+
+// splitUsername reads "vhost:user"; a name without ':' is a user of the
+// default vhost.
+func (s *Server) splitUsername(name string) (vhost, user string) {
+	if v, u, ok := strings.Cut(name, ":"); ok {
+		return v, u
+	}
+	return s.DefaultVhost, name
+}
+
+func isLoopback(a net.Addr) bool {
+	var ip net.IP
+	switch x := a.(type) {
+	case *net.TCPAddr:
+		ip = x.IP
+	default:
+		host, _, err := net.SplitHostPort(a.String())
+		if err != nil {
+			return false
+		}
+		ip = net.ParseIP(host)
+	}
+	return ip != nil && ip.IsLoopback()
+}
