@@ -33,44 +33,104 @@ type Authorizer interface {
 	CheckTopic(user, vhost string, kind auth.Access, exchange, routingKey string, v auth.TopicVars) bool
 }
 
-// Allow checks the connection's permission kind on the exchange or queue
-// (resType "exchange" or "queue") named name.
-func (c *Conn) Allow(kind auth.Access, resType, name string) error {
-	if c == nil || c.info.Authz == nil {
+// Permissions are what a user may do in a vhost. A Conn carries them; an
+// adapter may also use them on their own for checks before a connection
+// exists (an MQTT will, checked at login). The zero Authz allows all.
+type Permissions struct {
+	Authz     Authorizer
+	User      string
+	Vhost     *Vhost
+	TopicVars auth.TopicVars
+}
+
+// Allow checks permission kind on the exchange or queue (resType
+// "exchange" or "queue") named name.
+func (p Permissions) Allow(kind auth.Access, resType, name string) error {
+	if p.Authz == nil {
 		return nil
 	}
 	resource := name
 	if resType == "exchange" && name == "" {
 		resource = "amq.default"
 	}
-	if c.info.Authz.Check(c.User, c.vhost.Name, kind, resource) {
+	if p.Authz.Check(p.User, p.Vhost.Name, kind, resource) {
 		return nil
 	}
-	return errorf(ErrAccessRefused, "access to %s '%s' in vhost '%s' refused for user '%s'", resType, name, c.vhost.Name, c.User)
+	return errorf(ErrAccessRefused, "access to %s '%s' in vhost '%s' refused for user '%s'", resType, name, p.Vhost.Name, p.User)
 }
 
 // AllowTopic applies topic permissions to routing or binding key on x;
 // only topic exchanges are checked, as in RabbitMQ. It allocates nothing
 // when the access is allowed.
-func (c *Conn) AllowTopic(kind auth.Access, x *Exchange, key string) error {
-	if c == nil || c.info.Authz == nil || x.Kind != KindTopic {
+func (p Permissions) AllowTopic(kind auth.Access, x *Exchange, key string) error {
+	if p.Authz == nil || x.Kind != KindTopic {
 		return nil
 	}
-	if c.info.Authz.CheckTopic(c.User, c.vhost.Name, kind, x.Name, key, c.info.TopicVars) {
+	if p.Authz.CheckTopic(p.User, p.Vhost.Name, kind, x.Name, key, p.TopicVars) {
 		return nil
 	}
 	return errorf(ErrAccessRefused, "%s access to topic '%s' in exchange '%s' in vhost '%s' refused for user '%s'",
-		kind, key, x.Name, c.vhost.Name, c.User)
+		kind, key, x.Name, p.Vhost.Name, p.User)
 }
 
 // allowTopicOn is AllowTopic for the exchange named source; a missing
 // exchange passes (the operation itself then fails with ErrNotFound).
-func (c *Conn) allowTopicOn(kind auth.Access, source, key string) error {
-	x := c.vhost.lookupExchange(source)
+func (p Permissions) allowTopicOn(kind auth.Access, source, key string) error {
+	x := p.Vhost.lookupExchange(source)
 	if x == nil {
 		return nil
 	}
-	return c.AllowTopic(kind, x, key)
+	return p.AllowTopic(kind, x, key)
+}
+
+// AllowPublish checks what a publish of routing key to the exchange named
+// exchange needs: write on the exchange and, on a topic exchange, the
+// topic permission.
+func (p Permissions) AllowPublish(exchange, key string) error {
+	if err := p.Allow(auth.Write, "exchange", exchange); err != nil {
+		return err
+	}
+	return p.allowTopicOn(auth.Write, exchange, key)
+}
+
+// AllowBind checks what binding queue to exchange with key needs: write on
+// the queue, read on the exchange and, on a topic exchange, the topic
+// permission.
+func (p Permissions) AllowBind(queue, exchange, key string) error {
+	return allowAll(
+		func() error { return p.Allow(auth.Write, "queue", queue) },
+		func() error { return p.Allow(auth.Read, "exchange", exchange) },
+		func() error { return p.allowTopicOn(auth.Read, exchange, key) })
+}
+
+// Permissions returns the connection's permissions.
+func (c *Conn) Permissions() Permissions {
+	return Permissions{Authz: c.info.Authz, User: c.User, Vhost: c.vhost, TopicVars: c.info.TopicVars}
+}
+
+// Allow is Permissions().Allow.
+func (c *Conn) Allow(kind auth.Access, resType, name string) error {
+	if c == nil || c.info.Authz == nil {
+		return nil
+	}
+	return c.Permissions().Allow(kind, resType, name)
+}
+
+// AllowTopic is Permissions().AllowTopic.
+func (c *Conn) AllowTopic(kind auth.Access, x *Exchange, key string) error {
+	if c == nil || c.info.Authz == nil {
+		return nil
+	}
+	return c.Permissions().AllowTopic(kind, x, key)
+}
+
+// AllowBind is Permissions().AllowBind.
+func (c *Conn) AllowBind(queue, exchange, key string) error {
+	return c.Permissions().AllowBind(queue, exchange, key)
+}
+
+func (c *Conn) allowTopicOn(kind auth.Access, source, key string) error {
+	return c.Permissions().allowTopicOn(kind, source, key)
 }
 
 // allowAll runs checks in order and returns the first refusal.
@@ -141,17 +201,10 @@ func (c *Conn) DeleteQueue(name string, ifUnused, ifEmpty bool) (int, error) {
 	return c.vhost.DeleteQueue(c, name, ifUnused, ifEmpty)
 }
 
-func (c *Conn) queueBindPerms(queue, exchange, key string) error {
-	return allowAll(
-		func() error { return c.Allow(auth.Write, "queue", queue) },
-		func() error { return c.Allow(auth.Read, "exchange", exchange) },
-		func() error { return c.allowTopicOn(auth.Read, exchange, key) })
-}
-
 // Bind binds a queue to an exchange (write on the queue, read on the
 // exchange, topic read permission on key).
 func (c *Conn) Bind(queue, exchange, key string, args Table) error {
-	if err := c.queueBindPerms(queue, exchange, key); err != nil {
+	if err := c.AllowBind(queue, exchange, key); err != nil {
 		return err
 	}
 	return c.vhost.Bind(c, queue, exchange, key, args)
@@ -159,7 +212,7 @@ func (c *Conn) Bind(queue, exchange, key string, args Table) error {
 
 // Unbind removes a queue binding (as Bind).
 func (c *Conn) Unbind(queue, exchange, key string, args Table) error {
-	if err := c.queueBindPerms(queue, exchange, key); err != nil {
+	if err := c.AllowBind(queue, exchange, key); err != nil {
 		return err
 	}
 	return c.vhost.Unbind(c, queue, exchange, key, args)

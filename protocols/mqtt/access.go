@@ -5,26 +5,18 @@ import (
 	"github.com/unifiedms/ums/core/auth"
 )
 
-// What a client may do. The adapter asks core/auth (configure, write and
-// read permissions, topic permissions) and keeps no rules of its own.
+// What a client may do is decided by the core (core/authz.go), with
+// RabbitMQ's rules: the session's core connection is opened with the user
+// store as its Authorizer, so declaring, binding and consuming its queues
+// are checked there, and perms gives the same rules for the checks made
+// before or outside core operations (the will at login, a publish, a
+// subscription before its binding changes anything).
 
-// canConfigure reports whether user may declare queue in vhost.
-func (srv *Server) canConfigure(user, vhost, queue string) bool {
-	return srv.Users.Check(user, vhost, auth.Configure, queue)
+// perms returns the session's permissions.
+func (s *session) perms() core.Permissions {
+	return permsOf(s.srv, s.user, s.vhost, s.clientID)
 }
 
-var errNotPermitted = &core.Error{Kind: core.ErrAccessRefused, Msg: "access refused"}
-
-// topicAllowed checks the user's topic permission (RabbitMQ's topic
-// authorisation) on the MQTT exchange for a routing or binding key.
-func (s *session) topicAllowed(kind auth.Access, key string) bool {
-	return s.srv.Users.CheckTopic(s.user, s.vhost.Name, kind, s.srv.exchange, key, auth.TopicVars{ClientID: s.clientID})
-}
-
-// mayUseQueue reports whether the session's user may configure, write and
-// read queue name, as binding a subscription to it requires.
-func (s *session) mayUseQueue(name string) bool {
-	u, v := s.user, s.vhost.Name
-	users := s.srv.Users
-	return users.Check(u, v, auth.Configure, name) && users.Check(u, v, auth.Write, name) && users.Check(u, v, auth.Read, name)
+func permsOf(srv *Server, user string, v *core.Vhost, clientID string) core.Permissions {
+	return core.Permissions{Authz: srv.Users, User: user, Vhost: v, TopicVars: auth.TopicVars{ClientID: clientID}}
 }

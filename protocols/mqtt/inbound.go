@@ -71,7 +71,7 @@ func (s *Server) handlePublish(cl client, sess *session, pk *packets.Packet) err
 		a.marker = sess.persistent()
 	}
 	code, stored := packets.ErrNotAuthorized, false
-	if s.Users.Check(sess.user, sess.vhost.Name, auth.Write, s.exchange) {
+	if sess.perms().Allow(auth.Write, "exchange", s.exchange) == nil {
 		code, stored = sess.publish(pk, a)
 	}
 	if qos == 2 && code == packets.CodeSuccess {
@@ -174,9 +174,11 @@ func (s *session) publish(pk *packets.Packet, a *pubAck) (code packets.Code, sto
 	if !validTopicName(pk.TopicName) {
 		return packets.ErrTopicNameInvalid, false
 	}
-	if srv.Users.HasTopicPermissions() && !s.topicAllowed(auth.Write, topicToKey(pk.TopicName)) {
-		s.logger().Warn("MQTT publish refused: no write access to the topic", "topic", pk.TopicName)
-		return packets.ErrNotAuthorized, false
+	if srv.Users.HasTopicPermissions() { // skips the key conversion when nobody has any
+		if err := s.perms().AllowPublish(srv.exchange, topicToKey(pk.TopicName)); err != nil {
+			s.logger().Warn("MQTT publish refused: no write access to the topic", "topic", pk.TopicName)
+			return packets.ErrNotAuthorized, false
+		}
 	}
 	if pk.FixedHeader.Retain {
 		if err := srv.retained.set(s.vhost.Name, retainedFromPacket(pk, now)); err != nil {

@@ -56,13 +56,13 @@ func (s *Server) login(cl client, pk *packets.Packet) error {
 		return refuse(cl, packets.ErrNotAuthorized)
 	}
 	clientID := cl.id()
-	if pk.Connect.WillFlag && (!s.Users.Check(user, vhost, auth.Write, s.exchange) ||
-		!s.Users.CheckTopic(user, vhost, auth.Write, s.exchange, topicToKey(pk.Connect.WillTopic), auth.TopicVars{ClientID: clientID})) {
+	perms := permsOf(s, user, v, clientID)
+	if pk.Connect.WillFlag && perms.AllowPublish(s.exchange, topicToKey(pk.Connect.WillTopic)) != nil {
 		s.log.Warn("MQTT login refused: no write access to the will topic", "user", user, "vhost", vhost, "topic", pk.Connect.WillTopic)
 		return refuse(cl, packets.ErrNotAuthorized)
 	}
 	persistent := s.grantedExpiry(cl.version(), pk) > 0
-	if persistent && !s.canConfigure(user, vhost, queueName(clientID, 1)) {
+	if persistent && perms.Allow(auth.Configure, "queue", queueName(clientID, 1)) != nil {
 		s.log.Warn("MQTT login refused: no permission for the session queue", "user", user, "vhost", vhost, "client", clientID)
 		return refuse(cl, packets.ErrNotAuthorized)
 	}

@@ -35,7 +35,7 @@ func (s *session) ensureQ1Locked() error {
 	q, err := s.vhost.Queue(s.conn, name)
 	if err != nil || q.Deleted() {
 		durable := s.persistent()
-		q, err = s.vhost.DeclareQueue(s.conn, name, core.QueueOptions{
+		q, err = s.conn.DeclareQueue(name, core.QueueOptions{
 			Durable: durable, Exclusive: !durable, Args: s.queueArgs(1, durable)})
 		if err != nil {
 			return err
@@ -53,7 +53,7 @@ func (s *session) ensureQ0Locked() error {
 	if s.q0 != nil {
 		return nil
 	}
-	q, err := s.vhost.DeclareQueue(s.conn, queueName(s.clientID, 0), core.QueueOptions{
+	q, err := s.conn.DeclareQueue(queueName(s.clientID, 0), core.QueueOptions{
 		Exclusive: true, Args: s.queueArgs(0, false)})
 	if err != nil {
 		return err

@@ -174,6 +174,8 @@ func (s *session) start() error {
 		Close: func(string) {
 			srv.goBackground(func() { srv.kick(cl, packets.ErrAdministrativeAction) })
 		},
+		Authz:     srv.Users,
+		TopicVars: s.perms().TopicVars,
 	})
 	cs := conn.NewSession()
 	recv := uint16(65535)

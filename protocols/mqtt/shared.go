@@ -21,7 +21,7 @@ func (s *session) consumeSharedLocked(sub *subscription) error {
 	var err error
 	for range 3 { // the queue may be deleted between declare and consume
 		var q *core.Queue
-		q, err = s.vhost.DeclareQueue(s.conn, sub.queue, core.QueueOptions{Durable: true, Args: s.srv.sharedQueueArgs()})
+		q, err = s.conn.DeclareQueue(sub.queue, core.QueueOptions{Durable: true, Args: s.srv.sharedQueueArgs()})
 		if err != nil {
 			return err
 		}

@@ -6,7 +6,6 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/unifiedms/ums/core"
-	"github.com/unifiedms/ums/core/auth"
 )
 
 // SUBSCRIBE and UNSUBSCRIBE, on the read goroutine. Each filter becomes a
@@ -145,9 +144,6 @@ func (s *session) applyLocked(o subOptions) (bool, error) {
 	group, inner, shared := parseShared(o.filter)
 	sub := &subscription{subOptions: o, inner: inner, group: group, key: filterToKey(inner)}
 	old := s.subs[o.filter]
-	if !srv.Users.Check(s.user, s.vhost.Name, auth.Read, srv.exchange) || !s.topicAllowed(auth.Read, sub.key) {
-		return false, errNotPermitted
-	}
 	if shared {
 		sub.queue = sharedQueueName(group, inner)
 		sub.tag = "mqtt-share:" + o.filter
@@ -155,8 +151,11 @@ func (s *session) applyLocked(o subOptions) (bool, error) {
 	} else {
 		sub.queue = queueName(s.clientID, o.qos)
 	}
-	if !s.mayUseQueue(sub.queue) {
-		return false, errNotPermitted
+	// Checked before anything changes: the binding's rule (write on the
+	// queue, read on the exchange, topic read permission on the key);
+	// declaring and consuming the queue are checked by the core.
+	if err := s.perms().AllowBind(sub.queue, srv.exchange, sub.key); err != nil {
+		return false, err
 	}
 	if shared {
 		if old != nil {
