@@ -130,13 +130,18 @@ func (q *Queue) persistent() bool { return q.Durable && !q.Exclusive }
 
 // persistQueue stores a durable queue. REQUIRES: v.defMu, not v.mu.
 func (v *Vhost) persistQueue(q *Queue) error {
-	if !q.persistent() {
+	return v.persistQueueDef(q.Name, q.QueueOptions)
+}
+
+// persistQueueDef stores the definition of a durable queue. REQUIRES: v.defMu, not v.mu.
+func (v *Vhost) persistQueueDef(name string, o QueueOptions) error {
+	if !o.Durable || o.Exclusive {
 		return nil
 	}
 	e := encoder{}
-	e.b = append(e.b, flagsByte(q.AutoDelete, q.Internal))
-	e.table(q.Args)
-	return v.broker.putMeta(e.b, "q", v.Name, q.Name)
+	e.b = append(e.b, flagsByte(o.AutoDelete, o.Internal, o.ReportBindings))
+	e.table(o.Args)
+	return v.broker.putMeta(e.b, "q", v.Name, name)
 }
 
 // unpersistQueue removes a durable queue's record. REQUIRES: v.defMu, not v.mu.
@@ -300,7 +305,7 @@ func (b *Broker) recoverMeta(st *RecoveryStats) error {
 					b.log.Error("skipping unreadable queue definition", "queue", f[2])
 					continue
 				}
-				opts := QueueOptions{Durable: true, AutoDelete: fl[0]&1 != 0, Internal: fl[0]&2 != 0, Args: args}
+				opts := QueueOptions{Durable: true, AutoDelete: fl[0]&1 != 0, Internal: fl[0]&2 != 0, ReportBindings: fl[0]&4 != 0, Args: args}
 				qa, err := parseQueueArgs(v, f[2], args)
 				if err != nil {
 					b.log.Error("skipping queue definition", "queue", f[2], "err", err)

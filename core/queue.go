@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/unifiedms/ums/core/route"
 	"github.com/unifiedms/ums/internal/clock"
 )
 
@@ -19,6 +20,11 @@ type Queue struct {
 
 	// bindings whose destination is this queue, guarded by vhost.mu.
 	bindings []*binding
+	// bindKeys indexes the keys of bindings for ReportBindings (nil
+	// otherwise); it locks itself. bindKeyRefs counts bindings per key,
+	// guarded by vhost.mu.
+	bindKeys    *route.Topic[string]
+	bindKeyRefs map[string]int
 
 	mu          sync.Mutex
 	levels      []ring // ready messages per priority level (one level without x-max-priority)
@@ -73,7 +79,40 @@ func newQueue(v *Vhost, name string, opts QueueOptions, qa queueArgs) *Queue {
 	if v.broker.msgs != nil && opts.Durable && !opts.Exclusive {
 		q.pageAfter = v.broker.pageAfter
 	}
+	if opts.ReportBindings {
+		q.bindKeys, q.bindKeyRefs = route.NewTopic[string](), make(map[string]int)
+	}
 	return q
+}
+
+// addBindKey indexes the key of a new binding. REQUIRES: vhost.mu held for writing.
+func (q *Queue) addBindKey(key string) {
+	if q.bindKeys == nil {
+		return
+	}
+	if q.bindKeyRefs[key]++; q.bindKeyRefs[key] == 1 {
+		q.bindKeys.Add(key, key)
+	}
+}
+
+// removeBindKey undoes addBindKey. REQUIRES: vhost.mu held for writing.
+func (q *Queue) removeBindKey(key string) {
+	if q.bindKeys == nil {
+		return
+	}
+	if q.bindKeyRefs[key]--; q.bindKeyRefs[key] <= 0 {
+		delete(q.bindKeyRefs, key)
+		q.bindKeys.Remove(key, key)
+	}
+}
+
+// matchingBindings returns the keys of the queue's bindings that match
+// routingKey (ReportBindings), or nil.
+func (q *Queue) matchingBindings(routingKey string) []string {
+	if q.bindKeys == nil {
+		return nil
+	}
+	return q.bindKeys.Match(routingKey, nil)
 }
 
 // startTimers starts the x-expires timer of a queue that became visible.
@@ -717,4 +756,40 @@ func (q *Queue) stopTimersLocked() {
 		q.pageIn.err = nil
 		q.vhost.broker.readRecovered(q)
 	}
+}
+
+// EnableReportBindings turns ReportBindings on for a queue declared without
+// it (a queue stored by an earlier version), indexing its bindings and
+// storing the change.
+func (v *Vhost) EnableReportBindings(q *Queue) error {
+	v.defMu.Lock()
+	defer v.defMu.Unlock()
+	if q.ReportsBindings() {
+		return nil
+	}
+	o := q.QueueOptions
+	o.ReportBindings = true
+	if err := v.persistQueueDef(q.Name, o); err != nil {
+		return err
+	}
+	v.mu.Lock()
+	idx, refs := route.NewTopic[string](), make(map[string]int)
+	for _, b := range q.bindings {
+		if refs[b.key]++; refs[b.key] == 1 {
+			idx.Add(b.key, b.key)
+		}
+	}
+	q.mu.Lock()
+	q.bindKeys, q.bindKeyRefs = idx, refs
+	q.ReportBindings = true
+	q.mu.Unlock()
+	v.mu.Unlock()
+	return nil
+}
+
+// ReportsBindings reports whether deliveries from q carry Bindings.
+func (q *Queue) ReportsBindings() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.bindKeys != nil
 }

@@ -121,6 +121,9 @@ type Delivery struct {
 	ConsumerTag string
 	Redelivered bool
 	Msg         *Message
+	// Bindings are the keys of the queue's bindings that match the
+	// message's routing key, for queues declared with ReportBindings.
+	Bindings []string
 }
 
 // ConsumeOptions configure a consumer.
@@ -342,6 +345,9 @@ func (s *Session) record(c *Consumer, q *Queue, e entry, msg *Message, noAck boo
 func (s *Session) recordLocked(c *Consumer, q *Queue, e entry, msg *Message, noAck bool) Delivery {
 	s.nextTag++
 	d := Delivery{Tag: s.nextTag, Redelivered: e.redelivered, Msg: msg}
+	if q != nil {
+		d.Bindings = q.matchingBindings(msg.RoutingKey)
+	}
 	if c != nil {
 		d.ConsumerTag = c.Tag
 	}

@@ -295,6 +295,12 @@ type QueueOptions struct {
 	// DeleteInternalQueue. A name is either internal or not: declaring
 	// it the other way is refused.
 	Internal bool
+	// ReportBindings makes every delivery from the queue say which of the
+	// queue's binding keys match the message's routing key, as topic
+	// patterns (Delivery.Bindings): a consumer-side filter kept by the
+	// core, so an adapter that binds one queue for many subscriptions
+	// (MQTT) keeps no routing table of its own.
+	ReportBindings bool
 }
 
 // DeclareQueue creates a queue or checks the existing one. An empty name gets
@@ -639,6 +645,7 @@ func (v *Vhost) bind(owner *Conn, dstName string, dstIsExchange bool, srcName, k
 	src.bindings[bk] = b
 	if d.q != nil {
 		d.q.bindings = append(d.q.bindings, b)
+		d.q.addBindKey(key)
 	}
 	src.addMatch(b)
 	v.mu.Unlock()
@@ -684,6 +691,7 @@ func (v *Vhost) unbindLocked(b *binding, record bool) {
 		v.laterDelete(true, b.metaParts(v)...)
 	}
 	if q := b.dst.q; q != nil {
+		q.removeBindKey(b.key)
 		for i, qb := range q.bindings {
 			if qb == b {
 				q.bindings = append(q.bindings[:i:i], q.bindings[i+1:]...)

@@ -105,7 +105,7 @@ func (s *session) prepareLocked(it *outItem, now time.Time) (pk packets.Packet, 
 		local = publisherOf(msg) == s.clientID
 	}
 	consider := func(sub *subscription) {
-		if !matchFilter(sub.inner, topic) || (local && sub.noLocal) {
+		if (local && sub.noLocal) || !filterAccepts(sub.inner, topic, sub.literalStar) {
 			return
 		}
 		if !matched || sub.qos > qos {
@@ -125,9 +125,13 @@ func (s *session) prepareLocked(it *outItem, now time.Time) (pk packets.Packet, 
 			consider(it.sub)
 		}
 	default:
-		for _, sub := range s.subs {
-			if sub.group == "" && (sub.qos == 0) == (it.from == fromQoS0) {
-				consider(sub)
+		// The core says which of the queue's bindings match; each is
+		// the key of the subscriptions bound to this queue with it.
+		for _, key := range it.d.Bindings {
+			for _, sub := range s.subs {
+				if sub.key == key && sub.group == "" && (sub.qos == 0) == (it.from == fromQoS0) {
+					consider(sub)
+				}
 			}
 		}
 	}

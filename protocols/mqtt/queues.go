@@ -36,8 +36,14 @@ func (s *session) ensureQ1Locked() error {
 	if err != nil || q.Deleted() {
 		durable := s.persistent()
 		q, err = s.conn.DeclareQueue(name, core.QueueOptions{
-			Durable: durable, Exclusive: !durable, Args: s.queueArgs(1, durable)})
+			Durable: durable, Exclusive: !durable, ReportBindings: true, Args: s.queueArgs(1, durable)})
 		if err != nil {
+			return err
+		}
+	} else if !q.ReportsBindings() {
+		// Stored by an earlier version: deliveries must say which
+		// subscriptions they match.
+		if err := s.vhost.EnableReportBindings(q); err != nil {
 			return err
 		}
 	}
@@ -54,7 +60,7 @@ func (s *session) ensureQ0Locked() error {
 		return nil
 	}
 	q, err := s.conn.DeclareQueue(queueName(s.clientID, 0), core.QueueOptions{
-		Exclusive: true, Args: s.queueArgs(0, false)})
+		Exclusive: true, ReportBindings: true, Args: s.queueArgs(0, false)})
 	if err != nil {
 		return err
 	}

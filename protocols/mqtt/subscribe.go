@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
@@ -24,6 +25,9 @@ type subscription struct {
 	queue string // bound queue
 	tag   string // consumer tag of a shared subscription
 	noAck bool   // shared subscription consumed without acks (QoS 0)
+	// literalStar: the filter holds a literal '*', which binds as a
+	// wildcard; deliveries are checked against the filter itself.
+	literalStar bool
 }
 
 func (s *session) subscribePacket(pk *packets.Packet) {
@@ -142,7 +146,8 @@ func (s *session) applyLocked(o subOptions) (bool, error) {
 	}
 	srv := s.srv
 	group, inner, shared := parseShared(o.filter)
-	sub := &subscription{subOptions: o, inner: inner, group: group, key: filterToKey(inner)}
+	sub := &subscription{subOptions: o, inner: inner, group: group, key: filterToKey(inner),
+		literalStar: strings.Contains(inner, "*")}
 	old := s.subs[o.filter]
 	if shared {
 		sub.queue = sharedQueueName(group, inner)

@@ -9,11 +9,14 @@ import "strings"
 // trip: MQTT "a/b.c" is routing key "a.b/c", a single word "b/c" at level 2,
 // and an AMQP publisher's key "a.b/c" reaches MQTT subscribers of "a/b.c".
 //
-// A filter level holding a literal '*' (legal in MQTT) turns into the AMQP
-// wildcard and so binds more widely than MQTT would match; deliveries are
-// therefore matched again against the session's MQTT filters before they are
-// sent (see matchFilter), which also enforces the '$' rule that the core's
-// topic exchange knows nothing of.
+// The session's queues report which binding keys a delivery matched
+// (core.QueueOptions.ReportBindings), so the adapter keeps no routing table:
+// a delivery goes out for the subscriptions bound with those keys. Two MQTT
+// rules the core's topic matching does not know are applied on top (see
+// filterAccepts): wildcards do not match topics starting with '$', and a
+// filter level holding a literal '*' (legal in MQTT) turns into the AMQP
+// wildcard, so such a filter binds more widely than MQTT matches and is
+// checked against the topic itself.
 
 // topicToKey converts an MQTT topic name into a routing key.
 func topicToKey(topic string) string {
@@ -73,6 +76,18 @@ func parseShared(filter string) (group, inner string, ok bool) {
 // matchFilter reports whether an MQTT topic name matches a topic filter (not
 // a shared one). Topics starting with '$' are not matched by filters
 // starting with a wildcard [MQTT-4.7.2-1].
+// filterAccepts reports whether a delivery whose routing key matched the
+// binding key of filter is for filter's subscription: false when filter
+// starts with a wildcard and topic with '$' [MQTT-4.7.2-1], and for a
+// filter with a literal '*' (which binds as a wildcard) that does not match
+// topic.
+func filterAccepts(filter, topic string, literalStar bool) bool {
+	if len(topic) > 0 && topic[0] == sysPrefix && len(filter) > 0 && (filter[0] == '+' || filter[0] == '#') {
+		return false
+	}
+	return !literalStar || matchFilter(filter, topic)
+}
+
 func matchFilter(filter, topic string) bool {
 	if len(topic) > 0 && topic[0] == sysPrefix && len(filter) > 0 && (filter[0] == '+' || filter[0] == '#') {
 		return false

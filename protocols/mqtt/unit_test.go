@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/unifiedms/ums/core"
+	"github.com/unifiedms/ums/core/route"
 )
 
 func TestTopicTranslation(t *testing.T) {
@@ -64,6 +66,16 @@ func TestMatchFilter(t *testing.T) {
 	} {
 		if got := matchFilter(c.filter, c.topic); got != c.want {
 			t.Errorf("matchFilter(%q, %q) = %v, want %v", c.filter, c.topic, got, c.want)
+		}
+		// Delivery decides the same way: the core's topic matching of the
+		// binding key, then filterAccepts.
+		idx := route.NewTopic[string]()
+		key := filterToKey(c.filter)
+		idx.Add(key, key)
+		got := len(idx.Match(topicToKey(c.topic), nil)) > 0 &&
+			filterAccepts(c.filter, c.topic, strings.Contains(c.filter, "*"))
+		if got != c.want {
+			t.Errorf("delivery of %q to a subscription of %q: %v, want %v", c.topic, c.filter, got, c.want)
 		}
 	}
 }
