@@ -53,7 +53,7 @@ type session struct {
 	inflight map[uint16]uint64        // packet id → delivery tag (0: retained); REQUIRES: mu
 	lastID   uint16                   // REQUIRES: mu
 
-	out  outbox
+	out  core.Pump[outItem]
 	wbuf []byte // encoding buffer of the writer goroutine
 
 	acks ackQueue // QoS 1 acknowledgements waiting for the message store
@@ -73,6 +73,7 @@ func newSession(srv *Server, cl client, wc *wireConn, v *core.Vhost, user, clien
 		subs: make(map[string]*subscription), inflight: make(map[uint16]uint64), lastID: 32767,
 		inQoS2: make(map[uint16]struct{})}
 	s.acks.space = make(chan struct{}, 1)
+	s.initPump()
 	return s
 }
 
@@ -246,15 +247,7 @@ func (s *session) close(r closeReason) {
 	s.subs = nil
 	s.mu.Unlock()
 
-	o := &s.out
-	o.mu.Lock()
-	o.closed = true
-	idle := o.idle
-	o.items, o.spare = nil, nil
-	o.mu.Unlock()
-	if idle != nil {
-		<-idle
-	}
+	s.out.Close()
 	if cs != nil {
 		cs.Close()
 	}
