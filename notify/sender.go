@@ -1,0 +1,101 @@
+// Package notify is notification delivery: the notification model and its
+// validation, templates, per-channel queues consumed from the core, workers,
+// deduplication, rate limits, retries with backoff, fallbacks, dead-letters
+// and status events.
+//
+// This file holds the small types channel senders (channels/*) implement
+// and return: a Sender sends one Message on one channel and classifies its
+// failures as permanent (never retried: an invalid address, most 4xx
+// answers) or transient (retried with backoff: timeouts, refused
+// connections, 5xx, 429 with Retry-After).
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Message is one notification rendered for one channel.
+type Message struct {
+	ID      string // the notification's id
+	Channel string // "email", "webhook", "sms", "push"
+	To      string // the address on this channel: e-mail address, E.164 number, URL, device token
+	Subject string
+	Text    string
+	HTML    string
+	// Body is the JSON document a webhook posts (the notification).
+	Body []byte
+	// Class is "transactional", "advertising" or "critical".
+	Class   string
+	Tenant  string
+	Tags    []string
+	Attempt int // 1 for the first try
+	// Unsubscribe is the List-Unsubscribe target of advertising e-mail.
+	Unsubscribe string
+}
+
+// Result is what the provider answered to a successful send.
+type Result struct {
+	ProviderID string // the provider's id of the message (Message-ID, SID...)
+	Answer     string // a short summary of the provider's answer
+}
+
+// Sender sends messages on one channel. Send must be safe for concurrent
+// use, honour ctx's deadline, and return an *Error (see Permanent and
+// Transient) for failures it can classify; an unclassified error counts
+// as transient.
+type Sender interface {
+	Send(ctx context.Context, m *Message) (Result, error)
+}
+
+// Error is a classified send failure.
+type Error struct {
+	// Permanent failures are not retried (the next channel of a fallback
+	// list is tried, then the notification is dead-lettered).
+	Permanent bool
+	// RetryAfter, when set, is the provider's requested wait (HTTP 429 or
+	// 503 Retry-After) before a transient failure is retried.
+	RetryAfter time.Duration
+	// Code is the provider's code (HTTP status, SMTP reply code), if any.
+	Code int
+	Err  error
+}
+
+func (e *Error) Error() string {
+	kind := "transient"
+	if e.Permanent {
+		kind = "permanent"
+	}
+	if e.Code != 0 {
+		return fmt.Sprintf("%s failure (%d): %v", kind, e.Code, e.Err)
+	}
+	return fmt.Sprintf("%s failure: %v", kind, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Permanent marks err as a failure that retrying cannot fix.
+func Permanent(code int, err error) error { return &Error{Permanent: true, Code: code, Err: err} }
+
+// Transient marks err as a failure worth retrying, after retryAfter when
+// the provider asked for a wait (0: the backoff decides).
+func Transient(code int, retryAfter time.Duration, err error) error {
+	return &Error{Code: code, RetryAfter: retryAfter, Err: err}
+}
+
+// IsPermanent reports whether err is a permanent failure.
+func IsPermanent(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Permanent
+}
+
+// RetryAfterOf returns the wait a transient failure asked for.
+func RetryAfterOf(err error) (time.Duration, bool) {
+	var e *Error
+	if errors.As(err, &e) && !e.Permanent && e.RetryAfter > 0 {
+		return e.RetryAfter, true
+	}
+	return 0, false
+}
