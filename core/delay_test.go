@@ -338,7 +338,7 @@ func TestDelayedRecovery(t *testing.T) {
 	if n, _ := q.Counts(); n != 1 {
 		t.Fatalf("queue holds %d, want p1", n)
 	}
-	barrier(t, lg) // p1's move to q is durable
+	barrier(t, v, lg) // p1's move to q is durable
 
 	crashed := fsys.Crash()
 	clk2 := clock.NewFake(delayEpoch.Add(2 * time.Second))
@@ -358,7 +358,7 @@ func TestDelayedRecovery(t *testing.T) {
 	wantBodies(t, s, "p1")
 	clk2.Set(delayEpoch.Add(5 * time.Second))
 	wantBodies(t, s, "p1", "p5")
-	barrier(t, lg2)
+	barrier(t, v2, lg2)
 
 	// Recovered while already due: routed as soon as recovery is over.
 	crashed2 := crashed.Crash()
@@ -375,9 +375,18 @@ func TestDelayedRecovery(t *testing.T) {
 	}
 }
 
-// barrier waits until everything lg was given is durable.
-func barrier(t *testing.T, lg *store.Log) {
+// barrier waits until the schedulers of v let go of what they route and
+// everything lg was given is durable.
+func barrier(t *testing.T, v *Vhost, lg *store.Log) {
 	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for _, x := range v.Exchanges() {
+		for s := x.sched.Load(); s != nil && !s.idle(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("a scheduler stays busy")
+			}
+		}
+	}
 	synced := make(chan error, 1)
 	lg.Barrier(func(err error) { synced <- err })
 	if err := <-synced; err != nil {
@@ -418,6 +427,19 @@ func TestDelayedFarEntries(t *testing.T) {
 	}
 	s.mu.Unlock()
 	clk.Advance(950 * time.Millisecond) // within the horizon of the first ones
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.mu.Lock()
+		loading := s.loading
+		s.mu.Unlock()
+		if !loading {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the read-back did not finish")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	s.mu.Lock()
 	if len(s.near) == 0 || len(s.near) > 3 {
 		t.Fatalf("near %d, want the first ones read back, at most 3", len(s.near))
