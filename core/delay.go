@@ -130,6 +130,7 @@ type scheduler struct {
 	armedAt int64 // unix nanoseconds the timer is set for; 0: not set
 	firing  bool  // a fire is running: nobody else releases or re-arms
 	closed  bool  // the exchange was deleted
+	stopped bool  // the broker is shutting down (StopScheduling)
 	retryAt int64 // a failed read: far entries wait until then
 	delay   time.Duration
 	// A read-back of far entries is running (one at a time, in its own
@@ -301,6 +302,9 @@ func (s *scheduler) add(due int64, msg *Message, sid uint64) bool {
 	if s.closed {
 		return false
 	}
+	if s.stopped {
+		return true // a stored one stays stored, for the next start
+	}
 	now := s.clock().Now().UnixNano()
 	if sid != 0 && (due-now > int64(s.horizon) || len(s.near) >= s.nearMax) {
 		s.pushFar(farEntry{due: due, sid: sid})
@@ -385,7 +389,7 @@ func (s *scheduler) armLocked(now int64) { s.armAfterLocked(now, 0) }
 
 // armAfterLocked is armLocked waiting at least min. REQUIRES: s.mu.
 func (s *scheduler) armAfterLocked(now int64, min time.Duration) {
-	if s.firing || s.closed || s.x.vhost.broker.recovering.Load() {
+	if s.firing || s.closed || s.stopped || s.x.vhost.broker.recovering.Load() {
 		return
 	}
 	wake := s.wakeLocked()
@@ -413,7 +417,7 @@ func (s *scheduler) armAfterLocked(now int64, min time.Duration) {
 // re-arms the timer.
 func (s *scheduler) fire() {
 	s.mu.Lock()
-	if s.firing || s.closed {
+	if s.firing || s.closed || s.stopped {
 		s.mu.Unlock()
 		return
 	}
@@ -442,7 +446,7 @@ func (s *scheduler) fire() {
 		s.release(s.batch)
 		clear(s.batch)
 		s.mu.Lock()
-		if s.closed {
+		if s.closed || s.stopped {
 			break
 		}
 	}
@@ -581,6 +585,34 @@ func (s *scheduler) runRelease() {
 			for _, id := range ids {
 				store.Release(id, 0)
 			}
+		}
+	}
+}
+
+// StopScheduling stops routing scheduled messages, for a shutdown: call it
+// once no client can publish any more and before the message store is
+// closed. It waits (up to 5 s) for the routing, read-backs and releases
+// under way. Stored scheduled messages stay stored and are routed after
+// the next start; those held in memory only are dropped, as on a crash.
+func (b *Broker) StopScheduling() {
+	var ss []*scheduler
+	for _, v := range b.Vhosts() {
+		for _, x := range v.Exchanges() {
+			if s := x.sched.Load(); s != nil {
+				s.mu.Lock()
+				s.stopped = true
+				if s.timer != nil {
+					s.timer.Stop()
+				}
+				s.mu.Unlock()
+				ss = append(ss, s)
+			}
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, s := range ss {
+		for !s.idle() && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
 		}
 	}
 }

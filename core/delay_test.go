@@ -453,3 +453,31 @@ func TestDelayedFarEntries(t *testing.T) {
 		t.Fatalf("delivered %d messages, in order: %v; want %d in due order", len(got), slices.IsSorted(got), len(want))
 	}
 }
+
+// After StopScheduling nothing is routed; stored scheduled messages stay
+// stored.
+func TestStopScheduling(t *testing.T) {
+	fsys := store.NewMemFS()
+	meta := &mapMeta{m: map[string][]byte{}}
+	clk := clock.NewFake(delayEpoch)
+	b, lg := storeBroker(t, fsys, meta, clk, nil)
+	v, _ := b.Vhost("/")
+	if _, err := v.DeclareExchange("d", KindDelayed, ExchangeOptions{Durable: true, Args: Table{ArgDelayedType: "direct"}}); err != nil {
+		t.Fatal(err)
+	}
+	conn := v.Open("t", ConnInfo{})
+	s := consume(t, v, conn, "q", "d", "k", nil, clk)
+	m := delayedMsg("d", "k", "kept", 100, nil)
+	m.Props.DeliveryMode = Persistent
+	publish(t, v, m)
+	b.StopScheduling()
+	clk.Advance(time.Second)
+	wantBodies(t, s)
+	barrier(t, v, lg)
+
+	b2, _ := storeBroker(t, fsys.Crash(), meta, clk, nil)
+	v2, _ := b2.Vhost("/")
+	if n := v2.lookupExchange("d").DelayedCount(); n != 1 {
+		t.Fatalf("after the restart %d scheduled, want the stored one", n)
+	}
+}

@@ -202,6 +202,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	}
 	b.wg.Wait()
 	b.closeOnce.Do(func() {
+		// No scheduled message is routed into a closing store: the stored
+		// ones stay scheduled for the next start.
+		b.Core.StopScheduling()
 		if cerr := b.msgs.Close(); cerr != nil && err == nil {
 			err = cerr
 		}
