@@ -639,7 +639,14 @@ func (s *scheduler) runLoad(fs []farEntry) {
 		got = append(got, nearEntry{due: f.due, sid: f.sid, msg: m, stored: true})
 	}
 	s.mu.Lock()
-	if !s.closed {
+	if s.closed {
+		// The exchange was deleted meanwhile: these go with the rest.
+		for _, f := range fs {
+			s.toRelease = append(s.toRelease, f.sid)
+		}
+		s.pending.Add(-int64(len(fs)))
+		defer s.releaseStored()
+	} else {
 		for _, e := range got {
 			s.pushNear(e)
 		}
