@@ -98,7 +98,7 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Broker, error) {
 		return nil, fmt.Errorf("recovery: %w", err)
 	}
 	log.Info("recovered", "exchanges", st.Exchanges, "queues", st.Queues, "bindings", st.Bindings,
-		"messages", st.Messages, "dropped", st.Dropped, "segments", report.Segments,
+		"messages", st.Messages, "scheduled", st.Scheduled, "dropped", st.Dropped, "segments", report.Segments,
 		"truncated_bytes", report.TruncatedBytes, "duration", report.Duration+st.Duration)
 	for _, c := range report.Corrupt {
 		log.Error("message store damage", "detail", c)
