@@ -36,17 +36,23 @@ import (
 // within delayHorizon, at most delayNearMax of them); far holds stored
 // messages as 16-byte index entries (due time, record id) whose bodies stay
 // on disk. The scheduler's timer wakes for the earliest near entry, and
-// delayHorizon before the earliest far entry to read the bodies of the far
-// entries that are about to fall due (delayLoadBatch at a time, in a
-// goroutine of its own, so releasing does not wait for the disk); a far
-// entry that falls due before it was read is read when it is released,
-// and one that falls due while its read-back runs is waited for. A failed read leaves the entry scheduled and is
-// retried (pageInRetryMin doubling to pageInRetryMax).
+// delayHorizon before the earliest far entry to read back the bodies of
+// the far entries due within twice the horizon (delayLoadBatch at a time,
+// in a goroutine of its own, so releasing does not wait for the disk). A
+// far entry that falls due before it was read back is read when it is
+// released, and one that falls due while its read-back runs is waited for.
+// A failed read leaves the entry scheduled and is retried
+// (pageInRetryMin doubling to pageInRetryMax).
 //
 // Releasing runs on the timer's goroutine (the clock's: a fake clock runs
 // it in the goroutine that advances it), one at a time per exchange: the
-// firing flag keeps a late timer from releasing out of order. Entries with
-// the same due time are released in the order they were scheduled.
+// firing flag keeps a late timer from releasing out of order. A busy
+// scheduler wakes at most every delayTick and releases what is due then.
+// Entries with the same due time are released in the order they were
+// scheduled. The records of released entries are released from the store
+// by a third goroutine (toRelease), since the store's lock can be held for
+// milliseconds by its flusher. These goroutines belong to the scheduler,
+// end when they run out of work, and StopScheduling waits for them.
 //
 // Deleting the exchange drops its scheduled messages (as the plugin does);
 // their records are released once the vhost lock is let go (flushLater).
