@@ -481,3 +481,34 @@ func TestStopScheduling(t *testing.T) {
 		t.Fatalf("after the restart %d scheduled, want the stored one", n)
 	}
 }
+
+// Deleting a durable delayed exchange releases its stored messages: they do
+// not come back after a restart, not even into an exchange of the same name.
+func TestDelayedExchangeDeletedStored(t *testing.T) {
+	fsys := store.NewMemFS()
+	meta := &mapMeta{m: map[string][]byte{}}
+	clk := clock.NewFake(delayEpoch)
+	b, lg := storeBroker(t, fsys, meta, clk, nil)
+	v, _ := b.Vhost("/")
+	opts := ExchangeOptions{Durable: true, Args: Table{ArgDelayedType: "direct"}}
+	if _, err := v.DeclareExchange("d", KindDelayed, opts); err != nil {
+		t.Fatal(err)
+	}
+	for _, delay := range []int64{100, 60000} { // one near, one far
+		m := delayedMsg("d", "k", "m", delay, nil)
+		m.Props.DeliveryMode = Persistent
+		publish(t, v, m)
+	}
+	if err := v.DeleteExchange("d", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.DeclareExchange("d", KindDelayed, opts); err != nil {
+		t.Fatal(err)
+	}
+	barrier(t, v, lg)
+	b2, _ := storeBroker(t, fsys.Crash(), meta, clk, nil)
+	v2, _ := b2.Vhost("/")
+	if n := v2.lookupExchange("d").DelayedCount(); n != 0 {
+		t.Fatalf("%d scheduled messages of the deleted exchange came back", n)
+	}
+}

@@ -202,8 +202,14 @@ func (v *Vhost) flushLater() {
 	}
 	clear(v.later)
 	v.later = v.later[:0]
-	for _, sid := range v.laterRelease {
-		v.broker.msgs.Release(sid, 0)
+	if len(v.laterRelease) > 0 && v.broker.msgs != nil {
+		if br, ok := v.broker.msgs.(batchReleaser); ok {
+			br.ReleaseAll(v.laterRelease, 0)
+		} else {
+			for _, sid := range v.laterRelease {
+				v.broker.msgs.Release(sid, 0)
+			}
+		}
 	}
 	v.laterRelease = nil
 }
