@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/unifiedms/ums/internal/clock"
 )
@@ -29,6 +30,8 @@ type Broker struct {
 
 	pageAfter int
 	clock     clock.Clock
+	// recovering is set while Recover runs: schedulers arm no timer.
+	recovering atomic.Bool
 }
 
 // Clock returns the broker's clock, for adapters that expire or schedule.

@@ -23,7 +23,21 @@ import (
 //
 // Strings are uvarint length + bytes. Tables are uvarint count, then key
 // (string) + tagged value; tags are one byte as in AMQP field tables.
-const recordVersion = 1
+//
+// Version 2 is a scheduled message (delay.go). After the version byte it
+// has
+//
+//	due       uvarint, unix nanoseconds of the time it falls due
+//	target    string, the exchange it is routed through then
+//
+// followed by the fields of version 1, with no queues: the record's one
+// part belongs to the target exchange's scheduler until the message is
+// routed. Version 1 records are still written for every other message and
+// still decode.
+const (
+	recordVersion        = 1
+	recordVersionDelayed = 2
+)
 
 var errCorruptRecord = errors.New("corrupt message record")
 
@@ -162,6 +176,23 @@ const (
 func encodeRecord(vhost string, msg *Message, queues []string) []byte {
 	e := encoder{b: make([]byte, 0, 64+len(msg.Body))}
 	e.b = append(e.b, recordVersion)
+	e.message(vhost, msg, queues)
+	return e.b
+}
+
+// encodeDelayedRecord returns the persistent form of msg scheduled to be
+// routed through exchange target at due (unix nanoseconds).
+func encodeDelayedRecord(vhost, target string, due int64, msg *Message) []byte {
+	e := encoder{b: make([]byte, 0, 80+len(target)+len(msg.Body))}
+	e.b = append(e.b, recordVersionDelayed)
+	e.uvarint(uint64(due))
+	e.str(target)
+	e.message(vhost, msg, nil)
+	return e.b
+}
+
+// message appends the fields every record version shares.
+func (e *encoder) message(vhost string, msg *Message, queues []string) {
 	e.str(vhost)
 	e.uvarint(uint64(len(queues)))
 	for _, q := range queues {
@@ -214,7 +245,6 @@ func encodeRecord(vhost string, msg *Message, queues []string) []byte {
 		e.uvarint(uint64(p.Timestamp.Unix()))
 	}
 	e.bytes(msg.Body)
-	return e.b
 }
 
 type decoder struct {
@@ -351,17 +381,42 @@ func (d *decoder) table(depth int) Table {
 	return t
 }
 
-// decodeRecord reverses encodeRecord.
+// storedRecord is a decoded record of either version.
+type storedRecord struct {
+	vhost  string
+	msg    *Message
+	queues []string
+	due    int64  // unix nanoseconds; 0: not a scheduled message
+	target string // the exchange a scheduled message is routed through
+}
+
+// decodeRecord reverses encodeRecord (and reads a scheduled message's
+// record as its message).
 func decodeRecord(data []byte) (string, *Message, []string, error) {
+	r, err := decodeStored(data)
+	return r.vhost, r.msg, r.queues, err
+}
+
+// decodeStored decodes a record of any version.
+func decodeStored(data []byte) (storedRecord, error) {
+	var r storedRecord
 	d := decoder{b: data}
 	v := d.fixed(1)
-	if d.err != nil || v[0] != recordVersion {
-		return "", nil, nil, errCorruptRecord
+	if d.err != nil || (v[0] != recordVersion && v[0] != recordVersionDelayed) {
+		return r, errCorruptRecord
+	}
+	if v[0] == recordVersionDelayed {
+		due := d.uvarint()
+		r.target = d.str()
+		if d.err != nil || due == 0 || due > math.MaxInt64 {
+			return r, errCorruptRecord
+		}
+		r.due = int64(due)
 	}
 	vhost := d.str()
 	n := d.uvarint()
 	if n > uint64(len(d.b)) {
-		return "", nil, nil, errCorruptRecord
+		return r, errCorruptRecord
 	}
 	queues := make([]string, 0, n)
 	for i := uint64(0); i < n; i++ {
@@ -401,9 +456,10 @@ func decodeRecord(data []byte) (string, *Message, []string, error) {
 	}
 	m.Body = append([]byte(nil), d.raw(d.uvarint())...)
 	if d.err != nil {
-		return "", nil, nil, d.err
+		return r, d.err
 	}
-	return vhost, m, queues, nil
+	r.vhost, r.msg, r.queues = vhost, m, queues
+	return r, nil
 }
 
 // encodeTable and decodeTable serve definitions (arguments) in the meta store.

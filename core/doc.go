@@ -83,6 +83,7 @@
 // Lock order (take left before right, never the other way round):
 //
 //	Vhost.defMu -> Vhost.mu -> Exchange.mu
+//	Vhost.mu -> scheduler.mu (a leaf: see delay.go)
 //	Vhost.defMu -> Vhost.mu -> Queue.mu -> Session.mu -> Vhost.replyMu
 //	Queue.mu -> Broker.flow.mu, and the message store's own lock (Log.mu)
 //	Conn.mu -> Broker.connMu
@@ -114,6 +115,11 @@
 // by a page-in outside it (pagein.go), and dead letters are published after
 // it is released (Queue.unlock). Releases go to the message store under
 // Queue.mu; the store takes its own lock briefly and never calls back.
+//
+// A scheduler (scheduled delivery, delay.go) holds its mu only to change
+// its heaps and arm its timer: routing, queues and the message store are
+// called without it, and deleting an exchange closes its scheduler under
+// Vhost.mu and releases the stored messages after (flushLater).
 //
 // The message store calls done callbacks (MessageStore.Append, Sync) from
 // its flusher goroutine, with no core lock and no store lock held. A

@@ -14,15 +14,42 @@ const (
 	KindFanout  = "fanout"
 	KindTopic   = "topic"
 	KindHeaders = "headers"
+	// KindDelayed is the delayed-message exchange of RabbitMQ's
+	// rabbitmq_delayed_message_exchange plugin: it routes like the type
+	// named by its x-delayed-type argument, a message carrying an x-delay
+	// header (milliseconds) when that delay is over (delay.go).
+	KindDelayed = "x-delayed-message"
 )
+
+// ArgDelayedType is the argument of an x-delayed-message exchange naming
+// the exchange type whose routing it follows.
+const ArgDelayedType = "x-delayed-type"
 
 // ValidKind reports whether kind is an exchange type this server implements.
 func ValidKind(kind string) bool {
+	return kind == KindDelayed || routingKind(kind)
+}
+
+// routingKind reports whether kind is a type with its own routing rules
+// (what x-delayed-type may name).
+func routingKind(kind string) bool {
 	switch kind {
 	case KindDirect, KindFanout, KindTopic, KindHeaders:
 		return true
 	}
 	return false
+}
+
+// delayedType returns the routing type of an x-delayed-message exchange
+// with arguments args, or an ErrPreconditionFailed error as the plugin
+// answers a missing or unknown x-delayed-type.
+func delayedType(vhost, name string, args Table) (string, error) {
+	t, _ := args[ArgDelayedType].(string)
+	if !routingKind(t) {
+		return "", errorf(ErrPreconditionFailed, "Invalid argument, '%s' must be an existing exchange type (exchange '%s' in vhost '%s', got %v)",
+			ArgDelayedType, name, vhost, args[ArgDelayedType])
+	}
+	return t, nil
 }
 
 // dest is a binding destination: a queue or an exchange.
@@ -71,6 +98,17 @@ type Exchange struct {
 	Kind  string
 	ExchangeOptions
 
+	// rkind is the type whose routing rules apply: Kind, or the
+	// x-delayed-type of an x-delayed-message exchange.
+	rkind string
+	// delayed is set for x-delayed-message exchanges: messages with an
+	// x-delay header wait in sched before they are routed.
+	delayed bool
+	// sched holds the messages waiting to be routed through this exchange
+	// (delay.go); created with a delayed exchange, or on first use by
+	// Vhost.Schedule.
+	sched atomic.Pointer[scheduler]
+
 	deleted atomic.Bool
 
 	// bindings, guarded by vhost.mu.
@@ -96,10 +134,17 @@ type matchKey struct {
 	key string
 }
 
+// newExchange makes an exchange; kind must be valid and, for
+// x-delayed-message, its arguments checked with delayedType.
 func newExchange(v *Vhost, name, kind string, opts ExchangeOptions) *Exchange {
-	x := &Exchange{vhost: v, Name: name, Kind: kind, ExchangeOptions: opts,
+	x := &Exchange{vhost: v, Name: name, Kind: kind, ExchangeOptions: opts, rkind: kind,
 		bindings: make(map[bindingKey]*binding), refs: make(map[matchKey]int)}
-	switch kind {
+	if kind == KindDelayed {
+		x.rkind, _ = opts.Args[ArgDelayedType].(string)
+		x.delayed = true
+		x.sched.Store(newScheduler(x))
+	}
+	switch x.rkind {
 	case KindDirect:
 		x.direct = route.NewDirect[dest]()
 	case KindTopic:
@@ -125,7 +170,7 @@ func argsID(args Table) string {
 // matchKey is what the matchers tell apart: fanout ignores the key, headers
 // match on the arguments instead.
 func (x *Exchange) matchKey(b *binding) matchKey {
-	switch x.Kind {
+	switch x.rkind {
 	case KindFanout:
 		return matchKey{dst: b.dst}
 	case KindHeaders:
@@ -143,7 +188,7 @@ func (x *Exchange) addMatch(b *binding) {
 	if x.refs[mk] > 1 {
 		return
 	}
-	switch x.Kind {
+	switch x.rkind {
 	case KindHeaders:
 		x.headers.Add(b.args, b.dst)
 	case KindDirect:
@@ -165,7 +210,7 @@ func (x *Exchange) removeMatch(b *binding) {
 		return
 	}
 	delete(x.refs, mk)
-	switch x.Kind {
+	switch x.rkind {
 	case KindHeaders:
 		x.headers.Remove(b.args, b.dst)
 	case KindDirect:
@@ -192,7 +237,7 @@ func (x *Exchange) match(msg *Message, out []dest) []dest {
 		return out
 	}
 	x.mu.RLock()
-	switch x.Kind {
+	switch x.rkind {
 	case KindDirect:
 		out = x.direct.Match(msg.RoutingKey, out)
 	case KindTopic:

@@ -207,6 +207,16 @@ func (v *Vhost) flushLater() {
 	}
 	clear(v.later)
 	v.later = v.later[:0]
+	if len(v.laterRelease) > 0 && v.broker.msgs != nil {
+		if br, ok := v.broker.msgs.(batchReleaser); ok {
+			br.ReleaseAll(v.laterRelease, 0)
+		} else {
+			for _, sid := range v.laterRelease {
+				v.broker.msgs.Release(sid, 0)
+			}
+		}
+	}
+	v.laterRelease = nil
 }
 
 // release tells the store a queue is done with a stored entry.
@@ -221,6 +231,7 @@ func (q *Queue) release(e *entry) {
 type RecoveryStats struct {
 	Exchanges, Queues, Bindings int
 	Messages                    int // queue entries restored
+	Scheduled                   int // scheduled messages restored
 	Dropped                     int // stored parts whose queue no longer exists
 	Duration                    time.Duration
 }
@@ -231,6 +242,10 @@ type RecoveryStats struct {
 func (b *Broker) Recover(replay func(fn func(id uint64, live []int, data []byte) error) error) (RecoveryStats, error) {
 	start := time.Now()
 	var st RecoveryStats
+	// Scheduled messages are put back first and their timers armed at the
+	// end, so none is routed while queues are still being restored.
+	b.recovering.Store(true)
+	defer b.startSchedulers()
 	if b.meta != nil {
 		if err := b.recoverMeta(&st); err != nil {
 			return st, err
@@ -239,7 +254,7 @@ func (b *Broker) Recover(replay func(fn func(id uint64, live []int, data []byte)
 	if replay != nil {
 		now := b.clock.Now()
 		err := replay(func(id uint64, live []int, data []byte) error {
-			vname, msg, queues, err := decodeRecord(data)
+			rec, err := decodeStored(data)
 			if err != nil {
 				b.log.Error("skipping unreadable stored message", "id", id, "err", err)
 				for _, p := range live {
@@ -247,7 +262,25 @@ func (b *Broker) Recover(replay func(fn func(id uint64, live []int, data []byte)
 				}
 				return nil
 			}
+			vname, msg, queues := rec.vhost, rec.msg, rec.queues
 			v, _ := b.Vhost(vname)
+			if rec.due != 0 {
+				// A scheduled message: back to its exchange with its due time.
+				var x *Exchange
+				if v != nil {
+					x = v.lookupExchange(rec.target)
+				}
+				if x == nil || !x.Durable {
+					for _, p := range live {
+						b.msgs.Release(id, p)
+					}
+					st.Dropped++
+					return nil
+				}
+				x.scheduler().restore(rec.due, id)
+				st.Scheduled++
+				return nil
+			}
 			for _, p := range live {
 				var q *Queue
 				if v != nil && p < len(queues) {
@@ -271,6 +304,18 @@ func (b *Broker) Recover(replay func(fn func(id uint64, live []int, data []byte)
 	return st, nil
 }
 
+// startSchedulers ends recovery: the schedulers' timers are armed.
+func (b *Broker) startSchedulers() {
+	b.recovering.Store(false)
+	for _, v := range b.Vhosts() {
+		for _, x := range v.Exchanges() {
+			if s := x.sched.Load(); s != nil {
+				s.start()
+			}
+		}
+	}
+}
+
 func (b *Broker) recoverMeta(st *RecoveryStats) error {
 	all := b.meta.All()
 	// Exchanges and queues first, then bindings between them.
@@ -290,6 +335,12 @@ func (b *Broker) recoverMeta(st *RecoveryStats) error {
 				if d.err != nil || !ValidKind(kind) {
 					b.log.Error("skipping unreadable exchange definition", "exchange", f[2])
 					continue
+				}
+				if kind == KindDelayed {
+					if _, err := delayedType(f[1], f[2], args); err != nil {
+						b.log.Error("skipping exchange definition", "exchange", f[2], "err", err)
+						continue
+					}
 				}
 				v.mu.Lock()
 				if _, ok := v.exchanges[f[2]]; !ok {

@@ -25,6 +25,9 @@ type Vhost struct {
 	// visible under mu (reserve, write, then publish the change).
 	defMu sync.Mutex
 	later [][]string // records to delete after mu is released; REQUIRES: defMu
+	// laterRelease are scheduled messages of deleted exchanges, released
+	// from the message store after mu is released; REQUIRES: defMu
+	laterRelease []uint64
 
 	mu        sync.RWMutex
 	exchanges map[string]*Exchange
@@ -199,6 +202,11 @@ func (v *Vhost) DeclareExchange(name, kind string, opts ExchangeOptions) (*Excha
 			return nil, errorf(ErrPreconditionFailed, "invalid arg 'alternate-exchange' for exchange '%s' in vhost '%s': expected a string", name, v.Name)
 		}
 	}
+	if kind == KindDelayed {
+		if _, err := delayedType(v.Name, name, opts.Args); err != nil {
+			return nil, err
+		}
+	}
 	x = newExchange(v, name, kind, opts)
 	if err := v.persistExchange(x); err != nil {
 		return nil, err
@@ -226,6 +234,11 @@ func (x *Exchange) equivalent(kind string, o ExchangeOptions) error {
 	}
 	if a, b := o.Args["alternate-exchange"], x.Args["alternate-exchange"]; !reflect.DeepEqual(a, b) {
 		return ineq("alternate-exchange", a, b)
+	}
+	if x.delayed {
+		if a, b := o.Args[ArgDelayedType], x.Args[ArgDelayedType]; !reflect.DeepEqual(a, b) {
+			return ineq(ArgDelayedType, a, b)
+		}
 	}
 	return nil
 }
@@ -270,6 +283,9 @@ func (v *Vhost) deleteExchangeLocked(x *Exchange, record bool) {
 	}
 	v.dropExchangeLocked(x)
 	v.laterDelete(record && x.Durable, "x", v.Name, x.Name)
+	if s := x.sched.Load(); s != nil {
+		v.laterRelease = append(v.laterRelease, s.close()...)
+	}
 	for _, b := range x.bindings {
 		v.unbindLocked(b, true)
 	}
@@ -626,7 +642,7 @@ func (v *Vhost) bind(owner *Conn, dstName string, dstIsExchange bool, srcName, k
 	if err != nil {
 		return err
 	}
-	if src.Kind == KindHeaders {
+	if src.rkind == KindHeaders {
 		if err := route.ValidateHeadersArgs(args); err != nil {
 			return errorf(ErrPreconditionFailed, "%v", err)
 		}
@@ -756,6 +772,12 @@ type PublishResult struct {
 	Flow <-chan struct{}
 	// Full is the nearly full queue Flow belongs to.
 	Full *Queue
+	// Scheduled, for a message held to be routed later (an x-delay on an
+	// x-delayed-message exchange, or Schedule), is the number of queues it
+	// would reach if it were routed now: a mandatory publish is returned
+	// when Queues, Rejected and Scheduled are all 0 (it stays scheduled,
+	// and is routed by the bindings of its due time).
+	Scheduled int
 }
 
 // Publish routes msg through the named exchange and enqueues it on every
@@ -789,6 +811,9 @@ func (v *Vhost) PublishTo(r *Router, x *Exchange, msg *Message, done func(error)
 			return PublishResult{Queues: 1}, nil
 		}
 		return PublishResult{}, nil
+	}
+	if x.delayed {
+		return v.publishDelayed(r, x, msg, done), nil
 	}
 	qs := r.route(x, msg)
 	if len(qs) == 0 {

@@ -186,8 +186,9 @@
 // while a callback runs.
 //
 //   - Log.mu guards the queue, the record index, the segment table, the
-//     counters, and the poisoned and closing state. Append, Release and
-//     Barrier hold it briefly to encode and queue; the flusher holds it to
+//     counters, and the poisoned and closing state. Append, Release
+//     (ReleaseAll: once for many records) and Barrier hold it briefly to
+//     encode and queue; the flusher holds it to
 //     take a batch and to seal it (assign segments and tombstone targets).
 //     Functions that need it end in Locked or say REQUIRES: l.mu.
 //   - Log.reclaimMu serializes reclaiming (flusher, with TryLock, so the

@@ -303,6 +303,23 @@ func (l *Log) Append(data []byte, parts int, done func(error)) uint64 {
 func (l *Log) Release(id uint64, part int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.releaseLocked(id, part)
+}
+
+// ReleaseAll is Release of part part of each of ids, in order, taking
+// Log.mu once: a caller releasing many records at a time does not queue
+// for the lock once per record behind compaction, which takes it once per
+// record it copies.
+func (l *Log) ReleaseAll(ids []uint64, part int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, id := range ids {
+		l.releaseLocked(id, part)
+	}
+}
+
+// releaseLocked is Release. REQUIRES: l.mu.
+func (l *Log) releaseLocked(id uint64, part int) {
 	if l.mu.closing {
 		return
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -320,4 +321,34 @@ func TestAppendFromCallback(t *testing.T) {
 	if err := wait(t, finished); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// ReleaseAll releases the given part of each record, as Release would, and
+// the releases survive a reopen.
+func TestLogReleaseAll(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys FS, dir string) {
+		l, _ := mustOpen(t, fsys, dir, Options{})
+		var ids []uint64
+		for i := 0; i < 6; i++ {
+			ids = append(ids, appendSync(t, l, payload(i, 32), 2))
+		}
+		l.ReleaseAll([]uint64{ids[0], ids[2], ids[4], 999999}, 0)
+		l.ReleaseAll([]uint64{ids[0], ids[1]}, 1)
+		if err := barrier(t, l); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		l, _ = mustOpen(t, fsys, dir, Options{})
+		defer l.Close()
+		got := map[uint64][]int{}
+		for _, r := range replayAll(t, l) {
+			got[r.id] = r.live
+		}
+		want := map[uint64][]int{ids[1]: {0}, ids[2]: {1}, ids[3]: {0, 1}, ids[4]: {1}, ids[5]: {0, 1}}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("live parts after reopen %v, want %v", got, want)
+		}
+	})
 }

@@ -98,7 +98,7 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Broker, error) {
 		return nil, fmt.Errorf("recovery: %w", err)
 	}
 	log.Info("recovered", "exchanges", st.Exchanges, "queues", st.Queues, "bindings", st.Bindings,
-		"messages", st.Messages, "dropped", st.Dropped, "segments", report.Segments,
+		"messages", st.Messages, "scheduled", st.Scheduled, "dropped", st.Dropped, "segments", report.Segments,
 		"truncated_bytes", report.TruncatedBytes, "duration", report.Duration+st.Duration)
 	for _, c := range report.Corrupt {
 		log.Error("message store damage", "detail", c)
@@ -202,6 +202,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	}
 	b.wg.Wait()
 	b.closeOnce.Do(func() {
+		// No scheduled message is routed into a closing store: the stored
+		// ones stay scheduled for the next start.
+		b.Core.StopScheduling()
 		if cerr := b.msgs.Close(); cerr != nil && err == nil {
 			err = cerr
 		}

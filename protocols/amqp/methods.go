@@ -458,7 +458,9 @@ func (ch *channel) route(x *core.Exchange, msg *core.Message, mandatory bool) er
 		ch.fail(ae)
 		return nil
 	}
-	if res.Queues == 0 && res.Rejected == 0 && mandatory {
+	// A scheduled message (x-delayed-message) counts as routed when it
+	// would reach a queue now.
+	if res.Queues == 0 && res.Rejected == 0 && res.Scheduled == 0 && mandatory {
 		c := ch.c
 		c.out.lock()
 		c.out.cur = wire.AppendMethodFrame(c.out.cur, ch.id, &wire.BasicReturn{ReplyCode: wire.NoRoute, ReplyText: "NO_ROUTE",

@@ -261,8 +261,13 @@ func (a *API) exchanges(w http.ResponseWriter, r *http.Request) {
 	out := []map[string]any{}
 	for _, v := range vs {
 		for _, x := range v.Exchanges() {
-			out = append(out, map[string]any{"name": x.Name, "vhost": v.Name, "type": x.Kind, "durable": x.Durable,
-				"auto_delete": x.AutoDelete, "internal": x.Internal, "arguments": args(x.Args)})
+			e := map[string]any{"name": x.Name, "vhost": v.Name, "type": x.Kind, "durable": x.Durable,
+				"auto_delete": x.AutoDelete, "internal": x.Internal, "arguments": args(x.Args)}
+			if x.Kind == core.KindDelayed {
+				// As the delayed-message plugin shows it.
+				e["messages_delayed"] = x.DelayedCount()
+			}
+			out = append(out, e)
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
