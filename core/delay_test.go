@@ -37,7 +37,7 @@ func (s *sink) bodies() []string {
 
 // consume attaches a no-ack consumer to a new queue bound to x with key
 // and args.
-func consume(t *testing.T, v *Vhost, conn *Conn, queue, x, key string, args Table, clk clock.Clock) *sink {
+func consumeDelayed(t *testing.T, v *Vhost, conn *Conn, queue, x, key string, args Table, clk clock.Clock) *sink {
 	t.Helper()
 	q, err := v.DeclareQueue(conn, queue, QueueOptions{Durable: true})
 	if err != nil {
@@ -127,7 +127,7 @@ func TestDelayedRoutingTypes(t *testing.T) {
 				t.Fatal(err)
 			}
 			conn := v.Open("t", ConnInfo{})
-			s := consume(t, v, conn, "q", "d", tc.bindKey, tc.bindArgs, clk)
+			s := consumeDelayed(t, v, conn, "q", "d", tc.bindKey, tc.bindArgs, clk)
 			publish(t, v, delayedMsg("d", tc.key, "hit", 1000, tc.headers))
 			if tc.kind != KindFanout {
 				publish(t, v, delayedMsg("d", tc.missKey, "miss", 1000, tc.missHdr))
@@ -151,7 +151,7 @@ func TestDelayedDueOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn := v.Open("t", ConnInfo{})
-	s := consume(t, v, conn, "q", "d", "k", nil, clk)
+	s := consumeDelayed(t, v, conn, "q", "d", "k", nil, clk)
 	for _, d := range []int64{300, 100, 200, 100, 50} {
 		publish(t, v, delayedMsg("d", "k", fmt.Sprint(d, "-", len(s.bodies())), d, nil))
 	}
@@ -184,8 +184,8 @@ func TestDelayedAlternateExchange(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn := v.Open("t", ConnInfo{})
-	unrouted := consume(t, v, conn, "unrouted", "ae", "", nil, clk)
-	main := consume(t, v, conn, "main", "d", "k", nil, clk)
+	unrouted := consumeDelayed(t, v, conn, "unrouted", "ae", "", nil, clk)
+	main := consumeDelayed(t, v, conn, "main", "d", "k", nil, clk)
 	publish(t, v, delayedMsg("d", "k", "bound-then-unbound", 100, nil))
 	publish(t, v, delayedMsg("d", "late", "bound-later", 100, nil))
 	if err := v.Unbind(conn, "main", "d", "k", nil); err != nil {
@@ -207,8 +207,8 @@ func TestDelayedMandatoryCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn := v.Open("t", ConnInfo{})
-	consume(t, v, conn, "q1", "d", "a.#", nil, clk)
-	consume(t, v, conn, "q2", "d", "*.b", nil, clk)
+	consumeDelayed(t, v, conn, "q1", "d", "a.#", nil, clk)
+	consumeDelayed(t, v, conn, "q2", "d", "*.b", nil, clk)
 	for key, want := range map[string]int{"a.b": 2, "a.c": 1, "x.y": 0} {
 		res := publish(t, v, delayedMsg("d", key, key, 1000, nil))
 		if res.Scheduled != want || res.Queues != 0 || res.Rejected != 0 {
@@ -227,7 +227,7 @@ func TestDelayedExchangeDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn := v.Open("t", ConnInfo{})
-	s := consume(t, v, conn, "q", "d", "k", nil, clk)
+	s := consumeDelayed(t, v, conn, "q", "d", "k", nil, clk)
 	publish(t, v, delayedMsg("d", "k", "m", 100, nil))
 	if err := v.DeleteExchange("d", false); err != nil {
 		t.Fatal(err)
@@ -246,7 +246,7 @@ func TestDelayedExchangeDeleted(t *testing.T) {
 func TestSchedule(t *testing.T) {
 	_, v, clk := fakeBroker()
 	conn := v.Open("t", ConnInfo{})
-	s := consume(t, v, conn, "q", "", "", nil, clk)
+	s := consumeDelayed(t, v, conn, "q", "", "", nil, clk)
 	at := delayEpoch.Add(90 * time.Second)
 	if _, err := v.Schedule(at, "", &Message{RoutingKey: "q", Body: []byte("later")}, nil); err != nil {
 		t.Fatal(err)
@@ -410,7 +410,7 @@ func TestDelayedFarEntries(t *testing.T) {
 	s.horizon, s.nearMax = 100*time.Millisecond, 3
 	s.mu.Unlock()
 	conn := v.Open("t", ConnInfo{})
-	sk := consume(t, v, conn, "q", "d", "", nil, clk)
+	sk := consumeDelayed(t, v, conn, "q", "d", "", nil, clk)
 	var want []string
 	n := 2*delayBatch + 10
 	for i := 0; i < n; i++ {
@@ -466,7 +466,7 @@ func TestStopScheduling(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn := v.Open("t", ConnInfo{})
-	s := consume(t, v, conn, "q", "d", "k", nil, clk)
+	s := consumeDelayed(t, v, conn, "q", "d", "k", nil, clk)
 	m := delayedMsg("d", "k", "kept", 100, nil)
 	m.Props.DeliveryMode = Persistent
 	publish(t, v, m)
