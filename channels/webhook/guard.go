@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // ErrDestinationRefused is wrapped by the errors of ValidateURL and of the
@@ -142,5 +143,5 @@ func dialControl(network, address string, _ syscall.RawConn) error {
 
 // guardedDialer returns a dialer that refuses non-public addresses.
 func guardedDialer() *net.Dialer {
-	return &net.Dialer{Control: dialControl}
+	return &net.Dialer{KeepAlive: 30 * time.Second, Control: dialControl}
 }
