@@ -8,6 +8,17 @@
 // submitted, and the sender's dialer checks every address a host name
 // resolves to when it connects, so a name pointing at an internal address
 // is refused too.
+//
+// A request carries
+//
+//	Content-Type: application/json
+//	User-Agent: UMS-Webhook/1
+//	X-UMS-Id: <notification id>
+//	X-UMS-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">
+//
+// Receivers check the signature with Verify (or by computing the HMAC of
+// the timestamp, a dot and the raw body with the shared secret) and reject
+// old timestamps to stop replays.
 package webhook
 
 import (

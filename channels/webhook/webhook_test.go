@@ -153,6 +153,7 @@ func TestSendStatuses(t *testing.T) {
 		{path: "/500", status: 500, body: "oops", say: "500 Internal Server Error: oops"},
 		{path: "/502", status: 502, say: "502 Bad Gateway"},
 		{path: "/503", status: 503, header: map[string]string{"Retry-After": "30"}, retryAfter: 30 * time.Second, say: "503 Service Unavailable"},
+		{path: "/503past", status: 503, header: map[string]string{"Retry-After": clock.Add(-time.Hour).UTC().Format(http.TimeFormat)}, say: "503"},
 		{path: "/503bad", status: 503, header: map[string]string{"Retry-After": "soon"}, say: "503"},
 	}
 	var moved atomic.Int32
