@@ -1,0 +1,300 @@
+// Package webhook is the webhook channel: a notify.Sender that POSTs the
+// notification's JSON document to the recipient's URL, signed with
+// HMAC-SHA256 (see Sign and Verify).
+//
+// Webhook URLs come from users, so the sender refuses to reach loopback,
+// private, link-local and other non-public addresses unless
+// Config.AllowPrivate is set: ValidateURL checks a URL when it is
+// submitted, and the sender's dialer checks every address a host name
+// resolves to when it connects, so a name pointing at an internal address
+// is refused too.
+//
+// A request carries
+//
+//	Content-Type: application/json
+//	User-Agent: UMS-Webhook/1
+//	X-UMS-Id: <notification id>
+//	X-UMS-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">
+//
+// Receivers check the signature with Verify (or by computing the HMAC of
+// the timestamp, a dot and the raw body with the shared secret) and reject
+// old timestamps to stop replays.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/unifiedms/ums/notify"
+)
+
+// Header names and values of a webhook request.
+const (
+	HeaderID        = "X-UMS-Id"
+	HeaderSignature = "X-UMS-Signature"
+	UserAgent       = "UMS-Webhook/1"
+)
+
+// DefaultTimeout bounds one delivery when Config.Timeout is zero.
+const DefaultTimeout = 10 * time.Second
+
+const (
+	// maxAnswer is how much of a response body goes into the answer.
+	maxAnswer = 4 << 10
+	// maxDrain is how much more is read so the connection can be reused.
+	maxDrain = 64 << 10
+	// maxErrorBody is how much of a response body an error message quotes.
+	maxErrorBody = 256
+	// maxRetryAfter bounds a Retry-After wait.
+	maxRetryAfter = 24 * time.Hour
+)
+
+// Config configures a Sender.
+type Config struct {
+	// Secret is the HMAC-SHA256 key of X-UMS-Signature. Required.
+	Secret []byte
+	// Timeout bounds one delivery: connecting, sending, and reading the
+	// answer. 0 means DefaultTimeout.
+	Timeout time.Duration
+	// AllowHTTP permits http:// URLs; by default only https is used.
+	AllowHTTP bool
+	// AllowPrivate permits loopback, private, link-local and other
+	// non-public destinations. Leave it off for user-supplied URLs.
+	AllowPrivate bool
+	// Transport, if set, is used (cloned) instead of the default one, e.g.
+	// for its TLS settings. Unless AllowPrivate is set, its proxy and dial
+	// functions are replaced by the guarded dialer, so it cannot reach
+	// what the guard refuses.
+	Transport *http.Transport
+	// Now is the clock of signatures and Retry-After dates; nil means
+	// time.Now.
+	Now func() time.Time
+}
+
+// Sender delivers webhooks. It is safe for concurrent use.
+type Sender struct {
+	secret       []byte
+	timeout      time.Duration
+	allowHTTP    bool
+	allowPrivate bool
+	now          func() time.Time
+	transport    *http.Transport
+	client       *http.Client
+}
+
+var _ notify.Sender = (*Sender)(nil)
+
+// New returns a Sender for cfg.
+func New(cfg Config) (*Sender, error) {
+	if len(cfg.Secret) == 0 {
+		return nil, errors.New("webhook: a signing secret is required")
+	}
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("webhook: negative timeout %v", cfg.Timeout)
+	}
+	s := &Sender{
+		secret:       bytes.Clone(cfg.Secret),
+		timeout:      cfg.Timeout,
+		allowHTTP:    cfg.AllowHTTP,
+		allowPrivate: cfg.AllowPrivate,
+		now:          cfg.Now,
+	}
+	if s.timeout == 0 {
+		s.timeout = DefaultTimeout
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if cfg.Transport != nil {
+		s.transport = cfg.Transport.Clone()
+	} else {
+		s.transport = &http.Transport{
+			// No proxy: the guard must see the real destination.
+			Proxy:                  nil,
+			DialContext:            (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
+			ForceAttemptHTTP2:      true,
+			MaxIdleConns:           100,
+			MaxIdleConnsPerHost:    4,
+			IdleConnTimeout:        90 * time.Second,
+			TLSHandshakeTimeout:    10 * time.Second,
+			ExpectContinueTimeout:  time.Second,
+			MaxResponseHeaderBytes: 64 << 10,
+		}
+	}
+	if !s.allowPrivate {
+		s.transport.Proxy = nil
+		s.transport.OnProxyConnectResponse = nil
+		s.transport.Dial = nil
+		s.transport.DialTLS = nil
+		s.transport.DialTLSContext = nil
+		s.transport.DialContext = guardedDialer().DialContext
+	}
+	s.client = &http.Client{
+		Transport: s.transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+	return s, nil
+}
+
+// Close closes idle connections. The Sender stays usable.
+func (s *Sender) Close() error {
+	s.transport.CloseIdleConnections()
+	return nil
+}
+
+// Send POSTs m.Body to m.To. A 2xx answer is a success; the failures are
+// classified for notify's retry logic:
+//   - refused URLs and destinations, 3xx (redirects are not followed) and
+//     4xx other than 408 and 429: permanent;
+//   - 408, 429, 5xx, connection errors and timeouts: transient, with the
+//     wait of a Retry-After header of a 429 or 503.
+func (s *Sender) Send(ctx context.Context, m *notify.Message) (notify.Result, error) {
+	if m == nil {
+		return notify.Result{}, notify.Permanent(0, errors.New("webhook: no message"))
+	}
+	if err := ValidateURL(m.To, s.allowHTTP, s.allowPrivate); err != nil {
+		return notify.Result{}, notify.Permanent(0, err)
+	}
+	return s.deliver(ctx, m)
+}
+
+// deliver sends m without validating m.To; the dial-time guard still
+// applies.
+func (s *Sender) deliver(ctx context.Context, m *notify.Message) (notify.Result, error) {
+	if !validHeaderValue(m.ID) {
+		return notify.Result{}, notify.Permanent(0, fmt.Errorf("webhook: message id %q is not a valid header value", m.ID))
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.To, bytes.NewReader(m.Body))
+	if err != nil {
+		return notify.Result{}, notify.Permanent(0, fmt.Errorf("webhook: %w", err))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", UserAgent)
+	req.Header.Set(HeaderID, m.ID)
+	req.Header.Set(HeaderSignature, Sign(s.secret, s.now(), m.Body))
+
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return notify.Result{}, s.classifyError(ctx, req.URL.Host, err)
+	}
+	defer func() {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+		resp.Body.Close()
+	}()
+	// A failed read leaves what arrived; the status decides regardless.
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	text := answerText(body)
+
+	code := resp.StatusCode
+	status := resp.Status
+	if status == "" {
+		status = strconv.Itoa(code)
+	}
+	switch {
+	case code >= 200 && code < 300:
+		answer := status
+		if text != "" {
+			answer += ": " + text
+		}
+		return notify.Result{ProviderID: resp.Header.Get("X-Request-Id"), Answer: answer}, nil
+	case code >= 300 && code < 400:
+		loc := resp.Header.Get("Location")
+		if loc == "" {
+			loc = "(no Location)"
+		}
+		return notify.Result{}, notify.Permanent(code, fmt.Errorf("webhook answered %s: redirect to %s not followed", status, loc))
+	}
+	failure := fmt.Errorf("webhook answered %s%s", status, quote(text))
+	switch {
+	case code == http.StatusTooManyRequests, code == http.StatusServiceUnavailable:
+		return notify.Result{}, notify.Transient(code, s.retryAfter(resp.Header.Get("Retry-After")), failure)
+	case code == http.StatusRequestTimeout, code >= 500:
+		return notify.Result{}, notify.Transient(code, 0, failure)
+	case code >= 400:
+		return notify.Result{}, notify.Permanent(code, failure)
+	default:
+		return notify.Result{}, notify.Transient(code, 0, fmt.Errorf("webhook answered unexpected status %s", status))
+	}
+}
+
+// classifyError classifies a failed round trip.
+func (s *Sender) classifyError(ctx context.Context, host string, err error) error {
+	var refused *refusedDialError
+	if errors.As(err, &refused) {
+		return notify.Permanent(0, fmt.Errorf("webhook %s: %w", host, refused))
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return notify.Transient(0, 0, fmt.Errorf("webhook: timed out: %w", err))
+	}
+	return notify.Transient(0, 0, fmt.Errorf("webhook: %w", err))
+}
+
+// retryAfter parses a Retry-After value: delay seconds or an HTTP date.
+// It returns 0 for a missing, invalid or past value.
+func (s *Sender) retryAfter(v string) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+		if n > uint64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(s.now())
+	}
+	return min(max(d, 0), maxRetryAfter)
+}
+
+// answerText makes a response body printable for an answer or an error.
+func answerText(b []byte) string {
+	s := strings.ToValidUTF8(string(b), "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	return strings.TrimSpace(s)
+}
+
+// quote returns ": text", shortened, or "" for no text.
+func quote(text string) string {
+	if text == "" {
+		return ""
+	}
+	if len(text) > maxErrorBody {
+		cut := maxErrorBody
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut] + "..."
+	}
+	return ": " + text
+}
+
+// validHeaderValue reports whether v can be sent as a header value.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
