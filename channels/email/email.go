@@ -135,7 +135,8 @@ func (s *Sender) build(m *notify.Message, to *mail.Address) (*gomail.Msg, string
 	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
 	msg.FromMailAddress(s.s.from)
 	msg.ToMailAddress(to)
-	msg.Subject(m.Subject)
+	// A subject is one line; line breaks in it become spaces.
+	msg.Subject(strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ").Replace(m.Subject))
 	id := s.newMessageID()
 	msg.SetMessageIDWithValue(id)
 	msg.SetDateWithValue(time.Now())

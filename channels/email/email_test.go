@@ -126,6 +126,9 @@ func checkDelivered(t *testing.T, ts *testServer, res notify.Result, m *notify.M
 	if env.From != "noreply@ums.test" {
 		t.Errorf("MAIL FROM %q", env.From)
 	}
+	if env.HELO != "client.ums.test" {
+		t.Errorf("HELO %q", env.HELO)
+	}
 	if len(env.To) != 1 || env.To[0] != "ada@example.org" {
 		t.Errorf("RCPT TO %q", env.To)
 	}
@@ -133,7 +136,7 @@ func checkDelivered(t *testing.T, ts *testServer, res notify.Result, m *notify.M
 	if p.from != "noreply@ums.test" || p.to != "ada@example.org" {
 		t.Errorf("From %q To %q", p.from, p.to)
 	}
-	if p.subject != m.Subject {
+	if want := strings.ReplaceAll(m.Subject, "\n", " "); p.subject != want {
 		t.Errorf("Subject %q, want %q", p.subject, m.Subject)
 	}
 	if res.ProviderID == "" || p.messageID != res.ProviderID {
@@ -231,6 +234,12 @@ func TestSendBodiesAndUnsubscribe(t *testing.T) {
 			parts:       []string{"text/plain"},
 		},
 		{
+			name:        "subject with a line break stays one header",
+			edit:        func(m *notify.Message) { m.Subject = "Hello\nX-Injected: yes" },
+			contentType: "multipart/alternative",
+			parts:       []string{"text/plain", "text/html"},
+		},
+		{
 			name:        "html only",
 			edit:        func(m *notify.Message) { m.Text = "" },
 			contentType: "text/html",
@@ -288,6 +297,9 @@ func TestSendBodiesAndUnsubscribe(t *testing.T) {
 				if got := strings.TrimSpace(p.parts[ct]); got != want[ct] {
 					t.Errorf("%s part %q, want %q", ct, got, want[ct])
 				}
+			}
+			if p.header.Has("X-Injected") {
+				t.Errorf("a header was injected through the subject")
 			}
 			if got := p.header.Get("List-Unsubscribe"); got != tc.unsubscribe {
 				t.Errorf("List-Unsubscribe %q, want %q", got, tc.unsubscribe)

@@ -25,6 +25,7 @@ type envelope struct {
 	From string
 	To   []string
 	Data []byte
+	HELO string // the name the client gave in EHLO/HELO
 	User string // the authenticated user, "" without AUTH
 	TLS  bool   // whether the session was encrypted
 }
@@ -156,7 +157,7 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	if s.ts.opts.user != "" && s.user == "" {
 		return smtp.ErrAuthRequired
 	}
-	s.env = envelope{From: from, User: s.user}
+	s.env = envelope{From: from, User: s.user, HELO: s.conn.Hostname()}
 	_, s.env.TLS = s.conn.TLSConnectionState()
 	return nil
 }
