@@ -20,6 +20,7 @@ import (
 	"net/mail"
 	"net/textproto"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -298,7 +299,13 @@ func classify(ctx context.Context, err error) error {
 	case code >= 400 && code < 500:
 		return notify.Transient(code, 0, err)
 	}
-	if cerr := ctx.Err(); cerr != nil {
+	cerr := ctx.Err()
+	if cerr == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		// The socket deadlines derive from the send's deadline and may
+		// fire a moment before ctx notices.
+		cerr = context.DeadlineExceeded
+	}
+	if cerr != nil && !errors.Is(err, cerr) {
 		err = fmt.Errorf("%w: %w", cerr, err)
 	}
 	return notify.Transient(0, 0, err)
