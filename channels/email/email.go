@@ -20,7 +20,6 @@ import (
 	"net/mail"
 	"net/textproto"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -300,9 +299,9 @@ func classify(ctx context.Context, err error) error {
 		return notify.Transient(code, 0, err)
 	}
 	cerr := ctx.Err()
-	if cerr == nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		// The socket deadlines derive from the send's deadline and may
-		// fire a moment before ctx notices.
+	if d, ok := ctx.Deadline(); ok && cerr == nil && !time.Now().Before(d) {
+		// The socket deadlines are never earlier than the send's
+		// deadline but may fire a moment before ctx notices it passed.
 		cerr = context.DeadlineExceeded
 	}
 	if cerr != nil && !errors.Is(err, cerr) {
