@@ -174,6 +174,13 @@ func TestSendOverEachTLSMode(t *testing.T) {
 			wantTLS:  true,
 		},
 		{
+			name:     "starttls with auth login",
+			server:   serverOptions{tls: TLSStartTLS, user: "mailer", pass: "secret", login: true},
+			url:      func(ts *testServer) string { return "smtp://mailer:secret@" + ts.addr },
+			wantUser: "mailer",
+			wantTLS:  true,
+		},
+		{
 			name:     "implicit tls with auth",
 			server:   serverOptions{tls: TLSImplicit, user: "mailer", pass: "secret"},
 			url:      func(ts *testServer) string { return "smtps://mailer:secret@" + ts.addr },

@@ -33,8 +33,9 @@ type envelope struct {
 // serverOptions shape a test SMTP server.
 type serverOptions struct {
 	tls      string // TLSNone, TLSStartTLS or TLSImplicit
-	user     string // non-empty: AUTH PLAIN required with user/pass
+	user     string // non-empty: AUTH required with user/pass
 	pass     string
+	login    bool          // offer AUTH LOGIN only instead of PLAIN
 	rcptCode int           // non-zero: RCPT TO is answered with this code
 	dataCode int           // non-zero: the message data is answered with this code
 	stall    chan struct{} // non-nil: the data reply waits until it is closed
@@ -137,20 +138,54 @@ type session struct {
 }
 
 func (s *session) AuthMechanisms() []string {
-	if s.ts.opts.user == "" {
+	switch {
+	case s.ts.opts.user == "":
 		return nil
+	case s.ts.opts.login:
+		return []string{sasl.Login}
 	}
 	return []string{sasl.Plain}
 }
 
 func (s *session) Auth(mech string) (sasl.Server, error) {
-	return sasl.NewPlainServer(func(identity, user, pass string) error {
+	check := func(user, pass string) error {
 		if user != s.ts.opts.user || pass != s.ts.opts.pass {
 			return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "bad credentials"}
 		}
 		s.user = user
 		return nil
-	}), nil
+	}
+	if mech == sasl.Login {
+		return &loginServer{check: check}, nil
+	}
+	return sasl.NewPlainServer(func(_, user, pass string) error { return check(user, pass) }), nil
+}
+
+// loginServer is the server side of the LOGIN mechanism (go-sasl has only
+// its client): it asks for the user name, then the password.
+type loginServer struct {
+	step  int
+	user  string
+	check func(user, pass string) error
+}
+
+func (l *loginServer) Next(resp []byte) ([]byte, bool, error) {
+	l.step++
+	switch l.step {
+	case 1:
+		if resp == nil {
+			return []byte("Username:"), false, nil
+		}
+		l.step++ // the user name came as the initial response
+		l.user = string(resp)
+		return []byte("Password:"), false, nil
+	case 2:
+		l.user = string(resp)
+		return []byte("Password:"), false, nil
+	case 3:
+		return nil, true, l.check(l.user, string(resp))
+	}
+	return nil, true, errors.New("unexpected LOGIN response")
 }
 
 func (s *session) Mail(from string, _ *smtp.MailOptions) error {
