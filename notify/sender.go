@@ -5,9 +5,9 @@
 //
 // This file holds the small types channel senders (channels/*) implement
 // and return: a Sender sends one Message on one channel and classifies its
-// failures as permanent (never retried: an invalid address, most 4xx
-// answers) or transient (retried with backoff: timeouts, refused
-// connections, 5xx, 429 with Retry-After).
+// failures as permanent (never retried: an invalid address; most HTTP 4xx
+// and SMTP 5xx answers) or transient (retried with backoff: timeouts,
+// refused connections, HTTP 5xx and 429 with Retry-After, SMTP 4xx).
 package notify
 
 import (
