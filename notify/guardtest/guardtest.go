@@ -5,6 +5,8 @@ package guardtest
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -174,6 +176,61 @@ func Run(t *testing.T, newHarness func(t *testing.T) *Harness) {
 			}
 		})
 	}
+	concurrent(t, newHarness)
+}
+
+// concurrent: many callers at once; the store decides atomically.
+func concurrent(t *testing.T, newHarness func(t *testing.T) *Harness) {
+	const callers = 16
+	t.Run("concurrent claims have one winner", func(t *testing.T) {
+		h := newHarness(t)
+		var wins atomic.Int32
+		holders := make([]string, callers)
+		var wg sync.WaitGroup
+		for i := range callers {
+			wg.Go(func() {
+				holder, claimed, err := h.Guards.Claim(context.Background(), "k", "id"+itoa(i), time.Hour)
+				if err != nil {
+					t.Error(err)
+				}
+				if claimed {
+					wins.Add(1)
+				}
+				holders[i] = holder
+			})
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("%d callers claimed the key, want 1", wins.Load())
+		}
+		for i, h := range holders {
+			if h != holders[0] {
+				t.Fatalf("caller %d saw holder %q, caller 0 %q", i, h, holders[0])
+			}
+		}
+	})
+	t.Run("concurrent events count once each", func(t *testing.T) {
+		h := newHarness(t)
+		var allowed atomic.Int32
+		var wg sync.WaitGroup
+		for range callers {
+			wg.Go(func() {
+				for range 2 {
+					ok, _, err := h.Guards.Allow(context.Background(), "k", hourly)
+					if err != nil {
+						t.Error(err)
+					}
+					if ok {
+						allowed.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if allowed.Load() != int32(hourly.Rate) {
+			t.Fatalf("%d events allowed, want the burst of %d", allowed.Load(), hourly.Rate)
+		}
+	})
 }
 
 // Bench measures one Claim of a new key and one Allow per iteration.
