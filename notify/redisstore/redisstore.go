@@ -103,3 +103,33 @@ func (s *Store) Allow(ctx context.Context, key string, l notify.Limit) (bool, ti
 	}
 	return false, time.Duration(res[1]) * time.Microsecond, nil
 }
+
+// Client defaults for guards: a call must fail fast when Redis is down,
+// so that the Failover answers from the embedded guards instead of
+// making the notification wait.
+const (
+	DialTimeout = time.Second
+	IOTimeout   = time.Second
+)
+
+// NewClient returns a client for a redis:// or rediss:// URL (as given to
+// --redis-url) with the guards' defaults: one dial attempt and no retry
+// per call, timeouts of DialTimeout and IOTimeout unless the URL sets them.
+func NewClient(url string) (*redis.Client, error) {
+	o, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: %w", err)
+	}
+	o.DialerRetries = 1
+	o.MaxRetries = -1 // none
+	if o.DialTimeout == 0 {
+		o.DialTimeout = DialTimeout
+	}
+	if o.ReadTimeout == 0 {
+		o.ReadTimeout = IOTimeout
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = IOTimeout
+	}
+	return redis.NewClient(o), nil
+}

@@ -35,7 +35,10 @@ return 0
 `)
 
 func client(t testing.TB, addr string) *redis.Client {
-	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
+	rdb, err := redisstore.NewClient("redis://" + addr + "/0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { rdb.Close() })
 	return rdb
 }
@@ -171,6 +174,22 @@ func TestRedisFailover(t *testing.T) {
 	}
 	if ok, _, err := open.Allow(ctx, "email", lim); err != nil || !ok {
 		t.Fatalf("Allow on the restarted Redis = %v, %v", ok, err)
+	}
+}
+
+func TestNewClient(t *testing.T) {
+	rdb, err := redisstore.NewClient("redis://:secret@127.0.0.1:6380/2?dial_timeout=3s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	o := rdb.Options()
+	if o.Addr != "127.0.0.1:6380" || o.DB != 2 || o.Password != "secret" || o.DialTimeout != 3*time.Second ||
+		o.ReadTimeout != redisstore.IOTimeout || o.DialerRetries != 1 || o.MaxRetries > 0 {
+		t.Fatalf("options %+v", o)
+	}
+	if _, err := redisstore.NewClient("http://127.0.0.1"); err == nil {
+		t.Fatal("NewClient accepted an http URL")
 	}
 }
 
