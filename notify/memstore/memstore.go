@@ -4,7 +4,6 @@ package memstore
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -29,23 +28,39 @@ type Options struct {
 // Store is the embedded Deduper and Limiter.
 //
 // Rate-limit state lives in memory only: after a restart every key starts
-// with a full burst. Claims are durable: each is written (and fsynced) to
-// a store.Meta in dir before Claim returns, so a key claimed before a
-// restart is still held after it, until its TTL runs out. Expired claims
-// are dropped at open and, like idle limiter keys, swept on the clock
-// every SweepEvery, so memory and the file follow the live keys.
+// with a full burst. Claims are durable: each is appended to a file in dir
+// and fsynced before Claim returns, with the claims of concurrent callers
+// sharing one write and fsync (group commit); a key claimed before a
+// restart or a crash is still held after it, until its TTL runs out.
+// Expired claims are dropped at open and, like idle limiter keys, swept on
+// the clock every SweepEvery; the file is rewritten when most of it is
+// expired, so memory and disk follow the live keys.
 //
 // Time comes from the injected clock, for TTLs and limits alike.
 type Store struct {
 	clk   clock.Clock
 	log   *slog.Logger
 	every time.Duration
+	fs    store.FS
+	dir   string
 
-	dmu    sync.Mutex // guards claims, meta writes and timer
-	claims map[string]claim
-	meta   *store.Meta
-	timer  clock.Timer
-	closed bool
+	// fmu serializes use of the file (appends, rewrites, close). When
+	// both are held, fmu is taken first.
+	fmu sync.Mutex
+	f   store.File
+
+	mu       sync.Mutex
+	claims   map[string]*claim
+	live     int64  // bytes of the records of the claims held
+	size     int64  // bytes in the file
+	pending  []byte // records not yet handed to a flush
+	cur      *batch // the batch pending's records belong to
+	spare    []byte
+	flushing bool       // a caller is flushing
+	idle     *sync.Cond // signalled when flushing ends
+	err      error      // a write failed: no more claims
+	closed   bool
+	timer    clock.Timer
 
 	lmu  sync.Mutex
 	tats map[string]int64 // key → TAT, µs since the epoch
@@ -53,8 +68,18 @@ type Store struct {
 
 type claim struct {
 	id      string
-	expires int64 // unix ns
+	expires int64  // unix ns
+	batch   *batch // not nil until written
 }
+
+// batch is the claims written by one write and fsync.
+type batch struct {
+	done chan struct{} // closed when written (or failed)
+	err  error
+	keys []string
+}
+
+func newBatch() *batch { return &batch{done: make(chan struct{})} }
 
 var _ notify.Guards = (*Store)(nil)
 
@@ -70,70 +95,148 @@ func Open(dir string, o Options) (*Store, error) {
 	if o.SweepEvery <= 0 {
 		o.SweepEvery = DefaultSweepEvery
 	}
-	meta, err := store.OpenMetaWith(o.FS, dir, store.MetaOptions{Logger: o.Logger})
+	if err := o.FS.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("memstore: %w", err)
+	}
+	s := &Store{
+		clk: clock.Or(o.Clock), log: o.Logger, every: o.SweepEvery, fs: o.FS, dir: dir,
+		cur: newBatch(), tats: map[string]int64{},
+	}
+	s.idle = sync.NewCond(&s.mu)
+	all, cut, err := loadClaims(o.FS, dir)
 	if err != nil {
-		return nil, fmt.Errorf("memstore: dedup store: %w", err)
+		return nil, fmt.Errorf("memstore: claims file: %w", err)
 	}
-	g := &Store{
-		clk: clock.Or(o.Clock), log: o.Logger, every: o.SweepEvery,
-		claims: map[string]claim{}, meta: meta, tats: map[string]int64{},
-	}
-	now := g.clk.Now().UnixNano()
-	var expired []string
-	for k, v := range meta.All() {
-		c, ok := decodeClaim(v)
-		if !ok || c.expires <= now {
-			expired = append(expired, k)
-			continue
-		}
-		g.claims[k] = c
-	}
-	for _, k := range expired {
-		if err := meta.Delete(k); err != nil {
-			meta.Close()
-			return nil, fmt.Errorf("memstore: dedup store: %w", err)
+	now := s.clk.Now().UnixNano()
+	s.claims = make(map[string]*claim, len(all))
+	var records []byte
+	for k, c := range all {
+		if c.expires > now {
+			s.claims[k] = c
+			records = appendRecord(records, k, c)
 		}
 	}
-	if len(expired) > 0 {
-		g.log.Info("dedup store: dropped expired claims", "dir", dir, "expired", len(expired), "held", len(g.claims))
+	if s.f, err = writeClaims(o.FS, dir, records); err != nil {
+		return nil, fmt.Errorf("memstore: claims file: %w", err)
 	}
-	g.timer = g.clk.AfterFunc(g.every, g.sweep)
-	return g, nil
-}
-
-// claim values: expiry (unix ns, 8 bytes big-endian), then the id.
-func encodeClaim(c claim) []byte {
-	b := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(c.id)), uint64(c.expires))
-	return append(b, c.id...)
-}
-
-func decodeClaim(b []byte) (claim, bool) {
-	if len(b) < 8 {
-		return claim{}, false
+	s.live, s.size = int64(len(records)), int64(headerLen+len(records))
+	if cut > 0 {
+		s.log.Warn("dedup store: cut off a torn or corrupt tail", "dir", dir, "bytes", cut)
 	}
-	return claim{id: string(b[8:]), expires: int64(binary.BigEndian.Uint64(b))}, true
+	if dropped := len(all) - len(s.claims); dropped > 0 {
+		s.log.Info("dedup store: dropped expired claims", "dir", dir, "expired", dropped, "held", len(s.claims))
+	}
+	s.timer = s.clk.AfterFunc(s.every, s.sweep)
+	return s, nil
 }
 
 // Claim implements notify.Deduper.
-func (g *Store) Claim(ctx context.Context, key, id string, ttl time.Duration) (string, bool, error) {
+func (s *Store) Claim(ctx context.Context, key, id string, ttl time.Duration) (string, bool, error) {
 	if ttl <= 0 {
 		return "", false, fmt.Errorf("memstore: claim %q: ttl %v is not positive", key, ttl)
 	}
-	now := g.clk.Now().UnixNano()
-	g.dmu.Lock()
-	defer g.dmu.Unlock()
-	if g.closed {
-		return "", false, fmt.Errorf("memstore: dedup store: %w", store.ErrClosed)
+	if recordLen(key, id) > frameLen+maxRecord {
+		return "", false, errTooLong
 	}
-	if c, ok := g.claims[key]; ok && c.expires > now {
-		return c.id, false, nil
+	for {
+		now := s.clk.Now().UnixNano()
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return "", false, fmt.Errorf("memstore: %w", store.ErrClosed)
+		}
+		if c, ok := s.claims[key]; ok && c.expires > now {
+			holder, b := c.id, c.batch
+			s.mu.Unlock()
+			if b != nil {
+				// Held by a claim still being written: answer once it
+				// is durable, or claim again if writing it failed.
+				<-b.done
+				if b.err != nil {
+					continue
+				}
+			}
+			return holder, false, nil
+		}
+		if s.err != nil {
+			s.mu.Unlock()
+			return "", false, s.err
+		}
+		c := &claim{id: id, expires: now + int64(ttl), batch: s.cur}
+		if old, ok := s.claims[key]; ok {
+			s.live -= recordLen(key, old.id)
+		}
+		s.claims[key] = c
+		s.live += recordLen(key, id)
+		s.pending = appendRecord(s.pending, key, c)
+		b := c.batch
+		b.keys = append(b.keys, key)
+		leader := !s.flushing
+		s.flushing = true
+		s.mu.Unlock()
+		if leader {
+			s.flush()
+		}
+		<-b.done
+		if b.err != nil {
+			return "", false, b.err
+		}
+		return id, true, nil
 	}
-	c := claim{id: id, expires: now + int64(ttl)}
-	if err := g.meta.Put(key, encodeClaim(c)); err != nil {
-		return "", false, fmt.Errorf("memstore: dedup store: %w", err)
+}
+
+// flush writes and fsyncs pending records, batch after batch, until there
+// are none.
+func (s *Store) flush() {
+	for {
+		s.mu.Lock()
+		if len(s.pending) == 0 {
+			s.flushing = false
+			s.idle.Broadcast()
+			s.mu.Unlock()
+			return
+		}
+		data, b := s.pending, s.cur
+		s.pending, s.cur = s.spare[:0], newBatch()
+		s.mu.Unlock()
+
+		s.fmu.Lock()
+		var err error
+		n := 0
+		if s.f == nil {
+			err = store.ErrClosed
+		} else if n, err = s.f.Write(data); err == nil {
+			err = s.f.Sync()
+		}
+		s.mu.Lock()
+		s.size += int64(n)
+		for _, k := range b.keys {
+			c, ok := s.claims[k]
+			if !ok || c.batch != b {
+				continue
+			}
+			if err != nil {
+				delete(s.claims, k)
+				s.live -= recordLen(k, c.id)
+			} else {
+				c.batch = nil
+			}
+		}
+		if err != nil {
+			// As with the message log, a failed fsync cannot be retried:
+			// what reached the disk is unknown.
+			err = fmt.Errorf("memstore: claims file: %w: %w", store.ErrPoisoned, err)
+			if s.err == nil {
+				s.err = err
+				s.log.Error("dedup store stopped: every later claim fails until restart", "dir", s.dir, "err", err)
+			}
+		}
+		b.err = err
+		close(b.done)
+		s.spare = data[:0]
+		s.mu.Unlock()
+		s.fmu.Unlock()
 	}
-	g.claims[key] = c
-	return id, true, nil
 }
 
 // Allow implements notify.Limiter.
@@ -153,56 +256,98 @@ func (g *Store) Allow(ctx context.Context, key string, l notify.Limit) (bool, ti
 	return true, 0, nil
 }
 
-// sweep drops expired claims and limiter keys back at a full burst, then
-// arms itself again.
-func (g *Store) sweep() {
-	now := g.clk.Now()
+// sweep drops expired claims and limiter keys back at a full burst,
+// rewrites the claims file when most of it is dead, then arms itself again.
+func (s *Store) sweep() {
+	now := s.clk.Now()
 	nowMicro := now.UnixMicro()
-	g.lmu.Lock()
-	for k, tat := range g.tats {
+	s.lmu.Lock()
+	for k, tat := range s.tats {
 		if tat <= nowMicro {
-			delete(g.tats, k)
+			delete(s.tats, k)
 		}
 	}
-	g.lmu.Unlock()
+	s.lmu.Unlock()
 
-	g.dmu.Lock()
-	defer g.dmu.Unlock()
-	if g.closed {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
 		return
 	}
 	nowNano := now.UnixNano()
-	for k, c := range g.claims {
-		if c.expires > nowNano {
+	var records []byte
+	for k, c := range s.claims {
+		if c.batch != nil {
+			continue // written by its flush, to whichever file is current then
+		}
+		if c.expires <= nowNano {
+			delete(s.claims, k)
+			s.live -= recordLen(k, c.id)
 			continue
 		}
-		if err := g.meta.Delete(k); err != nil {
-			g.log.Warn("dedup store: sweeping expired claims", "err", err)
-			break // kept in memory, retried at the next sweep
-		}
-		delete(g.claims, k)
+		records = appendRecord(records, k, c)
 	}
-	g.timer = g.clk.AfterFunc(g.every, g.sweep)
+	dead := s.size - int64(headerLen) - s.live
+	rewrite := s.err == nil && s.size >= rewriteMin && dead > s.live
+	s.timer = s.clk.AfterFunc(s.every, s.sweep)
+	s.mu.Unlock()
+	if !rewrite {
+		return
+	}
+	f, err := writeClaims(s.fs, s.dir, records)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		// Unless the rename happened, the old file is intact and still in
+		// use; after it, which file a crash leaves is unknown.
+		s.log.Warn("dedup store: rewriting the claims file", "dir", s.dir, "err", err)
+		return
+	}
+	s.f.Close()
+	s.f = f
+	s.size = int64(headerLen + len(records))
 }
 
 // Len returns the number of claims and limiter keys held in memory.
-func (g *Store) Len() (claims, limits int) {
-	g.dmu.Lock()
-	claims = len(g.claims)
-	g.dmu.Unlock()
-	g.lmu.Lock()
-	defer g.lmu.Unlock()
-	return claims, len(g.tats)
+func (s *Store) Len() (claims, limits int) {
+	s.mu.Lock()
+	claims = len(s.claims)
+	s.mu.Unlock()
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	return claims, len(s.tats)
 }
 
-// Close stops the sweeps and closes the claims file.
-func (g *Store) Close() error {
-	g.dmu.Lock()
-	defer g.dmu.Unlock()
-	if g.closed {
+// FileSize returns the size of the claims file.
+func (s *Store) FileSize() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.size
+}
+
+// Close waits for claims being written, stops the sweeps and closes the
+// claims file. Later claims fail.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
 		return store.ErrClosed
 	}
-	g.closed = true
-	g.timer.Stop()
-	return g.meta.Close()
+	s.closed = true
+	s.timer.Stop()
+	for s.flushing {
+		s.idle.Wait()
+	}
+	err := s.err
+	s.mu.Unlock()
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	cerr := s.f.Close()
+	s.f = nil
+	if err != nil {
+		return err
+	}
+	return cerr
 }

@@ -2,6 +2,11 @@ package memstore_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,6 +155,116 @@ func TestMemstoreSweep(t *testing.T) {
 	}
 }
 
+// A torn or corrupt tail is cut off; the claims before it stay held.
+func TestMemstoreTornTail(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	clk := clock.NewFake(epoch)
+	g := openMemory(t, nil, dir, clk)
+	for _, k := range []string{"a", "b"} {
+		if _, ok, err := g.Claim(ctx, k, "id-"+k, time.Hour); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+	}
+	g.Close()
+	f, err := os.OpenFile(filepath.Join(dir, "claims.log"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte{30, 0, 0, 0, 1, 2, 3, 4, 5, 6}) // a record cut short
+	f.Close()
+	for range 2 {
+		g = openMemory(t, nil, dir, clk)
+		for _, k := range []string{"a", "b"} {
+			if holder, claimed, err := g.Claim(ctx, k, "other", time.Hour); err != nil || claimed || holder != "id-"+k {
+				t.Fatalf("Claim(%s) after a torn tail = %q, %v, %v", k, holder, claimed, err)
+			}
+		}
+		// Claimed on the first pass, held on the second.
+		if holder, _, err := g.Claim(ctx, "c", "id-c", time.Hour); err != nil || holder != "id-c" {
+			t.Fatalf("Claim(c) = %q, %v", holder, err)
+		}
+		g.Close()
+	}
+	g = openMemory(t, nil, dir, clk)
+	defer g.Close()
+	if c, _ := g.Len(); c != 3 {
+		t.Fatalf("%d claims, want 3", c)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "claims.log"), []byte("not a claims file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := memstore.Open(dir, memstore.Options{Clock: clk}); err == nil {
+		t.Fatal("opened a file with a bad header")
+	}
+}
+
+// Concurrent claims share writes, and every claim reported is durable.
+func TestMemstoreConcurrentClaimsDurable(t *testing.T) {
+	fsys := store.NewMemFS()
+	clk := clock.NewFake(epoch)
+	g := openMemory(t, fsys, "guards", clk)
+	const n = 200
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			key := "k" + strconv.Itoa(i)
+			if holder, ok, err := g.Claim(context.Background(), key, "id"+key, time.Hour); err != nil || !ok || holder != "id"+key {
+				t.Errorf("Claim(%s) = %q, %v, %v", key, holder, ok, err)
+			}
+		})
+	}
+	wg.Wait()
+	after := fsys.Crash()
+	g.Close()
+	g = openMemory(t, after, "guards", clk)
+	defer g.Close()
+	if c, _ := g.Len(); c != n {
+		t.Fatalf("%d claims after a crash, want %d", c, n)
+	}
+}
+
+// The file is rewritten when most of it has expired.
+func TestMemstoreRewrite(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	clk := clock.NewFake(epoch)
+	g, err := memstore.Open(dir, memstore.Options{Clock: clk, SweepEvery: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	for i := range 3000 {
+		ttl := time.Second
+		if i%100 == 0 {
+			ttl = time.Hour
+		}
+		if _, ok, err := g.Claim(ctx, "tenant-1/key-"+strconv.Itoa(i), "notification-id", ttl); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
+	}
+	before := g.FileSize()
+	clk.Advance(time.Minute)
+	if c, _ := g.Len(); c != 30 {
+		t.Fatalf("%d claims after the sweep, want 30", c)
+	}
+	if after := g.FileSize(); after*10 > before {
+		t.Fatalf("file of %d bytes after the sweep, %d before", after, before)
+	}
+	if st, err := os.Stat(filepath.Join(dir, "claims.log")); err != nil || st.Size() != g.FileSize() {
+		t.Fatalf("claims.log: %v, %v; want %d bytes", st, err, g.FileSize())
+	}
+	// Still appending to the new file.
+	if _, ok, err := g.Claim(ctx, "late", "id", time.Hour); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	g.Close()
+	g = openMemory(t, nil, dir, clk)
+	if c, _ := g.Len(); c != 31 {
+		t.Fatalf("%d claims after reopening, want 31", c)
+	}
+}
+
 func BenchmarkMemstoreClaimAllow(b *testing.B) {
 	g := openMemory(b, nil, b.TempDir(), clock.Real)
 	defer g.Close()
@@ -162,4 +277,27 @@ func BenchmarkMemstoreClaimAllowMemFS(b *testing.B) {
 	g := openMemory(b, store.NewMemFS(), "guards", clock.Real)
 	defer g.Close()
 	guardtest.Bench(b, g)
+}
+
+// Concurrent callers share fsyncs.
+func BenchmarkMemstoreClaimAllowParallel(b *testing.B) {
+	g := openMemory(b, nil, b.TempDir(), clock.Real)
+	defer g.Close()
+	var seq atomic.Int64
+	l := notify.Limit{Rate: 1 << 30, Per: time.Second}
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			n := seq.Add(1)
+			key := "bench/" + strconv.FormatInt(n, 10)
+			if _, ok, err := g.Claim(ctx, key, "id", time.Hour); err != nil || !ok {
+				b.Fatal(ok, err)
+			}
+			if _, _, err := g.Allow(ctx, "bench/"+strconv.FormatInt(n%1024, 10), l); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
