@@ -253,6 +253,29 @@ func Bench(b *testing.B, g notify.Guards) {
 	}
 }
 
+// BenchParallel is Bench from many goroutines at once.
+func BenchParallel(b *testing.B, g notify.Guards) {
+	var seq atomic.Int64
+	l := notify.Limit{Rate: 1 << 30, Per: time.Second}
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			n := int(seq.Add(1))
+			if _, claimed, err := g.Claim(ctx, "bench/"+itoa(n), "id", time.Hour); err != nil || !claimed {
+				b.Errorf("Claim: %v, %v", claimed, err)
+				return
+			}
+			if _, _, err := g.Allow(ctx, "bench/"+itoa(n%1024), l); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
 func itoa(i int) string {
 	var buf [20]byte
 	n := len(buf)

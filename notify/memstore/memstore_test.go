@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -324,21 +323,5 @@ func BenchmarkMemstoreClaimAllowMemFS(b *testing.B) {
 func BenchmarkMemstoreClaimAllowParallel(b *testing.B) {
 	g := openMemory(b, nil, b.TempDir(), clock.Real)
 	defer g.Close()
-	var seq atomic.Int64
-	l := notify.Limit{Rate: 1 << 30, Per: time.Second}
-	b.SetParallelism(32)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		ctx := context.Background()
-		for pb.Next() {
-			n := seq.Add(1)
-			key := "bench/" + strconv.FormatInt(n, 10)
-			if _, ok, err := g.Claim(ctx, key, "id", time.Hour); err != nil || !ok {
-				b.Fatal(ok, err)
-			}
-			if _, _, err := g.Allow(ctx, "bench/"+strconv.FormatInt(n%1024, 10), l); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	guardtest.BenchParallel(b, g)
 }

@@ -197,3 +197,8 @@ func BenchmarkRedisClaimAllow(b *testing.B) {
 	srv := redisserver.Start(b)
 	guardtest.Bench(b, redisstore.New(client(b, srv.Addr), nil))
 }
+
+func BenchmarkRedisClaimAllowParallel(b *testing.B) {
+	srv := redisserver.Start(b)
+	guardtest.BenchParallel(b, redisstore.New(client(b, srv.Addr), nil))
+}
