@@ -16,6 +16,17 @@ if ! /usr/bin/python3 -c 'import pika, paho.mqtt.client' 2>/dev/null; then
 	fi
 fi
 
+# Debian's redis-server backs the Redis guards' tests in notify/redisstore
+# (each test starts its own on a loopback port; it is not run as a service).
+if ! command -v redis-server >/dev/null; then
+	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+	else
+		echo "redis-server is missing: the Redis guard tests will skip (apt-get install -y redis-server)" >&2
+	fi
+fi
+
 # Node.js with npm's amqplib (pinned in test/interop/node/package.json)
 # drives test/interop/amqplib_test.go.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

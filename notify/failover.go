@@ -1,0 +1,194 @@
+package notify
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/unifiedms/ums/internal/clock"
+)
+
+// Defaults of FailoverOptions.
+const (
+	DefaultProbeEvery = 5 * time.Second
+	DefaultLogEvery   = time.Minute
+)
+
+// FailoverOptions configures [NewFailover].
+type FailoverOptions struct {
+	// FailOpen: while the primary is down, answer from the fallback
+	// (duplicates and bursts are then only caught per node). Otherwise
+	// calls fail with ErrGuardUnavailable and notifications wait.
+	FailOpen bool
+	Clock    clock.Clock  // nil: the system clock
+	Logger   *slog.Logger // nil: slog.Default()
+	// ProbeEvery is how often the primary is tried again while it is
+	// down (0: DefaultProbeEvery); calls in between do not wait for it.
+	ProbeEvery time.Duration
+	// LogEvery bounds how often failures and recoveries are logged (0:
+	// DefaultLogEvery).
+	LogEvery time.Duration
+}
+
+// Failover is Guards that use a primary (Redis) and, when it fails,
+// either a fallback (the embedded guards, FailOpen) or ErrGuardUnavailable.
+// Any error of the primary other than the caller's own cancellation counts
+// as the primary being down; it is tried again every ProbeEvery, and used
+// again as soon as it answers.
+//
+// State held by the fallback during an outage is not copied to the
+// primary: a key claimed only in the fallback can be claimed again in
+// the primary once it is back.
+type Failover struct {
+	primary, fallback Guards
+	o                 FailoverOptions
+
+	mu        sync.Mutex
+	down      bool
+	since     time.Time // when the primary went down
+	lastProbe time.Time
+	lastLog   time.Time
+	logged    bool // lastLog is set
+	lastErr   error
+	failures  int // primary failures not yet logged
+}
+
+var _ Guards = (*Failover)(nil)
+
+// NewFailover returns guards over primary with fallback behind it.
+func NewFailover(primary, fallback Guards, o FailoverOptions) *Failover {
+	o.Clock = clock.Or(o.Clock)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.ProbeEvery <= 0 {
+		o.ProbeEvery = DefaultProbeEvery
+	}
+	if o.LogEvery <= 0 {
+		o.LogEvery = DefaultLogEvery
+	}
+	return &Failover{primary: primary, fallback: fallback, o: o}
+}
+
+// Claim implements Deduper.
+func (f *Failover) Claim(ctx context.Context, key, id string, ttl time.Duration) (holder string, claimed bool, err error) {
+	if ttl <= 0 {
+		return "", false, fmt.Errorf("notify: claim %q: ttl %v is not positive", key, ttl)
+	}
+	err = f.do(ctx, func(g Guards) (err error) {
+		holder, claimed, err = g.Claim(ctx, key, id, ttl)
+		return err
+	})
+	return holder, claimed, err
+}
+
+// Allow implements Limiter.
+func (f *Failover) Allow(ctx context.Context, key string, l Limit) (ok bool, retryAfter time.Duration, err error) {
+	if _, _, err := l.GCRA(); err != nil {
+		return false, 0, err
+	}
+	err = f.do(ctx, func(g Guards) (err error) {
+		ok, retryAfter, err = g.Allow(ctx, key, l)
+		return err
+	})
+	return ok, retryAfter, err
+}
+
+func (f *Failover) do(ctx context.Context, op func(Guards) error) error {
+	if f.tryPrimary() {
+		err := op(f.primary)
+		if err == nil {
+			f.up()
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		f.fail(err)
+	}
+	if !f.o.FailOpen {
+		f.mu.Lock()
+		err := f.lastErr
+		f.mu.Unlock()
+		return fmt.Errorf("%w: %v", ErrGuardUnavailable, err)
+	}
+	return op(f.fallback)
+}
+
+// tryPrimary reports whether to call the primary: always while it is up,
+// once per ProbeEvery while it is down.
+func (f *Failover) tryPrimary() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.down {
+		return true
+	}
+	now := f.o.Clock.Now()
+	if now.Sub(f.lastProbe) < f.o.ProbeEvery {
+		return false
+	}
+	f.lastProbe = now
+	return true
+}
+
+// mayLog reports whether a log line is due, and records it.
+//
+// REQUIRES: f.mu
+func (f *Failover) mayLog(now time.Time) bool {
+	if f.logged && now.Sub(f.lastLog) < f.o.LogEvery {
+		return false
+	}
+	f.logged, f.lastLog = true, now
+	return true
+}
+
+func (f *Failover) fail(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := f.o.Clock.Now()
+	if !f.down {
+		f.down, f.since, f.lastProbe = true, now, now
+	}
+	f.lastErr = err
+	f.failures++
+	if f.mayLog(now) {
+		then := "notifications are held until it answers"
+		if f.o.FailOpen {
+			then = "using the embedded guards"
+		}
+		f.o.Logger.Warn("notification guards: primary store unavailable, "+then,
+			"err", err, "down_since", f.since, "failures", f.failures)
+		f.failures = 0
+	}
+}
+
+func (f *Failover) up() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.down {
+		return
+	}
+	now := f.o.Clock.Now()
+	f.down, f.lastErr = false, nil
+	if f.mayLog(now) {
+		f.o.Logger.Info("notification guards: primary store answers again", "down_for", now.Sub(f.since))
+	}
+}
+
+// Healthy reports whether the primary answers, and a sentence for the
+// overview when it does not.
+func (f *Failover) Healthy() (bool, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.down {
+		return true, "ok"
+	}
+	then := "notifications are held until it answers"
+	if f.o.FailOpen {
+		then = "using the embedded guards (fail-open)"
+	}
+	return false, fmt.Sprintf("dedup and rate-limit store unavailable since %s (%v); %s",
+		f.since.UTC().Format(time.RFC3339), f.lastErr, then)
+}

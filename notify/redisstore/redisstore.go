@@ -1,0 +1,135 @@
+// Package redisstore is the Redis-backed notify.Deduper and notify.Limiter,
+// shared by every UMS node that points at the same Redis (7.0 or later).
+// Each call is one round trip.
+//
+// Key layout (the caller's key, already scoped by tenant, channel or
+// recipient, follows the prefix):
+//
+//	ums:dedup:<key>  string: the id holding the idempotency key, expiring
+//	                 with the claim's TTL (SET NX GET PX/EX)
+//	ums:rate:<key>   string: the GCRA theoretical arrival time in
+//	                 microseconds since the epoch, expiring when it is
+//	                 reached (the key is then back at a full burst)
+//
+// The limiter takes "now" from the clock given to New, passed to the
+// script, so every node must keep its clock in sync (NTP) and tests can
+// use a fake clock; expiry of keys follows Redis' own clock.
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/unifiedms/ums/internal/clock"
+	"github.com/unifiedms/ums/notify"
+)
+
+// Key prefixes.
+const (
+	Prefix      = "ums:"
+	DedupPrefix = Prefix + "dedup:"
+	RatePrefix  = Prefix + "rate:"
+)
+
+// gcraScript decides one event for KEYS[1] with ARGV now, interval and
+// tolerance in microseconds. It answers {1, 0} when the event is counted,
+// {0, wait} when it is not. Numbers are written with %.0f so that large
+// values keep every digit.
+var gcraScript = redis.NewScript(`
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local tolerance = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now) or now
+if tat < now then tat = now end
+local new = tat + interval
+local wait = new - tolerance - now
+if wait > 0 then return {0, wait} end
+local ms = math.ceil((new - now) / 1000)
+redis.call('SET', KEYS[1], string.format('%.0f', new), 'PX', string.format('%.0f', ms))
+return {1, 0}
+`)
+
+// Store is the Redis Deduper and Limiter.
+type Store struct {
+	rdb redis.UniversalClient
+	clk clock.Clock
+}
+
+var _ notify.Guards = (*Store)(nil)
+
+// New returns guards over rdb taking time from clk (nil: the system clock).
+func New(rdb redis.UniversalClient, clk clock.Clock) *Store {
+	return &Store{rdb: rdb, clk: clock.Or(clk)}
+}
+
+// Claim implements notify.Deduper with SET key id NX GET and the TTL.
+func (s *Store) Claim(ctx context.Context, key, id string, ttl time.Duration) (string, bool, error) {
+	if ttl <= 0 {
+		return "", false, fmt.Errorf("redisstore: claim %q: ttl %v is not positive", key, ttl)
+	}
+	if ttl < time.Millisecond {
+		ttl = time.Millisecond
+	}
+	old, err := s.rdb.SetArgs(ctx, DedupPrefix+key, id, redis.SetArgs{Mode: "NX", Get: true, TTL: ttl}).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return id, true, nil
+	case err != nil:
+		return "", false, fmt.Errorf("redisstore: claim: %w", err)
+	}
+	return old, false, nil
+}
+
+// Allow implements notify.Limiter with one script call.
+func (s *Store) Allow(ctx context.Context, key string, l notify.Limit) (bool, time.Duration, error) {
+	interval, tolerance, err := l.GCRA()
+	if err != nil {
+		return false, 0, err
+	}
+	now := s.clk.Now().UnixMicro()
+	res, err := gcraScript.Run(ctx, s.rdb, []string{RatePrefix + key}, now, interval, tolerance).Int64Slice()
+	if err != nil {
+		return false, 0, fmt.Errorf("redisstore: rate limit: %w", err)
+	}
+	if len(res) != 2 {
+		return false, 0, fmt.Errorf("redisstore: rate limit: script answered %v", res)
+	}
+	if res[0] == 1 {
+		return true, 0, nil
+	}
+	return false, time.Duration(res[1]) * time.Microsecond, nil
+}
+
+// Client defaults for guards: a call must fail fast when Redis is down,
+// so that the Failover answers from the embedded guards instead of
+// making the notification wait.
+const (
+	DialTimeout = time.Second
+	IOTimeout   = time.Second
+)
+
+// NewClient returns a client for a redis:// or rediss:// URL (as given to
+// --redis-url) with the guards' defaults: one dial attempt and no retry
+// per call, timeouts of DialTimeout and IOTimeout unless the URL sets them.
+func NewClient(url string) (*redis.Client, error) {
+	o, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: %w", err)
+	}
+	o.DialerRetries = 1
+	o.MaxRetries = -1 // none
+	if o.DialTimeout == 0 {
+		o.DialTimeout = DialTimeout
+	}
+	if o.ReadTimeout == 0 {
+		o.ReadTimeout = IOTimeout
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = IOTimeout
+	}
+	return redis.NewClient(o), nil
+}
