@@ -73,7 +73,7 @@ func mqttCrashPublisher(addr, clientID, prefix string, confirmed *sync.Map) {
 		defer close(broken)
 		r := newRawReader(c)
 		for {
-			typ, _, body, err := r.next()
+			typ, _, body, err := r.Next()
 			if err != nil {
 				c.Close()
 				return
@@ -133,7 +133,7 @@ func drainMQTT(t *testing.T, addr, clientID string, subscribe bool) map[string]i
 	r := newRawReader(c)
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(time.Second))
-		typ, flags, body, err := r.next()
+		typ, flags, body, err := r.Next()
 		if ne, ok := err.(net.Error); ok && ne.Timeout() {
 			return got
 		}
@@ -221,7 +221,7 @@ func rawConnectV5(t *testing.T, addr, id string) (net.Conn, *rawReader, bool) {
 		t.Fatal(err)
 	}
 	r := newRawReader(c)
-	typ, _, ack, err := r.next()
+	typ, _, ack, err := r.Next()
 	if err != nil || typ != 2 || len(ack) < 2 || ack[1] != 0 {
 		t.Fatalf("CONNACK %d %v %v", typ, ack, err)
 	}
@@ -246,7 +246,7 @@ func TestMQTTQoS2ExactlyOnceAcrossSIGKILL(t *testing.T) {
 	}
 	expect := func(want byte, what string) {
 		t.Helper()
-		typ, _, body, err := r.next()
+		typ, _, body, err := r.Next()
 		if err != nil || typ != want || len(body) < 2 || body[1] != 9 || (len(body) > 2 && body[2] != 0) {
 			t.Fatalf("%s: got type %d %v %v", what, typ, body, err)
 		}

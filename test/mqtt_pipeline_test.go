@@ -44,7 +44,7 @@ func TestMQTTPipelinedPubacksSurviveRestart(t *testing.T) {
 	}
 	r := newRawReader(c)
 	for i := 1; i <= n+1; i++ {
-		typ, _, body, err := r.next()
+		typ, _, body, err := r.Next()
 		if err != nil {
 			t.Fatalf("ack %d: %v", i, err)
 		}
@@ -60,7 +60,7 @@ func TestMQTTPipelinedPubacksSurviveRestart(t *testing.T) {
 	if _, err := c.Write([]byte{0x62, 2, byte(last >> 8), byte(last)}); err != nil { // PUBREL
 		t.Fatal(err)
 	}
-	if typ, _, body, err := r.next(); err != nil || typ != 7 || binary.BigEndian.Uint16(body) != last {
+	if typ, _, body, err := r.Next(); err != nil || typ != 7 || binary.BigEndian.Uint16(body) != last {
 		t.Fatalf("PUBCOMP: type %d body %v err %v", typ, body, err)
 	}
 	stop()

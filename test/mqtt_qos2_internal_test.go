@@ -38,7 +38,7 @@ func TestMQTTQoS2MarkersOutOfReach(t *testing.T) {
 	}
 	expect := func(want, id byte, what string) {
 		t.Helper()
-		typ, _, body, err := r.next()
+		typ, _, body, err := r.Next()
 		if err != nil || typ != want || len(body) < 2 || body[1] != id || (len(body) > 2 && body[2] != 0) {
 			t.Fatalf("%s: got type %d %v %v", what, typ, body, err)
 		}
@@ -171,7 +171,7 @@ func TestMQTTQoS2MarkersStayInternalAcrossRestart(t *testing.T) {
 	if _, err := c.Write(append(appendRemaining([]byte{0x34}, len(body)), body...)); err != nil {
 		t.Fatal(err)
 	}
-	if typ, _, ack, err := r.next(); err != nil || typ != 5 {
+	if typ, _, ack, err := r.Next(); err != nil || typ != 5 {
 		t.Fatalf("PUBREC: %d %v %v", typ, ack, err)
 	}
 	c.Close()

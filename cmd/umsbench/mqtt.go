@@ -184,7 +184,7 @@ func runRaw(o mqttOptions) (mqttResult, error) {
 		r := newRawReader(sc)
 		var acks []byte
 		for {
-			typ, flags, body, err := r.next()
+			typ, flags, body, err := r.Next()
 			if err != nil {
 				return
 			}
@@ -210,7 +210,7 @@ func runRaw(o mqttOptions) (mqttResult, error) {
 				}
 				res.got.add(p, time.Now().UnixNano())
 			}
-			if len(acks) > 0 && r.buffered() == 0 {
+			if len(acks) > 0 && r.Buffered() == 0 {
 				if _, err := sc.Write(acks); err != nil {
 					return
 				}
@@ -259,7 +259,7 @@ func runRaw(o mqttOptions) (mqttResult, error) {
 			go func() { // acknowledgements free window slots
 				r := newRawReader(pc)
 				for {
-					typ, _, body, err := r.next()
+					typ, _, body, err := r.Next()
 					if err != nil {
 						return
 					}

@@ -506,7 +506,7 @@ func TestKeepAlive(t *testing.T) {
 		t.Fatalf("CONNACK %#x %v", h, err)
 	}
 	var start time.Time // when the last packet was sent: silence from then on
-	for range 4 { // 2 s of PINGREQ every 0.5 s
+	for range 4 {       // 2 s of PINGREQ every 0.5 s
 		time.Sleep(500 * time.Millisecond)
 		start = time.Now()
 		c.send(t, 0xC0, 0)
