@@ -505,8 +505,10 @@ func TestKeepAlive(t *testing.T) {
 	if h, _, err := c.packet(); err != nil || h != 0x20 {
 		t.Fatalf("CONNACK %#x %v", h, err)
 	}
-	var start time.Time // when the last packet was sent: silence from then on
-	for range 4 {       // 2 s of PINGREQ every 0.5 s
+	// 2 s of PINGREQ every 0.5 s; start is when the last one was sent,
+	// the silence is measured from then.
+	var start time.Time
+	for range 4 {
 		time.Sleep(500 * time.Millisecond)
 		start = time.Now()
 		c.send(t, 0xC0, 0)

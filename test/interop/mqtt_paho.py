@@ -91,7 +91,7 @@ def body(c, conn, cleanup):
     c.equal(list(granted), [1], "SUBSCRIBE is granted QoS 1")
     ch.basic_publish(exchange="amq.topic", routing_key="sensors.%s.dev1.temp" % run_id, body=b"21.5",
                      properties=pika.BasicProperties(delivery_mode=2))
-    m = sub.Next()
+    m = sub.next()
     if c.check(m is not None, "a pika publish to amq.topic reaches the paho subscriber"):
         c.equal(m.topic, "sensors/%s/dev1/temp" % run_id, "the routing key arrives as a topic")
         c.equal(m.payload, b"21.5", "payload")
@@ -134,7 +134,7 @@ def body(c, conn, cleanup):
     late = Client(uid("paho-late"))
     late.connect()
     late.subscribe("retained/%s/#" % run_id, 1)
-    m = late.Next()
+    m = late.next()
     if c.check(m is not None, "a later subscriber gets the retained message"):
         c.equal((m.topic, m.payload, bool(m.retain)), (topic, b"on", True), "retained topic, payload and flag")
     late.close()
@@ -153,7 +153,7 @@ def body(c, conn, cleanup):
     s = Client(cid, clean=False)
     flags, rc = s.connect()
     c.equal(flags.get("session present"), 1, "the session is present on reconnect")
-    got = [s.Next() for _ in range(3)]
+    got = [s.next() for _ in range(3)]
     c.equal([m.payload if m else None for m in got], [b"a0", b"a1", b"a2"],
             "messages published while away arrive in order")
     s.close()
