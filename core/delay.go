@@ -281,6 +281,9 @@ func (v *Vhost) schedule(r *Router, x *Exchange, due int64, msg *Message, done f
 	qs := r.route(x, msg)
 	res.Scheduled = len(qs)
 	clear(qs)
+	if res.Scheduled == 0 && r.Mandatory {
+		return res // returned to the publisher: not held as well
+	}
 	s := x.scheduler()
 	store := v.broker.msgs
 	var sid uint64

@@ -218,6 +218,19 @@ func TestDelayedMandatoryCheck(t *testing.T) {
 	if res := publish(t, v, delayedMsg("d", "a.b", "now", 0, nil)); res.Queues != 2 {
 		t.Errorf("undelayed: %+v, want 2 queues", res)
 	}
+	// Mandatory: what would reach no queue is not held (it is returned).
+	var r Router
+	r.Mandatory = true
+	before := v.lookupExchange("d").scheduler().pending.Load()
+	if _, err := v.Publish(&r, "d", delayedMsg("d", "x.y", "returned", 1000, nil), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Publish(&r, "d", delayedMsg("d", "a.c", "kept", 1000, nil), nil); err != nil {
+		t.Fatal(err)
+	}
+	if after := v.lookupExchange("d").scheduler().pending.Load(); after != before+1 {
+		t.Errorf("mandatory publishes held %d messages, want only the routable one", after-before)
+	}
 }
 
 // Deleting the exchange drops what it holds.

@@ -254,6 +254,12 @@ func (x *Exchange) match(msg *Message, out []dest) []dest {
 // Router holds the scratch space of routing, so that publishing allocates
 // nothing. Each publishing goroutine owns one; the zero value is ready.
 type Router struct {
+	// Mandatory is set by a publisher whose next publish is mandatory: a
+	// message for an x-delayed-message exchange that would reach no queue
+	// now is then not scheduled (the adapter returns it, as any unroutable
+	// mandatory message) instead of being held and routed later.
+	Mandatory bool
+
 	durable []string
 	dests   []dest
 	xs      []*Exchange

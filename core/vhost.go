@@ -775,8 +775,8 @@ type PublishResult struct {
 	// Scheduled, for a message held to be routed later (an x-delay on an
 	// x-delayed-message exchange, or Schedule), is the number of queues it
 	// would reach if it were routed now: a mandatory publish is returned
-	// when Queues, Rejected and Scheduled are all 0 (it stays scheduled,
-	// and is routed by the bindings of its due time).
+	// when Queues, Rejected and Scheduled are all 0, and is then not held
+	// (see Router.Mandatory).
 	Scheduled int
 }
 

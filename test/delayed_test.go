@@ -243,6 +243,17 @@ func TestDelayedMandatoryAndAlternate(t *testing.T) {
 		t.Fatalf("a routable delayed message was returned: %q", r.Body)
 	default:
 	}
+	// A returned message is not also held: binding "nobody" now and
+	// letting its delay pass delivers nothing for it.
+	nq := declareQueue(t, ch, "")
+	bindQueue(t, ch, nq, "plain", "nobody", nil)
+	clk.Advance(time.Second)
+	if m := get(t, ch, q); string(m.Body) != "routable" {
+		t.Fatalf("routable delayed message: got %q", m.Body)
+	}
+	if n, _ := messageCount(t, conn, nq); n != 0 {
+		t.Fatalf("the returned message was also delivered later (%d messages)", n)
+	}
 
 	publishConfirmed(t, ch, "d", "k", amqp.Publishing{Headers: amqp.Table{"x-delay": 1000}, Body: []byte("unbound later")})
 	if err := ch.QueueUnbind(q, "k", "d", nil); err != nil {

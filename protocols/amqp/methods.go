@@ -448,6 +448,7 @@ func (ch *channel) route(x *core.Exchange, msg *core.Message, mandatory bool) er
 			done = func(err error) { ch.conf.stored(ch, seq, err) }
 		}
 	}
+	ch.router.Mandatory = mandatory
 	res, err := ch.c.vhost.PublishTo(&ch.router, x, msg, done)
 	if err != nil {
 		ae := fromCore(err)
