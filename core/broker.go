@@ -22,7 +22,7 @@ type Broker struct {
 
 	flow flow
 	// queues whose stored messages cannot be read back; REQUIRES: flow.mu
-	readFailing map[*Queue]struct{}
+	readFailing map[any]struct{}
 
 	msgs MessageStore // nil: persistent messages are kept in memory only
 	meta MetaStore    // nil: definitions are not stored

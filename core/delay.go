@@ -1,6 +1,7 @@
 package core
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 	"sync"
@@ -138,6 +139,9 @@ type scheduler struct {
 	closed  bool  // the exchange was deleted
 	stopped bool  // the broker is shutting down (StopScheduling)
 	retryAt int64 // a failed read: far entries wait until then
+	// alarmed: the scheduler's read failure is part of the
+	// message-store-read alarm (see reportRead).
+	alarmed atomic.Bool
 	delay   time.Duration
 	// A read-back of far entries is running (one at a time, in its own
 	// goroutine); loadMin is the earliest due time among them, loadDone
@@ -672,6 +676,22 @@ func (s *scheduler) runLoad(fs []farEntry) {
 	}
 	s.armLocked(s.clock().Now().UnixNano())
 	s.mu.Unlock()
+	s.reportRead(err)
+}
+
+// reportRead raises or clears the scheduler's part of the
+// message-store-read alarm. Called without s.mu (the alarm takes the
+// broker's flow lock).
+func (s *scheduler) reportRead(err error) {
+	b := s.x.vhost.broker
+	if err != nil {
+		s.alarmed.Store(true)
+		b.readFailedAt(s, fmt.Sprintf("delayed exchange '%s' in vhost '%s'", s.x.Name, s.x.vhost.Name), err)
+		return
+	}
+	if s.alarmed.Swap(false) {
+		b.readRecovered(s)
+	}
 }
 
 // readFailed puts back what could not be released and delays further
@@ -687,6 +707,7 @@ func (s *scheduler) readFailed(err error, back []nearEntry) {
 	}
 	s.readFailedLocked(err)
 	s.mu.Unlock()
+	s.reportRead(err)
 }
 
 // readFailedLocked delays further reads of far entries. REQUIRES: s.mu.
@@ -707,6 +728,7 @@ func (s *scheduler) readOK() {
 	s.mu.Lock()
 	s.retryAt, s.delay = 0, 0
 	s.mu.Unlock()
+	s.reportRead(nil)
 }
 
 // --- heaps ---

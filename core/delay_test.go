@@ -525,3 +525,56 @@ func TestDelayedExchangeDeletedStored(t *testing.T) {
 		t.Fatalf("%d scheduled messages of the deleted exchange came back", n)
 	}
 }
+
+// A scheduled message that cannot be read back (EMFILE) is not lost: it
+// waits, the message-store-read alarm is raised, and once reads work again
+// it is delivered and the alarm clears.
+func TestDelayedReadFailureAlarm(t *testing.T) {
+	fsys := store.NewMemFS()
+	clk := clock.NewFake(delayEpoch)
+	b, _ := storeBroker(t, fsys, &mapMeta{m: map[string][]byte{}}, clk, nil)
+	v, _ := b.Vhost("/")
+	x, err := v.DeclareExchange("d", KindDelayed, ExchangeOptions{Durable: true, Args: Table{ArgDelayedType: "fanout"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := x.sched.Load()
+	s.mu.Lock()
+	s.horizon, s.nearMax = 100*time.Millisecond, 3
+	s.mu.Unlock()
+	conn := v.Open("t", ConnInfo{})
+	sk := consumeDelayed(t, v, conn, "q", "d", "", nil, clk)
+	m := delayedMsg("d", "", "later", 1000, nil)
+	m.Props.DeliveryMode = Persistent
+	publish(t, v, m)
+	alarmed := func() bool {
+		for _, a := range b.Alarms() {
+			if a.Name == AlarmMessageRead {
+				return true
+			}
+		}
+		return false
+	}
+	fsys.FailRead(errors.New("injected: too many open files"))
+	deadline := time.Now().Add(5 * time.Second)
+	for !alarmed() {
+		if time.Now().After(deadline) {
+			t.Fatal("no message-store-read alarm while the read-back fails")
+		}
+		clk.Advance(10 * time.Millisecond)
+		time.Sleep(time.Millisecond)
+	}
+	if got := sk.bodies(); len(got) != 0 {
+		t.Fatalf("delivered %v while unreadable", got)
+	}
+	fsys.FailRead(nil)
+	deadline = time.Now().Add(5 * time.Second)
+	for len(sk.bodies()) == 0 || alarmed() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after reads recovered: delivered %v, alarm raised %v", sk.bodies(), alarmed())
+		}
+		clk.Advance(50 * time.Millisecond)
+		time.Sleep(time.Millisecond)
+	}
+	wantBodies(t, sk, "later")
+}

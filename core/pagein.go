@@ -191,21 +191,27 @@ func (b *Broker) readStored(id uint64) (*Message, error) {
 
 // readFailed raises the message-store-read alarm for q.
 func (b *Broker) readFailed(q *Queue, err error) {
-	b.flow.mu.Lock()
-	if b.readFailing == nil {
-		b.readFailing = make(map[*Queue]struct{})
-	}
-	b.readFailing[q] = struct{}{}
-	n := len(b.readFailing)
-	b.flow.mu.Unlock()
-	b.SetFault(AlarmMessageRead, fmt.Sprintf("%d queue(s) cannot read stored messages; last error on queue '%s' in vhost '%s': %v",
-		n, q.Name, q.vhost.Name, err), true)
+	b.readFailedAt(q, fmt.Sprintf("queue '%s' in vhost '%s'", q.Name, q.vhost.Name), err)
 }
 
-// readRecovered clears q's part of the message-store-read alarm.
-func (b *Broker) readRecovered(q *Queue) {
+// readFailedAt raises the message-store-read alarm for what (a queue or a
+// delayed exchange's scheduler), identified by key.
+func (b *Broker) readFailedAt(key any, what string, err error) {
 	b.flow.mu.Lock()
-	delete(b.readFailing, q)
+	if b.readFailing == nil {
+		b.readFailing = make(map[any]struct{})
+	}
+	b.readFailing[key] = struct{}{}
+	n := len(b.readFailing)
+	b.flow.mu.Unlock()
+	b.SetFault(AlarmMessageRead, fmt.Sprintf("%d queue(s) or delayed exchange(s) cannot read stored messages; last error on %s: %v",
+		n, what, err), true)
+}
+
+// readRecovered clears key's part of the message-store-read alarm.
+func (b *Broker) readRecovered(key any) {
+	b.flow.mu.Lock()
+	delete(b.readFailing, key)
 	n := len(b.readFailing)
 	b.flow.mu.Unlock()
 	if n == 0 {
