@@ -1,0 +1,103 @@
+package notify
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"time"
+)
+
+// Statuses of a notification, published as events and kept in its history.
+const (
+	StatusQueued       = "queued"
+	StatusScheduled    = "scheduled"
+	StatusSending      = "sending"
+	StatusSent         = "sent"
+	StatusDelivered    = "delivered"
+	StatusRetrying     = "retrying"
+	StatusRateLimited  = "rate_limited"
+	StatusFailed       = "failed"
+	StatusExpired      = "expired"
+	StatusDeadLettered = "dead_lettered"
+	StatusDeduplicated = "deduplicated"
+)
+
+// Exchanges and queues of notification delivery, in every vhost.
+const (
+	SubmitExchange = "ums.notify" // topic: publish a notification with the channel as routing key
+	EventsExchange = "ums.events" // topic: status events
+	InvalidQueue   = "ums.notify.invalid"
+	DeadQueue      = "ums.notify.dlq"
+	// HeaderError carries the reason an invalid notification was
+	// dead-lettered.
+	HeaderError = "x-ums-error"
+)
+
+// ChannelQueue is the durable priority queue of a channel's work.
+func ChannelQueue(channel string) string { return "ums.notify." + channel }
+
+// Event is a status change, published to EventsExchange with routing key
+// EventKey and the notification id as correlation-id.
+type Event struct {
+	ID      string    `json:"id"`
+	Status  string    `json:"status"`
+	Channel string    `json:"channel,omitempty"`
+	Attempt int       `json:"attempt"`
+	Error   string    `json:"error,omitempty"`
+	At      time.Time `json:"at"`
+	Tenant  string    `json:"tenant,omitempty"`
+	Tags    []string  `json:"tags,omitempty"`
+}
+
+// EventKey is the routing key of an event: notification.<status>.<channel>
+// ("none" when the event concerns no channel yet).
+func EventKey(status, channel string) string {
+	if channel == "" {
+		channel = "none"
+	}
+	return "notification." + status + "." + channel
+}
+
+// Body encodes the event as its message body.
+func (e *Event) Body() []byte {
+	b, _ := json.Marshal(e) // only strings, ints and a time: cannot fail
+	return b
+}
+
+// Backoff computes retry delays: exponential from Base, capped at Max,
+// with full jitter (a uniformly random delay up to the exponential value),
+// so that many notifications failing together do not retry together. A
+// provider's Retry-After, when longer, wins.
+type Backoff struct {
+	Base time.Duration // default 1s
+	Max  time.Duration // default 5m
+	// Rand returns a float in [0, 1); nil uses math/rand/v2.
+	Rand func() float64
+}
+
+// Delay returns the wait before retry number attempt (1 for the first
+// retry) after err.
+func (b Backoff) Delay(attempt int, err error) time.Duration {
+	base, max := b.Base, b.Max
+	if base <= 0 {
+		base = time.Second
+	}
+	if max <= 0 {
+		max = 5 * time.Minute
+	}
+	ceil := base
+	for i := 1; i < attempt && ceil < max; i++ {
+		ceil *= 2
+	}
+	if ceil > max {
+		ceil = max
+	}
+	r := b.Rand
+	if r == nil {
+		r = rand.Float64
+	}
+	d := time.Duration(r() * float64(ceil))
+	if ra, ok := RetryAfterOf(err); ok && ra > d {
+		d = ra
+	}
+	return d
+}
