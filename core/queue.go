@@ -363,11 +363,32 @@ func (q *Queue) enqueue(msg *Message, now time.Time, sid uint64, part int) (res 
 	q.seq++
 	e.seq = q.seq
 	q.pushBackLocked(e)
-	q.dispatchLocked(now.UnixNano())
+	nowNanos := now.UnixNano()
+	q.dispatchLocked(nowNanos)
+	if e.expiresAt != 0 && e.expiresAt <= nowNanos {
+		q.expireUndeliveredLocked(&e)
+	}
 	q.dropHeadLocked()
 	flow = q.flowLocked()
 	q.unlock()
 	return enqueued, flow
+}
+
+// expireUndeliveredLocked expires a message published with a TTL of 0 that
+// no consumer took at once: as in RabbitMQ it is dead-lettered (or dropped)
+// now, not left waiting for the next sweep. Not delivered, it is still the
+// last entry of its priority level. REQUIRES: q.mu.
+func (q *Queue) expireUndeliveredLocked(e *entry) {
+	r := &q.levels[q.level(e.prio)]
+	if r.len() == 0 || r.at(r.len()-1).seq != e.seq {
+		return // delivered
+	}
+	last := r.at(r.len() - 1)
+	old := *last
+	*last = entry{}
+	r.n--
+	q.countOut(&old)
+	q.dropLocked(&old, ReasonExpired)
 }
 
 // dropHeadLocked drops messages from the head while the ready messages
