@@ -97,10 +97,13 @@ func (p Permissions) AllowPublish(exchange, key string) error {
 // the queue, read on the exchange and, on a topic exchange, the topic
 // permission.
 func (p Permissions) AllowBind(queue, exchange, key string) error {
-	return allowAll(
-		func() error { return p.Allow(auth.Write, "queue", queue) },
-		func() error { return p.Allow(auth.Read, "exchange", exchange) },
-		func() error { return p.allowTopicOn(auth.Read, exchange, key) })
+	if err := p.Allow(auth.Write, "queue", queue); err != nil {
+		return err
+	}
+	if err := p.Allow(auth.Read, "exchange", exchange); err != nil {
+		return err
+	}
+	return p.allowTopicOn(auth.Read, exchange, key)
 }
 
 // Permissions returns the connection's permissions.
@@ -133,16 +136,6 @@ func (c *Conn) allowTopicOn(kind auth.Access, source, key string) error {
 	return c.Permissions().allowTopicOn(kind, source, key)
 }
 
-// allowAll runs checks in order and returns the first refusal.
-func allowAll(checks ...func() error) error {
-	for _, f := range checks {
-		if err := f(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // DeclareExchange declares an exchange (configure permission).
 func (c *Conn) DeclareExchange(name, kind string, opts ExchangeOptions) (*Exchange, error) {
 	if err := c.Allow(auth.Configure, "exchange", name); err != nil {
@@ -160,10 +153,13 @@ func (c *Conn) DeleteExchange(name string, ifUnused bool) error {
 }
 
 func (c *Conn) exchangeBindPerms(dst, src, key string) error {
-	return allowAll(
-		func() error { return c.Allow(auth.Write, "exchange", dst) },
-		func() error { return c.Allow(auth.Read, "exchange", src) },
-		func() error { return c.allowTopicOn(auth.Read, src, key) })
+	if err := c.Allow(auth.Write, "exchange", dst); err != nil {
+		return err
+	}
+	if err := c.Allow(auth.Read, "exchange", src); err != nil {
+		return err
+	}
+	return c.allowTopicOn(auth.Read, src, key)
 }
 
 // BindExchange binds exchange dst to src (write on dst, read on src).

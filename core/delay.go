@@ -733,71 +733,56 @@ func (s *scheduler) readOK() {
 
 // --- heaps ---
 
-func (s *scheduler) pushNear(e nearEntry) {
-	h := append(s.near, e)
-	i := len(h) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !h[i].less(&h[p]) {
-			break
-		}
-		h[i], h[p] = h[p], h[i]
-		i = p
-	}
-	s.near = h
-}
+func (s *scheduler) pushNear(e nearEntry) { s.near = heapPush(s.near, e) }
 
 func (s *scheduler) popNear() nearEntry {
-	h := s.near
-	top := h[0]
-	n := len(h) - 1
-	h[0] = h[n]
-	h[n] = nearEntry{}
-	h = h[:n]
-	for i := 0; ; {
-		l, m := 2*i+1, i
-		if l < n && h[l].less(&h[m]) {
-			m = l
-		}
-		if r := l + 1; r < n && h[r].less(&h[m]) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		h[i], h[m] = h[m], h[i]
-		i = m
-	}
-	s.near = shrink(h)
+	var top nearEntry
+	top, s.near = heapPop(s.near)
 	return top
 }
 
-func (s *scheduler) pushFar(e farEntry) {
-	h := append(s.far, e)
-	i := len(h) - 1
-	for i > 0 {
+func (s *scheduler) pushFar(e farEntry) { s.far = heapPush(s.far, e) }
+
+func (s *scheduler) popFar() farEntry {
+	var top farEntry
+	top, s.far = heapPop(s.far)
+	return top
+}
+
+// heapEntry is an entry of a binary min-heap ordered by less.
+type heapEntry[T any] interface {
+	*T
+	less(*T) bool
+}
+
+// heapPush adds e to the min-heap h.
+func heapPush[T any, P heapEntry[T]](h []T, e T) []T {
+	h = append(h, e)
+	for i := len(h) - 1; i > 0; {
 		p := (i - 1) / 2
-		if !h[i].less(&h[p]) {
+		if !P(&h[i]).less(&h[p]) {
 			break
 		}
 		h[i], h[p] = h[p], h[i]
 		i = p
 	}
-	s.far = h
+	return h
 }
 
-func (s *scheduler) popFar() farEntry {
-	h := s.far
+// heapPop removes the least entry of the non-empty min-heap h.
+func heapPop[T any, P heapEntry[T]](h []T) (T, []T) {
 	top := h[0]
 	n := len(h) - 1
 	h[0] = h[n]
+	var zero T
+	h[n] = zero // drop references (a near entry holds its message)
 	h = h[:n]
 	for i := 0; ; {
 		l, m := 2*i+1, i
-		if l < n && h[l].less(&h[m]) {
+		if l < n && P(&h[l]).less(&h[m]) {
 			m = l
 		}
-		if r := l + 1; r < n && h[r].less(&h[m]) {
+		if r := l + 1; r < n && P(&h[r]).less(&h[m]) {
 			m = r
 		}
 		if m == i {
@@ -806,8 +791,7 @@ func (s *scheduler) popFar() farEntry {
 		h[i], h[m] = h[m], h[i]
 		i = m
 	}
-	s.far = shrink(h)
-	return top
+	return top, shrink(h)
 }
 
 // shrink gives back the memory of a heap that emptied to a quarter of its

@@ -86,6 +86,7 @@
 //	Vhost.mu -> scheduler.mu (a leaf: see delay.go)
 //	Vhost.defMu -> Vhost.mu -> Queue.mu -> Session.mu -> Vhost.replyMu
 //	Queue.mu -> Broker.flow.mu, and the message store's own lock (Log.mu)
+//	Queue.mu -> Session.mu -> Pump.mu, Puller.mu (leaves: the delivery helpers)
 //	Conn.mu -> Broker.connMu
 //	Broker.mu is taken alone (the vhost table).
 //

@@ -80,7 +80,7 @@ func newQueue(v *Vhost, name string, opts QueueOptions, qa queueArgs) *Queue {
 		q.pageAfter = v.broker.pageAfter
 	}
 	if opts.ReportBindings {
-		q.bindKeys, q.bindKeyRefs = route.NewTopic[string](), make(map[string]int)
+		q.bindKeys, q.bindKeyRefs = route.NewTopicUncached[string](), make(map[string]int)
 	}
 	return q
 }
@@ -794,7 +794,7 @@ func (v *Vhost) EnableReportBindings(q *Queue) error {
 		return err
 	}
 	v.mu.Lock()
-	idx, refs := route.NewTopic[string](), make(map[string]int)
+	idx, refs := route.NewTopicUncached[string](), make(map[string]int)
 	for _, b := range q.bindings {
 		if refs[b.key]++; refs[b.key] == 1 {
 			idx.Add(b.key, b.key)

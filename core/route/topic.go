@@ -51,6 +51,13 @@ func NewTopic[D comparable]() *Topic[D] {
 	}
 }
 
+// NewTopicUncached returns an empty topic table without the match cache,
+// for the many small tables (one per queue) whose keys would fill a cache
+// each: a match walks the trie every time.
+func NewTopicUncached[D comparable]() *Topic[D] {
+	return &Topic[D]{root: &topicNode[D]{}, bindings: make(map[binding[D]]struct{})}
+}
+
 // patternWords splits a pattern into trie words: "" is no words, and a run
 // of "#" words collapses into one, which matches the same keys.
 func patternWords(pattern string) []string {
@@ -171,6 +178,11 @@ func (t *Topic[D]) clearCache() {
 // before the call are not considered). On a cache hit it allocates nothing
 // when out has enough spare capacity.
 func (t *Topic[D]) Match(key string, out []D) []D {
+	if t.cache == nil { // NewTopicUncached
+		t.mu.RLock()
+		defer t.mu.RUnlock()
+		return t.walkLocked(key, out)
+	}
 	t.cacheMu.RLock()
 	res, ok := t.cache[key]
 	if ok {
@@ -183,10 +195,9 @@ func (t *Topic[D]) Match(key string, out []D) []D {
 	return t.matchMiss(key, out)
 }
 
-// matchMiss walks the trie for key and caches the result.
-func (t *Topic[D]) matchMiss(key string, out []D) []D {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
+// walkLocked appends the distinct destinations of the patterns matching
+// key. REQUIRES: t.mu held for reading.
+func (t *Topic[D]) walkLocked(key string, out []D) []D {
 	start := len(out)
 	w := topicWalk[D]{key: key, out: out}
 	pos := 0
@@ -194,7 +205,17 @@ func (t *Topic[D]) matchMiss(key string, out []D) []D {
 		pos = 1 // the empty key has no words
 	}
 	w.walk(t.root, pos)
-	out = dedupe(w.out, start)
+	return dedupe(w.out, start)
+}
+
+// matchMiss walks the trie for key and caches the result.
+func (t *Topic[D]) matchMiss(key string, out []D) []D {
+	// mu is held until the result is cached, so an Add or Remove (which
+	// clears the cache under mu) cannot be overtaken by a stale result.
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	start := len(out)
+	out = t.walkLocked(key, out)
 	res := slices.Clone(out[start:])
 
 	t.cacheMu.Lock()

@@ -155,6 +155,9 @@ func TestTopicRandom(t *testing.T) {
 	}
 	for round := range 50 {
 		tp := NewTopic[int]()
+		if round%2 == 1 {
+			tp = NewTopicUncached[int]() // the same answers without the cache
+		}
 		patterns := make([]string, 40)
 		for i := range patterns {
 			patterns[i] = gen(true)
