@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/mail"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -46,6 +47,8 @@ type Content struct {
 	Subject string `json:"subject,omitempty"`
 	Text    string `json:"text,omitempty"`
 	HTML    string `json:"html,omitempty"`
+	// Media lists HTTPS URLs sent as MMS attachments on the sms channel.
+	Media []string `json:"media,omitempty"`
 }
 
 // Classes of notifications.
@@ -77,6 +80,8 @@ const (
 	MaxTenantBytes  = 256
 	MaxKeyBytes     = 256
 	MaxNameBytes    = 256 // template ids and locales
+	MaxMedia        = 10  // Twilio's limit of MediaUrl per message
+	MaxURLBytes     = 2048
 )
 
 // InvalidError says which field of a notification is wrong and why; the
@@ -322,6 +327,15 @@ func (n *Notification) validateContent(r Rules) error {
 		}
 		if strings.ContainsAny(c.Subject, "\r\n") {
 			return invalid("content.subject", "line breaks are not allowed")
+		}
+		if len(c.Media) > MaxMedia {
+			return invalid("content.media", "at most %d URLs", MaxMedia)
+		}
+		for i, m := range c.Media {
+			u, err := url.Parse(m)
+			if err != nil || u.Scheme != "https" || u.Host == "" || len(m) > MaxURLBytes {
+				return invalid(fmt.Sprintf("content.media[%d]", i), "not an absolute https URL")
+			}
 		}
 		return nil
 	}

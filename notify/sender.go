@@ -25,6 +25,14 @@ type Message struct {
 	Subject string
 	Text    string
 	HTML    string
+	// Media lists HTTPS URLs of attachments (MMS pictures), from
+	// content.media.
+	Media []string
+	// Push is the raw to.push object of a push notification
+	// ({"fcm_token": ...}, {"web_push": ...} or {"apns_token": ...}).
+	Push []byte
+	// Data is the notification's template data (push payload data).
+	Data map[string]any
 	// Body is the JSON document a webhook posts (the notification).
 	Body []byte
 	// Class is "transactional", "advertising" or "critical".
@@ -40,6 +48,11 @@ type Message struct {
 type Result struct {
 	ProviderID string // the provider's id of the message (Message-ID, SID...)
 	Answer     string // a short summary of the provider's answer
+	// Provider names the provider that took it ("twilio", "fcm", a
+	// gateway's name), when a channel has several.
+	Provider string
+	// Segments is the number of SMS segments billed (0 elsewhere).
+	Segments int
 }
 
 // Sender sends messages on one channel. Send must be safe for concurrent

@@ -30,7 +30,7 @@ func TestTemplateRender(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Content{Subject: "Your code 123456", Text: "Code 123456 for <Ann>", HTML: "<p>Hi &lt;Ann&gt;</p><i>a&amp;b</i>"}
-	if out != want {
+	if !reflect.DeepEqual(out, want) {
 		t.Fatalf("rendered %+v, want %+v", out, want)
 	}
 	out, err = c.Render("ko", map[string]any{"code": "9", "name": "민수"})
