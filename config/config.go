@@ -54,6 +54,24 @@ type Config struct {
 	MQTTAllowAnonymous   bool
 	MQTTDefaultUser      string
 	MQTTDefaultPass      string
+
+	RedisFailOpen        bool
+	SMTPURL              string
+	SMTPTLS              string
+	SMTPFrom             string
+	WebhookSecret        string
+	WebhookTimeout       time.Duration
+	WebhookAllowHTTP     bool
+	WebhookAllowPrivate  bool
+	NotifyMaxAttempts    int
+	NotifyBackoffBase    time.Duration
+	NotifyBackoffMax     time.Duration
+	NotifyDedupTTL       time.Duration
+	NotifyRateLimit      string
+	NotifyRecipientLimit string
+	NotifyTenantLimit    string
+	NotifyWorkers        string
+	NotifySendTimeout    time.Duration
 }
 
 // Off is the listen address that disables a listener.
@@ -172,6 +190,23 @@ var settings = []setting{
 	{"mqtt-allow-anonymous", "UMS_MQTT_ALLOW_ANONYMOUS", "true", "let MQTT clients connect without a user name, as --mqtt-default-user", "BOOL", boolean(func(c *Config) *bool { return &c.MQTTAllowAnonymous })},
 	{"mqtt-default-user", "UMS_MQTT_DEFAULT_USER", "guest", "user whose rights anonymous MQTT clients get", "NAME", str(func(c *Config) *string { return &c.MQTTDefaultUser })},
 	{"mqtt-default-pass", "UMS_MQTT_DEFAULT_PASS", "guest", "password of --mqtt-default-user", "PASSWORD", str(func(c *Config) *string { return &c.MQTTDefaultPass })},
+	{"redis-fail-open", "UMS_REDIS_FAIL_OPEN", "true", "while Redis is unreachable keep delivering notifications on the embedded guards (false: hold sending until it is back)", "BOOL", boolean(func(c *Config) *bool { return &c.RedisFailOpen })},
+	{"smtp-url", "UMS_SMTP_URL", "", "SMTP server of the email channel: smtp://user:pass@host:port, smtps:// for implicit TLS (empty: email not configured)", "URL", str(func(c *Config) *string { return &c.SMTPURL })},
+	{"smtp-tls", "UMS_SMTP_TLS", "starttls", "SMTP transport security: starttls, implicit or none", "MODE", str(func(c *Config) *string { return &c.SMTPTLS })},
+	{"smtp-from", "UMS_SMTP_FROM", "", "From address of notification email", "ADDRESS", str(func(c *Config) *string { return &c.SMTPFrom })},
+	{"webhook-secret", "UMS_WEBHOOK_SECRET", "", "secret signing webhook notifications (X-UMS-Signature; empty: webhook not configured)", "SECRET", str(func(c *Config) *string { return &c.WebhookSecret })},
+	{"webhook-timeout", "UMS_WEBHOOK_TIMEOUT", "10s", "time a webhook endpoint has to answer", "DURATION", duration(func(c *Config) *time.Duration { return &c.WebhookTimeout })},
+	{"webhook-allow-http", "UMS_WEBHOOK_ALLOW_HTTP", "false", "accept http:// webhook URLs", "BOOL", boolean(func(c *Config) *bool { return &c.WebhookAllowHTTP })},
+	{"webhook-allow-private", "UMS_WEBHOOK_ALLOW_PRIVATE", "false", "accept webhook URLs on loopback and private networks", "BOOL", boolean(func(c *Config) *bool { return &c.WebhookAllowPrivate })},
+	{"notify-max-attempts", "UMS_NOTIFY_MAX_ATTEMPTS", "5", "tries of a notification on one channel before the next channel or the dead-letter queue", "N", positive(func(c *Config) *int { return &c.NotifyMaxAttempts }, 1000)},
+	{"notify-backoff-base", "UMS_NOTIFY_BACKOFF_BASE", "1s", "first retry delay (doubling, with full jitter)", "DURATION", duration(func(c *Config) *time.Duration { return &c.NotifyBackoffBase })},
+	{"notify-backoff-max", "UMS_NOTIFY_BACKOFF_MAX", "5m", "longest retry delay", "DURATION", duration(func(c *Config) *time.Duration { return &c.NotifyBackoffMax })},
+	{"notify-dedup-ttl", "UMS_NOTIFY_DEDUP_TTL", "24h", "how long an idempotency key is remembered", "DURATION", duration(func(c *Config) *time.Duration { return &c.NotifyDedupTTL })},
+	{"notify-rate-limit", "UMS_NOTIFY_RATE_LIMIT", "", "rate limits per channel, e.g. email=100/s,webhook=500/s", "LIMITS", str(func(c *Config) *string { return &c.NotifyRateLimit })},
+	{"notify-recipient-limit", "UMS_NOTIFY_RECIPIENT_LIMIT", "", "rate limits per recipient address, e.g. email=20/h,sms=5/h", "LIMITS", str(func(c *Config) *string { return &c.NotifyRecipientLimit })},
+	{"notify-tenant-limit", "UMS_NOTIFY_TENANT_LIMIT", "", "rate limits per tenant and channel, e.g. email=1000/m", "LIMITS", str(func(c *Config) *string { return &c.NotifyTenantLimit })},
+	{"notify-workers", "UMS_NOTIFY_WORKERS", "", "concurrent sends per channel, e.g. email=16,webhook=64 (default 8 each)", "COUNTS", str(func(c *Config) *string { return &c.NotifyWorkers })},
+	{"notify-send-timeout", "UMS_NOTIFY_SEND_TIMEOUT", "30s", "longest time one send may take", "DURATION", duration(func(c *Config) *time.Duration { return &c.NotifySendTimeout })},
 	{"default-user-any-host", "UMS_DEFAULT_USER_ANY_HOST", "false", "let the default user connect from other hosts than loopback", "BOOL", boolean(func(c *Config) *bool { return &c.DefaultUserAnyHost })},
 }
 

@@ -139,3 +139,25 @@ func ParseLimits(s string) (map[string]Limit, error) {
 	}
 	return out, nil
 }
+
+// ParseCounts parses a setting such as "email=16,webhook=64":
+// comma-separated name=count with positive counts.
+func ParseCounts(s string) (map[string]int, error) {
+	out := map[string]int{}
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		name, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		name = strings.TrimSpace(name)
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if !ok || name == "" || err != nil || n <= 0 {
+			return nil, fmt.Errorf("%q: want name=count, such as email=16", part)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("%q: %s is given twice", part, name)
+		}
+		out[name] = n
+	}
+	return out, nil
+}

@@ -33,8 +33,9 @@ type Broker struct {
 	AMQP  *amqp.Server
 	HTTP  *http.Server
 
-	msgs *store.Log
-	meta *store.Meta
+	msgs   *store.Log
+	meta   *store.Meta
+	notify *notifyParts
 
 	mu        sync.Mutex
 	mqtt      *mqtt.Server // nil when MQTT is off
@@ -116,7 +117,16 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Broker, error) {
 		},
 		listeners: make(map[string]net.Listener),
 	}
-	b.HTTP = &http.Server{Handler: (&mgmt.API{Broker: cb, Users: users}).Handler(), ReadHeaderTimeout: 10 * time.Second}
+	if b.notify, err = b.buildNotify(fsys); err != nil {
+		mlog.Close()
+		meta.Close()
+		return nil, err
+	}
+	api := &mgmt.API{Broker: cb, Users: users, Notify: b.notify.pipe}
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/", b.notify.pipe.Handler())
+	mux.Handle("/", api.Handler())
+	b.HTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	if cfg.AMQPHeartbeat == 0 {
 		b.AMQP.Heartbeat = -1
 	}
@@ -128,6 +138,9 @@ func (b *Broker) Start() error {
 	b.stopWatch = make(chan struct{})
 	b.wg.Add(1)
 	go func() { defer b.wg.Done(); b.watchResources(b.stopWatch) }()
+	if err := b.notify.pipe.Start(); err != nil {
+		return err
+	}
 	if addr := b.cfg.AMQPListen; addr != config.Off && addr != "" {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -202,6 +215,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	}
 	b.wg.Wait()
 	b.closeOnce.Do(func() {
+		if nerr := b.notify.shutdown(); nerr != nil && err == nil {
+			err = nerr
+		}
 		// No scheduled message is routed into a closing store: the stored
 		// ones stay scheduled for the next start.
 		b.Core.StopScheduling()

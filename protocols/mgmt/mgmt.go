@@ -23,6 +23,17 @@ var Version = "0.1.0"
 type API struct {
 	Broker *core.Broker
 	Users  *auth.Store
+	// Notify, when set, reports notification delivery in the overview.
+	Notify Notifier
+}
+
+// Notifier is what the overview shows of notification delivery.
+type Notifier interface {
+	// Channels lists the configured channels.
+	Channels() []string
+	// Health reports whether the dedup and rate-limit store (Redis)
+	// answers, and why not.
+	Health() (ok bool, detail string)
 }
 
 // Handler returns the HTTP handler with every route.
@@ -129,8 +140,9 @@ func (a *API) overview(w http.ResponseWriter, r *http.Request) {
 		"management_version": Version, "rabbitmq_version": "3.13.0", "product_name": "UMS", "product_version": Version,
 		"object_totals": map[string]int{"connections": len(conns), "channels": channels, "exchanges": exchanges,
 			"queues": queues, "consumers": consumers},
-		"queue_totals": map[string]int{"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked},
-		"alarms":       alarmsJSON(a.Broker.Alarms()),
+		"queue_totals":  map[string]int{"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked},
+		"alarms":        alarmsJSON(a.Broker.Alarms()),
+		"notifications": a.notifyJSON(),
 	})
 }
 
@@ -310,4 +322,14 @@ func (a *API) bindings(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// notifyJSON is the overview's "notifications": configured channels and
+// the state of the guards' store.
+func (a *API) notifyJSON() map[string]any {
+	if a.Notify == nil {
+		return nil
+	}
+	ok, detail := a.Notify.Health()
+	return map[string]any{"channels": a.Notify.Channels(), "guards_ok": ok, "guards": detail}
 }
