@@ -38,9 +38,12 @@ type FailoverOptions struct {
 // as the primary being down; it is tried again every ProbeEvery, and used
 // again as soon as it answers.
 //
-// State held by the fallback during an outage is not copied to the
-// primary: a key claimed only in the fallback can be claimed again in
-// the primary once it is back.
+// Claims are recorded in the fallback as well (the node's durable
+// record), so no key is claimed twice on one node across an outage and
+// its end. Keys claimed during an outage are not copied to the primary:
+// another node may claim one of them again once the primary is back.
+// Rate-limit state is not shared either: during an outage each node
+// limits on its own.
 type Failover struct {
 	primary, fallback Guards
 	o                 FailoverOptions
@@ -77,8 +80,33 @@ func (f *Failover) Claim(ctx context.Context, key, id string, ttl time.Duration)
 	if ttl <= 0 {
 		return "", false, fmt.Errorf("notify: claim %q: ttl %v is not positive", key, ttl)
 	}
-	err = f.do(ctx, func(g Guards) (err error) {
-		holder, claimed, err = g.Claim(ctx, key, id, ttl)
+	if !f.o.FailOpen {
+		err = f.do(ctx, func(g Guards) (err error) {
+			holder, claimed, err = g.Claim(ctx, key, id, ttl)
+			return err
+		})
+		if err == nil {
+			// Recorded here too, so that the key stays taken on this node
+			// through an outage of the primary.
+			f.fallback.Claim(ctx, key, holder, ttl)
+		}
+		return holder, claimed, err
+	}
+	// Fail-open: every claim is recorded in the fallback first, so a key
+	// this node took before an outage of the primary stays taken during
+	// it, and one taken during it stays taken after it.
+	holder, claimed, err = f.fallback.Claim(ctx, key, id, ttl)
+	if err != nil || (!claimed && holder != id) {
+		return holder, claimed, err
+	}
+	err = f.do(ctx, func(g Guards) error {
+		if g == f.fallback {
+			return nil // done above
+		}
+		h, c, err := g.Claim(ctx, key, id, ttl)
+		if err == nil {
+			holder, claimed = h, c
+		}
 		return err
 	})
 	return holder, claimed, err

@@ -181,7 +181,70 @@ func TestFailoverCallerErrors(t *testing.T) {
 	if _, _, err := f.Allow(context.Background(), "k", Limit{}); err == nil {
 		t.Fatal("Allow with an empty limit: no error")
 	}
-	if primary.count() != 1 || fallback.count() != 0 {
+	// The fallback records the claim first (fail-open), then the primary
+	// is asked.
+	if primary.count() != 1 || fallback.count() != 1 {
 		t.Fatalf("calls: primary %d, fallback %d", primary.count(), fallback.count())
+	}
+}
+
+// mapGuards holds claims in a map, or fails while broken.
+type mapGuards struct {
+	stubGuards
+	claims map[string]string
+}
+
+func (m *mapGuards) Claim(ctx context.Context, key, id string, ttl time.Duration) (string, bool, error) {
+	if err := m.call(); err != nil {
+		return "", false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if h, ok := m.claims[key]; ok {
+		return h, false, nil
+	}
+	m.claims[key] = id
+	return id, true, nil
+}
+
+// A key claimed before, during or after an outage of the primary is never
+// claimed twice on the node, in both modes.
+func TestFailoverClaimsSurviveOutages(t *testing.T) {
+	ctx := context.Background()
+	for _, failOpen := range []bool{true, false} {
+		clk := clock.NewFake(time.Unix(0, 0))
+		primary := &mapGuards{claims: map[string]string{}}
+		fallback := &mapGuards{claims: map[string]string{}}
+		f := NewFailover(primary, fallback, FailoverOptions{FailOpen: failOpen, Clock: clk,
+			Logger: slog.New(slog.NewTextHandler(&syncBuffer{}, nil))})
+		claim := func(key, id string) (string, bool) {
+			h, c, err := f.Claim(ctx, key, id, time.Hour)
+			if err != nil {
+				t.Fatalf("failOpen %v: Claim(%s, %s): %v", failOpen, key, id, err)
+			}
+			return h, c
+		}
+		if h, c := claim("before", "a"); h != "a" || !c {
+			t.Fatalf("first claim: %s %v", h, c)
+		}
+		primary.set(true)
+		if failOpen {
+			if h, c := claim("before", "b"); h != "a" || c {
+				t.Fatalf("failOpen: during the outage a key from before: %s %v", h, c)
+			}
+			if h, c := claim("during", "c"); h != "c" || !c {
+				t.Fatalf("failOpen: a new key during the outage: %s %v", h, c)
+			}
+		}
+		primary.set(false)
+		clk.Advance(DefaultProbeEvery)
+		if h, c := claim("before", "d"); h != "a" || c {
+			t.Fatalf("failOpen %v: after the outage a key from before: %s %v", failOpen, h, c)
+		}
+		if failOpen {
+			if h, c := claim("during", "e"); h != "c" || c {
+				t.Fatalf("after the outage a key from during it: %s %v", h, c)
+			}
+		}
 	}
 }
