@@ -311,6 +311,22 @@ func TestFCMTokenCached(t *testing.T) {
 	}
 }
 
+// A token about to expire is not reused: the next send fetches a new one.
+func TestFCMTokenRenewedWhenExpiring(t *testing.T) {
+	e := newFCMEnv(t)
+	e.tokenAnswer = &fcmAnswer{status: 200, header: map[string]string{"Content-Type": "application/json"},
+		body: `{"access_token":"ya29.test-short","token_type":"Bearer","expires_in":5}`}
+	s := e.sender(t, nil)
+	for i := 0; i < 2; i++ {
+		if _, err := s.Send(context.Background(), fcmMessage(fcmToken)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := e.tokenHits.Load(); n != 2 {
+		t.Fatalf("token endpoint called %d times for 2 sends with a token expiring in 5s, want 2", n)
+	}
+}
+
 // A data-only message carries no notification object.
 func TestFCMDataOnly(t *testing.T) {
 	e := newFCMEnv(t)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -37,6 +38,27 @@ func public(ip netip.Addr) bool {
 		return public(netip.AddrFrom4([4]byte(b[12:])))
 	}
 	return ip.IsGlobalUnicast() && !ip.IsPrivate() && !cgnat.Contains(ip)
+}
+
+// checkEndpointHost refuses an endpoint whose host is "localhost" (or a
+// name under it) or a literal IP address that is not public. Other names
+// are checked when the dialer resolves them.
+func checkEndpointHost(endpoint string) error {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return fmt.Errorf("web_push.endpoint: %v", err)
+	}
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if !public(ip) {
+			return fmt.Errorf("web_push.endpoint: %w: %s is not a public address", ErrEndpointRefused, host)
+		}
+		return nil
+	}
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return fmt.Errorf("web_push.endpoint: %w: %s is a loopback name", ErrEndpointRefused, host)
+	}
+	return nil
 }
 
 type refusedDialError struct{ addr string }

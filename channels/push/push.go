@@ -161,7 +161,10 @@ func (s *Sender) configured(provider string) bool {
 
 // ValidateTarget checks a to.push object when a notification is
 // submitted: it must be well formed (see ParseTarget) and name a
-// configured provider.
+// configured provider. A Web Push endpoint that is "localhost" or a
+// literal non-public IP address is refused here unless
+// WebPushConfig.AllowPrivate; names that resolve to such addresses are
+// refused when sending.
 func (s *Sender) ValidateTarget(raw []byte) error {
 	t, err := ParseTarget(raw)
 	if err != nil {
@@ -170,6 +173,9 @@ func (s *Sender) ValidateTarget(raw []byte) error {
 	if !s.configured(t.Provider) {
 		return fmt.Errorf("%s: push provider %s is not configured (configured: %s)",
 			t.key(), t.Provider, strings.Join(s.Providers(), ", "))
+	}
+	if t.Provider == ProviderWebPush && !s.webpush.allowPrivate {
+		return checkEndpointHost(t.Subscription.Endpoint)
 	}
 	return nil
 }
@@ -188,14 +194,18 @@ func (s *Sender) Close() error {
 	return nil
 }
 
-// Send delivers m to the device m.Push names. The title is m.Subject, the
+// Send delivers m to the device m.Push (or, when empty, m.To) names. The title is m.Subject, the
 // body m.Text, and m.Data travels as the provider's custom data. Failures
 // are *notify.Error values; see the package doc for their classes.
 func (s *Sender) Send(ctx context.Context, m *notify.Message) (notify.Result, error) {
 	if m == nil {
 		return notify.Result{}, notify.Permanent(0, errors.New("push: no message"))
 	}
-	t, err := ParseTarget(m.Push)
+	raw := m.Push
+	if len(raw) == 0 {
+		raw = []byte(m.To)
+	}
+	t, err := ParseTarget(raw)
 	if err != nil {
 		return notify.Result{}, notify.Permanent(0, fmt.Errorf("push: %w", err))
 	}

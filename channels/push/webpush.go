@@ -53,8 +53,10 @@ type webPushSender struct {
 	privateKey string
 	subscriber string // for webpush-go: a bare address or an https URL
 	ttl        int    // seconds
-	client     *http.Client
-	now        func() time.Time
+	// allowPrivate permits non-public endpoints.
+	allowPrivate bool
+	client       *http.Client
+	now          func() time.Time
 }
 
 func newWebPush(cfg WebPushConfig, now func() time.Time) (*webPushSender, error) {
@@ -103,12 +105,13 @@ func newWebPush(cfg WebPushConfig, now func() time.Time) (*webPushSender, error)
 		guard(tr)
 	}
 	return &webPushSender{
-		publicKey:  base64.RawURLEncoding.EncodeToString(pub),
-		privateKey: base64.RawURLEncoding.EncodeToString(priv),
-		subscriber: subscriber,
-		ttl:        int(ttl / time.Second),
-		client:     &http.Client{Transport: tr, CheckRedirect: noRedirect},
-		now:        now,
+		publicKey:    base64.RawURLEncoding.EncodeToString(pub),
+		privateKey:   base64.RawURLEncoding.EncodeToString(priv),
+		subscriber:   subscriber,
+		ttl:          int(ttl / time.Second),
+		allowPrivate: cfg.AllowPrivate,
+		client:       &http.Client{Transport: tr, CheckRedirect: noRedirect},
+		now:          now,
 	}, nil
 }
 

@@ -443,6 +443,21 @@ func TestWebPushRefusesPrivateEndpoints(t *testing.T) {
 	if n := p.hits.Load(); n != 0 {
 		t.Fatalf("the push service got %d requests", n)
 	}
+	for _, endpoint := range []string{p.srv.URL + "/push/ok", "https://LOCALHOST./x", "https://[::1]/x", "https://10.0.0.7/x",
+		"https://169.254.169.254/x", "https://[::ffff:192.168.1.1]/x", "https://100.64.1.1/x"} {
+		if err := s.ValidateTarget(b.target(endpoint)); !errors.Is(err, push.ErrEndpointRefused) {
+			t.Errorf("ValidateTarget(%s) = %v, want a refusal", endpoint, err)
+		}
+	}
+	for _, endpoint := range []string{"https://fcm.googleapis.com/fcm/send/x", "https://203.0.113.9/x", "https://[2001:db8::1]/x"} {
+		if err := s.ValidateTarget(b.target(endpoint)); err != nil {
+			t.Errorf("ValidateTarget(%s) = %v", endpoint, err)
+		}
+	}
+	allowed := webPushSender(t, p, pub, priv, nil)
+	if err := allowed.ValidateTarget(b.target(p.srv.URL + "/push/ok")); err != nil {
+		t.Errorf("with AllowPrivate: %v", err)
+	}
 }
 
 // An unreachable push service is a transient failure.
