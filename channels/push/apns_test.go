@@ -33,7 +33,7 @@ const (
 )
 
 // apnsKey returns a new .p8 signing key (PKCS #8 PEM, P-256).
-func apnsKey(t *testing.T) (*ecdsa.PrivateKey, []byte) {
+func apnsKey(t testing.TB) (*ecdsa.PrivateKey, []byte) {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -67,7 +67,7 @@ type apnsServer struct {
 	got     []apnsRequest
 }
 
-func newAPNsServer(t *testing.T, key *ecdsa.PublicKey) *apnsServer {
+func newAPNsServer(t testing.TB, key *ecdsa.PublicKey) *apnsServer {
 	a := &apnsServer{answers: map[string]apnsAnswer{}}
 	a.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
@@ -163,7 +163,7 @@ func checkProviderToken(header string, key *ecdsa.PublicKey) error {
 	return nil
 }
 
-func apnsSender(t *testing.T, a *apnsServer, pemKey []byte, change func(*push.APNsConfig)) *push.Sender {
+func apnsSender(t testing.TB, a *apnsServer, pemKey []byte, change func(*push.APNsConfig)) *push.Sender {
 	t.Helper()
 	cfg := push.APNsConfig{
 		Key:       pemKey,

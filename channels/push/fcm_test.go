@@ -45,7 +45,7 @@ var rsaKey = sync.OnceValue(func() *rsa.PrivateKey {
 })
 
 // serviceAccountJSON is a service account key whose token_uri is tokenURL.
-func serviceAccountJSON(t *testing.T, tokenURL string) []byte {
+func serviceAccountJSON(t testing.TB, tokenURL string) []byte {
 	t.Helper()
 	der, err := x509.MarshalPKCS8PrivateKey(rsaKey())
 	if err != nil {
@@ -77,7 +77,7 @@ type fcmAnswer struct {
 // fcmEnv is a Google OAuth 2 token endpoint and an FCM v1 API, both
 // local, checking what a real one checks.
 type fcmEnv struct {
-	t         *testing.T
+	t         testing.TB
 	token     *httptest.Server
 	api       *httptest.Server
 	tokenHits atomic.Int32
@@ -99,7 +99,7 @@ type fcmRequest struct {
 	} `json:"message"`
 }
 
-func newFCMEnv(t *testing.T) *fcmEnv {
+func newFCMEnv(t testing.TB) *fcmEnv {
 	e := &fcmEnv{t: t, answers: map[string]fcmAnswer{}}
 	e.token = httptest.NewServer(http.HandlerFunc(e.serveToken))
 	t.Cleanup(e.token.Close)
@@ -229,7 +229,7 @@ func (e *fcmEnv) reqs() []fcmRequest {
 	return append([]fcmRequest(nil), e.requests...)
 }
 
-func (e *fcmEnv) sender(t *testing.T, change func(*push.FCMConfig)) *push.Sender {
+func (e *fcmEnv) sender(t testing.TB, change func(*push.FCMConfig)) *push.Sender {
 	t.Helper()
 	cfg := push.FCMConfig{
 		CredentialsJSON: serviceAccountJSON(t, e.token.URL+"/token"),

@@ -40,7 +40,7 @@ type browser struct {
 	auth []byte
 }
 
-func newBrowser(t *testing.T) *browser {
+func newBrowser(t testing.TB) *browser {
 	t.Helper()
 	k, err := ecdh.P256().GenerateKey(rand.Reader)
 	if err != nil {
@@ -128,7 +128,7 @@ func (b *browser) decrypt(body []byte) ([]byte, error) {
 }
 
 // vapidKeys returns a new application server key pair, base64url.
-func vapidKeys(t *testing.T) (public, private string) {
+func vapidKeys(t testing.TB) (public, private string) {
 	t.Helper()
 	k, err := ecdh.P256().GenerateKey(rand.Reader)
 	if err != nil {
@@ -216,7 +216,7 @@ type pushed struct {
 	payload map[string]any
 }
 
-func newPushService(t *testing.T, vapidPub string, b *browser) *pushService {
+func newPushService(t testing.TB, vapidPub string, b *browser) *pushService {
 	p := &pushService{vapidPub: vapidPub, browser: b}
 	p.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.hits.Add(1)
@@ -274,7 +274,7 @@ func (p *pushService) pushes() []pushed {
 	return append([]pushed(nil), p.got...)
 }
 
-func webPushSender(t *testing.T, p *pushService, pub, priv string, change func(*push.WebPushConfig)) *push.Sender {
+func webPushSender(t testing.TB, p *pushService, pub, priv string, change func(*push.WebPushConfig)) *push.Sender {
 	t.Helper()
 	cfg := push.WebPushConfig{
 		VAPIDPublicKey:  pub,
