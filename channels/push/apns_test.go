@@ -344,3 +344,15 @@ func TestAPNsConfig(t *testing.T) {
 		}
 	}
 }
+
+// An unreachable APNs is a transient failure.
+func TestAPNsConnectionRefused(t *testing.T) {
+	k, pemKey := apnsKey(t)
+	a := newAPNsServer(t, &k.PublicKey)
+	s := apnsSender(t, a, pemKey, nil)
+	a.srv.Close()
+	_, err := s.Send(context.Background(), apnsMessage(apnsHex))
+	if err == nil || notify.IsPermanent(err) || !strings.HasPrefix(err.Error(), "transient failure: apns: ") {
+		t.Fatalf("want a transient apns failure, got %v", err)
+	}
+}

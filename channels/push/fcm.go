@@ -45,8 +45,9 @@ type FCMConfig struct {
 	ProjectID string
 	// BaseURL replaces FCMBaseURL (tests, proxies).
 	BaseURL string
-	// Transport, if set, is used for the API and the token endpoint.
-	Transport http.RoundTripper
+	// Transport, if set, is used (cloned) instead of the default one for
+	// the API and the token endpoint, e.g. for its TLS or proxy settings.
+	Transport *http.Transport
 }
 
 // serviceAccount is the part of a service account key New checks.
@@ -113,8 +114,10 @@ func newFCM(cfg FCMConfig, now func() time.Time) (*fcmSender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("push: FCM credentials: %w", err)
 	}
-	transport := cfg.Transport
-	if transport == nil {
+	var transport *http.Transport
+	if cfg.Transport != nil {
+		transport = cfg.Transport.Clone()
+	} else {
 		transport = defaultTransport()
 	}
 	// The token source fetches with the client in its context, and

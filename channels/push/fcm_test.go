@@ -489,3 +489,23 @@ func TestFCMConfig(t *testing.T) {
 		}
 	}
 }
+
+// An unreachable FCM is a transient failure; so is an unreachable token
+// endpoint.
+func TestFCMConnectionRefused(t *testing.T) {
+	e := newFCMEnv(t)
+	s := e.sender(t, nil)
+	e.api.Close()
+	_, err := s.Send(context.Background(), fcmMessage(fcmToken))
+	if err == nil || notify.IsPermanent(err) || !strings.HasPrefix(err.Error(), "transient failure: fcm: ") {
+		t.Errorf("FCM down: want a transient failure, got %v", err)
+	}
+
+	e2 := newFCMEnv(t)
+	s2 := e2.sender(t, nil)
+	e2.token.Close()
+	_, err = s2.Send(context.Background(), fcmMessage(fcmToken))
+	if err == nil || notify.IsPermanent(err) || !strings.Contains(err.Error(), "fcm: access token") {
+		t.Errorf("token endpoint down: want a transient failure, got %v", err)
+	}
+}
