@@ -29,8 +29,7 @@ const (
 	FCMBaseURL = "https://fcm.googleapis.com"
 	// FCMScope is the OAuth 2 scope of messages:send.
 	FCMScope = "https://www.googleapis.com/auth/firebase.messaging"
-	// tokenTimeout bounds an access token fetch; the token source keeps
-	// the context it was made with, so Send's ctx cannot cancel a fetch.
+	// tokenTimeout bounds an access token fetch.
 	tokenTimeout = 10 * time.Second
 )
 
@@ -206,7 +205,7 @@ func (f *fcmSender) send(ctx context.Context, token string, m *notify.Message) (
 	if err != nil {
 		return notify.Result{}, notify.Permanent(0, fmt.Errorf("fcm: %w", err))
 	}
-	tok, err := f.tokens.Token()
+	tok, err := f.token(ctx)
 	if err != nil {
 		return notify.Result{}, f.tokenError(err)
 	}
@@ -232,6 +231,28 @@ func (f *fcmSender) send(ctx context.Context, token string, m *notify.Message) (
 		return notify.Result{ProviderID: ok.Name, Answer: status(resp)}, nil
 	}
 	return notify.Result{}, f.classify(resp, answer)
+}
+
+// token returns the cached access token, or fetches one. The token source
+// keeps the context it was made with, so a fetch runs in its own goroutine
+// and Send stops waiting when ctx ends; the fetch itself ends within
+// tokenTimeout and its token is cached for the next send.
+func (f *fcmSender) token(ctx context.Context) (*oauth2.Token, error) {
+	type result struct {
+		tok *oauth2.Token
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		tok, err := f.tokens.Token()
+		done <- result{tok, err}
+	}()
+	select {
+	case r := <-done:
+		return r.tok, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // classify turns an FCM error answer into a notify error. FCM's own

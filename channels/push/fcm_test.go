@@ -509,3 +509,29 @@ func TestFCMConnectionRefused(t *testing.T) {
 		t.Errorf("token endpoint down: want a transient failure, got %v", err)
 	}
 }
+
+// Send stops waiting for a token endpoint that does not answer when its
+// context ends.
+func TestFCMTokenFetchHonoursContext(t *testing.T) {
+	e := newFCMEnv(t)
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	defer close(release)
+	s := e.sender(t, func(c *push.FCMConfig) { c.CredentialsJSON = serviceAccountJSON(t, slow.URL+"/token") })
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := s.Send(ctx, fcmMessage(fcmToken))
+	if err == nil || notify.IsPermanent(err) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("want a transient deadline failure, got %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Send took %v with a 100ms deadline", d)
+	}
+}
