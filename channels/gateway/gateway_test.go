@@ -595,3 +595,46 @@ func TestSendRefusesNothingToSend(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSend measures sends per second through the example's NCP SENS
+// gateway to a local SENS (templates, signature and answer paths).
+func BenchmarkSend(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusAccepted)
+		io.WriteString(w, `{"requestId":"RSSA-1","requestTime":"2023-11-15T07:13:20.123","statusCode":"202","statusName":"success"}`)
+	}))
+	defer srv.Close()
+	b.Setenv("NCP_SMS_SERVICE_ID", "ncp:sms:kr:1:ums")
+	b.Setenv("NCP_ACCESS_KEY", accessKey)
+	b.Setenv("NCP_SECRET_KEY", secretKey)
+	b.Setenv("NCP_SMS_FROM", "0212345678")
+	data, err := os.ReadFile("../../deployments/gateways.example.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var file struct {
+		Gateways []gateway.Config `yaml:"gateways"`
+	}
+	if err := yaml.Unmarshal(data, &file); err != nil {
+		b.Fatal(err)
+	}
+	cfg := file.Gateways[0]
+	cfg.URL = strings.Replace(cfg.URL, "https://sens.apigw.ntruss.com", srv.URL, 1)
+	s, err := gateway.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	m := &notify.Message{ID: "n-1", To: "+821012345678", Text: "인증번호는 123456 입니다."}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.Send(context.Background(), m); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}

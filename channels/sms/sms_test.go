@@ -364,10 +364,10 @@ func TestSendTimeout(t *testing.T) {
 
 func TestSendCanceled(t *testing.T) {
 	release := make(chan struct{})
-	tw := newTwilio(t, func(w http.ResponseWriter, _ url.Values) { <-release })
-	defer close(release)
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(50*time.Millisecond, cancel)
+	// Cancel once the request is at Twilio, waiting for its answer.
+	tw := newTwilio(t, func(w http.ResponseWriter, _ url.Values) { cancel(); <-release })
+	defer close(release)
 	_, err := newSender(t, tw.URL, nil).Send(ctx, message("hi"))
 	if e := classified(t, err); e.Permanent || !errors.Is(err, context.Canceled) {
 		t.Errorf("error %v, want a transient cancellation", err)
@@ -531,4 +531,29 @@ func TestSendBaseURLWithPath(t *testing.T) {
 	if got, want := path.Load(), "/edge/2010-04-01/Accounts/"+accountSID+"/Messages.json"; got != want {
 		t.Errorf("path %v, want %s", got, want)
 	}
+}
+
+// BenchmarkSend measures sends per second to a local Twilio.
+func BenchmarkSend(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		created("SM0123456789abcdef0123456789abcdef")(w, r.PostForm)
+	}))
+	defer srv.Close()
+	s, err := sms.New(sms.Config{AccountSID: accountSID, AuthToken: authToken, From: fromNumber, StatusCallback: callback, BaseURL: srv.URL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	m := message("Your code is 123456.")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.Send(context.Background(), m); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
