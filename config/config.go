@@ -72,6 +72,33 @@ type Config struct {
 	NotifyTenantLimit    string
 	NotifyWorkers        string
 	NotifySendTimeout    time.Duration
+
+	PublicURL                 string
+	TwilioAccountSID          string
+	TwilioAuthToken           string
+	TwilioFrom                string
+	TwilioMessagingServiceSID string
+	TwilioBaseURL             string
+	SMSMaxSegments            int
+	FCMCredentials            string
+	FCMProjectID              string
+	FCMEndpoint               string
+	WebPushVAPIDPublicKey     string
+	WebPushVAPIDPrivateKey    string
+	WebPushSubject            string
+	APNsKeyFile               string
+	APNsKeyID                 string
+	APNsTeamID                string
+	APNsTopic                 string
+	APNsProduction            bool
+	APNsEndpoint              string
+
+	// Gateways is the file's gateways: list (generic HTTP SMS and
+	// KakaoTalk providers), re-encoded as YAML for the gateway channel to
+	// decode; it has no flag.
+	Gateways []byte
+	// GatewaysAt is where the list is in the file, for error messages.
+	GatewaysAt string
 }
 
 // Off is the listen address that disables a listener.
@@ -207,6 +234,25 @@ var settings = []setting{
 	{"notify-tenant-limit", "UMS_NOTIFY_TENANT_LIMIT", "", "rate limits per tenant and channel, e.g. email=1000/m", "LIMITS", str(func(c *Config) *string { return &c.NotifyTenantLimit })},
 	{"notify-workers", "UMS_NOTIFY_WORKERS", "", "concurrent sends per channel, e.g. email=16,webhook=64 (default 8 each)", "COUNTS", str(func(c *Config) *string { return &c.NotifyWorkers })},
 	{"notify-send-timeout", "UMS_NOTIFY_SEND_TIMEOUT", "30s", "longest time one send may take", "DURATION", duration(func(c *Config) *time.Duration { return &c.NotifySendTimeout })},
+	{"public-url", "UMS_PUBLIC_URL", "", "URL at which providers reach this server's HTTP listener (Twilio status callbacks), e.g. https://ums.example.com", "URL", str(func(c *Config) *string { return &c.PublicURL })},
+	{"twilio-account-sid", "UMS_TWILIO_ACCOUNT_SID", "", "Twilio account SID of the sms channel (empty: sms not configured)", "SID", str(func(c *Config) *string { return &c.TwilioAccountSID })},
+	{"twilio-auth-token", "UMS_TWILIO_AUTH_TOKEN", "", "Twilio auth token (also verifies status callbacks)", "TOKEN", str(func(c *Config) *string { return &c.TwilioAuthToken })},
+	{"twilio-from", "UMS_TWILIO_FROM", "", "sender number of SMS (E.164)", "NUMBER", str(func(c *Config) *string { return &c.TwilioFrom })},
+	{"twilio-messaging-service-sid", "UMS_TWILIO_MESSAGING_SERVICE_SID", "", "Twilio messaging service sending SMS instead of --twilio-from", "SID", str(func(c *Config) *string { return &c.TwilioMessagingServiceSID })},
+	{"twilio-base-url", "UMS_TWILIO_BASE_URL", "", "Twilio API base URL (empty: https://api.twilio.com)", "URL", str(func(c *Config) *string { return &c.TwilioBaseURL })},
+	{"sms-max-segments", "UMS_SMS_MAX_SEGMENTS", "10", "longest SMS text accepted, in segments (GSM-7 153 characters, UCS-2 67 each)", "N", positive(func(c *Config) *int { return &c.SMSMaxSegments }, 1000)},
+	{"fcm-credentials", "UMS_FCM_CREDENTIALS", "", "Firebase service-account JSON file of the push channel's FCM provider", "FILE", str(func(c *Config) *string { return &c.FCMCredentials })},
+	{"fcm-project-id", "UMS_FCM_PROJECT_ID", "", "Firebase project id (empty: the service account's)", "ID", str(func(c *Config) *string { return &c.FCMProjectID })},
+	{"fcm-endpoint", "UMS_FCM_ENDPOINT", "", "FCM API base URL (empty: Google's)", "URL", str(func(c *Config) *string { return &c.FCMEndpoint })},
+	{"webpush-vapid-public-key", "UMS_WEBPUSH_VAPID_PUBLIC_KEY", "", "VAPID public key of Web Push (base64url)", "KEY", str(func(c *Config) *string { return &c.WebPushVAPIDPublicKey })},
+	{"webpush-vapid-private-key", "UMS_WEBPUSH_VAPID_PRIVATE_KEY", "", "VAPID private key of Web Push (base64url)", "KEY", str(func(c *Config) *string { return &c.WebPushVAPIDPrivateKey })},
+	{"webpush-subject", "UMS_WEBPUSH_SUBJECT", "", "VAPID subject: mailto: or https: contact", "URI", str(func(c *Config) *string { return &c.WebPushSubject })},
+	{"apns-key-file", "UMS_APNS_KEY_FILE", "", "APNs token-authentication key (.p8)", "FILE", str(func(c *Config) *string { return &c.APNsKeyFile })},
+	{"apns-key-id", "UMS_APNS_KEY_ID", "", "APNs key id", "ID", str(func(c *Config) *string { return &c.APNsKeyID })},
+	{"apns-team-id", "UMS_APNS_TEAM_ID", "", "Apple developer team id", "ID", str(func(c *Config) *string { return &c.APNsTeamID })},
+	{"apns-topic", "UMS_APNS_TOPIC", "", "APNs topic (the app's bundle id)", "TOPIC", str(func(c *Config) *string { return &c.APNsTopic })},
+	{"apns-production", "UMS_APNS_PRODUCTION", "false", "use APNs production instead of development", "BOOL", boolean(func(c *Config) *bool { return &c.APNsProduction })},
+	{"apns-endpoint", "UMS_APNS_ENDPOINT", "", "APNs host (empty: Apple's)", "URL", str(func(c *Config) *string { return &c.APNsEndpoint })},
 	{"default-user-any-host", "UMS_DEFAULT_USER_ANY_HOST", "false", "let the default user connect from other hosts than loopback", "BOOL", boolean(func(c *Config) *bool { return &c.DefaultUserAnyHost })},
 }
 
@@ -305,6 +351,16 @@ func (c *Config) loadFile(path string) error {
 	}
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], root.Content[i+1]
+		if k.Value == "gateways" {
+			if v.Kind != yaml.SequenceNode {
+				return fmt.Errorf("%s:%d: gateways needs a list", path, v.Line)
+			}
+			if c.Gateways, err = yaml.Marshal(v); err != nil {
+				return fmt.Errorf("%s:%d: gateways: %v", path, v.Line, err)
+			}
+			c.GatewaysAt = fmt.Sprintf("%s:%d", path, v.Line)
+			continue
+		}
 		s, ok := byFlag[k.Value]
 		if !ok || k.Value == "config" {
 			return fmt.Errorf("%s:%d: unknown setting %q", path, k.Line, k.Value)

@@ -202,7 +202,11 @@ func (n *Notification) Validate(r Rules) ([]string, Times, error) {
 		switch c {
 		case ChannelEmail, ChannelWebhook, ChannelSMS, ChannelPush:
 		default:
-			return nil, t, invalid(field, "unknown channel %q (email, webhook, sms, push)", c)
+			// Gateways (configured HTTP providers) are channels by their
+			// own names and address phone numbers.
+			if !r.Configured[c] {
+				return nil, t, invalid(field, "unknown channel %q (email, webhook, sms, push or a configured gateway)", c)
+			}
 		}
 		if seen[c] {
 			return nil, t, invalid(field, "channel %q listed twice", c)
@@ -282,7 +286,7 @@ func (r *Recipient) address(c string) (string, string) {
 		}
 		return string(r.Push), "to.push"
 	}
-	return "", "to"
+	return r.Phone, "to.phone" // a gateway
 }
 
 func (n *Notification) validateContent(r Rules) error {

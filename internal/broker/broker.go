@@ -125,6 +125,7 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Broker, error) {
 	api := &mgmt.API{Broker: cb, Users: users, Notify: b.notify.pipe}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", b.notify.pipe.Handler())
+	mux.HandleFunc("POST /api/v1/callbacks/twilio", b.twilioCallback)
 	mux.Handle("/", api.Handler())
 	b.HTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	if cfg.AMQPHeartbeat == 0 {

@@ -3,11 +3,16 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
 
 	"github.com/redis/go-redis/v9"
+	"gopkg.in/yaml.v3"
 
 	"github.com/unifiedms/ums/channels/email"
+	"github.com/unifiedms/ums/channels/gateway"
+	"github.com/unifiedms/ums/channels/push"
+	"github.com/unifiedms/ums/channels/sms"
 	"github.com/unifiedms/ums/channels/webhook"
 	"github.com/unifiedms/ums/core/store"
 	"github.com/unifiedms/ums/notify"
@@ -98,10 +103,119 @@ func (b *Broker) buildNotify(fsys store.FS) (*notifyParts, error) {
 		allowHTTP, allowPrivate := cfg.WebhookAllowHTTP, cfg.WebhookAllowPrivate
 		o.Address[notify.ChannelWebhook] = func(u string) error { return webhook.ValidateURL(u, allowHTTP, allowPrivate) }
 	}
+	if err := b.providerSenders(&o, np); err != nil {
+		return fail(err)
+	}
 	if np.pipe, err = pipeline.New(o); err != nil {
 		return fail(err)
 	}
 	return np, nil
+}
+
+// providerSenders adds the sms (Twilio), push and gateway channels that
+// are configured.
+func (b *Broker) providerSenders(o *pipeline.Options, np *notifyParts) error {
+	cfg := b.cfg
+	if o.Check == nil {
+		o.Check = map[string]func(*notify.Notification) error{}
+	}
+	if cfg.TwilioAccountSID != "" {
+		sc := sms.Config{AccountSID: cfg.TwilioAccountSID, AuthToken: cfg.TwilioAuthToken, From: cfg.TwilioFrom,
+			MessagingServiceSID: cfg.TwilioMessagingServiceSID, MaxSegments: cfg.SMSMaxSegments,
+			BaseURL: cfg.TwilioBaseURL, Now: b.Core.Clock().Now}
+		if cfg.PublicURL != "" {
+			sc.StatusCallback = sms.CallbackURL(cfg.PublicURL)
+		}
+		s, err := sms.New(sc)
+		if err != nil {
+			return fmt.Errorf("sms channel: %w", err)
+		}
+		np.close = append(np.close, s.Close)
+		o.Senders[notify.ChannelSMS] = s
+		o.Address[notify.ChannelSMS] = sms.ValidateNumber
+		maxSeg := cfg.SMSMaxSegments
+		o.Check[notify.ChannelSMS] = func(n *notify.Notification) error {
+			if n.Content == nil || len(n.Content.Media) > 0 {
+				return nil // templates are checked when rendered; MMS has no segments
+			}
+			if err := sms.CheckSegments(n.Content.Text, maxSeg); err != nil {
+				return &notify.InvalidError{Field: "content.text", Reason: err.Error()}
+			}
+			return nil
+		}
+	}
+	var pc push.Config
+	if cfg.FCMCredentials != "" {
+		pc.FCM = &push.FCMConfig{CredentialsFile: cfg.FCMCredentials, ProjectID: cfg.FCMProjectID, BaseURL: cfg.FCMEndpoint}
+	}
+	if cfg.WebPushVAPIDPrivateKey != "" {
+		pc.WebPush = &push.WebPushConfig{VAPIDPublicKey: cfg.WebPushVAPIDPublicKey, VAPIDPrivateKey: cfg.WebPushVAPIDPrivateKey,
+			Subject: cfg.WebPushSubject}
+	}
+	if cfg.APNsKeyFile != "" {
+		pc.APNs = &push.APNsConfig{KeyFile: cfg.APNsKeyFile, KeyID: cfg.APNsKeyID, TeamID: cfg.APNsTeamID, Topic: cfg.APNsTopic,
+			Production: cfg.APNsProduction, Host: cfg.APNsEndpoint}
+	}
+	if pc.FCM != nil || pc.WebPush != nil || pc.APNs != nil {
+		pc.Now = b.Core.Clock().Now
+		s, err := push.New(pc)
+		if err != nil {
+			return fmt.Errorf("push channel: %w", err)
+		}
+		np.close = append(np.close, s.Close)
+		o.Senders[notify.ChannelPush] = s
+		o.Address[notify.ChannelPush] = func(a string) error { return s.ValidateTarget([]byte(a)) }
+	}
+	if len(cfg.Gateways) > 0 {
+		var gws []gateway.Config
+		if err := yaml.Unmarshal(cfg.Gateways, &gws); err != nil {
+			return fmt.Errorf("%s: gateways: %w", cfg.GatewaysAt, err)
+		}
+		for i, gc := range gws {
+			if _, dup := o.Senders[gc.Name]; dup {
+				return fmt.Errorf("%s: gateways[%d]: channel %q is defined twice", cfg.GatewaysAt, i, gc.Name)
+			}
+			s, err := gateway.New(gc)
+			if err != nil {
+				return fmt.Errorf("%s: gateways[%d]: %w", cfg.GatewaysAt, i, err)
+			}
+			np.close = append(np.close, s.Close)
+			o.Senders[gc.Name] = s
+			o.Address[gc.Name] = notify.ValidatePhone
+		}
+	}
+	return nil
+}
+
+// twilioCallback serves POST /api/v1/callbacks/twilio: Twilio's status
+// callbacks, verified with the auth token (a forged one gets 403 and
+// changes nothing), update the notification and publish its event.
+func (b *Broker) twilioCallback(w http.ResponseWriter, r *http.Request) {
+	cfg := b.cfg
+	if cfg.TwilioAuthToken == "" || cfg.PublicURL == "" {
+		http.Error(w, "sms status callbacks are not configured (--twilio-auth-token, --public-url)", http.StatusNotFound)
+		return
+	}
+	cb, err := sms.ParseCallback(r, cfg.TwilioAuthToken, cfg.PublicURL)
+	switch {
+	case errors.Is(err, sms.ErrSignature):
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if cb.Final() {
+		status, errText := notify.StatusDelivered, ""
+		if cb.Failed() {
+			status, errText = notify.StatusFailed, cb.MessageStatus
+			if cb.ErrorCode != 0 {
+				errText += fmt.Sprintf(" (Twilio error %d)", cb.ErrorCode)
+			}
+		}
+		b.notify.pipe.ProviderReport(sms.Provider, cb.MessageSid, status, errText)
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // shutdown stops the pipeline and closes the stores, newest first.

@@ -100,7 +100,7 @@ func (s *vstate) accept(ctx context.Context, r *core.Router, n *notify.Notificat
 	}
 	// The event goes first: a worker may take the job as soon as it is
 	// stored, and its events must come after this one.
-	p.status.create(j, status, rules.Now)
+	p.status.create(j, s.v.Name, status, rules.Now)
 	s.event(r, j, status, "", nil)
 	if err := s.enqueueWait(j, at); err != nil {
 		s.event(r, j, notify.StatusFailed, "not stored: "+err.Error(), nil)

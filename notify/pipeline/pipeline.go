@@ -316,3 +316,25 @@ func (p *Pipeline) rules() notify.Rules {
 	}
 	return notify.Rules{Configured: conf, Address: p.o.Address, Template: p.settings.templateVars, Now: p.clk.Now()}
 }
+
+// ProviderReport records what a provider reported later about a message it
+// accepted (a Twilio status callback: delivered, undelivered, failed):
+// status is notify.StatusDelivered or notify.StatusFailed. It returns false
+// when no recent notification has that provider id.
+func (p *Pipeline) ProviderReport(provider, providerID, status, errText string) bool {
+	rec, ok := p.status.byProviderID(provider, providerID)
+	if !ok {
+		return false
+	}
+	s, err := p.vhost(rec.Vhost)
+	if err != nil {
+		return false
+	}
+	now := p.clk.Now()
+	p.status.update(rec.ID, status, rec.Channel, 0, errText, now, &Attempt{Channel: rec.Channel, At: now,
+		Status: status, Provider: provider, Answer: "delivery report", Error: errText})
+	var r core.Router
+	s.publishEvent(&r, &notify.Event{ID: rec.ID, Status: status, Channel: rec.Channel, Attempt: len(rec.Attempts),
+		Error: errText, At: now, Tenant: rec.Tenant, Tags: rec.Tags})
+	return true
+}

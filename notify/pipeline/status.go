@@ -24,6 +24,9 @@ type Record struct {
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 	Attempts  []Attempt `json:"attempts"`
+	Vhost     string    `json:"vhost"`
+
+	providerKeys []string // byProvider keys of its sends
 }
 
 // Attempt is one send attempt (or a step without a send: held for quiet
@@ -53,15 +56,19 @@ type statusStore struct {
 	byID  map[string]*Record
 	order []string // ring of ids in creation order
 	head  int
+	// byProvider finds a notification by its provider's message id
+	// (provider + ":" + id), for delivery reports such as Twilio's status
+	// callbacks.
+	byProvider map[string]string
 }
 
 func newStatusStore(max int) *statusStore {
-	return &statusStore{max: max, byID: make(map[string]*Record)}
+	return &statusStore{max: max, byID: make(map[string]*Record), byProvider: make(map[string]string)}
 }
 
-func (st *statusStore) create(j *job, status string, now time.Time) {
+func (st *statusStore) create(j *job, vhost, status string, now time.Time) {
 	n := j.N
-	r := &Record{ID: j.ID, Status: status, Channel: j.channel(), Channels: j.Channels, Class: classOf(n),
+	r := &Record{Vhost: vhost, ID: j.ID, Status: status, Channel: j.channel(), Channels: j.Channels, Class: classOf(n),
 		Priority: n.PriorityOf(), Tenant: n.Tenant, Tags: n.Tags, CreatedAt: j.Accepted, UpdatedAt: now,
 		Attempts: []Attempt{}}
 	st.mu.Lock()
@@ -76,6 +83,11 @@ func (st *statusStore) insertLocked(r *Record) {
 	if len(st.order) < st.max {
 		st.order = append(st.order, r.ID)
 	} else {
+		if old := st.byID[st.order[st.head]]; old != nil {
+			for _, k := range old.providerKeys {
+				delete(st.byProvider, k)
+			}
+		}
 		delete(st.byID, st.order[st.head])
 		st.order[st.head] = r.ID
 		st.head = (st.head + 1) % st.max
@@ -84,12 +96,12 @@ func (st *statusStore) insertLocked(r *Record) {
 }
 
 // ensure makes sure j has a record (after a restart), without changing it.
-func (st *statusStore) ensure(j *job, status string, now time.Time) {
+func (st *statusStore) ensure(j *job, vhost, status string, now time.Time) {
 	st.mu.Lock()
 	_, ok := st.byID[j.ID]
 	st.mu.Unlock()
 	if !ok {
-		st.create(j, status, now)
+		st.create(j, vhost, status, now)
 	}
 }
 
@@ -112,6 +124,23 @@ func (st *statusStore) update(id, status, channel string, attempt int, errText s
 	if a != nil && len(r.Attempts) < maxAttempts {
 		r.Attempts = append(r.Attempts, *a)
 	}
+	if a != nil && a.ProviderID != "" && a.Provider != "" {
+		k := a.Provider + ":" + a.ProviderID
+		st.byProvider[k] = id
+		r.providerKeys = append(r.providerKeys, k)
+	}
+}
+
+// byProviderID returns the record of the notification a provider knows as
+// providerID.
+func (st *statusStore) byProviderID(provider, providerID string) (Record, bool) {
+	st.mu.Lock()
+	id, ok := st.byProvider[provider+":"+providerID]
+	st.mu.Unlock()
+	if !ok {
+		return Record{}, false
+	}
+	return st.get(id)
 }
 
 // current returns a notification's status ("accepted" when it is no longer
@@ -135,6 +164,7 @@ func (st *statusStore) get(id string) (Record, bool) {
 	}
 	c := *r
 	c.Attempts = append([]Attempt{}, r.Attempts...)
+	c.providerKeys = nil
 	return c, true
 }
 

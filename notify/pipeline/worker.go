@@ -146,7 +146,7 @@ func (s *vstate) work(channel string, p *core.Puller) {
 			p.Ack(d)
 			continue
 		}
-		s.p.status.ensure(&j, notify.StatusQueued, s.p.clk.Now())
+		s.p.status.ensure(&j, s.v.Name, notify.StatusQueued, s.p.clk.Now())
 		if s.step(&r, &j) {
 			p.Ack(d)
 		} else {
@@ -382,7 +382,7 @@ func (s *vstate) holdDead(p *core.Puller) {
 		id := d.Msg.Props.MessageID
 		var j job
 		if d.Msg.Props.ContentType == jobType && json.Unmarshal(d.Msg.Body, &j) == nil && j.N != nil && j.CI < len(j.Channels) {
-			s.p.status.ensure(&j, notify.StatusDeadLettered, s.p.clk.Now())
+			s.p.status.ensure(&j, s.v.Name, notify.StatusDeadLettered, s.p.clk.Now())
 			id = j.ID
 		}
 		if id == "" {
@@ -418,7 +418,7 @@ func (s *vstate) retry(r *core.Router, id string) (Accepted, error) {
 		return Accepted{}, fmt.Errorf("%w: the dead-lettered message is not a notification", ErrNotDead)
 	}
 	j.CI, j.Attempt, j.LastError = 0, 0, ""
-	s.p.status.ensure(&j, notify.StatusQueued, s.p.clk.Now())
+	s.p.status.ensure(&j, s.v.Name, notify.StatusQueued, s.p.clk.Now())
 	s.event(r, &j, notify.StatusQueued, "", nil)
 	if err := s.enqueueWait(&j, time.Time{}); err != nil {
 		s.putBackDead(id, e)
