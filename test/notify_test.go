@@ -11,6 +11,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/unifiedms/ums/config"
+	"github.com/unifiedms/ums/core/auth"
 	"github.com/unifiedms/ums/internal/testutil"
 )
 
@@ -193,5 +194,110 @@ func TestNotifyDeduplication(t *testing.T) {
 	calls := e.hook.wait(t, 3)
 	if got := len(calls); got != 3 || calls[2].Header.Get("X-UMS-Id") != marker.ID {
 		t.Fatalf("%d webhook calls, want 3 ending with the marker", got)
+	}
+}
+
+// Templates are stored with per-locale variants, survive a restart, are
+// validated against the variables they use, and render per locale.
+func TestNotifyTemplates(t *testing.T) {
+	dir := t.TempDir()
+	e := startNotify(t, testutil.WithDataDir(dir))
+	tpl := map[string]any{"default_locale": "en", "locales": map[string]any{
+		"en": map[string]any{"subject": "Your code {{.code}}", "text": "Code {{.code}}", "html": "<p>Hi {{.name}}, {{.code}}</p>"},
+		"ko": map[string]any{"subject": "인증번호 {{.code}}", "text": "{{.name}}님 인증번호 {{.code}}"},
+	}}
+	if got := apiCall(t, e.b, "PUT", "/api/v1/templates/otp", tpl, nil, nil); got != http.StatusCreated {
+		t.Fatalf("PUT template: %d", got)
+	}
+	var bad accepted
+	if got := apiCall(t, e.b, "PUT", "/api/v1/templates/broken", map[string]any{"locales": map[string]any{
+		"en": map[string]any{"text": "{{.code"}}}, nil, &bad); got != http.StatusUnprocessableEntity || bad.Field != "locales.en.text" {
+		t.Fatalf("PUT broken template: %d %+v", got, bad)
+	}
+	note := func(locale string, data map[string]any) map[string]any {
+		return map[string]any{"channel": "email", "to": map[string]any{"email": "kim@example.com"},
+			"template": "otp", "locale": locale, "data": data}
+	}
+	missing := submit(t, e.b, note("ko", map[string]any{"code": "1"}), http.StatusUnprocessableEntity, nil)
+	if missing.Field != "data.name" {
+		t.Fatalf("missing variable refused on %q", missing.Field)
+	}
+	submit(t, e.b, note("ko", map[string]any{"code": "482913", "name": "민수"}), http.StatusAccepted, nil)
+	m := e.smtp.Wait(t, 1, 10*time.Second)[0]
+	if m.Subject != "인증번호 482913" || strings.TrimSpace(m.Text) != "민수님 인증번호 482913" {
+		t.Fatalf("ko mail: %q / %q", m.Subject, m.Text)
+	}
+	e.b.Stop()
+	e2 := startNotify(t, testutil.WithDataDir(dir))
+	submit(t, e2.b, note("", map[string]any{"code": "7", "name": "<Ann>"}), http.StatusAccepted, nil)
+	m = e2.smtp.Wait(t, 1, 10*time.Second)[0]
+	if m.Subject != "Your code 7" || !strings.Contains(m.HTML, "Hi &lt;Ann&gt;, 7") {
+		t.Fatalf("en mail after a restart: %q / %q", m.Subject, m.HTML)
+	}
+	if got := apiCall(t, e2.b, "DELETE", "/api/v1/templates/otp", nil, nil, nil); got != http.StatusNoContent {
+		t.Fatalf("DELETE: %d", got)
+	}
+	if got := apiCall(t, e2.b, "GET", "/api/v1/templates/otp", nil, nil, nil); got != http.StatusNotFound {
+		t.Fatalf("GET after DELETE: %d", got)
+	}
+}
+
+// A batch answers each notification on its own, in order; credentials and
+// permissions are checked.
+func TestNotifyBatchAndAuth(t *testing.T) {
+	e := startNotify(t)
+	var out struct {
+		Results []struct {
+			Code  int    `json:"code"`
+			ID    string `json:"id"`
+			Field string `json:"field"`
+		} `json:"results"`
+	}
+	batch := map[string]any{"notifications": []any{
+		webhookNote(e.hook.URL+"/1", nil),
+		map[string]any{"channel": "email", "to": map[string]any{"email": "nope"}, "content": map[string]any{"text": "x"}},
+		webhookNote(e.hook.URL+"/3", nil),
+	}}
+	if got := apiCall(t, e.b, "POST", "/api/v1/notifications/batch", batch, nil, &out); got != http.StatusOK || len(out.Results) != 3 {
+		t.Fatalf("batch: %d %+v", got, out)
+	}
+	if r := out.Results; r[0].Code != 202 || r[0].ID == "" || r[1].Code != 422 || r[1].Field != "to.email" || r[2].Code != 202 {
+		t.Fatalf("results %+v", r)
+	}
+	calls := e.hook.wait(t, 2)
+	paths := map[string]bool{}
+	for _, c := range calls {
+		paths[c.Header.Get("X-UMS-Id")] = true
+	}
+	if !paths[out.Results[0].ID] || !paths[out.Results[2].ID] {
+		t.Fatal("the batch's notifications were not both sent")
+	}
+
+	req, _ := http.NewRequest("POST", e.b.HTTPURL+"/api/v1/notifications", strings.NewReader(`{}`))
+	req.SetBasicAuth("guest", "wrong")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("bad password: %d", resp.StatusCode)
+	}
+	// A user without write permission on ums.notify is refused.
+	if err := e.b.Users.PutUser("reader", "pw", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.b.Users.SetPermission("reader", "/", auth.Permission{Configure: "", Write: "^amq\\..*", Read: ".*"}); err != nil {
+		t.Fatal(err)
+	}
+	req, _ = http.NewRequest("POST", e.b.HTTPURL+"/api/v1/notifications", strings.NewReader(`{}`))
+	req.SetBasicAuth("reader", "pw")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("no write permission: %d", resp.StatusCode)
 	}
 }
