@@ -57,5 +57,8 @@ git diff --exit-code -- protocols/amqp/wire/spec_gen.go
 echo "== go test -race"
 go test -race -count=1 -timeout 15m ./...
 
+echo "== load-sized tests without the race detector"
+go test -count=1 -timeout 5m -run 'TestNotifyPriorityOvertakesBacklog' ./test/
+
 echo "== amqp091-go integration suite against umsd"
 ./scripts/amqp091-suite.sh

@@ -122,13 +122,14 @@ func TestNotifyFallback(t *testing.T) {
 // A priority 9 notification overtakes a backlog of 100,000 queued ones.
 func TestNotifyPriorityOvertakesBacklog(t *testing.T) {
 	backlog := 100_000
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		backlog = 10_000
-		t.Logf("-short: a backlog of %d", backlog)
+		t.Logf("-short or -race: a backlog of %d (scripts/test.sh runs the full 100,000 without -race)", backlog)
 	}
 	e := startNotify(t, testutil.WithConfig(func(c *config.Config) {
 		c.NotifyWorkers = "webhook=1"
-		c.WebhookTimeout = 10 * time.Minute // the first call waits for the whole backlog
+		// The first call waits for the whole backlog to be queued.
+		c.WebhookTimeout, c.NotifySendTimeout = 10*time.Minute, 10*time.Minute
 	}))
 	release := make(chan struct{})
 	e.hook.setAnswer(func(n int, _ []byte) (int, http.Header) {
@@ -157,21 +158,18 @@ func TestNotifyPriorityOvertakesBacklog(t *testing.T) {
 		}
 	}
 	otp := submit(t, e.b, webhookNote(e.hook.URL+"/otp", map[string]any{"priority": 9}), http.StatusAccepted, nil)
+	n0 := len(e.hook.received())
 	close(release)
-	// The worker holds at most its prefetch (2) of the backlog.
-	calls := e.hook.wait(t, 5)
-	for i, c := range calls[:5] {
+	// The worker holds at most its prefetch (2) of the backlog, and one
+	// call may be under way.
+	calls := e.hook.wait(t, n0+4)
+	for i, c := range calls[:n0+4] {
 		if c.Header.Get("X-UMS-Id") == otp.ID {
-			t.Logf("the priority 9 notification was call %d after a backlog of %d", i+1, backlog)
+			t.Logf("the priority 9 notification was call %d after a backlog of %d (%d calls before it was queued)", i+1, backlog, n0)
 			return
 		}
 	}
-	for i, c := range e.hook.wait(t, backlog+2) {
-		if c.Header.Get("X-UMS-Id") == otp.ID {
-			t.Fatalf("the priority 9 notification was call %d of %d", i+1, backlog+1)
-		}
-	}
-	t.Fatal("the priority 9 notification did not overtake the backlog")
+	t.Fatalf("the priority 9 notification did not overtake the backlog (%d calls before it was queued)", n0)
 }
 
 // Quiet hours hold an advertising notification until the window ends;

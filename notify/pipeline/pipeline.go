@@ -99,9 +99,13 @@ type Pipeline struct {
 	status   *statusStore
 	settings *settings
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// ctx ends when the pipeline closes: workers stop taking messages.
+	// sendCtx ends a grace period later: sends under way are cut short.
+	ctx        context.Context
+	cancel     context.CancelFunc
+	sendCtx    context.Context
+	sendCancel context.CancelFunc
+	wg         sync.WaitGroup
 
 	mu     sync.Mutex
 	vhosts map[string]*vstate
@@ -157,6 +161,7 @@ func New(o Options) (*Pipeline, error) {
 	}
 	p.settings = s
 	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.sendCtx, p.sendCancel = context.WithCancel(context.Background())
 	return p, nil
 }
 
@@ -174,8 +179,14 @@ func (p *Pipeline) Start() error {
 // Channels lists the configured channels.
 func (p *Pipeline) Channels() []string { return append([]string(nil), p.channels...) }
 
-// Close stops the workers; deliveries in progress are requeued by the core
-// when their connection closes.
+// closeGrace is how long sends under way may go on once Close is called.
+const closeGrace = 5 * time.Second
+
+// Close stops the workers. Each finishes its current step first (a send
+// under way gets closeGrace, then it is cut short and its notification
+// requeued), so a notification sent is acknowledged and not sent again
+// after a restart. Deliveries still buffered are requeued by the core when
+// the pipeline's connections close.
 func (p *Pipeline) Close() {
 	p.mu.Lock()
 	p.closed = true
@@ -183,10 +194,13 @@ func (p *Pipeline) Close() {
 	p.vhosts = map[string]*vstate{}
 	p.mu.Unlock()
 	p.cancel()
+	t := time.AfterFunc(closeGrace, p.sendCancel)
+	p.wg.Wait()
+	t.Stop()
+	p.sendCancel()
 	for _, s := range vs {
 		s.conn.Close()
 	}
-	p.wg.Wait()
 }
 
 // Health reports the guards' state (Redis reachable or not).

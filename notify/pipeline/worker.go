@@ -22,8 +22,8 @@ func (s *vstate) intake(p *core.Puller) {
 	var r core.Router
 	for {
 		d, err := p.Next(s.p.ctx)
-		if err != nil {
-			return
+		if err != nil || s.p.ctx.Err() != nil {
+			return // closing: what was taken is requeued when the connection closes
 		}
 		s.submitMessage(&r, p, d)
 	}
@@ -125,8 +125,8 @@ func (s *vstate) work(channel string, p *core.Puller) {
 	var r core.Router
 	for {
 		d, err := p.Next(s.p.ctx)
-		if err != nil {
-			return
+		if err != nil || s.p.ctx.Err() != nil {
+			return // closing: what was taken is requeued when the connection closes
 		}
 		if d.Msg.Props.ContentType != jobType {
 			// A notification published straight to the channel queue.
@@ -266,11 +266,11 @@ func (s *vstate) send(r *core.Router, j *job) bool {
 	m, err := s.message(j)
 	var res notify.Result
 	if err == nil {
-		ctx, cancel := context.WithTimeout(p.ctx, p.o.SendTimeout)
+		ctx, cancel := context.WithTimeout(p.sendCtx, p.o.SendTimeout)
 		res, err = p.o.Senders[channel].Send(ctx, m)
 		cancel()
-		if err != nil && p.ctx.Err() != nil {
-			return false // shutting down: requeued, sent again after the restart
+		if err != nil && p.sendCtx.Err() != nil {
+			return false // cut short by shutdown: requeued, sent again after the restart
 		}
 	} else {
 		err = notify.Permanent(0, err)
@@ -376,8 +376,8 @@ type webhookBody struct {
 func (s *vstate) holdDead(p *core.Puller) {
 	for {
 		d, err := p.Next(s.p.ctx)
-		if err != nil {
-			return
+		if err != nil || s.p.ctx.Err() != nil {
+			return // closing: what was taken is requeued when the connection closes
 		}
 		id := d.Msg.Props.MessageID
 		var j job
