@@ -274,41 +274,59 @@ func TestNotifySSRF(t *testing.T) {
 	}
 }
 
-// A recipient limit of 2 per hour sends two and holds the third until the
-// limiter allows it (fake clock); nothing is dropped.
-func TestNotifyRecipientLimit(t *testing.T) {
-	clk := clock.NewFake(notifyT0)
-	e := startNotify(t, testutil.WithClock(clk), testutil.WithConfig(func(c *config.Config) {
-		c.NotifyRecipientLimit = "webhook=2/h"
-	}))
-	var ids []string
-	for i := range 3 {
-		ids = append(ids, submit(t, e.b, webhookNote(e.hook.URL, map[string]any{"content": map[string]any{"text": fmt.Sprint(i)}}), http.StatusAccepted, nil).ID)
-	}
-	e.hook.wait(t, 2)
-	limited := ""
-	for _, id := range ids {
-		var r record
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			apiCall(t, e.b, "GET", "/api/v1/notifications/"+id, nil, nil, &r)
-			if r.Status == "sent" || r.Status == "rate_limited" {
-				break
+// Each limit (per channel, per recipient, per tenant) of 2 per hour sends
+// two and holds the third until the limiter allows it (fake clock);
+// nothing is dropped.
+func TestNotifyRateLimits(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		set   func(*config.Config)
+		other func(e *notifyEnv) map[string]any // a notification the limit does not hold
+	}{
+		{"channel", func(c *config.Config) { c.NotifyRateLimit = "webhook=2/h" }, func(e *notifyEnv) map[string]any {
+			return map[string]any{"channel": "email", "to": map[string]any{"email": "a@example.com"}, "content": map[string]any{"text": "x"}}
+		}},
+		{"recipient", func(c *config.Config) { c.NotifyRecipientLimit = "webhook=2/h" }, func(e *notifyEnv) map[string]any {
+			return webhookNote(e.hook.URL+"/other", map[string]any{"tenant": "acme"})
+		}},
+		{"tenant", func(c *config.Config) { c.NotifyTenantLimit = "webhook=2/h" }, func(e *notifyEnv) map[string]any {
+			return webhookNote(e.hook.URL, map[string]any{"tenant": "globex"})
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			clk := clock.NewFake(notifyT0)
+			e := startNotify(t, testutil.WithClock(clk), testutil.WithConfig(c.set))
+			var ids []string
+			for i := range 3 {
+				ids = append(ids, submit(t, e.b, webhookNote(e.hook.URL, map[string]any{"tenant": "acme",
+					"content": map[string]any{"text": fmt.Sprint(i)}}), http.StatusAccepted, nil).ID)
 			}
-		}
-		if r.Status == "rate_limited" {
-			limited = id
-		}
+			e.hook.wait(t, 2)
+			limited := ""
+			for _, id := range ids {
+				var r record
+				deadline := time.Now().Add(10 * time.Second)
+				for time.Now().Before(deadline) {
+					apiCall(t, e.b, "GET", "/api/v1/notifications/"+id, nil, nil, &r)
+					if r.Status == "sent" || r.Status == "rate_limited" {
+						break
+					}
+				}
+				if r.Status == "rate_limited" {
+					limited = id
+				}
+			}
+			if limited == "" {
+				t.Fatal("no notification was rate-limited")
+			}
+			clk.Advance(29 * time.Minute)
+			other := submit(t, e.b, c.other(e), http.StatusAccepted, nil)
+			waitStatus(t, e.b, other.ID, "sent")
+			if n := len(e.hook.received()) + len(e.smtp.Mails()); n != 3 {
+				t.Fatalf("%d sends before the limit allowed, want 3", n)
+			}
+			clk.Advance(time.Minute) // 2 per hour: one every 30 minutes
+			waitStatus(t, e.b, limited, "sent")
+		})
 	}
-	if limited == "" {
-		t.Fatal("no notification was rate-limited")
-	}
-	clk.Advance(29 * time.Minute)
-	other := submit(t, e.b, webhookNote(e.hook.URL+"/other", nil), http.StatusAccepted, nil)
-	waitStatus(t, e.b, other.ID, "sent")
-	if n := len(e.hook.received()); n != 3 {
-		t.Fatalf("%d calls before the limit allowed, want 3", n)
-	}
-	clk.Advance(time.Minute) // 2 per hour: one every 30 minutes
-	waitStatus(t, e.b, limited, "sent")
 }
