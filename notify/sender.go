@@ -14,6 +14,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -111,4 +114,27 @@ func RetryAfterOf(err error) (time.Duration, bool) {
 		return e.RetryAfter, true
 	}
 	return 0, false
+}
+
+// MaxRetryAfter bounds the wait a provider may ask for.
+const MaxRetryAfter = 24 * time.Hour
+
+// RetryAfter parses an HTTP Retry-After value (delay seconds or an HTTP
+// date, relative to now) into a wait of at most MaxRetryAfter. It returns 0
+// for a missing, invalid or past value.
+func RetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+		if n > uint64(MaxRetryAfter/time.Second) {
+			return MaxRetryAfter
+		}
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), MaxRetryAfter)
 }

@@ -3,6 +3,7 @@ package notify
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -28,5 +29,22 @@ func TestErrorClassification(t *testing.T) {
 	}
 	if got := tr.Error(); got != "transient failure (429): boom" {
 		t.Fatalf("message %q", got)
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", 0}, {"30", 30 * time.Second}, {" 5 ", 5 * time.Second}, {"-1", 0}, {"soon", 0},
+		{"999999999", MaxRetryAfter},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
+	} {
+		if got := RetryAfter(c.in, now); got != c.want {
+			t.Errorf("RetryAfter(%q) = %v, want %v", c.in, got, c.want)
+		}
 	}
 }

@@ -68,8 +68,6 @@ const (
 	maxDrain = 64 << 10
 	// maxQuote is how much of an answer an answer or error quotes.
 	maxQuote = 256
-	// maxRetryAfter bounds a Retry-After wait.
-	maxRetryAfter = 24 * time.Hour
 )
 
 var (
@@ -457,7 +455,7 @@ func (s *Sender) answer(resp *http.Response, body []byte) (notify.Result, error)
 	if n, err := strconv.Atoi(providerCode); err == nil {
 		errCode = n
 	}
-	retryAfter := s.retryAfter(resp.Header.Get("Retry-After"))
+	retryAfter := notify.RetryAfter(resp.Header.Get("Retry-After"), s.now())
 
 	if permanent, listed := s.errors[providerCode]; listed && providerCode != "" {
 		if permanent {
@@ -475,25 +473,6 @@ func (s *Sender) answer(resp *http.Response, body []byte) (notify.Result, error)
 	default:
 		return notify.Result{}, notify.Permanent(errCode, failure)
 	}
-}
-
-// retryAfter parses a Retry-After value: delay seconds or an HTTP date.
-// It returns 0 for a missing, invalid or past value.
-func (s *Sender) retryAfter(v string) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-		if n > uint64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		d = time.Duration(n) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(s.now())
-	}
-	return min(max(d, 0), maxRetryAfter)
 }
 
 // printable makes an answer printable for an answer or an error.

@@ -276,7 +276,7 @@ func (f *fcmSender) classify(resp *http.Response, answer []byte) error {
 	default:
 		text = fmt.Sprintf("fcm: answered %s: %s", status(resp), printable(answer))
 	}
-	wait := retryAfter(resp.Header.Get("Retry-After"), f.now())
+	wait := notify.RetryAfter(resp.Header.Get("Retry-After"), f.now())
 	switch reason {
 	case "UNREGISTERED":
 		return notify.Permanent(code, fmt.Errorf("%s: %w", text, ErrUnregistered))
@@ -308,7 +308,7 @@ func (f *fcmSender) tokenError(err error) error {
 		if code >= 400 && code < 500 && code != http.StatusTooManyRequests && code != http.StatusRequestTimeout {
 			return notify.Permanent(code, text)
 		}
-		return notify.Transient(code, retryAfter(re.Response.Header.Get("Retry-After"), f.now()), text)
+		return notify.Transient(code, notify.RetryAfter(re.Response.Header.Get("Retry-After"), f.now()), text)
 	}
 	return notify.Transient(0, 0, fmt.Errorf("fcm: access token: %w", err))
 }

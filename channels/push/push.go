@@ -58,8 +58,6 @@ const (
 	maxAnswer = 16 << 10
 	// maxErrorBody is how much of a response body an error quotes.
 	maxErrorBody = 256
-	// maxRetryAfter bounds a Retry-After wait.
-	maxRetryAfter = 24 * time.Hour
 )
 
 // ErrUnregistered is wrapped by the permanent failure of a target that the
@@ -236,25 +234,6 @@ func roundTripError(ctx context.Context, provider string, err error) error {
 		return notify.Transient(0, 0, fmt.Errorf("%s: timed out: %w", provider, err))
 	}
 	return notify.Transient(0, 0, fmt.Errorf("%s: %w", provider, err))
-}
-
-// retryAfter parses a Retry-After value: delay seconds or an HTTP date.
-// It returns 0 for a missing, invalid or past value.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-		if n > uint64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		d = time.Duration(n) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	}
-	return min(max(d, 0), maxRetryAfter)
 }
 
 // printable makes a provider's text safe and short for an error message.

@@ -184,7 +184,7 @@ func (w *webPushSender) send(ctx context.Context, sub *Subscription, m *notify.M
 	case code == http.StatusNotFound, code == http.StatusGone:
 		return notify.Result{}, notify.Permanent(code, fmt.Errorf("%s: %w", text, ErrUnregistered))
 	case code == http.StatusTooManyRequests, code == http.StatusRequestTimeout, code >= 500:
-		return notify.Result{}, notify.Transient(code, retryAfter(resp.Header.Get("Retry-After"), w.now()), errors.New(text))
+		return notify.Result{}, notify.Transient(code, notify.RetryAfter(resp.Header.Get("Retry-After"), w.now()), errors.New(text))
 	default:
 		// 400 malformed, 401/403 VAPID refused, 413 payload too large,
 		// and 3xx (redirects are not followed).

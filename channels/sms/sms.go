@@ -60,8 +60,6 @@ const (
 	maxAnswer = 1 << 20
 	// maxDrain is how much more is read so the connection can be reused.
 	maxDrain = 64 << 10
-	// maxRetryAfter bounds a Retry-After wait.
-	maxRetryAfter = 24 * time.Hour
 )
 
 // Twilio error codes given a meaning of their own by Send.
@@ -407,28 +405,9 @@ func (s *Sender) classify(ctx context.Context, status int, header http.Header, e
 		failure = &APIError{Status: status}
 	}
 	if status == http.StatusTooManyRequests || status == http.StatusRequestTimeout || status >= 500 || transientCodes[code] {
-		return notify.Transient(code, s.retryAfter(header.Get("Retry-After")), failure)
+		return notify.Transient(code, notify.RetryAfter(header.Get("Retry-After"), s.now()), failure)
 	}
 	return notify.Permanent(code, failure)
-}
-
-// retryAfter parses a Retry-After value: delay seconds or an HTTP date.
-// It returns 0 for a missing, invalid or past value.
-func (s *Sender) retryAfter(v string) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-		if n > uint64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		d = time.Duration(n) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(s.now())
-	}
-	return min(max(d, 0), maxRetryAfter)
 }
 
 // statusText is "201 Created", or "" without an answer.

@@ -54,8 +54,6 @@ const (
 	maxDrain = 64 << 10
 	// maxErrorBody is how much of a response body an error message quotes.
 	maxErrorBody = 256
-	// maxRetryAfter bounds a Retry-After wait.
-	maxRetryAfter = 24 * time.Hour
 )
 
 // Config configures a Sender.
@@ -221,7 +219,7 @@ func (s *Sender) deliver(ctx context.Context, m *notify.Message) (notify.Result,
 	failure := fmt.Errorf("webhook answered %s%s", status, quote(text))
 	switch {
 	case code == http.StatusTooManyRequests, code == http.StatusServiceUnavailable:
-		return notify.Result{}, notify.Transient(code, s.retryAfter(resp.Header.Get("Retry-After")), failure)
+		return notify.Result{}, notify.Transient(code, notify.RetryAfter(resp.Header.Get("Retry-After"), s.now()), failure)
 	case code == http.StatusRequestTimeout, code >= 500:
 		return notify.Result{}, notify.Transient(code, 0, failure)
 	case code >= 400:
@@ -241,25 +239,6 @@ func (s *Sender) classifyError(ctx context.Context, host string, err error) erro
 		return notify.Transient(0, 0, fmt.Errorf("webhook: timed out: %w", err))
 	}
 	return notify.Transient(0, 0, fmt.Errorf("webhook: %w", err))
-}
-
-// retryAfter parses a Retry-After value: delay seconds or an HTTP date.
-// It returns 0 for a missing, invalid or past value.
-func (s *Sender) retryAfter(v string) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-		if n > uint64(maxRetryAfter/time.Second) {
-			return maxRetryAfter
-		}
-		d = time.Duration(n) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(s.now())
-	}
-	return min(max(d, 0), maxRetryAfter)
 }
 
 // answerText makes a response body printable for an answer or an error.
