@@ -35,7 +35,6 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -258,16 +257,7 @@ func New(cfg Config) (*Sender, error) {
 		s.now = time.Now
 	}
 	if s.transport == nil {
-		s.transport = &http.Transport{
-			Proxy:                  http.ProxyFromEnvironment,
-			DialContext:            (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
-			ForceAttemptHTTP2:      true,
-			MaxIdleConns:           100,
-			MaxIdleConnsPerHost:    16,
-			IdleConnTimeout:        90 * time.Second,
-			TLSHandshakeTimeout:    10 * time.Second,
-			MaxResponseHeaderBytes: 64 << 10,
-		}
+		s.transport = notify.HTTPTransport()
 	}
 	s.client = &http.Client{
 		Transport: s.transport,
