@@ -118,7 +118,7 @@ func startFCM(t testing.TB) (*fcmServer, string) {
 	}
 	der, _ := x509.MarshalPKCS8PrivateKey(key)
 	sa, _ := json.Marshal(map[string]string{"type": "service_account", "project_id": "ums-test", "private_key_id": "k1",
-		"private_key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+		"private_key":  string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
 		"client_email": "ums@ums-test.iam.gserviceaccount.com", "token_uri": f.URL + "/token"})
 	file := filepath.Join(t.TempDir(), "service-account.json")
 	if err := os.WriteFile(file, sa, 0o600); err != nil {
