@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -76,5 +77,44 @@ func TestNotifyStamp(t *testing.T) {
 	}
 	if _, ok := readStamp(body, "ab1"); ok {
 		t.Fatal("another run's stamp was read")
+	}
+}
+
+// BenchmarkNotify runs the notify mode against a broker in this process,
+// so that `go test -bench Notify -cpuprofile` profiles the pipeline (and
+// the sink and clients, which pprof tells apart by package). Guards are
+// embedded unless UMSBENCH_REDIS_URL names a Redis.
+func BenchmarkNotify(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		o    notifyOptions
+	}{
+		{"http-batch", notifyOptions{via: "http", clients: 16, batch: 100}},
+		{"http-single", notifyOptions{via: "http", clients: 32}},
+		{"amqp", notifyOptions{via: "amqp", clients: 4, confirm: 256}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			br := testutil.StartBroker(b,
+				testutil.WithProtocols(testutil.AMQP, testutil.HTTP),
+				testutil.WithConfig(func(cfg *config.Config) {
+					cfg.WebhookSecret, cfg.WebhookAllowHTTP, cfg.WebhookAllowPrivate = "umsbench-test", true, true
+					cfg.NotifyWorkers = "webhook=64"
+					cfg.NotifyRateLimit, cfg.NotifyRecipientLimit = "webhook=1000000/s", "webhook=1000000/s"
+					cfg.RedisURL = os.Getenv("UMSBENCH_REDIS_URL")
+				}))
+			o := c.o
+			o.httpURL = strings.Replace(br.HTTPURL, "http://", "http://guest:guest@", 1)
+			o.amqpURL, o.sinkAddr, o.timeout = br.AMQPURL, "127.0.0.1:0", 30*time.Second
+			o.count = int64(b.N)
+			b.ResetTimer()
+			r, err := runNotify(o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if lost := r.accepted - r.got.distinct; lost != 0 || r.refused != 0 {
+				b.Fatalf("%d lost, %d refused (%s)", lost, r.refused, r.firstErr)
+			}
+			b.ReportMetric(perSecond(r.got.distinct, r.deliverTime), "delivered/s")
+		})
 	}
 }
