@@ -7,12 +7,13 @@
 #   scripts/bench-notify.sh                  # embedded guards
 #   REDIS=1 scripts/bench-notify.sh          # guards in a redis-server started here
 #   DELAY=50ms WORKERS=256 SCENARIOS=http-batch scripts/bench-notify.sh
+#   FLAGS=-dedup REDIS=1 scripts/bench-notify.sh   # with idempotency keys
 #
 # Settings: SCENARIOS (all; a space-separated subset of the names below),
 # RUNS per scenario (3), N notifications per run (20000), WORKERS (webhook
 # workers, 64), DELAY (the webhook answers after it; 0), REDIS (0),
 # REDIS_PORT (6379), PORT (first of two ports for AMQP and HTTP, 25672),
-# JSON (0).
+# FLAGS (more umsbench notify flags), JSON (0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCENARIOS=${SCENARIOS:-http-batch http-single amqp}
@@ -23,6 +24,7 @@ DELAY=${DELAY:-0}
 REDIS=${REDIS:-0}
 REDIS_PORT=${REDIS_PORT:-6379}
 PORT=${PORT:-25672}
+FLAGS=${FLAGS:-}
 JSON=${JSON:-0}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null; rm -rf "$work"' EXIT
@@ -62,7 +64,7 @@ wait_port $((PORT + 1))
 for s in $SCENARIOS; do
 	for r in $(seq 1 "$RUNS"); do
 		out=$("$work/umsbench" notify -http-url "http://guest:guest@127.0.0.1:$((PORT + 1))" \
-			-amqp-url "amqp://guest:guest@127.0.0.1:$PORT/" -n "$N" -delay "$DELAY" ${scenario[$s]})
+			-amqp-url "amqp://guest:guest@127.0.0.1:$PORT/" -n "$N" -delay "$DELAY" ${scenario[$s]} $FLAGS)
 		if [ "$JSON" = 1 ]; then
 			echo "$out" | tail -n 1
 		else
