@@ -30,6 +30,7 @@ type notifyOptions struct {
 	sinkAddr string
 	sinkURL  string
 	timeout  time.Duration
+	rate     float64
 }
 
 // notifyMain runs the notify mode: notifications submitted to a running
@@ -50,6 +51,7 @@ func notifyMain(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.delay, "delay", 0, "the webhook sink answers after this long")
 	fs.StringVar(&o.sinkAddr, "sink", "127.0.0.1:0", "listen address of the webhook sink")
 	fs.StringVar(&o.sinkURL, "sink-url", "", "webhook URL the server is given (default: http://<sink address>/hook)")
+	fs.Float64Var(&o.rate, "rate", 0, "notifications per second in all (0: as fast as the server answers); for latency at a given load")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "stop waiting for webhooks when none arrived for this long")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
@@ -63,6 +65,8 @@ func notifyMain(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-batch is for -via http")
 	case o.clients < 1 || o.confirm < 1:
 		return fmt.Errorf("-c and -confirm must be at least 1")
+	case o.rate < 0:
+		return fmt.Errorf("-rate %v: want 0 or more", o.rate)
 	case o.count < 0 || (o.count == 0 && o.duration <= 0):
 		return fmt.Errorf("want -n or -duration")
 	}
@@ -97,15 +101,18 @@ type notifyResult struct {
 	got                             sinkCounts
 }
 
-// source hands out sequence numbers until -n or -duration is used up.
+// source hands out sequence numbers until -n or -duration is used up,
+// at -rate when it is set.
 type source struct {
 	next  atomic.Int64
 	limit int64 // 0: until ctx ends
 	ctx   context.Context
+	start time.Time
+	rate  float64 // per second; 0: as fast as answers come
 }
 
 // take returns the first of up to k new sequence numbers and how many
-// there are (0: done).
+// there are (0: done). With a rate it waits until the first is due.
 func (s *source) take(k int64) (int64, int64) {
 	if s.ctx.Err() != nil {
 		return 0, 0
@@ -114,6 +121,16 @@ func (s *source) take(k int64) (int64, int64) {
 	first := end - k
 	if s.limit > 0 && end > s.limit {
 		k = max(s.limit-first, 0)
+	}
+	if k > 0 && s.rate > 0 {
+		due := s.start.Add(time.Duration(float64(first) / s.rate * float64(time.Second)))
+		t := time.NewTimer(time.Until(due))
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-s.ctx.Done():
+			return 0, 0
+		}
 	}
 	return first, k
 }
@@ -187,9 +204,9 @@ func runNotify(o notifyOptions) (notifyResult, error) {
 		ctx, cancel = context.WithTimeout(ctx, o.duration)
 	}
 	defer cancel()
-	src := &source{limit: o.count, ctx: ctx}
 	var sub submitted
 	start := time.Now()
+	src := &source{limit: o.count, ctx: ctx, start: start, rate: o.rate}
 	var wg sync.WaitGroup
 	errs := make(chan error, o.clients)
 	for i := 0; i < o.clients; i++ {
@@ -231,6 +248,9 @@ func (r notifyResult) report(w io.Writer, o notifyOptions) {
 	if o.dedup {
 		how += ", idempotency keys"
 	}
+	if o.rate > 0 {
+		how += fmt.Sprintf(", at %.0f/s", o.rate)
+	}
 	if o.delay > 0 {
 		how += fmt.Sprintf(", webhook answers after %v", o.delay)
 	}
@@ -251,6 +271,7 @@ func (r notifyResult) report(w io.Writer, o notifyOptions) {
 		Clients       int      `json:"clients"`
 		Batch         int      `json:"batch"`
 		Dedup         bool     `json:"dedup"`
+		Rate          float64  `json:"rate"`
 		DelayMS       float64  `json:"delay_ms"`
 		SubmitSeconds float64  `json:"submit_seconds"`
 		Submitted     int64    `json:"submitted"`
@@ -264,7 +285,7 @@ func (r notifyResult) report(w io.Writer, o notifyOptions) {
 		Duplicated    int64    `json:"duplicated"`
 		Stray         int64    `json:"stray"`
 		Latency       histJSON `json:"latency"`
-	}{"notify", o.via, o.clients, o.batch, o.dedup, float64(o.delay.Microseconds()) / 1000,
+	}{"notify", o.via, o.clients, o.batch, o.dedup, o.rate, float64(o.delay.Microseconds()) / 1000,
 		r.submitTime.Seconds(), r.accepted, perSecond(r.accepted, r.submitTime), r.deduplicated, r.refused,
 		r.deliverTime.Seconds(), r.got.distinct, perSecond(r.got.distinct, r.deliverTime), lost, dup, r.got.stray,
 		r.got.lat.json()})

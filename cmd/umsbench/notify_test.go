@@ -30,7 +30,7 @@ func TestNotifyDeliversEveryNotificationOnce(t *testing.T) {
 		{"-via", "http", "-c", "8", "-n", "300"},
 		{"-via", "http", "-c", "2", "-batch", "100", "-n", "400", "-dedup"},
 		{"-via", "amqp", "-c", "2", "-confirm", "32", "-n", "300", "-dedup"},
-		{"-via", "http", "-c", "4", "-n", "100", "-delay", "5ms"},
+		{"-via", "http", "-c", "4", "-n", "100", "-delay", "5ms", "-rate", "500"},
 	} {
 		var out bytes.Buffer
 		args = append([]string{"notify", "-http-url", httpURL, "-amqp-url", b.AMQPURL, "-timeout", "20s"}, args...)
