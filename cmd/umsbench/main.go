@@ -8,6 +8,13 @@
 //	    -size 16 -confirm 256 -persistent -duration 10s
 //	umsbench mqtt -addr 127.0.0.1:1883 -qos 1 -pubs 100 -rate 1000 -inflight 64 -duration 10s
 //	umsbench mqtt -addr 127.0.0.1:1883 -idle 5000 -hold 60s
+//	umsbench notify -http-url http://guest:guest@127.0.0.1:15672 -c 16 -batch 100 -n 100000
+//	umsbench notify -via amqp -amqp-url amqp://guest:guest@127.0.0.1:5672/ -c 4 -confirm 256 -dedup
+//
+// The notify mode measures UMS notification delivery: it runs its own
+// webhook endpoint, submits notifications addressed to it and counts what
+// arrives, so the server needs --webhook-secret, --webhook-allow-http and
+// --webhook-allow-private.
 //
 // Without a mode, umsbench runs the amqp mode (umsbench -url … works as it
 // always did). Every run prints a human-readable summary and then one line
@@ -23,12 +30,14 @@ import (
 	"strings"
 )
 
-const usage = `usage: umsbench [amqp|mqtt] [flags]
+const usage = `usage: umsbench [amqp|mqtt|notify] [flags]
 
 modes:
   amqp   amqp091-go publishers and consumers on one or more queues (the default)
   mqtt   MQTT publishers to one subscriber (raw MQTT 3.1.1 or paho MQTT 5 clients),
          or many idle connections (-idle N)
+  notify UMS notifications over the HTTP API or AMQP, delivered as webhooks to a
+         local endpoint that counts them
 
 "umsbench MODE -h" lists the flags of a mode.
 `
@@ -49,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = amqpMain(args, stdout, stderr)
 	case "mqtt":
 		err = mqttMain(args, stdout, stderr)
+	case "notify":
+		err = notifyMain(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0

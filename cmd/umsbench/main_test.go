@@ -42,6 +42,10 @@ func TestModes(t *testing.T) {
 		{[]string{"mqtt", "-nosuchflag"}, 2, "flag provided but not defined"},
 		{[]string{"-h"}, 0, "umsbench amqp"},
 		{[]string{"amqp", "extra"}, 2, "unexpected arguments"},
+		{[]string{"notify", "-via", "smtp"}, 1, "want http or amqp"},
+		{[]string{"notify", "-via", "amqp", "-batch", "10"}, 1, "-batch is for -via http"},
+		{[]string{"notify", "-batch", "1001"}, 1, "want 0 to 1000"},
+		{[]string{"help"}, 0, "notify"},
 	} {
 		var out bytes.Buffer
 		if code := run(c.args, &out, &out); code != c.code || !strings.Contains(out.String(), c.out) {
