@@ -256,6 +256,22 @@ var settings = []setting{
 	{"default-user-any-host", "UMS_DEFAULT_USER_ANY_HOST", "false", "let the default user connect from other hosts than loopback", "BOOL", boolean(func(c *Config) *bool { return &c.DefaultUserAnyHost })},
 }
 
+// flagValue is a setting on the command line; boolean settings may be
+// given bare (--webhook-allow-http means true), as Go's bool flags.
+type flagValue struct {
+	p      *string
+	isBool bool
+}
+
+func (f *flagValue) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return *f.p
+}
+func (f *flagValue) Set(v string) error { *f.p = v; return nil }
+func (f *flagValue) IsBoolFlag() bool   { return f.isBool }
+
 // Default returns the built-in configuration.
 func Default() *Config {
 	c := &Config{}
@@ -277,7 +293,9 @@ func Load(args []string, getenv func(string) string, out io.Writer) (*Config, er
 	fs.SetOutput(out)
 	vals := make(map[string]*string, len(settings))
 	for _, s := range settings {
-		vals[s.flag] = fs.String(s.flag, s.def, s.help)
+		v := s.def
+		vals[s.flag] = &v
+		fs.Var(&flagValue{p: &v, isBool: s.meta == "BOOL"}, s.flag, s.help)
 	}
 	fs.Usage = func() { Usage(out) }
 	if err := fs.Parse(args); err != nil {

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,5 +118,17 @@ func TestMQTTAnonymousSettings(t *testing.T) {
 	}
 	if c.MQTTAllowAnonymous || c.MQTTDefaultUser != "fromenv" || c.MQTTDefaultPass != "secret" {
 		t.Fatalf("allow %v user %q pass %q", c.MQTTAllowAnonymous, c.MQTTDefaultUser, c.MQTTDefaultPass)
+	}
+}
+
+// A boolean setting given bare on the command line means true.
+func TestBareBooleanFlag(t *testing.T) {
+	c, err := Load([]string{"--webhook-allow-http", "--webhook-allow-private=false", "--data-dir", "/tmp/x"},
+		func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.WebhookAllowHTTP || c.WebhookAllowPrivate || c.DataDir != "/tmp/x" {
+		t.Fatalf("allow-http %v, allow-private %v, data-dir %q", c.WebhookAllowHTTP, c.WebhookAllowPrivate, c.DataDir)
 	}
 }

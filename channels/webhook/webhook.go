@@ -120,8 +120,10 @@ func New(cfg Config) (*Sender, error) {
 			Proxy:                  nil,
 			DialContext:            (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
 			ForceAttemptHTTP2:      true,
-			MaxIdleConns:           100,
-			MaxIdleConnsPerHost:    4,
+			// Many workers post to the same few endpoints: without idle
+			// connections to reuse, each send would open a connection.
+			MaxIdleConns:           1024,
+			MaxIdleConnsPerHost:    256,
 			IdleConnTimeout:        90 * time.Second,
 			TLSHandshakeTimeout:    10 * time.Second,
 			ExpectContinueTimeout:  time.Second,

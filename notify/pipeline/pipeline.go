@@ -50,6 +50,7 @@ const (
 	DefaultWorkers     = 8
 	DefaultSendTimeout = 30 * time.Second
 	DefaultHistory     = 100_000
+	intakeWorkers      = 64
 	// guardWait is how long a notification waits when the guards cannot
 	// answer (Redis down with fail-open off).
 	guardWait = 5 * time.Second
@@ -286,11 +287,14 @@ func (s *vstate) startConsumers() error {
 		ss.SetPrefetch(prefetch, false)
 		return ss.Pull(q, core.PullOptions{Buffer: buffer})
 	}
-	in, err := pull(IntakeQueue, 512, 256)
+	in, err := pull(IntakeQueue, 2*intakeWorkers, intakeWorkers)
 	if err != nil {
 		return err
 	}
-	for range 2 {
+	// Each intake worker waits for its notification to be stored (an
+	// fsync shared with the others): many of them keep the disk's group
+	// commits full.
+	for range intakeWorkers {
 		s.run(func() { s.intake(in) })
 	}
 	for _, c := range s.p.channels {

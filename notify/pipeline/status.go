@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"errors"
+	"sort"
 	"sync"
 	"time"
 
@@ -46,24 +47,44 @@ type Attempt struct {
 // maxAttempts bounds the history kept per notification.
 const maxAttempts = 64
 
+// statusShards spreads the status store over independent locks: every
+// notification updates it several times, from many workers at once.
+const statusShards = 32
+
 // statusStore keeps the most recent notifications in memory, the oldest
-// dropped first. It is not durable: after a restart, a notification is
-// known again from its next step (a worker taking it, the dead-letter
-// queue).
+// of each shard dropped first. It is not durable: after a restart, a
+// notification is known again from its next step (a worker taking it, the
+// dead-letter queue).
 type statusStore struct {
+	shards [statusShards]statusShard
+	// byProvider finds a notification by its provider's message id
+	// (provider + ":" + id), for delivery reports such as Twilio's status
+	// callbacks.
+	byProvider sync.Map
+}
+
+type statusShard struct {
 	mu    sync.Mutex
 	max   int
 	byID  map[string]*Record
 	order []string // ring of ids in creation order
 	head  int
-	// byProvider finds a notification by its provider's message id
-	// (provider + ":" + id), for delivery reports such as Twilio's status
-	// callbacks.
-	byProvider map[string]string
 }
 
-func newStatusStore(max int) *statusStore {
-	return &statusStore{max: max, byID: make(map[string]*Record), byProvider: make(map[string]string)}
+func newStatusStore(limit int) *statusStore {
+	st := &statusStore{}
+	for i := range st.shards {
+		st.shards[i] = statusShard{max: max(1, limit/statusShards), byID: make(map[string]*Record)}
+	}
+	return st
+}
+
+func (st *statusStore) shard(id string) *statusShard {
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(id); i++ {
+		h = (h ^ uint32(id[i])) * 16777619
+	}
+	return &st.shards[h%statusShards]
 }
 
 func (st *statusStore) create(j *job, vhost, status string, now time.Time) {
@@ -71,35 +92,33 @@ func (st *statusStore) create(j *job, vhost, status string, now time.Time) {
 	r := &Record{Vhost: vhost, ID: j.ID, Status: status, Channel: j.channel(), Channels: j.Channels, Class: classOf(n),
 		Priority: n.PriorityOf(), Tenant: n.Tenant, Tags: n.Tags, CreatedAt: j.Accepted, UpdatedAt: now,
 		Attempts: []Attempt{}}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.insertLocked(r)
-}
-
-func (st *statusStore) insertLocked(r *Record) {
-	if _, ok := st.byID[r.ID]; ok {
+	sh := st.shard(r.ID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if _, ok := sh.byID[r.ID]; ok {
 		return
 	}
-	if len(st.order) < st.max {
-		st.order = append(st.order, r.ID)
+	if len(sh.order) < sh.max {
+		sh.order = append(sh.order, r.ID)
 	} else {
-		if old := st.byID[st.order[st.head]]; old != nil {
+		if old := sh.byID[sh.order[sh.head]]; old != nil {
 			for _, k := range old.providerKeys {
-				delete(st.byProvider, k)
+				st.byProvider.CompareAndDelete(k, old.ID)
 			}
 		}
-		delete(st.byID, st.order[st.head])
-		st.order[st.head] = r.ID
-		st.head = (st.head + 1) % st.max
+		delete(sh.byID, sh.order[sh.head])
+		sh.order[sh.head] = r.ID
+		sh.head = (sh.head + 1) % sh.max
 	}
-	st.byID[r.ID] = r
+	sh.byID[r.ID] = r
 }
 
 // ensure makes sure j has a record (after a restart), without changing it.
 func (st *statusStore) ensure(j *job, vhost, status string, now time.Time) {
-	st.mu.Lock()
-	_, ok := st.byID[j.ID]
-	st.mu.Unlock()
+	sh := st.shard(j.ID)
+	sh.mu.Lock()
+	_, ok := sh.byID[j.ID]
+	sh.mu.Unlock()
 	if !ok {
 		st.create(j, vhost, status, now)
 	}
@@ -108,9 +127,10 @@ func (st *statusStore) ensure(j *job, vhost, status string, now time.Time) {
 // update sets a notification's status and adds an attempt to its history
 // when a is not nil.
 func (st *statusStore) update(id, status, channel string, attempt int, errText string, now time.Time, a *Attempt) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	r, ok := st.byID[id]
+	sh := st.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	r, ok := sh.byID[id]
 	if !ok {
 		return
 	}
@@ -126,7 +146,7 @@ func (st *statusStore) update(id, status, channel string, attempt int, errText s
 	}
 	if a != nil && a.ProviderID != "" && a.Provider != "" {
 		k := a.Provider + ":" + a.ProviderID
-		st.byProvider[k] = id
+		st.byProvider.Store(k, id)
 		r.providerKeys = append(r.providerKeys, k)
 	}
 }
@@ -134,21 +154,20 @@ func (st *statusStore) update(id, status, channel string, attempt int, errText s
 // byProviderID returns the record of the notification a provider knows as
 // providerID.
 func (st *statusStore) byProviderID(provider, providerID string) (Record, bool) {
-	st.mu.Lock()
-	id, ok := st.byProvider[provider+":"+providerID]
-	st.mu.Unlock()
+	id, ok := st.byProvider.Load(provider + ":" + providerID)
 	if !ok {
 		return Record{}, false
 	}
-	return st.get(id)
+	return st.get(id.(string))
 }
 
 // current returns a notification's status ("accepted" when it is no longer
 // or not yet known here).
 func (st *statusStore) current(id string) string {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if r, ok := st.byID[id]; ok {
+	sh := st.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if r, ok := sh.byID[id]; ok {
 		return r.Status
 	}
 	return "accepted"
@@ -156,9 +175,10 @@ func (st *statusStore) current(id string) string {
 
 // get returns a copy of a record.
 func (st *statusStore) get(id string) (Record, bool) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	r, ok := st.byID[id]
+	sh := st.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	r, ok := sh.byID[id]
 	if !ok {
 		return Record{}, false
 	}
@@ -177,21 +197,33 @@ type Filter struct {
 
 // list returns the most recent records matching f, newest first.
 func (st *statusStore) list(f Filter) []Record {
-	st.mu.Lock()
-	defer st.mu.Unlock()
 	out := []Record{}
-	n := len(st.order)
+	for i := range st.shards {
+		out = append(out, st.shards[i].list(f)...)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
+	if len(out) > f.Limit {
+		out = out[:f.Limit]
+	}
+	return out
+}
+
+// list returns the shard's most recent records matching f, newest first.
+func (sh *statusShard) list(f Filter) []Record {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	var out []Record
+	n := len(sh.order)
 	for i := range n {
 		// newest first: the slot before head (0 until the ring is full),
 		// going backwards
-		idx := (st.head - 1 - i + 2*n) % n
-		r := st.byID[st.order[idx]]
+		r := sh.byID[sh.order[(sh.head-1-i+2*n)%n]]
 		if r == nil || (f.Status != "" && r.Status != f.Status) || (f.Channel != "" && r.Channel != f.Channel) ||
 			(f.Tenant != "" && r.Tenant != f.Tenant) || (!f.Since.IsZero() && r.CreatedAt.Before(f.Since)) {
 			continue
 		}
 		c := *r
-		c.Attempts = nil
+		c.Attempts, c.providerKeys = nil, nil
 		out = append(out, c)
 		if len(out) >= f.Limit {
 			break
