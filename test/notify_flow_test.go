@@ -330,3 +330,30 @@ func TestNotifyRateLimits(t *testing.T) {
 		})
 	}
 }
+
+// A notification scheduled for later survives a restart and goes out at
+// its time (fake clock).
+func TestNotifyScheduledSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	clk := clock.NewFake(notifyT0)
+	e := startNotify(t, testutil.WithClock(clk), testutil.WithDataDir(dir))
+	a := submit(t, e.b, webhookNote(e.hook.URL, map[string]any{
+		"send_at": notifyT0.Add(time.Hour).Format(time.RFC3339)}), http.StatusAccepted, nil)
+	e.b.Stop()
+	clk2 := clock.NewFake(notifyT0.Add(time.Minute))
+	b2 := testutil.StartBroker(t, testutil.WithClock(clk2), testutil.WithDataDir(dir), testutil.WithProtocols(testutil.HTTP),
+		testutil.WithConfig(func(c *config.Config) {
+			c.WebhookSecret, c.WebhookAllowHTTP, c.WebhookAllowPrivate = hookSecret, true, true
+		}))
+	clk2.Advance(58 * time.Minute)
+	marker := submit(t, b2, webhookNote(e.hook.URL+"/marker", nil), http.StatusAccepted, nil)
+	waitStatus(t, b2, marker.ID, "sent")
+	if n := len(e.hook.received()); n != 1 {
+		t.Fatalf("%d calls before send_at, want 1 (the marker)", n)
+	}
+	clk2.Advance(time.Minute)
+	calls := e.hook.wait(t, 2)
+	if id := calls[1].Header.Get("X-UMS-Id"); id != a.ID {
+		t.Fatalf("second call is %s, want the scheduled %s", id, a.ID)
+	}
+}
