@@ -51,6 +51,30 @@ type proc struct {
 	cmd  *exec.Cmd
 	url  string
 	logs *logBuffer
+
+	httpMu  sync.Mutex
+	httpURL string // http://127.0.0.1:port once the HTTP listener is up
+}
+
+func (p *proc) setHTTP(u string) {
+	p.httpMu.Lock()
+	p.httpURL = u
+	p.httpMu.Unlock()
+}
+
+// http returns the HTTP listener's base URL, waiting for it to be up.
+func (p *proc) http(t testing.TB) string {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		p.httpMu.Lock()
+		u := p.httpURL
+		p.httpMu.Unlock()
+		if u != "" {
+			return u
+		}
+	}
+	t.Fatalf("umsd's HTTP listener did not start:\n%s", p.logs)
+	return ""
 }
 
 type logBuffer struct {
@@ -70,14 +94,19 @@ func (l *logBuffer) String() string {
 	return out
 }
 
-var amqpAddrRE = regexp.MustCompile(`AMQP 0-9-1 listening.* addr=(127\.0\.0\.1:\d+)`)
+var (
+	amqpAddrRE = regexp.MustCompile(`AMQP 0-9-1 listening.* addr=(127\.0\.0\.1:\d+)`)
+	httpAddrRE = regexp.MustCompile(`management HTTP listening.* addr=(127\.0\.0\.1:\d+)`)
+)
 
-// startProc runs umsd on a free loopback port with dataDir.
-func startProc(t testing.TB, dataDir string) *proc {
+// startProc runs umsd on a free loopback port with dataDir; extra flags
+// come last (and win).
+func startProc(t testing.TB, dataDir string, extra ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(umsdBinary(t), "--data-dir", dataDir, "--amqp-listen", "127.0.0.1:0",
+	args := append([]string{"--data-dir", dataDir, "--amqp-listen", "127.0.0.1:0",
 		"--http-listen", "off", "--mqtt-listen", "off", "--mqtt-ws-listen", "off",
-		"--stomp-listen", "off", "--stomp-ws-listen", "off")
+		"--stomp-listen", "off", "--stomp-ws-listen", "off"}, extra...)
+	cmd := exec.Command(umsdBinary(t), args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -92,6 +121,9 @@ func startProc(t testing.TB, dataDir string) *proc {
 		for sc.Scan() {
 			line := sc.Text()
 			p.logs.add(line)
+			if m := httpAddrRE.FindStringSubmatch(line); m != nil {
+				p.setHTTP("http://" + m[1])
+			}
 			if m := amqpAddrRE.FindStringSubmatch(line); m != nil {
 				select {
 				case addr <- m[1]:
