@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/unifiedms/ums/core"
@@ -28,7 +29,13 @@ type job struct {
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	// LastError is the last failure (kept for the dead-letter queue).
 	LastError string `json:"last_error,omitempty"`
+	// Step counts the times the job was queued: it names one copy, so a
+	// copy whose storing failed can be told from the one it replaces.
+	Step int `json:"step"`
 }
+
+// stepKey names one queued copy of a job.
+func (j *job) stepKey() string { return j.ID + "/" + strconv.Itoa(j.Step) }
 
 func (j *job) channel() string { return j.Channels[j.CI] }
 
@@ -151,10 +158,42 @@ func (s *vstate) enqueue(j *job, at time.Time, done func(error)) {
 }
 
 // enqueueWait is enqueue that waits until it is stored.
+//
+// The copy is in the queue in memory before it is stored, and a worker may
+// take it at once: the worker waits for it to be resolved (pending). When
+// storing fails the copy is marked refused and the worker drops it (the
+// caller keeps or requeues the copy it had, or answered that nothing was
+// accepted), so nothing refused is ever sent.
 func (s *vstate) enqueueWait(j *job, at time.Time) error {
+	j.Step++
+	key := j.stepKey()
+	resolved := make(chan struct{})
+	s.p.pending.Store(key, resolved)
 	ch := make(chan error, 1)
-	s.enqueue(j, at, func(err error) { ch <- err })
-	return <-ch
+	s.enqueue(j, at, func(err error) {
+		if err != nil {
+			s.p.refused.Store(key, struct{}{})
+		}
+		s.p.pending.Delete(key)
+		close(resolved)
+		ch <- err
+	})
+	err := <-ch
+	if err != nil {
+		j.Step--
+	}
+	return err
+}
+
+// refusedCopy reports whether a job copy taken from a queue is one whose
+// storing failed, waiting until that is known.
+func (p *Pipeline) refusedCopy(j *job) bool {
+	key := j.stepKey()
+	if r, ok := p.pending.Load(key); ok {
+		<-r.(chan struct{})
+	}
+	_, refused := p.refused.LoadAndDelete(key)
+	return refused
 }
 
 // publishWait publishes msg through exchange and waits until it is stored.

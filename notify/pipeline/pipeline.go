@@ -108,6 +108,13 @@ type Pipeline struct {
 	sendCancel context.CancelFunc
 	wg         sync.WaitGroup
 
+	// refused holds the job copies (stepKey) whose storing failed: they
+	// may be queued in memory all the same, and are dropped when taken.
+	refused sync.Map
+	// pending holds the job copies being stored (stepKey -> a channel
+	// closed once the store answered).
+	pending sync.Map
+
 	mu     sync.Mutex
 	vhosts map[string]*vstate
 	closed bool

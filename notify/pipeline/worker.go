@@ -146,6 +146,10 @@ func (s *vstate) work(channel string, p *core.Puller) {
 			p.Ack(d)
 			continue
 		}
+		if s.p.refusedCopy(&j) {
+			p.Ack(d) // its storing failed; the copy it replaced goes on
+			continue
+		}
 		s.p.status.ensure(&j, s.v.Name, notify.StatusQueued, s.p.clk.Now())
 		if s.step(&r, &j) {
 			p.Ack(d)
