@@ -185,8 +185,12 @@ func TestNotifyDeduplication(t *testing.T) {
 		c.NotifyWorkers = "webhook=1"
 	}))
 	after := submit(t, b2, n, http.StatusOK, map[string]string{"Idempotency-Key": "order-1"})
-	if !after.Deduplicated || after.ID != first.ID {
+	if !after.Deduplicated || after.ID != first.ID || after.Status != "sent" {
 		t.Fatalf("after a restart: %+v", after)
+	}
+	// Its history is kept across the restart too.
+	if r := waitStatus(t, b2, first.ID, "sent"); len(r.Attempts) != 1 || r.Attempts[0].Status != "sent" {
+		t.Fatalf("history after a restart: %+v", r)
 	}
 	// A marker sent after it: once it arrived, a duplicate would have too
 	// (one worker, in order).

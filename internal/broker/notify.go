@@ -63,6 +63,7 @@ func (b *Broker) buildNotify(fsys store.FS) (*notifyParts, error) {
 	}
 	o := pipeline.Options{
 		Broker: b.Core, Users: b.Users, Meta: np.meta, Guards: guards, GuardHealth: health,
+		HistoryDir: filepath.Join(dir, "history"), FS: fsys,
 		Senders:      map[string]notify.Sender{},
 		Address:      map[string]func(string) error{notify.ChannelSMS: notify.ValidatePhone},
 		MQTTExchange: cfg.MQTTExchange,

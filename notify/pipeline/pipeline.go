@@ -64,6 +64,10 @@ type Options struct {
 	// Meta stores templates, tenants' settings and opt-outs durably (nil:
 	// in memory only).
 	Meta *store.Meta
+	// HistoryDir, when set, holds the journal of final states (see
+	// history.go), written through FS (nil: the operating system's).
+	HistoryDir string
+	FS         store.FS
 	// Guards deduplicate and rate-limit (nil: nothing is deduplicated or
 	// limited). GuardHealth reports their state for the overview.
 	Guards      notify.Guards
@@ -98,6 +102,7 @@ type Pipeline struct {
 	log      *slog.Logger
 	channels []string // configured, sorted
 	status   *statusStore
+	history  *history // nil without Options.HistoryDir
 	settings *settings
 
 	// ctx ends when the pipeline closes: workers stop taking messages.
@@ -168,6 +173,17 @@ func New(o Options) (*Pipeline, error) {
 		return nil, err
 	}
 	p.settings = s
+	if o.HistoryDir != "" {
+		fsys := o.FS
+		if fsys == nil {
+			fsys = store.OS()
+		}
+		h, err := openHistory(fsys, o.HistoryDir, o.Logger, p.status.restore)
+		if err != nil {
+			return nil, fmt.Errorf("notification history: %w", err)
+		}
+		p.history, p.status.journal = h, h.add
+	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.sendCtx, p.sendCancel = context.WithCancel(context.Background())
 	return p, nil
@@ -208,6 +224,11 @@ func (p *Pipeline) Close() {
 	p.sendCancel()
 	for _, s := range vs {
 		s.conn.Close()
+	}
+	if p.history != nil {
+		if err := p.history.close(); err != nil {
+			p.log.Error("notification history not closed cleanly", "err", err)
+		}
 	}
 }
 

@@ -61,6 +61,8 @@ type statusStore struct {
 	// (provider + ":" + id), for delivery reports such as Twilio's status
 	// callbacks.
 	byProvider sync.Map
+	// journal, when set, records final states (see history.go).
+	journal func(Record)
 }
 
 type statusShard struct {
@@ -98,6 +100,11 @@ func (st *statusStore) create(j *job, vhost, status string, now time.Time) {
 	if _, ok := sh.byID[r.ID]; ok {
 		return
 	}
+	st.insertLocked(sh, r)
+}
+
+// insertLocked adds r as the shard's newest record. REQUIRES: sh.mu.
+func (st *statusStore) insertLocked(sh *statusShard, r *Record) {
 	if len(sh.order) < sh.max {
 		sh.order = append(sh.order, r.ID)
 	} else {
@@ -111,6 +118,27 @@ func (st *statusStore) create(j *job, vhost, status string, now time.Time) {
 		sh.head = (sh.head + 1) % sh.max
 	}
 	sh.byID[r.ID] = r
+}
+
+// restore puts a journaled record back (after a restart), replacing an
+// earlier one of the same notification.
+func (st *statusStore) restore(r Record) {
+	sh := st.shard(r.ID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if old, ok := sh.byID[r.ID]; ok {
+		*old = r
+	} else {
+		st.insertLocked(sh, &r)
+	}
+	rec := sh.byID[r.ID]
+	for _, a := range rec.Attempts {
+		if a.Provider != "" && a.ProviderID != "" {
+			k := a.Provider + ":" + a.ProviderID
+			st.byProvider.Store(k, r.ID)
+			rec.providerKeys = append(rec.providerKeys, k)
+		}
+	}
 }
 
 // ensure makes sure j has a record (after a restart), without changing it.
@@ -129,11 +157,24 @@ func (st *statusStore) ensure(j *job, vhost, status string, now time.Time) {
 func (st *statusStore) update(id, status, channel string, attempt int, errText string, now time.Time, a *Attempt) {
 	sh := st.shard(id)
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	r, ok := sh.byID[id]
 	if !ok {
+		sh.mu.Unlock()
 		return
 	}
+	defer func() {
+		var snap Record
+		journal := st.journal != nil && finalStatus(status)
+		if journal {
+			snap = *r
+			snap.Attempts = append([]Attempt{}, r.Attempts...)
+			snap.providerKeys = nil
+		}
+		sh.mu.Unlock()
+		if journal {
+			st.journal(snap)
+		}
+	}()
 	r.Status, r.UpdatedAt = status, now
 	if channel != "" {
 		r.Channel = channel
