@@ -156,8 +156,19 @@ type scheduler struct {
 	toRelease []uint64
 	releasing bool
 
-	r     Router      // the firing goroutine's
-	batch []nearEntry // the firing goroutine's
+	r      Router      // the firing goroutine's
+	batch  []nearEntry // the firing goroutine's
+	routed []uint64    // the firing goroutine's: records routed by release
+}
+
+// batchReader is implemented by message stores that read many records
+// with few system calls (store.Log.ReadMany): reading back a batch of
+// 4,096 scheduled messages one Read each cost a system call and a lock of
+// the store per message, 29 % of the CPU time of BenchmarkScheduleRelease
+// with 10M messages, taken from the same two CPUs the releasing timer
+// needs.
+type batchReader interface {
+	ReadMany(ids []uint64, dst [][]byte) (int, error)
 }
 
 // batchReleaser is implemented by message stores that release many
@@ -534,12 +545,14 @@ func (s *scheduler) release(batch []nearEntry) {
 	x := s.x
 	v := x.vhost
 	b := v.broker
+	routed := s.routed[:0]
 	for i := range batch {
 		e := &batch[i]
 		if e.msg == nil {
 			m, err := b.readStored(e.sid)
 			if err != nil {
-				s.releaseStored()
+				s.releaseStored(routed)
+				s.routed = routed[:0]
 				s.readFailed(err, batch[i:])
 				return
 			}
@@ -557,20 +570,20 @@ func (s *scheduler) release(batch []nearEntry) {
 			// reached are appended before either way, so a crash in
 			// between leaves the message both queued and scheduled
 			// (routed again), never neither.
-			s.mu.Lock()
-			s.toRelease = append(s.toRelease, e.sid)
-			s.mu.Unlock()
+			routed = append(routed, e.sid)
 		}
 		s.pending.Add(-1)
 	}
-	s.releaseStored()
+	s.releaseStored(routed)
+	s.routed = routed[:0]
 	s.readOK()
 }
 
-// releaseStored starts the releasing goroutine for the records of the
-// entries just routed, unless it runs.
-func (s *scheduler) releaseStored() {
+// releaseStored adds sids, the records of the entries just routed, to
+// toRelease and starts the releasing goroutine, unless it runs.
+func (s *scheduler) releaseStored(sids []uint64) {
 	s.mu.Lock()
+	s.toRelease = append(s.toRelease, sids...)
 	start := len(s.toRelease) > 0 && !s.releasing
 	s.releasing = s.releasing || start
 	s.mu.Unlock()
@@ -641,16 +654,7 @@ func (s *scheduler) idle() bool {
 // runLoad reads the bodies of far entries about to fall due and moves
 // them to near; the entries it could not read go back to far.
 func (s *scheduler) runLoad(fs []farEntry) {
-	b := s.x.vhost.broker
-	got := make([]nearEntry, 0, len(fs))
-	var err error
-	for _, f := range fs {
-		var m *Message
-		if m, err = b.readStored(f.sid); err != nil {
-			break
-		}
-		got = append(got, nearEntry{due: f.due, sid: f.sid, msg: m, stored: true})
-	}
+	got, err := s.readBack(fs)
 	s.mu.Lock()
 	if s.closed {
 		// The exchange was deleted meanwhile: these go with the rest.
@@ -658,7 +662,7 @@ func (s *scheduler) runLoad(fs []farEntry) {
 			s.toRelease = append(s.toRelease, f.sid)
 		}
 		s.pending.Add(-int64(len(fs)))
-		defer s.releaseStored()
+		defer s.releaseStored(nil)
 	} else {
 		for _, e := range got {
 			s.pushNear(e)
@@ -677,6 +681,37 @@ func (s *scheduler) runLoad(fs []farEntry) {
 	s.armLocked(s.clock().Now().UnixNano())
 	s.mu.Unlock()
 	s.reportRead(err)
+}
+
+// readBack reads the messages of fs, in order, until one cannot be read.
+func (s *scheduler) readBack(fs []farEntry) ([]nearEntry, error) {
+	b := s.x.vhost.broker
+	got := make([]nearEntry, 0, len(fs))
+	br, ok := b.msgs.(batchReader)
+	if !ok {
+		for _, f := range fs {
+			m, err := b.readStored(f.sid)
+			if err != nil {
+				return got, err
+			}
+			got = append(got, nearEntry{due: f.due, sid: f.sid, msg: m, stored: true})
+		}
+		return got, nil
+	}
+	ids := make([]uint64, len(fs))
+	for i := range fs {
+		ids[i] = fs[i].sid
+	}
+	data := make([][]byte, len(fs))
+	n, err := br.ReadMany(ids, data)
+	for i := range n {
+		_, m, _, derr := decodeRecord(data[i])
+		if derr != nil {
+			return got, fmt.Errorf("decoding stored message %d: %w", ids[i], derr)
+		}
+		got = append(got, nearEntry{due: fs[i].due, sid: fs[i].sid, msg: m, stored: true})
+	}
+	return got, err
 }
 
 // reportRead raises or clears the scheduler's part of the

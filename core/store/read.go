@@ -121,15 +121,87 @@ func (l *Log) readAt(r recState) ([]byte, error) {
 	if _, err := f.ReadAt(buf, r.off); err != nil {
 		return nil, err
 	}
+	return checkedPayload(buf, r.off)
+}
+
+// checkedPayload checks the framed record buf, read at offset off, and
+// returns its payload (a part of buf).
+func checkedPayload(buf []byte, off int64) ([]byte, error) {
 	if int(le.Uint32(buf[0:4])) != len(buf)-frameSize {
-		return nil, &formatError{off: r.off, reason: "record length changed"}
+		return nil, &formatError{off: off, reason: "record length changed"}
 	}
 	if crc32.Checksum(buf[frameSize:], castagnoli) != le.Uint32(buf[4:8]) {
-		return nil, &formatError{off: r.off, reason: "checksum mismatch"}
+		return nil, &formatError{off: off, reason: "checksum mismatch"}
 	}
 	var e entry
 	if reason := decodeBody(buf[frameSize:], &e); reason != "" {
-		return nil, &formatError{off: r.off, reason: reason}
+		return nil, &formatError{off: off, reason: reason}
 	}
 	return e.payload, nil
+}
+
+// maxReadSpan bounds the bytes ReadMany reads with one call.
+const maxReadSpan = 256 << 10
+
+// ReadMany is Read of each of ids, in order: it fills dst[i] (dst is at
+// least as long as ids) with the payload of ids[i] and returns how many it
+// read; when that is less than len(ids), err says why ids[n] could not be
+// read. It looks the records up under one lock and reads records that lie
+// next to each other in a segment with one read (up to 256 KiB), where Read
+// takes the lock and makes a system call per record: the scheduler of
+// delayed messages reads back thousands at a time, usually appended in
+// that order. Payloads of one read share its buffer.
+func (l *Log) ReadMany(ids []uint64, dst [][]byte) (n int, err error) {
+	rs := make([]recState, len(ids))
+	fast := 0 // ids[:fast] are live and written: read them in spans
+	l.mu.Lock()
+	for ; fast < len(ids); fast++ {
+		r, ok := l.mu.index[ids[fast]]
+		seg := l.mu.segs[r.seg]
+		if !ok || r.nlive == 0 || r.seg == 0 || seg == nil || r.off+int64(r.size) > seg.size {
+			break
+		}
+		rs[fast] = r
+	}
+	l.mu.Unlock()
+	for n < fast {
+		first, end := rs[n], rs[n].off+int64(rs[n].size)
+		j := n + 1
+		for j < fast && rs[j].seg == first.seg && rs[j].off == end && end+int64(rs[j].size)-first.off <= maxReadSpan {
+			end += int64(rs[j].size)
+			j++
+		}
+		if !l.readSpan(first.seg, first.off, rs[n:j], dst[n:j]) {
+			break // moved or unreadable: Read finds out which
+		}
+		n = j
+	}
+	for ; n < len(ids); n++ {
+		if dst[n], err = l.Read(ids[n]); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// readSpan reads the records rs, which lie one after the other from
+// offset off of segment seg, into dst. It reports false when a read or a
+// check failed.
+func (l *Log) readSpan(seg uint64, off int64, rs []recState, dst [][]byte) bool {
+	f, err := l.readers.get(l, seg)
+	if err != nil {
+		return false
+	}
+	last := rs[len(rs)-1]
+	buf := make([]byte, last.off+int64(last.size)-off)
+	if _, err := f.ReadAt(buf, off); err != nil {
+		return false
+	}
+	for i, r := range rs {
+		at := r.off - off
+		if dst[i], err = checkedPayload(buf[at:at+int64(r.size):at+int64(r.size)], r.off); err != nil {
+			return false
+		}
+	}
+	return true
 }

@@ -61,3 +61,64 @@ func waitDurable(t *testing.T, l *Log) {
 		t.Fatal(err)
 	}
 }
+
+// ReadMany returns what Read returns, in order, across segments, for
+// records still queued for the flusher and records compaction moved, and
+// stops at the first record that cannot be read.
+func TestReadMany(t *testing.T) {
+	forEachFS(t, func(t *testing.T, fsys FS, dir string) {
+		l, _, err := OpenLog(fsys, dir, Options{SegmentSize: 64 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		var ids []uint64
+		want := func(i int) string { return fmt.Sprintf("record-%d-%s", i, bytes.Repeat([]byte{'x'}, i%300)) }
+		for i := 0; i < 3000; i++ {
+			ids = append(ids, l.Append([]byte(want(i)), 1, func(error) {}))
+		}
+		check := func(what string, idx []int) {
+			t.Helper()
+			q := make([]uint64, len(idx))
+			for k, i := range idx {
+				q[k] = ids[i]
+			}
+			dst := make([][]byte, len(q))
+			n, err := l.ReadMany(q, dst)
+			if err != nil || n != len(q) {
+				t.Fatalf("%s: read %d of %d: %v", what, n, len(q), err)
+			}
+			for k, i := range idx {
+				if string(dst[k]) != want(i) {
+					t.Fatalf("%s: record %d: %q", what, i, dst[k])
+				}
+			}
+		}
+		all := make([]int, 3000)
+		for i := range all {
+			all[i] = i
+		}
+		check("before sync", all)
+		waitDurable(t, l)
+		check("written", all)
+		check("out of order", []int{2999, 5, 4, 1500, 6, 7, 8, 0})
+		// Release most of the early segments so that compaction moves the
+		// rest, then read the survivors.
+		var kept []int
+		for i := range 2000 {
+			if i%10 == 0 {
+				kept = append(kept, i)
+			} else {
+				l.Release(ids[i], 0)
+			}
+		}
+		waitDurable(t, l)
+		waitDurable(t, l)
+		check("after compaction", kept)
+		q := []uint64{ids[0], ids[10], ids[11], ids[20]}
+		dst := make([][]byte, len(q))
+		if n, err := l.ReadMany(q, dst); n != 2 || !errors.Is(err, ErrNoRecord) || string(dst[1]) != want(10) {
+			t.Fatalf("released record: read %d, %v", n, err)
+		}
+	})
+}
