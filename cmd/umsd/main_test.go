@@ -36,6 +36,7 @@ func TestCheckConfig(t *testing.T) {
 		want string // in stdout for 0, stderr otherwise
 	}{
 		{"defaults", []string{"--check-config"}, nil, 0, "configuration OK"},
+		{"example file", []string{"--check-config", "--config", "../../deployments/ums.yaml", "--data-dir", dataDir}, nil, 0, "configuration OK"},
 		{"env asks", nil, map[string]string{"UMS_CHECK_CONFIG": "1", "UMS_DATA_DIR": dataDir}, 0, "configuration OK"},
 		{"gateway", []string{"--check-config", "--config", write("gw.yaml", gateway)}, nil, 0, "configuration OK"},
 		{"unknown key", []string{"--check-config", "--config", write("bad.yaml", "amqp-listen: \":1\"\nbogus: 1\n")}, nil, 1,
