@@ -23,6 +23,7 @@ import (
 // Config is the whole server configuration.
 type Config struct {
 	ConfigFile    string
+	CheckConfig   bool
 	DataDir       string
 	AMQPListen    string
 	MQTTListen    string
@@ -164,6 +165,7 @@ func boolean(p func(*Config) *bool) func(*Config, string) error {
 
 var settings = []setting{
 	{"config", "UMS_CONFIG", "", "configuration file (YAML; keys are the flag names)", "FILE", str(func(c *Config) *string { return &c.ConfigFile })},
+	{"check-config", "UMS_CHECK_CONFIG", "false", "load and check the configuration without starting: print \"configuration OK\" and exit 0, or the error and exit 1", "BOOL", boolean(func(c *Config) *bool { return &c.CheckConfig })},
 	{"data-dir", "UMS_DATA_DIR", "./data", "directory for persistent data", "DIR", str(func(c *Config) *string { return &c.DataDir })},
 	{"amqp-listen", "UMS_AMQP_LISTEN", ":5672", "AMQP 0-9-1 listen address, or off", "ADDR", str(func(c *Config) *string { return &c.AMQPListen })},
 	{"mqtt-listen", "UMS_MQTT_LISTEN", ":1883", "MQTT listen address, or off", "ADDR", str(func(c *Config) *string { return &c.MQTTListen })},
@@ -347,6 +349,10 @@ func Usage(out io.Writer) {
 	}
 }
 
+// commandLineOnly tells the settings a config file cannot hold: the file's
+// own name and --check-config.
+func commandLineOnly(flag string) bool { return flag == "config" || flag == "check-config" }
+
 func (c *Config) loadFile(path string) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -380,7 +386,7 @@ func (c *Config) loadFile(path string) error {
 			continue
 		}
 		s, ok := byFlag[k.Value]
-		if !ok || k.Value == "config" {
+		if !ok || commandLineOnly(k.Value) {
 			return fmt.Errorf("%s:%d: unknown setting %q", path, k.Line, k.Value)
 		}
 		if v.Kind != yaml.ScalarNode {

@@ -2,16 +2,22 @@
 // notification delivery on the same core as they land.
 //
 // Run it with no flags for the embedded defaults; `umsd --help` lists every
-// flag with its environment variable and default.
+// flag with its environment variable and default. `umsd --check-config`
+// (with --config FILE, the environment and flags as for a start) loads and
+// checks the configuration without opening anything, prints
+// "configuration OK" or the error (with the file and line where it has
+// one), and exits 0 or 1.
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -21,19 +27,30 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
-func run(args []string) int {
-	cfg, err := config.Load(args, os.Getenv, os.Stderr)
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(args, getenv, stderr)
 	if errors.Is(err, config.ErrHelp) {
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "umsd:", err)
+		fmt.Fprintln(stderr, "umsd:", err)
+		if checking(args, getenv) {
+			return 1
+		}
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level(cfg.LogLevel)}))
+	if cfg.CheckConfig {
+		if err := broker.Check(cfg); err != nil {
+			fmt.Fprintln(stderr, "umsd:", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, "configuration OK")
+		return 0
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level(cfg.LogLevel)}))
 	slog.SetDefault(log)
 	b, err := broker.New(cfg, log)
 	if err != nil {
@@ -57,6 +74,23 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// checking tells whether --check-config (or UMS_CHECK_CONFIG) was asked
+// for, when the configuration could not be loaded to say so.
+func checking(args []string, getenv func(string) string) bool {
+	on := func(v string) bool { b, err := strconv.ParseBool(v); return err == nil && b }
+	ask := on(getenv("UMS_CHECK_CONFIG"))
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && name == "check-config" {
+			ask = !hasVal || on(val)
+		}
+	}
+	return ask
 }
 
 func level(s string) slog.Level {

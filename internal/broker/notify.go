@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
@@ -14,6 +15,7 @@ import (
 	"github.com/unifiedms/ums/channels/push"
 	"github.com/unifiedms/ums/channels/sms"
 	"github.com/unifiedms/ums/channels/webhook"
+	"github.com/unifiedms/ums/config"
 	"github.com/unifiedms/ums/core/store"
 	"github.com/unifiedms/ums/notify"
 	"github.com/unifiedms/ums/notify/memstore"
@@ -73,38 +75,7 @@ func (b *Broker) buildNotify(fsys store.FS) (*notifyParts, error) {
 		SendTimeout:  cfg.NotifySendTimeout,
 		Logger:       b.log,
 	}
-	for _, l := range []struct {
-		flag, v string
-		dst     *map[string]notify.Limit
-	}{{"--notify-rate-limit", cfg.NotifyRateLimit, &o.RateLimits}, {"--notify-recipient-limit", cfg.NotifyRecipientLimit, &o.RecipientLimits},
-		{"--notify-tenant-limit", cfg.NotifyTenantLimit, &o.TenantLimits}} {
-		if *l.dst, err = notify.ParseLimits(l.v); err != nil {
-			return fail(fmt.Errorf("%s: %w", l.flag, err))
-		}
-	}
-	if o.Workers, err = notify.ParseCounts(cfg.NotifyWorkers); err != nil {
-		return fail(fmt.Errorf("--notify-workers: %w", err))
-	}
-	if cfg.SMTPURL != "" {
-		s, err := email.New(email.Config{URL: cfg.SMTPURL, TLS: cfg.SMTPTLS, From: cfg.SMTPFrom})
-		if err != nil {
-			return fail(fmt.Errorf("email channel: %w", err))
-		}
-		o.Senders[notify.ChannelEmail] = s
-		o.Address[notify.ChannelEmail] = email.ValidateAddress
-	}
-	if cfg.WebhookSecret != "" {
-		s, err := webhook.New(webhook.Config{Secret: []byte(cfg.WebhookSecret), Timeout: cfg.WebhookTimeout,
-			AllowHTTP: cfg.WebhookAllowHTTP, AllowPrivate: cfg.WebhookAllowPrivate, Now: b.Core.Clock().Now})
-		if err != nil {
-			return fail(fmt.Errorf("webhook channel: %w", err))
-		}
-		np.close = append(np.close, s.Close)
-		o.Senders[notify.ChannelWebhook] = s
-		allowHTTP, allowPrivate := cfg.WebhookAllowHTTP, cfg.WebhookAllowPrivate
-		o.Address[notify.ChannelWebhook] = func(u string) error { return webhook.ValidateURL(u, allowHTTP, allowPrivate) }
-	}
-	if err := b.providerSenders(&o, np); err != nil {
+	if err := channelSenders(cfg, b.Core.Clock().Now, &o, np); err != nil {
 		return fail(err)
 	}
 	if np.pipe, err = pipeline.New(o); err != nil {
@@ -113,17 +84,55 @@ func (b *Broker) buildNotify(fsys store.FS) (*notifyParts, error) {
 	return np, nil
 }
 
+// channelSenders parses the notification limits and worker counts into o
+// and adds the senders of the configured channels; what they hold open is
+// added to np's closers. It opens no connection.
+func channelSenders(cfg *config.Config, now func() time.Time, o *pipeline.Options, np *notifyParts) error {
+	var err error
+	for _, l := range []struct {
+		flag, v string
+		dst     *map[string]notify.Limit
+	}{{"--notify-rate-limit", cfg.NotifyRateLimit, &o.RateLimits}, {"--notify-recipient-limit", cfg.NotifyRecipientLimit, &o.RecipientLimits},
+		{"--notify-tenant-limit", cfg.NotifyTenantLimit, &o.TenantLimits}} {
+		if *l.dst, err = notify.ParseLimits(l.v); err != nil {
+			return fmt.Errorf("%s: %w", l.flag, err)
+		}
+	}
+	if o.Workers, err = notify.ParseCounts(cfg.NotifyWorkers); err != nil {
+		return fmt.Errorf("--notify-workers: %w", err)
+	}
+	if cfg.SMTPURL != "" {
+		s, err := email.New(email.Config{URL: cfg.SMTPURL, TLS: cfg.SMTPTLS, From: cfg.SMTPFrom})
+		if err != nil {
+			return fmt.Errorf("email channel: %w", err)
+		}
+		o.Senders[notify.ChannelEmail] = s
+		o.Address[notify.ChannelEmail] = email.ValidateAddress
+	}
+	if cfg.WebhookSecret != "" {
+		s, err := webhook.New(webhook.Config{Secret: []byte(cfg.WebhookSecret), Timeout: cfg.WebhookTimeout,
+			AllowHTTP: cfg.WebhookAllowHTTP, AllowPrivate: cfg.WebhookAllowPrivate, Now: now})
+		if err != nil {
+			return fmt.Errorf("webhook channel: %w", err)
+		}
+		np.close = append(np.close, s.Close)
+		o.Senders[notify.ChannelWebhook] = s
+		allowHTTP, allowPrivate := cfg.WebhookAllowHTTP, cfg.WebhookAllowPrivate
+		o.Address[notify.ChannelWebhook] = func(u string) error { return webhook.ValidateURL(u, allowHTTP, allowPrivate) }
+	}
+	return providerSenders(cfg, now, o, np)
+}
+
 // providerSenders adds the sms (Twilio), push and gateway channels that
 // are configured.
-func (b *Broker) providerSenders(o *pipeline.Options, np *notifyParts) error {
-	cfg := b.cfg
+func providerSenders(cfg *config.Config, now func() time.Time, o *pipeline.Options, np *notifyParts) error {
 	if o.Check == nil {
 		o.Check = map[string]func(*notify.Notification) error{}
 	}
 	if cfg.TwilioAccountSID != "" {
 		sc := sms.Config{AccountSID: cfg.TwilioAccountSID, AuthToken: cfg.TwilioAuthToken, From: cfg.TwilioFrom,
 			MessagingServiceSID: cfg.TwilioMessagingServiceSID, MaxSegments: cfg.SMSMaxSegments,
-			BaseURL: cfg.TwilioBaseURL, Now: b.Core.Clock().Now}
+			BaseURL: cfg.TwilioBaseURL, Now: now}
 		if cfg.PublicURL != "" {
 			sc.StatusCallback = sms.CallbackURL(cfg.PublicURL)
 		}
@@ -158,7 +167,7 @@ func (b *Broker) providerSenders(o *pipeline.Options, np *notifyParts) error {
 			Production: cfg.APNsProduction, Host: cfg.APNsEndpoint}
 	}
 	if pc.FCM != nil || pc.WebPush != nil || pc.APNs != nil {
-		pc.Now = b.Core.Clock().Now
+		pc.Now = now
 		s, err := push.New(pc)
 		if err != nil {
 			return fmt.Errorf("push channel: %w", err)
