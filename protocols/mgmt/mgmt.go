@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 
 	"github.com/unifiedms/ums/core"
 	"github.com/unifiedms/ums/core/auth"
@@ -54,6 +53,8 @@ func (a *API) Handler() http.Handler {
 	handle(mux, "GET /api/queues/{vhost}", a.queues)
 	handle(mux, "GET /api/bindings/{vhost}", a.bindings)
 	a.userRoutes(mux)
+	a.objectRoutes(mux)
+	a.messageRoutes(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "Object Not Found")
 	})
@@ -169,8 +170,9 @@ func (a *API) alarmsCheck(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) vhosts(w http.ResponseWriter, r *http.Request) {
+	vs, _ := a.vhostsFor(w, r)
 	out := []map[string]any{}
-	for _, v := range a.Broker.Vhosts() {
+	for _, v := range vs {
 		out = append(out, map[string]any{"name": v.Name})
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -244,18 +246,25 @@ func (a *API) closeConnection(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// vhostsFor returns the vhosts a listing covers: one named in the path, or all.
+// vhostsFor returns the vhosts a listing covers: one named in the path, or
+// all those the user may see.
 func (a *API) vhostsFor(w http.ResponseWriter, r *http.Request) ([]*core.Vhost, bool) {
 	name := r.PathValue("vhost")
-	if name == "" {
-		return a.Broker.Vhosts(), true
+	if name != "" {
+		v, ok := a.readVhost(w, r)
+		if !ok {
+			return nil, false
+		}
+		return []*core.Vhost{v}, true
 	}
-	v, ok := a.Broker.Vhost(name)
-	if !ok {
-		writeError(w, http.StatusNotFound, "not_found", "vhost "+name+" not found")
-		return nil, false
+	u := currentUser(r)
+	var out []*core.Vhost
+	for _, v := range a.Broker.Vhosts() {
+		if seesAll(u) || a.Users.CanAccessVhost(u.Name, v.Name) {
+			out = append(out, v)
+		}
 	}
-	return []*core.Vhost{v}, true
+	return out, true
 }
 
 func args(t core.Table) core.Table {
@@ -273,13 +282,7 @@ func (a *API) exchanges(w http.ResponseWriter, r *http.Request) {
 	out := []map[string]any{}
 	for _, v := range vs {
 		for _, x := range v.Exchanges() {
-			e := map[string]any{"name": x.Name, "vhost": v.Name, "type": x.Kind, "durable": x.Durable,
-				"auto_delete": x.AutoDelete, "internal": x.Internal, "arguments": args(x.Args)}
-			if x.Kind == core.KindDelayed {
-				// As the delayed-message plugin shows it.
-				e["messages_delayed"] = x.DelayedCount()
-			}
-			out = append(out, e)
+			out = append(out, exchangeJSON(v, x))
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -293,12 +296,7 @@ func (a *API) queues(w http.ResponseWriter, r *http.Request) {
 	out := []map[string]any{}
 	for _, v := range vs {
 		for _, q := range v.Queues() {
-			ready, consumers := q.Counts()
-			unacked := q.Unacked()
-			out = append(out, map[string]any{"name": q.Name, "vhost": v.Name, "durable": q.Durable,
-				"auto_delete": q.AutoDelete, "exclusive": q.Exclusive, "arguments": args(q.Args),
-				"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked,
-				"consumers": consumers, "type": "classic", "state": "running"})
+			out = append(out, queueJSON(v, q))
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -312,13 +310,7 @@ func (a *API) bindings(w http.ResponseWriter, r *http.Request) {
 	out := []map[string]any{}
 	for _, v := range vs {
 		for _, b := range v.Bindings() {
-			key := b.RoutingKey
-			if key == "" {
-				key = "~"
-			}
-			out = append(out, map[string]any{"source": b.Source, "vhost": v.Name, "destination": b.Destination,
-				"destination_type": b.DestinationKind, "routing_key": b.RoutingKey, "arguments": args(b.Arguments),
-				"properties_key": strings.ReplaceAll(key, "%", "%25")})
+			out = append(out, bindingJSON(v, b))
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
