@@ -24,6 +24,10 @@ type API struct {
 	Users  *auth.Store
 	// Notify, when set, reports notification delivery in the overview.
 	Notify Notifier
+	// Ready, when set, reports why the node does not serve yet or any
+	// more (starting, shutting down), or nil: /readyz answers 503 with
+	// its error.
+	Ready func() error
 }
 
 // Notifier is what the overview shows of notification delivery.
@@ -47,6 +51,7 @@ func (a *API) Handler() http.Handler {
 	}
 	handle(mux, "GET /api/health/checks/alarms", a.alarmsCheck)
 	handle(mux, "GET /api/health/checks/local-alarms", a.alarmsCheck)
+	handle(mux, "GET /api/aliveness-test/{vhost}", a.aliveness)
 	handle(mux, "GET /api/connections/{name}", a.connection)
 	handle(mux, "DELETE /api/connections/{name}", a.closeConnection)
 	handle(mux, "GET /api/exchanges/{vhost}", a.exchanges)
@@ -58,7 +63,10 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "Object Not Found")
 	})
-	return a.authenticate(routeSlashSegments(mux))
+	root := http.NewServeMux()
+	a.probeRoutes(root)
+	root.Handle("/", a.authenticate(routeSlashSegments(mux)))
+	return root
 }
 
 // authenticate requires HTTP basic auth of a user tagged administrator,
