@@ -60,6 +60,7 @@ func (a *API) Handler() http.Handler {
 	a.userRoutes(mux)
 	a.objectRoutes(mux)
 	a.messageRoutes(mux)
+	a.definitionRoutes(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "Object Not Found")
 	})
