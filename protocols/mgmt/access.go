@@ -28,7 +28,7 @@ import (
 
 // notAuthorised answers 401 as RabbitMQ's not_authorised does.
 func notAuthorised(w http.ResponseWriter, reason string) {
-	writeError(w, http.StatusUnauthorized, "not_authorized", reason)
+	writeError(w, http.StatusUnauthorized, "not_authorised", reason)
 }
 
 // currentUser is the authenticated user of the request.

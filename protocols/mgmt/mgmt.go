@@ -1,7 +1,19 @@
 // Package mgmt is the management HTTP API: RabbitMQ-compatible JSON under
 // /api for the objects the core knows (overview, vhosts, connections,
-// exchanges, queues, bindings) and for users, permissions and topic
-// permissions (administrators only).
+// exchanges, queues, bindings: listed, declared, deleted; messages
+// published and got), for users, permissions and topic permissions and
+// definitions export and import (administrators only), and health probes.
+//
+// Files: mgmt.go (routes, login, listings), access.go (who may do what,
+// error answers), objects.go (queues, exchanges, bindings), messages.go
+// (publish, get), definitions.go, users.go, health.go, route.go (the
+// "%2F" vhost in paths).
+//
+// Actions inside a vhost run on a core connection opened as the logged-in
+// user (ConnInfo.Authz), so the core applies the user's configure, write
+// and read permissions exactly as for AMQP; this package only decides
+// which users may reach an endpoint at all (tags, vhost access). It takes
+// no lock of its own.
 package mgmt
 
 import (
@@ -77,17 +89,17 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 		user, pass, ok := r.BasicAuth()
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Basic realm="UMS Management"`)
-			writeError(w, http.StatusUnauthorized, "not_authorized", "Not_Authorized")
+			notAuthorised(w, "Not_Authorized")
 			return
 		}
 		u, err := a.Users.Authenticate(user, pass, loopback(r.RemoteAddr))
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Basic realm="UMS Management"`)
-			writeError(w, http.StatusUnauthorized, "not_authorized", "Login failed")
+			notAuthorised(w, "Login failed")
 			return
 		}
 		if !u.HasTag("administrator") && !u.HasTag("management") && !u.HasTag("monitoring") {
-			writeError(w, http.StatusUnauthorized, "not_authorized", "Not management user")
+			notAuthorised(w, "Not management user")
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, u)))
@@ -103,7 +115,7 @@ func admin(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		u, _ := r.Context().Value(userKey{}).(*auth.User)
 		if u == nil || !u.HasTag("administrator") {
-			writeError(w, http.StatusUnauthorized, "not_authorized", "Not administrator user")
+			notAuthorised(w, "Not administrator user")
 			return
 		}
 		next(w, r)
