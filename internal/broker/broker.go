@@ -58,9 +58,10 @@ const (
 	stateStopping
 )
 
-// ready reports nil while the broker serves: recovery is done (New) and
-// every listener is open (Start), and Shutdown has not begun.
-func (b *Broker) ready() error {
+// Ready reports nil while the broker serves: recovery is done (New) and
+// every listener is open (Start), and Shutdown has not begun. Otherwise
+// its error says which (what /readyz answers).
+func (b *Broker) Ready() error {
 	switch b.state.Load() {
 	case stateStarting:
 		return errors.New("starting: listeners not open yet")
@@ -146,7 +147,7 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Broker, error) {
 		meta.Close()
 		return nil, err
 	}
-	api := &mgmt.API{Broker: cb, Users: users, Notify: b.notify.pipe, Ready: b.ready}
+	api := &mgmt.API{Broker: cb, Users: users, Notify: b.notify.pipe, Ready: b.Ready}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", b.notify.pipe.Handler())
 	mux.HandleFunc("POST /api/v1/callbacks/twilio", b.twilioCallback)

@@ -147,6 +147,11 @@ func (a *API) importDefinitions(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	} else if err := a.importAccess(&d); err != nil {
+		if errors.Is(err, auth.ErrPersist) {
+			// Not stored: the account is as it was.
+			writeError(w, http.StatusInternalServerError, "internal_server_error", err.Error())
+			return
+		}
 		badRequest(w, err.Error())
 		return
 	}
