@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"slices"
 	"strings"
@@ -118,6 +119,10 @@ func (a *API) exportDefinitions(w http.ResponseWriter, r *http.Request) {
 				"destination": b.Destination, "destination_type": b.DestinationKind, "routing_key": b.RoutingKey,
 				"arguments": toJSON(args(b.Arguments))}))
 		}
+	}
+	if name := r.URL.Query().Get("download"); name != "" {
+		// The web UI's "download" link, as RabbitMQ answers it.
+		w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
 	}
 	writeJSON(w, http.StatusOK, d)
 }
