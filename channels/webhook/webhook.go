@@ -117,9 +117,9 @@ func New(cfg Config) (*Sender, error) {
 	} else {
 		s.transport = &http.Transport{
 			// No proxy: the guard must see the real destination.
-			Proxy:                  nil,
-			DialContext:            (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
-			ForceAttemptHTTP2:      true,
+			Proxy:             nil,
+			DialContext:       (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
+			ForceAttemptHTTP2: true,
 			// Many workers post to the same few endpoints: without idle
 			// connections to reuse, each send would open a connection.
 			MaxIdleConns:           1024,
