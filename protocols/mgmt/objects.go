@@ -86,14 +86,12 @@ func (a *API) findQueue(w http.ResponseWriter, r *http.Request) (*core.Vhost, *c
 	if !ok {
 		return nil, nil, false
 	}
-	name := r.PathValue("name")
-	for _, q := range v.Queues() {
-		if q.Name == name {
-			return v, q, true
-		}
+	q, ok := queueExists(v, r.PathValue("name"))
+	if !ok {
+		notFound(w)
+		return nil, nil, false
 	}
-	notFound(w)
-	return nil, nil, false
+	return v, q, true
 }
 
 func (a *API) getQueue(w http.ResponseWriter, r *http.Request) {
@@ -136,6 +134,8 @@ func (a *API) putQueue(w http.ResponseWriter, r *http.Request) {
 	created(w, !existed)
 }
 
+// queueExists looks a queue up by name, exclusive ones included (the
+// core's lookup refuses another connection's exclusive queue).
 func queueExists(v *core.Vhost, name string) (*core.Queue, bool) {
 	for _, q := range v.Queues() {
 		if q.Name == name {
