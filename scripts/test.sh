@@ -27,6 +27,24 @@ if ! command -v redis-server >/dev/null; then
 	fi
 fi
 
+# Debian's rabbitmqadmin (in package rabbitmq-server) drives the management
+# API in test/mgmt_rabbitmqadmin_test.go. Only the script is taken from the
+# package: installing it would pull in Erlang and start a RabbitMQ node.
+if ! command -v rabbitmqadmin >/dev/null; then
+	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+		apt-get update -qq
+		tmp=$(mktemp -d)
+		if (cd "$tmp" && apt-get download -qq rabbitmq-server >/dev/null && dpkg-deb -x rabbitmq-server_*.deb x); then
+			install -m 0755 "$tmp/x/usr/bin/rabbitmqadmin" /usr/local/bin/rabbitmqadmin
+		else
+			echo "could not fetch rabbitmqadmin: the rabbitmqadmin test will skip" >&2
+		fi
+		rm -rf "$tmp"
+	else
+		echo "rabbitmqadmin is missing: the rabbitmqadmin test will skip (from Debian's rabbitmq-server)" >&2
+	fi
+fi
+
 # Node.js with npm's amqplib (pinned in test/interop/node/package.json)
 # drives test/interop/amqplib_test.go.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/unifiedms/ums/config"
@@ -44,6 +45,30 @@ type Broker struct {
 	closeOnce sync.Once
 	stopWatch chan struct{}
 	stopOnce  sync.Once
+
+	// state is what readiness reports: stateStarting until Start has
+	// opened every listener, then stateServing until Shutdown begins.
+	state atomic.Int32
+}
+
+// Broker states, for readiness.
+const (
+	stateStarting int32 = iota
+	stateServing
+	stateStopping
+)
+
+// Ready reports nil while the broker serves: recovery is done (New) and
+// every listener is open (Start), and Shutdown has not begun. Otherwise
+// its error says which (what /readyz answers).
+func (b *Broker) Ready() error {
+	switch b.state.Load() {
+	case stateStarting:
+		return errors.New("starting: listeners not open yet")
+	case stateStopping:
+		return errors.New("shutting down")
+	}
+	return nil
 }
 
 // New builds a broker from cfg.
@@ -122,7 +147,7 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Broker, error) {
 		meta.Close()
 		return nil, err
 	}
-	api := &mgmt.API{Broker: cb, Users: users, Notify: b.notify.pipe}
+	api := &mgmt.API{Broker: cb, Users: users, Notify: b.notify.pipe, Ready: b.Ready}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", b.notify.pipe.Handler())
 	mux.HandleFunc("POST /api/v1/callbacks/twilio", b.twilioCallback)
@@ -186,6 +211,7 @@ func (b *Broker) Start() error {
 			b.log.Info(name+" listener not yet available in this version", "addr", addr)
 		}
 	}
+	b.state.CompareAndSwap(stateStarting, stateServing)
 	return nil
 }
 
@@ -202,6 +228,7 @@ func (b *Broker) Addr(name string) net.Addr {
 // Shutdown closes the listeners and connections (AMQP clients get 320
 // CONNECTION_FORCED) and waits until they are done or ctx ends.
 func (b *Broker) Shutdown(ctx context.Context) error {
+	b.state.Store(stateStopping)
 	if b.stopWatch != nil {
 		b.stopOnce.Do(func() { close(b.stopWatch) })
 	}

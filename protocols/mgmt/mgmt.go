@@ -1,7 +1,19 @@
 // Package mgmt is the management HTTP API: RabbitMQ-compatible JSON under
 // /api for the objects the core knows (overview, vhosts, connections,
-// exchanges, queues, bindings) and for users, permissions and topic
-// permissions (administrators only).
+// exchanges, queues, bindings: listed, declared, deleted; messages
+// published and got), for users, permissions and topic permissions and
+// definitions export and import (administrators only), and health probes.
+//
+// Files: mgmt.go (routes, login, listings), access.go (who may do what,
+// error answers), objects.go (queues, exchanges, bindings), messages.go
+// (publish, get), definitions.go, users.go, health.go, route.go (the
+// "%2F" vhost in paths).
+//
+// Actions inside a vhost run on a core connection opened as the logged-in
+// user (ConnInfo.Authz), so the core applies the user's configure, write
+// and read permissions exactly as for AMQP; this package only decides
+// which users may reach an endpoint at all (tags, vhost access). It takes
+// no lock of its own.
 package mgmt
 
 import (
@@ -10,7 +22,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 
 	"github.com/unifiedms/ums/core"
 	"github.com/unifiedms/ums/core/auth"
@@ -25,6 +36,10 @@ type API struct {
 	Users  *auth.Store
 	// Notify, when set, reports notification delivery in the overview.
 	Notify Notifier
+	// Ready, when set, reports why the node does not serve yet or any
+	// more (starting, shutting down), or nil: /readyz answers 503 with
+	// its error.
+	Ready func() error
 }
 
 // Notifier is what the overview shows of notification delivery.
@@ -48,16 +63,23 @@ func (a *API) Handler() http.Handler {
 	}
 	handle(mux, "GET /api/health/checks/alarms", a.alarmsCheck)
 	handle(mux, "GET /api/health/checks/local-alarms", a.alarmsCheck)
+	handle(mux, "GET /api/aliveness-test/{vhost}", a.aliveness)
 	handle(mux, "GET /api/connections/{name}", a.connection)
 	handle(mux, "DELETE /api/connections/{name}", a.closeConnection)
 	handle(mux, "GET /api/exchanges/{vhost}", a.exchanges)
 	handle(mux, "GET /api/queues/{vhost}", a.queues)
 	handle(mux, "GET /api/bindings/{vhost}", a.bindings)
 	a.userRoutes(mux)
+	a.objectRoutes(mux)
+	a.messageRoutes(mux)
+	a.definitionRoutes(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "Object Not Found")
 	})
-	return a.authenticate(routeSlashSegments(mux))
+	root := http.NewServeMux()
+	a.probeRoutes(root)
+	root.Handle("/", a.authenticate(routeSlashSegments(mux)))
+	return root
 }
 
 // authenticate requires HTTP basic auth of a user tagged administrator,
@@ -67,17 +89,17 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 		user, pass, ok := r.BasicAuth()
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Basic realm="UMS Management"`)
-			writeError(w, http.StatusUnauthorized, "not_authorized", "Not_Authorized")
+			notAuthorised(w, "Not_Authorized")
 			return
 		}
 		u, err := a.Users.Authenticate(user, pass, loopback(r.RemoteAddr))
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Basic realm="UMS Management"`)
-			writeError(w, http.StatusUnauthorized, "not_authorized", "Login failed")
+			notAuthorised(w, "Login failed")
 			return
 		}
 		if !u.HasTag("administrator") && !u.HasTag("management") && !u.HasTag("monitoring") {
-			writeError(w, http.StatusUnauthorized, "not_authorized", "Not management user")
+			notAuthorised(w, "Not management user")
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, u)))
@@ -93,7 +115,7 @@ func admin(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		u, _ := r.Context().Value(userKey{}).(*auth.User)
 		if u == nil || !u.HasTag("administrator") {
-			writeError(w, http.StatusUnauthorized, "not_authorized", "Not administrator user")
+			notAuthorised(w, "Not administrator user")
 			return
 		}
 		next(w, r)
@@ -169,8 +191,9 @@ func (a *API) alarmsCheck(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) vhosts(w http.ResponseWriter, r *http.Request) {
+	vs, _ := a.vhostsFor(w, r)
 	out := []map[string]any{}
-	for _, v := range a.Broker.Vhosts() {
+	for _, v := range vs {
 		out = append(out, map[string]any{"name": v.Name})
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -244,18 +267,25 @@ func (a *API) closeConnection(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// vhostsFor returns the vhosts a listing covers: one named in the path, or all.
+// vhostsFor returns the vhosts a listing covers: one named in the path, or
+// all those the user may see.
 func (a *API) vhostsFor(w http.ResponseWriter, r *http.Request) ([]*core.Vhost, bool) {
 	name := r.PathValue("vhost")
-	if name == "" {
-		return a.Broker.Vhosts(), true
+	if name != "" {
+		v, ok := a.readVhost(w, r)
+		if !ok {
+			return nil, false
+		}
+		return []*core.Vhost{v}, true
 	}
-	v, ok := a.Broker.Vhost(name)
-	if !ok {
-		writeError(w, http.StatusNotFound, "not_found", "vhost "+name+" not found")
-		return nil, false
+	u := currentUser(r)
+	var out []*core.Vhost
+	for _, v := range a.Broker.Vhosts() {
+		if seesAll(u) || a.Users.CanAccessVhost(u.Name, v.Name) {
+			out = append(out, v)
+		}
 	}
-	return []*core.Vhost{v}, true
+	return out, true
 }
 
 func args(t core.Table) core.Table {
@@ -273,13 +303,7 @@ func (a *API) exchanges(w http.ResponseWriter, r *http.Request) {
 	out := []map[string]any{}
 	for _, v := range vs {
 		for _, x := range v.Exchanges() {
-			e := map[string]any{"name": x.Name, "vhost": v.Name, "type": x.Kind, "durable": x.Durable,
-				"auto_delete": x.AutoDelete, "internal": x.Internal, "arguments": args(x.Args)}
-			if x.Kind == core.KindDelayed {
-				// As the delayed-message plugin shows it.
-				e["messages_delayed"] = x.DelayedCount()
-			}
-			out = append(out, e)
+			out = append(out, exchangeJSON(v, x))
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -293,12 +317,7 @@ func (a *API) queues(w http.ResponseWriter, r *http.Request) {
 	out := []map[string]any{}
 	for _, v := range vs {
 		for _, q := range v.Queues() {
-			ready, consumers := q.Counts()
-			unacked := q.Unacked()
-			out = append(out, map[string]any{"name": q.Name, "vhost": v.Name, "durable": q.Durable,
-				"auto_delete": q.AutoDelete, "exclusive": q.Exclusive, "arguments": args(q.Args),
-				"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked,
-				"consumers": consumers, "type": "classic", "state": "running"})
+			out = append(out, queueJSON(v, q))
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -312,13 +331,7 @@ func (a *API) bindings(w http.ResponseWriter, r *http.Request) {
 	out := []map[string]any{}
 	for _, v := range vs {
 		for _, b := range v.Bindings() {
-			key := b.RoutingKey
-			if key == "" {
-				key = "~"
-			}
-			out = append(out, map[string]any{"source": b.Source, "vhost": v.Name, "destination": b.Destination,
-				"destination_type": b.DestinationKind, "routing_key": b.RoutingKey, "arguments": args(b.Arguments),
-				"properties_key": strings.ReplaceAll(key, "%", "%25")})
+			out = append(out, bindingJSON(v, b))
 		}
 	}
 	writeJSON(w, http.StatusOK, out)

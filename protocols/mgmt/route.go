@@ -17,7 +17,7 @@ import (
 const slashSegment = "\x00"
 
 // wildcards are the names of the path wildcards of the routes.
-var wildcards = [...]string{"vhost", "user", "name"}
+var wildcards = [...]string{"vhost", "user", "name", "source", "dest"}
 
 // routeSlashSegments replaces each "%2F" segment of the path by slashSegment.
 func routeSlashSegments(next http.Handler) http.Handler {

@@ -81,8 +81,13 @@ type body map[string]json.RawMessage
 
 // readBody decodes the request's JSON object, answering 400 if it is not one.
 func readBody(w http.ResponseWriter, r *http.Request) (body, bool) {
+	return readBodyLimit(w, r, maxBody)
+}
+
+// readBodyLimit is readBody for a body of up to limit bytes.
+func readBodyLimit(w http.ResponseWriter, r *http.Request, limit int64) (body, bool) {
 	var b body
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err == nil {
 		err = json.Unmarshal(data, &b)
 		if err == nil && b == nil {
