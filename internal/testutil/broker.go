@@ -46,6 +46,7 @@ type Broker struct {
 	MQTTAddr   string // 127.0.0.1:port; "" when MQTT is off
 	MQTTWSAddr string // 127.0.0.1:port; "" when MQTT over WebSocket is off
 	HTTPURL    string // http://127.0.0.1:port; "" when the management API is off
+	STOMPAddr  string // 127.0.0.1:port; "" when STOMP is off
 
 	tb             testing.TB
 	ignoreShutdown bool
@@ -162,6 +163,9 @@ func StartBroker(tb testing.TB, opts ...Option) *Broker {
 	}
 	if a := bb.Addr(MQTTWS); a != nil {
 		b.MQTTWSAddr = a.String()
+	}
+	if a := bb.Addr(STOMP); a != nil {
+		b.STOMPAddr = a.String()
 	}
 	if a := bb.Addr(HTTP); a != nil {
 		b.HTTPURL = "http://" + a.String()
