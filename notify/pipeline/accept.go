@@ -160,6 +160,7 @@ func (s *vstate) enqueueWait(j *job, at time.Time) error {
 // publishWait publishes msg through exchange and waits until it is stored.
 func (s *vstate) publishWait(r *core.Router, exchange string, msg *core.Message) error {
 	ch := make(chan error, 1)
+	msg.Exchange = exchange // deliveries say where it was published
 	res, err := s.v.Publish(r, exchange, msg, func(err error) { ch <- err })
 	if err != nil {
 		return err
