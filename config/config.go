@@ -173,7 +173,7 @@ var settings = []setting{
 	{"mqtt-listen", "UMS_MQTT_LISTEN", ":1883", "MQTT listen address, or off", "ADDR", str(func(c *Config) *string { return &c.MQTTListen })},
 	{"mqtt-ws-listen", "UMS_MQTT_WS_LISTEN", ":15675", "MQTT over WebSocket listen address (path /ws), or off", "ADDR", str(func(c *Config) *string { return &c.MQTTWSListen })},
 	{"stomp-listen", "UMS_STOMP_LISTEN", ":61613", "STOMP listen address, or off", "ADDR", str(func(c *Config) *string { return &c.STOMPListen })},
-	{"stomp-ws-listen", "UMS_STOMP_WS_LISTEN", ":15674", "STOMP over WebSocket listen address, or off (not yet available)", "ADDR", str(func(c *Config) *string { return &c.STOMPWSListen })},
+	{"stomp-ws-listen", "UMS_STOMP_WS_LISTEN", ":15674", "STOMP over WebSocket listen address (path /ws), or off", "ADDR", str(func(c *Config) *string { return &c.STOMPWSListen })},
 	{"http-listen", "UMS_HTTP_LISTEN", ":15672", "management HTTP API listen address, or off", "ADDR", str(func(c *Config) *string { return &c.HTTPListen })},
 	{"redis-url", "UMS_REDIS_URL", "", "Redis URL for deduplication and rate limits (empty: embedded)", "URL", str(func(c *Config) *string { return &c.RedisURL })},
 	{"log-level", "UMS_LOG_LEVEL", "info", "log level: debug, info, warn, error", "LEVEL", str(func(c *Config) *string { return &c.LogLevel })},

@@ -181,13 +181,7 @@ func (b *Broker) Start() error {
 	if err := b.startMQTT(); err != nil {
 		return err
 	}
-	if err := b.startSTOMP(); err != nil {
-		return err
-	}
-	if listening(b.cfg.STOMPWSListen) {
-		b.log.Info("STOMP WebSocket listener not yet available in this version", "addr", b.cfg.STOMPWSListen)
-	}
-	return nil
+	return b.startSTOMP()
 }
 
 // Addr returns the bound address of a listener ("amqp", "http", "stomp"...), or nil.

@@ -16,9 +16,11 @@ func (b *Broker) STOMP() *stomp.Server {
 	return b.stomp
 }
 
-// startSTOMP starts the STOMP listener when configured.
+// startSTOMP starts the STOMP listeners (TCP and WebSocket) when
+// configured.
 func (b *Broker) startSTOMP() error {
-	if !listening(b.cfg.STOMPListen) {
+	tcp, ws := listening(b.cfg.STOMPListen), listening(b.cfg.STOMPWSListen)
+	if !tcp && !ws {
 		return nil
 	}
 	maxFrame := b.cfg.STOMPMaxFrameSize
@@ -31,22 +33,37 @@ func (b *Broker) startSTOMP() error {
 		MaxHeaders:      b.cfg.STOMPMaxHeaders,
 		MaxHeaderLength: b.cfg.STOMPMaxHeaderLength,
 	}
-	l, err := net.Listen("tcp", b.cfg.STOMPListen)
-	if err != nil {
-		return fmt.Errorf("stomp listener: %w", err)
-	}
 	b.mu.Lock()
 	b.stomp = srv
-	b.listeners["stomp"] = l
 	b.mu.Unlock()
-	b.log.Info("STOMP listening", "addr", l.Addr().String())
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		if err := srv.Serve(l); err != nil && !errors.Is(err, stomp.ErrServerClosed) {
-			b.log.Error("STOMP listener stopped", "err", err)
+	serve := func(name, label, addr string, run func(net.Listener) error) error {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("%s listener: %w", name, err)
 		}
-	}()
+		b.mu.Lock()
+		b.listeners[name] = l
+		b.mu.Unlock()
+		b.log.Info(label+" listening", "addr", l.Addr().String())
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			if err := run(l); err != nil && !errors.Is(err, stomp.ErrServerClosed) {
+				b.log.Error(label+" listener stopped", "err", err)
+			}
+		}()
+		return nil
+	}
+	if tcp {
+		if err := serve("stomp", "STOMP", b.cfg.STOMPListen, srv.Serve); err != nil {
+			return err
+		}
+	}
+	if ws {
+		if err := serve("stomp-ws", "STOMP WebSocket", b.cfg.STOMPWSListen, srv.ServeWebSocket); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -62,10 +62,10 @@ type Server struct {
 	done      chan struct{} // closed by Shutdown
 
 	mu        sync.Mutex
-	closing   bool                      // REQUIRES: mu
-	listeners map[net.Listener]struct{} // REQUIRES: mu
-	conns     map[*conn]struct{}        // REQUIRES: mu
-	wg        sync.WaitGroup            // one per connection being served
+	closing   bool                   // REQUIRES: mu
+	listeners map[io.Closer]struct{} // net.Listener, *http.Server; REQUIRES: mu
+	conns     map[*conn]struct{}     // REQUIRES: mu
+	wg        sync.WaitGroup         // one per connection being served
 }
 
 func (s *Server) start() error {
@@ -94,7 +94,7 @@ func (s *Server) start() error {
 		s.limits = wire.Limits{MaxFrameSize: s.MaxFrameSize, MaxHeaders: s.MaxHeaders, MaxHeaderLength: s.MaxHeaderLength}
 		s.clock = clock.Or(s.Broker.Clock())
 		s.done = make(chan struct{})
-		s.listeners = make(map[net.Listener]struct{})
+		s.listeners = make(map[io.Closer]struct{})
 		s.conns = make(map[*conn]struct{})
 	})
 	return s.startErr
@@ -106,19 +106,11 @@ func (s *Server) Serve(l net.Listener) error {
 	if err := s.start(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
+	if !s.addListener(l) {
 		l.Close()
 		return ErrServerClosed
 	}
-	s.listeners[l] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, l)
-		s.mu.Unlock()
-	}()
+	defer s.removeListener(l)
 	var backoff time.Duration
 	for {
 		nc, err := l.Accept()
@@ -142,6 +134,23 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 		go c.serve()
 	}
+}
+
+// addListener tracks what Shutdown closes, unless shutting down.
+func (s *Server) addListener(l io.Closer) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.listeners[l] = struct{}{}
+	return true
+}
+
+func (s *Server) removeListener(l io.Closer) {
+	s.mu.Lock()
+	delete(s.listeners, l)
+	s.mu.Unlock()
 }
 
 func (s *Server) isClosing() bool {
@@ -181,7 +190,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.closing = true
 		close(s.done)
 	}
-	ls := make([]net.Listener, 0, len(s.listeners))
+	ls := make([]io.Closer, 0, len(s.listeners))
 	for l := range s.listeners {
 		ls = append(ls, l)
 	}
