@@ -1,5 +1,5 @@
 // Command umsbench drives real clients against any broker (UMS, RabbitMQ,
-// Mosquitto) and reports throughput, end-to-end latency and lost or
+// Mosquitto, RabbitMQ's STOMP plugin) and reports throughput, end-to-end latency and lost or
 // duplicated messages, so brokers can be measured side by side on the same
 // machine. It talks to the broker over the network only and imports no UMS
 // package.
@@ -8,6 +8,9 @@
 //	    -size 16 -confirm 256 -persistent -duration 10s
 //	umsbench mqtt -addr 127.0.0.1:1883 -qos 1 -pubs 100 -rate 1000 -inflight 64 -duration 10s
 //	umsbench mqtt -addr 127.0.0.1:1883 -idle 5000 -hold 60s
+//	umsbench stomp -addr 127.0.0.1:61613 -dest /queue/bench -ack client-individual -prefetch 100 -duration 10s
+//	umsbench stomp -dest /topic/bench -consumers 10 -ack auto
+//	umsbench stomp -dest /queue/bench-durable -persistent -receipt -publishers 8
 //
 // Without a mode, umsbench runs the amqp mode (umsbench -url … works as it
 // always did). Every run prints a human-readable summary and then one line
@@ -23,12 +26,14 @@ import (
 	"strings"
 )
 
-const usage = `usage: umsbench [amqp|mqtt] [flags]
+const usage = `usage: umsbench [amqp|mqtt|stomp] [flags]
 
 modes:
   amqp   amqp091-go publishers and consumers on one or more queues (the default)
   mqtt   MQTT publishers to one subscriber (raw MQTT 3.1.1 or paho MQTT 5 clients),
          or many idle connections (-idle N)
+  stomp  go-stomp publishers and subscribers on one destination (/queue/: competing
+         consumers; /topic/, /exchange/: every subscriber gets every message)
 
 "umsbench MODE -h" lists the flags of a mode.
 `
@@ -49,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = amqpMain(args, stdout, stderr)
 	case "mqtt":
 		err = mqttMain(args, stdout, stderr)
+	case "stomp":
+		err = stompMain(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0

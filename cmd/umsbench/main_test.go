@@ -42,6 +42,7 @@ func TestModes(t *testing.T) {
 		{[]string{"mqtt", "-nosuchflag"}, 2, "flag provided but not defined"},
 		{[]string{"-h"}, 0, "umsbench amqp"},
 		{[]string{"amqp", "extra"}, 2, "unexpected arguments"},
+		{[]string{"stomp", "-ack", "never"}, 1, "want auto, client or client-individual"},
 	} {
 		var out bytes.Buffer
 		if code := run(c.args, &out, &out); code != c.code || !strings.Contains(out.String(), c.out) {
