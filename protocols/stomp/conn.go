@@ -49,12 +49,14 @@ type conn struct {
 	readLimit time.Duration // silence after which the client is gone; 0: none
 
 	// Read goroutine only.
-	router core.Router
-	exch   map[string]*core.Exchange // publishing exchanges resolved
-	temps  map[string]*subscription  // /temp-queue/ name -> its subscription
-	txs    map[string]*transaction
-	flow   <-chan struct{} // publisher flow control (see send.go)
-	frames int             // frames handled, for logs
+	router   core.Router
+	exch     map[string]*core.Exchange // publishing exchanges resolved
+	temps    map[string]*subscription  // /temp-queue/ name -> its subscription
+	txs      map[string]*transaction
+	txFrames int             // frames held by txs
+	txBytes  int             // body bytes held by txs
+	flow     <-chan struct{} // publisher flow control (see send.go)
+	frames   int             // frames handled, for logs
 
 	out  core.Pump[outItem] // deliveries and late receipts to the writer
 	obuf []byte             // the pump writer's buffer (one writer at a time)

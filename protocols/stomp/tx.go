@@ -11,12 +11,20 @@ import (
 // connection) drops them. COMMIT's receipt goes out once what it did is
 // durable.
 
-// maxTxFrames bounds the frames one transaction holds.
+// maxTxFrames bounds the frames a connection's open transactions hold;
+// their bodies are bounded by four maximum frame sizes.
 const maxTxFrames = 10_000
 
 type transaction struct {
 	frames []*frame.Frame
 	bytes  int
+}
+
+// endTx forgets transaction tx.
+func (c *conn) endTx(tx string, t *transaction) {
+	delete(c.txs, tx)
+	c.txFrames -= len(t.frames)
+	c.txBytes -= t.bytes
 }
 
 func txID(f *frame.Frame) (string, error) {
@@ -35,6 +43,9 @@ func (c *conn) handleBegin(f *frame.Frame) error {
 	if _, dup := c.txs[tx]; dup {
 		return protoErr("Bad transaction", "transaction '%s' has already begun", tx)
 	}
+	if len(c.txs) >= maxTxFrames {
+		return protoErr("Transaction too large", "more than %d open transactions", maxTxFrames)
+	}
 	c.txs[tx] = &transaction{}
 	c.receipt(f)
 	return nil
@@ -46,11 +57,13 @@ func (c *conn) addToTx(tx string, f *frame.Frame) error {
 	if t == nil {
 		return protoErr("Bad transaction", "transaction '%s' has not begun", tx)
 	}
-	if len(t.frames) >= maxTxFrames || t.bytes+len(f.Body) > c.srv.limits.MaxFrameSize*4 {
-		return protoErr("Transaction too large", "transaction '%s' holds more than %d frames or %d bytes", tx, maxTxFrames, c.srv.limits.MaxFrameSize*4)
+	if c.txFrames >= maxTxFrames || c.txBytes+len(f.Body) > c.srv.limits.MaxFrameSize*4 {
+		return protoErr("Transaction too large", "open transactions hold more than %d frames or %d bytes", maxTxFrames, c.srv.limits.MaxFrameSize*4)
 	}
 	t.frames = append(t.frames, f)
 	t.bytes += len(f.Body)
+	c.txFrames++
+	c.txBytes += len(f.Body)
 	return nil
 }
 
@@ -63,7 +76,7 @@ func (c *conn) handleCommit(f *frame.Frame) error {
 	if t == nil {
 		return protoErr("Bad transaction", "transaction '%s' has not begun", tx)
 	}
-	delete(c.txs, tx)
+	c.endTx(tx, t)
 	for _, g := range t.frames {
 		switch g.Command {
 		case frame.SEND:
@@ -88,10 +101,11 @@ func (c *conn) handleAbort(f *frame.Frame) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := c.txs[tx]; !ok {
+	t := c.txs[tx]
+	if t == nil {
 		return protoErr("Bad transaction", "transaction '%s' has not begun", tx)
 	}
-	delete(c.txs, tx)
+	c.endTx(tx, t)
 	c.receipt(f)
 	return nil
 }
