@@ -19,8 +19,9 @@ import (
 // The connection: its read loop, its writes and heart-beats, its end.
 
 // readBufferSize is the read buffer of a connection; longer lines and
-// bodies are gathered within the limits (see wire.Reader).
-const readBufferSize = 4096
+// bodies are gathered within the limits (see wire.Reader), and bodies with
+// a content-length of at least this size are read past it.
+const readBufferSize = 2048
 
 // maxKeptWriteBuffer is the largest write buffer kept between writes.
 const maxKeptWriteBuffer = 64 << 10
@@ -48,7 +49,8 @@ type conn struct {
 	sendEvery time.Duration // heart-beats to the client; 0: none
 	readLimit time.Duration // silence after which the client is gone; 0: none
 
-	// Read goroutine only.
+	// Read goroutine only; the maps are made on first use, so an idle
+	// connection does not hold them.
 	router   core.Router
 	exch     map[string]*core.Exchange // publishing exchanges resolved
 	temps    map[string]*subscription  // /temp-queue/ name -> its subscription
@@ -76,21 +78,48 @@ type conn struct {
 
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{srv: s, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String()),
-		subs: make(map[string]*subscription),
-		exch: make(map[string]*core.Exchange), temps: make(map[string]*subscription), txs: make(map[string]*transaction)}
+		subs: make(map[string]*subscription)}
 	c.rd = wire.NewReader(bufio.NewReaderSize(nc, readBufferSize), s.limits)
 	return c
 }
 
-// serve runs the connection's read loop and closes it at the end.
+// serve runs the CONNECT handshake, then the read loop on a goroutine of
+// its own, started with a small stack: the handshake's deeper calls
+// (password hashing, logging) do not leave an idle connection holding a
+// grown stack.
 func (c *conn) serve() {
-	defer c.srv.untrack(c)
-	defer c.close()
-	if err := c.nc.SetReadDeadline(time.Now().Add(c.srv.ConnectTimeout)); err != nil {
+	if !c.handshake() {
+		c.close()
+		c.srv.untrack(c)
 		return
 	}
+	go c.readLoop()
+}
+
+// handshake reads frames until CONNECT; false ends the connection.
+func (c *conn) handshake() bool {
+	if err := c.nc.SetReadDeadline(time.Now().Add(c.srv.ConnectTimeout)); err != nil {
+		return false
+	}
 	for {
-		if c.cc != nil && c.readLimit > 0 {
+		f, err := c.rd.Read()
+		if err != nil {
+			c.readFailed(err)
+			return false
+		}
+		if f != nil {
+			return c.connect(f)
+		}
+	}
+}
+
+// readLoop handles the frames after CONNECT and closes the connection at
+// the end.
+func (c *conn) readLoop() {
+	defer c.srv.untrack(c)
+	defer c.close()
+	for {
+		if c.readLimit > 0 {
 			// Any frame or heart-beat within the limit keeps the client.
 			if err := c.nc.SetReadDeadline(time.Now().Add(c.readLimit)); err != nil {
 				return
@@ -103,12 +132,6 @@ func (c *conn) serve() {
 		}
 		if f == nil {
 			continue // a heart-beat
-		}
-		if c.cc == nil {
-			if !c.connect(f) {
-				return
-			}
-			continue
 		}
 		if !c.handle(f) {
 			return

@@ -68,7 +68,10 @@
 // # Goroutines and locks
 //
 // One goroutine reads each connection and handles its frames in order; it
-// alone publishes, declares, subscribes and settles. Core deliveries and
+// alone publishes, declares, subscribes and settles. It starts after the
+// CONNECT handshake, with a small stack, and reads through a 2 KiB buffer:
+// an idle connection costs about what an idle MQTT one does (5,000 idle
+// connections: 10.8 KiB each for both, RSS of a fresh server). Core deliveries and
 // receipts that wait for the store are put in the connection's core.Pump
 // (which never blocks), whose writer goroutine runs only while items
 // wait. Heart-beats go out from a timer's function, so an idle connection

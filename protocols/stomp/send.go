@@ -97,8 +97,8 @@ func (c *conn) exchange(name string) (*core.Exchange, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(c.exch) > 64 {
-		clear(c.exch) // a client sending to many exchanges: keep it small
+	if c.exch == nil || len(c.exch) > 64 {
+		c.exch = make(map[string]*core.Exchange) // a client sending to many exchanges: keep it small
 	}
 	c.exch[name] = x
 	return x, nil

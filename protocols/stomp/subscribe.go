@@ -229,6 +229,9 @@ func (c *conn) tempQueue(name string) (*subscription, error) {
 	if err := c.consume(sub, 0, false, nil); err != nil {
 		return nil, err
 	}
+	if c.temps == nil {
+		c.temps = make(map[string]*subscription)
+	}
 	c.temps[name] = sub
 	return sub, nil
 }

@@ -46,6 +46,9 @@ func (c *conn) handleBegin(f *frame.Frame) error {
 	if len(c.txs) >= maxTxFrames {
 		return protoErr("Transaction too large", "more than %d open transactions", maxTxFrames)
 	}
+	if c.txs == nil {
+		c.txs = make(map[string]*transaction)
+	}
 	c.txs[tx] = &transaction{}
 	c.receipt(f)
 	return nil
