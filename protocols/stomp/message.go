@@ -30,7 +30,6 @@ const (
 	hdrRedelivered   = "redelivered"
 	hdrPrefetch      = "prefetch-count"
 	hdrDurable       = "durable"
-	hdrAutoDelete    = "auto-delete"
 	hdrExclusive     = "exclusive"
 	hdrRequeue       = "requeue"
 	hdrQueueName     = "x-queue-name"
