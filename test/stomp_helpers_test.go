@@ -26,7 +26,8 @@ func startStomp(t testing.TB, opts ...testutil.Option) *testutil.Broker {
 // stompDial connects go-stomp's client as guest to vhost "/".
 func stompDial(t testing.TB, addr string, opts ...func(*stomp.Conn) error) *stomp.Conn {
 	t.Helper()
-	base := []func(*stomp.Conn) error{stomp.ConnOpt.Login("guest", "guest"), stomp.ConnOpt.Host("/")}
+	base := []func(*stomp.Conn) error{stomp.ConnOpt.Login("guest", "guest"), stomp.ConnOpt.Host("/"),
+		stomp.ConnOpt.Logger(quietLogger{})}
 	c, err := stomp.Dial("tcp", addr, append(base, opts...)...)
 	if err != nil {
 		t.Fatalf("stomp dial: %v", err)
@@ -101,6 +102,19 @@ func stompBodies(t testing.TB, s *stomp.Subscription, n int) []string {
 	}
 	return out
 }
+
+// quietLogger keeps go-stomp's notes on subscriptions ended by a
+// disconnect out of the test output.
+type quietLogger struct{}
+
+func (quietLogger) Debugf(string, ...any)   {}
+func (quietLogger) Infof(string, ...any)    {}
+func (quietLogger) Warningf(string, ...any) {}
+func (quietLogger) Errorf(string, ...any)   {}
+func (quietLogger) Debug(string)            {}
+func (quietLogger) Info(string)             {}
+func (quietLogger) Warning(string)          {}
+func (quietLogger) Error(string)            {}
 
 // rawStomp is a STOMP connection over a plain socket, for frames a client
 // library will not send.

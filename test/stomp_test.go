@@ -30,10 +30,9 @@ func TestStompConnectVersions(t *testing.T) {
 			if !bytes.Equal(m.Body, body) || m.ContentType != "application/octet-stream" {
 				t.Fatalf("body %q type %q", m.Body, m.ContentType)
 			}
+			// Escaped both ways in 1.1 and 1.2; in 1.0 the server keeps
+			// the bytes go-stomp escapes anyway, and go-stomp unescapes them.
 			want := "a:b\\c"
-			if v == stomp.V10 {
-				want = "a:b\\c" // 1.0 is not escaped at all
-			}
 			if got := m.Header.Get("colour"); got != want {
 				t.Fatalf("header %q, want %q", got, want)
 			}
