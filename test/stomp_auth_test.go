@@ -32,7 +32,7 @@ func TestStompAuthorization(t *testing.T) {
 	}
 
 	// clerk may use clerk-* queues only.
-	clerk, err := stomp.Dial("tcp", b.STOMPAddr, stomp.ConnOpt.Login("clerk", "pw"), stomp.ConnOpt.Host("/"))
+	clerk, err := stomp.Dial("tcp", b.STOMPAddr, stomp.ConnOpt.Login("clerk", "pw"), stomp.ConnOpt.Host("/"), stomp.ConnOpt.Logger(quietLogger{}))
 	if err != nil {
 		t.Fatal(err)
 	}

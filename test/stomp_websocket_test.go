@@ -80,7 +80,7 @@ func TestStompWebSocket(t *testing.T) {
 				t.Fatalf("subprotocol %q, want %q", got, v.sub)
 			}
 			c, err := stomp.Connect(&wsStream{ws: ws}, stomp.ConnOpt.Login("guest", "guest"), stomp.ConnOpt.Host("/"),
-				stomp.ConnOpt.AcceptVersion(v.version))
+				stomp.ConnOpt.AcceptVersion(v.version), stomp.ConnOpt.Logger(quietLogger{}))
 			if err != nil {
 				t.Fatal(err)
 			}
