@@ -56,6 +56,10 @@ type Config struct {
 	MQTTDefaultUser      string
 	MQTTDefaultPass      string
 
+	STOMPMaxFrameSize    int
+	STOMPMaxHeaders      int
+	STOMPMaxHeaderLength int
+
 	RedisFailOpen        bool
 	SMTPURL              string
 	SMTPTLS              string
@@ -170,8 +174,8 @@ var settings = []setting{
 	{"amqp-listen", "UMS_AMQP_LISTEN", ":5672", "AMQP 0-9-1 listen address, or off", "ADDR", str(func(c *Config) *string { return &c.AMQPListen })},
 	{"mqtt-listen", "UMS_MQTT_LISTEN", ":1883", "MQTT listen address, or off", "ADDR", str(func(c *Config) *string { return &c.MQTTListen })},
 	{"mqtt-ws-listen", "UMS_MQTT_WS_LISTEN", ":15675", "MQTT over WebSocket listen address (path /ws), or off", "ADDR", str(func(c *Config) *string { return &c.MQTTWSListen })},
-	{"stomp-listen", "UMS_STOMP_LISTEN", ":61613", "STOMP listen address, or off (not yet available)", "ADDR", str(func(c *Config) *string { return &c.STOMPListen })},
-	{"stomp-ws-listen", "UMS_STOMP_WS_LISTEN", ":15674", "STOMP over WebSocket listen address, or off (not yet available)", "ADDR", str(func(c *Config) *string { return &c.STOMPWSListen })},
+	{"stomp-listen", "UMS_STOMP_LISTEN", ":61613", "STOMP listen address, or off", "ADDR", str(func(c *Config) *string { return &c.STOMPListen })},
+	{"stomp-ws-listen", "UMS_STOMP_WS_LISTEN", ":15674", "STOMP over WebSocket listen address (path /ws), or off", "ADDR", str(func(c *Config) *string { return &c.STOMPWSListen })},
 	{"http-listen", "UMS_HTTP_LISTEN", ":15672", "management HTTP API listen address, or off", "ADDR", str(func(c *Config) *string { return &c.HTTPListen })},
 	{"redis-url", "UMS_REDIS_URL", "", "Redis URL for deduplication and rate limits (empty: embedded)", "URL", str(func(c *Config) *string { return &c.RedisURL })},
 	{"log-level", "UMS_LOG_LEVEL", "info", "log level: debug, info, warn, error", "LEVEL", str(func(c *Config) *string { return &c.LogLevel })},
@@ -219,6 +223,9 @@ var settings = []setting{
 	{"mqtt-allow-anonymous", "UMS_MQTT_ALLOW_ANONYMOUS", "true", "let MQTT clients connect without a user name, as --mqtt-default-user", "BOOL", boolean(func(c *Config) *bool { return &c.MQTTAllowAnonymous })},
 	{"mqtt-default-user", "UMS_MQTT_DEFAULT_USER", "guest", "user whose rights anonymous MQTT clients get", "NAME", str(func(c *Config) *string { return &c.MQTTDefaultUser })},
 	{"mqtt-default-pass", "UMS_MQTT_DEFAULT_PASS", "guest", "password of --mqtt-default-user", "PASSWORD", str(func(c *Config) *string { return &c.MQTTDefaultPass })},
+	{"stomp-max-frame-size", "UMS_STOMP_MAX_FRAME_SIZE", "16777216", "largest STOMP frame accepted (command, headers and body), in bytes", "BYTES", positive(func(c *Config) *int { return &c.STOMPMaxFrameSize }, 1<<30)},
+	{"stomp-max-headers", "UMS_STOMP_MAX_HEADERS", "1000", "most headers in a STOMP frame", "N", positive(func(c *Config) *int { return &c.STOMPMaxHeaders }, 1<<20)},
+	{"stomp-max-header-length", "UMS_STOMP_MAX_HEADER_LENGTH", "102400", "longest STOMP header line (name and value), in bytes", "BYTES", positive(func(c *Config) *int { return &c.STOMPMaxHeaderLength }, 1<<24)},
 	{"redis-fail-open", "UMS_REDIS_FAIL_OPEN", "true", "while Redis is unreachable keep delivering notifications on the embedded guards (false: hold sending until it is back)", "BOOL", boolean(func(c *Config) *bool { return &c.RedisFailOpen })},
 	{"smtp-url", "UMS_SMTP_URL", "", "SMTP server of the email channel: smtp://user:pass@host:port, smtps:// for implicit TLS (empty: email not configured)", "URL", str(func(c *Config) *string { return &c.SMTPURL })},
 	{"smtp-tls", "UMS_SMTP_TLS", "starttls", "SMTP transport security: starttls, implicit or none", "MODE", str(func(c *Config) *string { return &c.SMTPTLS })},

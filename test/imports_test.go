@@ -48,6 +48,9 @@ var importRules = []rule{
 	{"protocols/amqp", "protocols never import each other", otherProtocol("amqp")},
 	{"protocols/mqtt", "protocols never import each other", otherProtocol("mqtt")},
 	{"protocols/stomp", "protocols never import each other", otherProtocol("stomp")},
+	{"protocols/stomp/wire", "the STOMP codec uses the standard library and go-stomp's frame types only", func(d string) bool {
+		return !stdlib(d) && d != "github.com/go-stomp/stomp/v3/frame"
+	}},
 	{"protocols/mgmt", "protocols never import each other", otherProtocol("mgmt")},
 	{"notify", "notify never imports channels or protocols", func(d string) bool {
 		p, ok := ours(d)
@@ -147,23 +150,25 @@ func TestImportRules(t *testing.T) {
 // The checker itself must catch a forbidden arrow.
 func TestImportRulesCatchViolations(t *testing.T) {
 	bad := map[string][]string{
-		"core":                {module + "/protocols/amqp"},
-		"core/route":          {"github.com/some/lib"},
-		"protocols/mqtt":      {module + "/protocols/amqp"},
-		"notify":              {module + "/channels/email"},
-		"protocols/amqp/wire": {module + "/core"},
-		"internal/broker":     {module + "/cmd/umsd"},
-		"cmd/umsd":            {module + "/internal/testutil"},
+		"core":                 {module + "/protocols/amqp"},
+		"core/route":           {"github.com/some/lib"},
+		"protocols/mqtt":       {module + "/protocols/amqp"},
+		"notify":               {module + "/channels/email"},
+		"protocols/amqp/wire":  {module + "/core"},
+		"protocols/stomp/wire": {module + "/core"},
+		"internal/broker":      {module + "/cmd/umsd"},
+		"cmd/umsd":             {module + "/internal/testutil"},
 	}
 	got := violations(bad)
 	if len(got) != len(bad) {
 		t.Fatalf("want %d violations, got %d: %v", len(bad), len(got), got)
 	}
 	good := map[string][]string{
-		"core":              {"sync", module + "/core/route"},
-		"protocols/amqp":    {module + "/core", module + "/protocols/amqp/wire"},
-		"internal/broker":   {module + "/protocols/amqp", module + "/config"},
-		"internal/testutil": {module + "/internal/broker", module + "/core/store"},
+		"core":                 {"sync", module + "/core/route"},
+		"protocols/amqp":       {module + "/core", module + "/protocols/amqp/wire"},
+		"protocols/stomp/wire": {"bufio", "github.com/go-stomp/stomp/v3/frame"},
+		"internal/broker":      {module + "/protocols/amqp", module + "/config"},
+		"internal/testutil":    {module + "/internal/broker", module + "/core/store"},
 	}
 	if v := violations(good); len(v) != 0 {
 		t.Fatalf("allowed arrows reported: %v", v)

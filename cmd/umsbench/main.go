@@ -1,5 +1,5 @@
 // Command umsbench drives real clients against any broker (UMS, RabbitMQ,
-// Mosquitto) and reports throughput, end-to-end latency and lost or
+// Mosquitto, RabbitMQ's STOMP plugin) and reports throughput, end-to-end latency and lost or
 // duplicated messages, so brokers can be measured side by side on the same
 // machine. It talks to the broker over the network only and imports no UMS
 // package.
@@ -16,6 +16,10 @@
 // arrives, so the server needs --webhook-secret, --webhook-allow-http and
 // --webhook-allow-private.
 //
+//	umsbench stomp -addr 127.0.0.1:61613 -dest /queue/bench -ack client-individual -prefetch 100 -duration 10s
+//	umsbench stomp -dest /topic/bench -consumers 10 -ack auto
+//	umsbench stomp -dest /queue/bench-durable -persistent -receipt -publishers 8
+//
 // Without a mode, umsbench runs the amqp mode (umsbench -url … works as it
 // always did). Every run prints a human-readable summary and then one line
 // of JSON with the same numbers, for scripts.
@@ -30,7 +34,7 @@ import (
 	"strings"
 )
 
-const usage = `usage: umsbench [amqp|mqtt|notify] [flags]
+const usage = `usage: umsbench [amqp|mqtt|notify|stomp] [flags]
 
 modes:
   amqp   amqp091-go publishers and consumers on one or more queues (the default)
@@ -38,6 +42,8 @@ modes:
          or many idle connections (-idle N)
   notify UMS notifications over the HTTP API or AMQP, delivered as webhooks to a
          local endpoint that counts them
+  stomp  go-stomp publishers and subscribers on one destination (/queue/: competing
+         consumers; /topic/, /exchange/: every subscriber gets every message)
 
 "umsbench MODE -h" lists the flags of a mode.
 `
@@ -60,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = mqttMain(args, stdout, stderr)
 	case "notify":
 		err = notifyMain(args, stdout, stderr)
+	case "stomp":
+		err = stompMain(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0

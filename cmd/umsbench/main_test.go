@@ -46,6 +46,7 @@ func TestModes(t *testing.T) {
 		{[]string{"notify", "-via", "amqp", "-batch", "10"}, 1, "-batch is for -via http"},
 		{[]string{"notify", "-batch", "1001"}, 1, "want 0 to 1000"},
 		{[]string{"help"}, 0, "notify"},
+		{[]string{"stomp", "-ack", "never"}, 1, "want auto, client or client-individual"},
 	} {
 		var out bytes.Buffer
 		if code := run(c.args, &out, &out); code != c.code || !strings.Contains(out.String(), c.out) {

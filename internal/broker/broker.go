@@ -23,6 +23,7 @@ import (
 	"github.com/unifiedms/ums/protocols/amqp"
 	"github.com/unifiedms/ums/protocols/mgmt"
 	"github.com/unifiedms/ums/protocols/mqtt"
+	"github.com/unifiedms/ums/protocols/stomp"
 )
 
 // Broker is a running UMS server.
@@ -39,7 +40,8 @@ type Broker struct {
 	notify *notifyParts
 
 	mu        sync.Mutex
-	mqtt      *mqtt.Server // nil when MQTT is off
+	mqtt      *mqtt.Server  // nil when MQTT is off
+	stomp     *stomp.Server // nil when STOMP is off
 	listeners map[string]net.Listener
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -204,18 +206,14 @@ func (b *Broker) Start() error {
 	if err := b.startMQTT(); err != nil {
 		return err
 	}
-	for name, addr := range map[string]string{
-		"STOMP": b.cfg.STOMPListen, "STOMP WebSocket": b.cfg.STOMPWSListen,
-	} {
-		if addr != config.Off && addr != "" {
-			b.log.Info(name+" listener not yet available in this version", "addr", addr)
-		}
+	if err := b.startSTOMP(); err != nil {
+		return err
 	}
 	b.state.CompareAndSwap(stateStarting, stateServing)
 	return nil
 }
 
-// Addr returns the bound address of a listener ("amqp", "http"), or nil.
+// Addr returns the bound address of a listener ("amqp", "http", "stomp"...), or nil.
 func (b *Broker) Addr(name string) net.Addr {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -235,6 +233,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	// MQTT first: the wills of its clients reach AMQP consumers still
 	// connected.
 	err := b.stopMQTT(ctx)
+	if serr := b.stopSTOMP(ctx); err == nil {
+		err = serr
+	}
 	if aerr := b.AMQP.Shutdown(ctx); err == nil {
 		err = aerr
 	}

@@ -42,10 +42,12 @@ type Broker struct {
 	Config  *config.Config // the configuration it runs with
 	DataDir string
 
-	AMQPURL    string // amqp://guest:guest@127.0.0.1:port/; "" when AMQP is off
-	MQTTAddr   string // 127.0.0.1:port; "" when MQTT is off
-	MQTTWSAddr string // 127.0.0.1:port; "" when MQTT over WebSocket is off
-	HTTPURL    string // http://127.0.0.1:port; "" when the management API is off
+	AMQPURL     string // amqp://guest:guest@127.0.0.1:port/; "" when AMQP is off
+	MQTTAddr    string // 127.0.0.1:port; "" when MQTT is off
+	MQTTWSAddr  string // 127.0.0.1:port; "" when MQTT over WebSocket is off
+	HTTPURL     string // http://127.0.0.1:port; "" when the management API is off
+	STOMPAddr   string // 127.0.0.1:port; "" when STOMP is off
+	STOMPWSAddr string // 127.0.0.1:port; "" when STOMP over WebSocket is off
 
 	tb             testing.TB
 	ignoreShutdown bool
@@ -162,6 +164,12 @@ func StartBroker(tb testing.TB, opts ...Option) *Broker {
 	}
 	if a := bb.Addr(MQTTWS); a != nil {
 		b.MQTTWSAddr = a.String()
+	}
+	if a := bb.Addr(STOMP); a != nil {
+		b.STOMPAddr = a.String()
+	}
+	if a := bb.Addr(STOMPWS); a != nil {
+		b.STOMPWSAddr = a.String()
 	}
 	if a := bb.Addr(HTTP); a != nil {
 		b.HTTPURL = "http://" + a.String()

@@ -199,6 +199,7 @@ func (p *Pipeline) refusedCopy(j *job) bool {
 // publishWait publishes msg through exchange and waits until it is stored.
 func (s *vstate) publishWait(r *core.Router, exchange string, msg *core.Message) error {
 	ch := make(chan error, 1)
+	msg.Exchange = exchange // deliveries say where it was published
 	res, err := s.v.Publish(r, exchange, msg, func(err error) { ch <- err })
 	if err != nil {
 		return err

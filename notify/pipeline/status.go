@@ -292,7 +292,7 @@ func (s *vstate) event(r *core.Router, j *job, status, errText string, a *Attemp
 // subscriber queues keep them across restarts); the pipeline does not wait
 // for them to be stored.
 func (s *vstate) publishEvent(r *core.Router, e *notify.Event) {
-	msg := &core.Message{RoutingKey: notify.EventKey(e.Status, e.Channel), Body: e.Body(), Props: core.Properties{
+	msg := &core.Message{Exchange: notify.EventsExchange, RoutingKey: notify.EventKey(e.Status, e.Channel), Body: e.Body(), Props: core.Properties{
 		ContentType: "application/json", DeliveryMode: core.Persistent, CorrelationID: e.ID,
 		Timestamp: e.At, Type: "notification." + e.Status,
 	}}
@@ -304,7 +304,7 @@ func (s *vstate) publishEvent(r *core.Router, e *notify.Event) {
 	// prefix keys).
 	if x := s.p.o.MQTTExchange; x != "" {
 		m := *msg
-		m.RoutingKey = "ums.events." + msg.RoutingKey
+		m.Exchange, m.RoutingKey = x, "ums.events."+msg.RoutingKey
 		if _, err := s.v.Publish(r, x, &m, func(error) {}); err != nil && !errors.Is(err, core.ErrNotFound) {
 			s.p.log.Warn("notification event not published to MQTT", "id", e.ID, "status", e.Status, "err", err)
 		}

@@ -1,0 +1,331 @@
+package stomp
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-stomp/stomp/v3/frame"
+
+	"github.com/unifiedms/ums/core"
+	"github.com/unifiedms/ums/protocols/stomp/wire"
+)
+
+// The connection: its read loop, its writes and heart-beats, its end.
+
+// readBufferSize is the read buffer of a connection; longer lines and
+// bodies are gathered within the limits (see wire.Reader), and bodies with
+// a content-length of at least this size are read past it.
+const readBufferSize = 2048
+
+// maxKeptWriteBuffer is the largest write buffer kept between writes.
+const maxKeptWriteBuffer = 64 << 10
+
+// writeTimeout bounds one write of ERROR or heart-beat frames to a client
+// that does not read, so shutdown and kills are not held up by it.
+const writeTimeout = 5 * time.Second
+
+// conn is a client connection.
+type conn struct {
+	srv *Server
+	nc  net.Conn
+	rd  *wire.Reader
+	log *slog.Logger
+
+	// Set by CONNECT on the read goroutine before anything else runs,
+	// then read-only.
+	version   string
+	esc       wire.Escaping
+	session   string
+	user      string
+	vhost     *core.Vhost
+	cc        *core.Conn
+	cs        *core.Session
+	sendEvery time.Duration // heart-beats to the client; 0: none
+	readLimit time.Duration // silence after which the client is gone; 0: none
+
+	// Read goroutine only; the maps are made on first use, so an idle
+	// connection does not hold them.
+	router   core.Router
+	exch     map[string]*core.Exchange // publishing exchanges resolved
+	temps    map[string]*subscription  // /temp-queue/ name -> its subscription
+	txs      map[string]*transaction
+	txFrames int             // frames held by txs
+	txBytes  int             // body bytes held by txs
+	flow     <-chan struct{} // publisher flow control (see send.go)
+	frames   int             // frames handled, for logs
+
+	out  core.Pump[outItem] // deliveries and late receipts to the writer
+	obuf []byte             // the pump writer's buffer (one writer at a time)
+
+	wmu   sync.Mutex
+	wbuf  []byte // REQUIRES: wmu
+	werr  error  // sticky write error; REQUIRES: wmu
+	wrote atomic.Bool
+	beat  *time.Timer // heart-beats; armed under wmu
+
+	mu       sync.Mutex
+	closed   bool                     // REQUIRES: mu
+	subs     map[string]*subscription // by id; REQUIRES: mu
+	lastSent chan struct{}            // closed once DISCONNECT's receipt is written
+	killOnce sync.Once
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{srv: s, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String()),
+		subs: make(map[string]*subscription)}
+	c.rd = wire.NewReader(bufio.NewReaderSize(nc, readBufferSize), s.limits)
+	return c
+}
+
+// serve runs the CONNECT handshake, then the read loop on a goroutine of
+// its own, started with a small stack: the handshake's deeper calls
+// (password hashing, logging) do not leave an idle connection holding a
+// grown stack.
+func (c *conn) serve() {
+	if !c.handshake() {
+		c.close()
+		c.srv.untrack(c)
+		return
+	}
+	go c.readLoop()
+}
+
+// handshake reads frames until CONNECT; false ends the connection.
+func (c *conn) handshake() bool {
+	if err := c.nc.SetReadDeadline(time.Now().Add(c.srv.ConnectTimeout)); err != nil {
+		return false
+	}
+	for {
+		f, err := c.rd.Read()
+		if err != nil {
+			c.readFailed(err)
+			return false
+		}
+		if f != nil {
+			return c.connect(f)
+		}
+	}
+}
+
+// readLoop handles the frames after CONNECT and closes the connection at
+// the end.
+func (c *conn) readLoop() {
+	defer c.srv.untrack(c)
+	defer c.close()
+	for {
+		if c.readLimit > 0 {
+			// Any frame or heart-beat within the limit keeps the client.
+			if err := c.nc.SetReadDeadline(time.Now().Add(c.readLimit)); err != nil {
+				return
+			}
+		}
+		f, err := c.rd.Read()
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		if f == nil {
+			continue // a heart-beat
+		}
+		if !c.handle(f) {
+			return
+		}
+		if c.flow != nil {
+			c.waitForRoom()
+		}
+	}
+}
+
+// readFailed answers a malformed frame; a closed or silent connection
+// just ends.
+func (c *conn) readFailed(err error) {
+	var we *wire.Error
+	switch {
+	case errors.As(err, &we):
+		c.fail(err, nil)
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		c.log.Debug("STOMP connection closed in the middle of a frame")
+	default:
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			if c.cc == nil {
+				c.log.Warn("STOMP client sent no CONNECT in time")
+			} else {
+				c.log.Warn("STOMP client missed its heart-beats; closing", "user", c.user)
+				c.fail(protoErr("Heart-beat timeout", "no frame or heart-beat from the client within %v", c.readLimit), nil)
+			}
+			return
+		}
+		c.log.Debug("STOMP read failed", "err", err)
+	}
+}
+
+// handle dispatches a frame after CONNECT; false ends the connection.
+func (c *conn) handle(f *frame.Frame) bool {
+	c.frames++
+	var err error
+	switch f.Command {
+	case frame.SEND:
+		err = c.handleSend(f, true)
+	case frame.SUBSCRIBE:
+		err = c.handleSubscribe(f)
+	case frame.UNSUBSCRIBE:
+		err = c.handleUnsubscribe(f)
+	case frame.ACK:
+		err = c.handleAck(f, false, true)
+	case frame.NACK:
+		err = c.handleAck(f, true, true)
+	case frame.BEGIN:
+		err = c.handleBegin(f)
+	case frame.COMMIT:
+		err = c.handleCommit(f)
+	case frame.ABORT:
+		err = c.handleAbort(f)
+	case frame.DISCONNECT:
+		c.handleDisconnect(f)
+		return false
+	case frame.CONNECT, frame.STOMP:
+		err = protoErr("Already connected", "a second %s frame on a connected session", f.Command)
+	}
+	if err != nil {
+		c.fail(err, f)
+		return false
+	}
+	return true
+}
+
+// receipt answers a frame's receipt header, if it has one, at once.
+func (c *conn) receipt(f *frame.Frame) {
+	if id, ok := f.Header.Contains(frame.Receipt); ok {
+		c.writeFrame(frame.New(frame.RECEIPT, frame.ReceiptId, id))
+	}
+}
+
+// fail sends the ERROR frame for err (about frame f, when not nil) and
+// closes the connection (STOMP 1.2 section ERROR: the server closes the
+// connection after it).
+func (c *conn) fail(err error, f *frame.Frame) {
+	ef := errorFrame(err, f)
+	c.log.Debug("STOMP error", "message", ef.Header.Get(frame.Message), "err", err)
+	c.writeFrame(ef)
+	c.nc.Close()
+}
+
+// writeFrame writes one frame now (from any goroutine).
+func (c *conn) writeFrame(f *frame.Frame) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wbuf = wire.AppendFrame(c.wbuf[:0], f, c.esc)
+	c.writeLocked(c.wbuf)
+	c.trimLocked()
+}
+
+// writeLocked writes b. REQUIRES: wmu.
+func (c *conn) writeLocked(b []byte) {
+	if c.werr != nil {
+		return
+	}
+	if _, err := c.nc.Write(b); err != nil {
+		c.werr = err
+		c.nc.Close()
+		return
+	}
+	c.wrote.Store(true)
+}
+
+// trimLocked drops a burst's write buffer. REQUIRES: wmu.
+func (c *conn) trimLocked() {
+	if cap(c.wbuf) > maxKeptWriteBuffer {
+		c.wbuf = nil
+	}
+}
+
+// startHeartBeats arms the heart-beat timer (after CONNECTED).
+func (c *conn) startHeartBeats() {
+	if c.sendEvery <= 0 {
+		return
+	}
+	c.wmu.Lock()
+	c.beat = time.AfterFunc(c.sendEvery, c.heartBeat)
+	c.wmu.Unlock()
+}
+
+// heartBeat sends an EOL when nothing else was written for a period
+// (STOMP 1.2 section Heart-beating). It runs on the timer's goroutine, so
+// an idle connection holds no goroutine between beats.
+func (c *conn) heartBeat() {
+	if !c.wrote.Swap(false) {
+		if !c.wmu.TryLock() {
+			c.rearm()
+			return // a write in progress is as good as a beat
+		}
+		if c.werr == nil {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			c.writeLocked([]byte{'\n'})
+			_ = c.nc.SetWriteDeadline(time.Time{})
+		}
+		c.wrote.Store(false)
+		c.wmu.Unlock()
+	}
+	c.rearm()
+}
+
+func (c *conn) rearm() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.beat != nil && c.werr == nil {
+		c.beat.Reset(c.sendEvery)
+	}
+}
+
+// kill closes the connection from the server side (shutdown, management)
+// with an ERROR frame saying why.
+func (c *conn) kill(reason string) {
+	c.killOnce.Do(func() {
+		c.wmu.Lock()
+		if c.werr == nil {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+			c.wbuf = wire.AppendFrame(c.wbuf[:0], frame.New(frame.ERROR, frame.Message, "connection_forced",
+				"content-type", "text/plain"), wire.Escape10)
+			c.wbuf = append(c.wbuf[:len(c.wbuf)-1], reason...)
+			c.wbuf = append(c.wbuf, 0)
+			c.writeLocked(c.wbuf)
+		}
+		c.wmu.Unlock()
+		c.nc.Close()
+	})
+}
+
+// close ends the connection: deliveries stop, unacknowledged messages go
+// back to their queues, exclusive queues (subscriptions to topics, temp
+// queues) are deleted.
+func (c *conn) close() {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.nc.Close()
+	c.wmu.Lock()
+	if c.beat != nil {
+		c.beat.Stop()
+	}
+	if c.werr == nil {
+		c.werr = net.ErrClosed
+	}
+	c.wmu.Unlock()
+	c.out.Close()
+	if c.cc != nil {
+		c.cc.Close()
+		c.log.Debug("STOMP connection closed", "user", c.user, "frames", c.frames)
+	}
+}
