@@ -5,14 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== test dependencies"
-# Debian's python3-pika and python3-paho-mqtt drive the interoperability
-# tests in test/interop.
-if ! /usr/bin/python3 -c 'import pika, paho.mqtt.client' 2>/dev/null; then
+# Debian's python3-pika, python3-paho-mqtt and python3-stomp (stomp.py)
+# drive the interoperability tests in test/interop and test/stomp_clients_test.go.
+if ! /usr/bin/python3 -c 'import pika, paho.mqtt.client, stomp' 2>/dev/null; then
 	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
 		apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pika python3-paho-mqtt >/dev/null
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pika python3-paho-mqtt python3-stomp >/dev/null
 	else
-		echo "python3-pika or python3-paho-mqtt is missing: test/interop will skip (apt-get install -y python3-pika python3-paho-mqtt)" >&2
+		echo "python3-pika, python3-paho-mqtt or python3-stomp is missing: those tests will skip (apt-get install -y python3-pika python3-paho-mqtt python3-stomp)" >&2
 	fi
 fi
 
@@ -55,7 +55,8 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 		echo "nodejs or npm is missing: the amqplib interop test will skip (apt-get install -y nodejs npm)" >&2
 	fi
 fi
-if command -v npm >/dev/null && [ ! -f test/interop/node/node_modules/amqplib/package.json ]; then
+if command -v npm >/dev/null && { [ ! -f test/interop/node/node_modules/amqplib/package.json ] ||
+	[ ! -f test/interop/node/node_modules/@stomp/stompjs/package.json ]; }; then
 	(cd test/interop/node && npm install --no-audit --no-fund --loglevel=error >/dev/null)
 fi
 
@@ -113,6 +114,11 @@ echo "== deployments: example config, Helm chart, systemd unit, Dockerfile"
 )
 
 echo "== go test -race"
+# @stomp/stompjs (pinned in test/interop/node/package.json) drives
+# TestStompJSWebSocket.
+if [ -f test/interop/node/node_modules/@stomp/stompjs/package.json ]; then
+	export UMS_TEST_STOMPJS="$PWD/test/interop/node"
+fi
 go test -race -count=1 -timeout 15m ./...
 
 echo "== load-sized tests without the race detector"
