@@ -32,6 +32,22 @@ type Broker struct {
 	clock     clock.Clock
 	// recovering is set while Recover runs: schedulers arm no timer.
 	recovering atomic.Bool
+
+	hookMu     sync.Mutex // taken alone; held while hooks run, so they run in order
+	vhostHooks []func(*Vhost)
+}
+
+// OnVhost calls fn for every vhost now and for every vhost added later
+// (after it is added, with no core lock held; one at a time). In-process
+// services that need their exchanges and queues in every vhost (such as
+// notification delivery) use it.
+func (b *Broker) OnVhost(fn func(*Vhost)) {
+	b.hookMu.Lock()
+	defer b.hookMu.Unlock()
+	b.vhostHooks = append(b.vhostHooks, fn)
+	for _, v := range b.Vhosts() {
+		fn(v)
+	}
 }
 
 // Clock returns the broker's clock, for adapters that expire or schedule.
@@ -43,12 +59,18 @@ func NewBroker() *Broker { return NewBrokerWith(Options{}) }
 // AddVhost creates a virtual host with the standard exchanges, or returns the existing one.
 func (b *Broker) AddVhost(name string) *Vhost {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if v, ok := b.vhosts[name]; ok {
+		b.mu.Unlock()
 		return v
 	}
 	v := newVhost(b, name)
 	b.vhosts[name] = v
+	b.mu.Unlock()
+	b.hookMu.Lock()
+	defer b.hookMu.Unlock()
+	for _, fn := range b.vhostHooks {
+		fn(v)
+	}
 	return v
 }
 

@@ -108,6 +108,8 @@
 //	Queue.mu -> Session.mu -> Pump.mu, Puller.mu (leaves: the delivery helpers)
 //	Conn.mu -> Broker.connMu
 //	Broker.mu is taken alone (the vhost table).
+//	Broker.hookMu -> whatever an OnVhost hook takes (it is held while hooks
+//	run, and never under another core lock).
 //
 // Vhost.defMu serializes definition changes (declare, delete, bind,
 // unbind) and is held across the definition store's write and fsync. It is

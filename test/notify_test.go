@@ -305,3 +305,23 @@ func TestNotifyBatchAndAuth(t *testing.T) {
 		t.Fatalf("no write permission: %d", resp.StatusCode)
 	}
 }
+
+// A vhost added while the server runs (a definitions import) gets the
+// notification exchanges and queues at once, and takes submissions.
+func TestNotifyNewVhost(t *testing.T) {
+	e := startNotify(t)
+	defs := map[string]any{"vhosts": []any{map[string]any{"name": "shop"}}, "permissions": []any{
+		map[string]any{"user": "guest", "vhost": "shop", "configure": ".*", "write": ".*", "read": ".*"}}}
+	if got := apiCall(t, e.b, "POST", "/api/definitions", defs, nil, nil); got/100 != 2 {
+		t.Fatalf("definitions import: %d", got)
+	}
+	for _, path := range []string{"/api/exchanges/shop/ums.notify", "/api/exchanges/shop/ums.events", "/api/queues/shop/ums.notify.webhook"} {
+		if got := apiCall(t, e.b, "GET", path, nil, nil, nil); got != http.StatusOK {
+			t.Fatalf("GET %s: %d", path, got)
+		}
+	}
+	a := submit(t, e.b, webhookNote(e.hook.URL, nil), http.StatusAccepted, map[string]string{"X-UMS-Vhost": "shop"})
+	if id := e.hook.wait(t, 1)[0].Header.Get("X-UMS-Id"); id != a.ID {
+		t.Fatalf("sent %s, want %s", id, a.ID)
+	}
+}

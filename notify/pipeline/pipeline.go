@@ -190,14 +190,32 @@ func New(o Options) (*Pipeline, error) {
 }
 
 // Start declares the exchanges and queues of notification delivery in every
-// vhost and starts the workers.
+// vhost and starts the workers; vhosts added later (a definitions import)
+// get them as they are added. It returns the first failure among the
+// vhosts that exist now; later ones are logged.
 func (p *Pipeline) Start() error {
-	for _, v := range p.o.Broker.Vhosts() {
-		if _, err := p.vhost(v.Name); err != nil {
-			return err
+	var mu sync.Mutex
+	var first error
+	started := false
+	p.o.Broker.OnVhost(func(v *core.Vhost) {
+		_, err := p.vhost(v.Name)
+		if err == nil || errors.Is(err, core.ErrClosed) {
+			return
 		}
-	}
-	return nil
+		mu.Lock()
+		defer mu.Unlock()
+		if !started {
+			if first == nil {
+				first = err
+			}
+			return
+		}
+		p.log.Error("notification delivery not set up in a new vhost", "vhost", v.Name, "err", err)
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	started = true
+	return first
 }
 
 // Channels lists the configured channels.
