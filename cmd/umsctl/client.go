@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -123,10 +122,4 @@ func decode(data []byte, out any) error {
 		return fmt.Errorf("unexpected answer from the server: %w", err)
 	}
 	return nil
-}
-
-// isAPIError reports whether err is a refusal by the server.
-func isAPIError(err error) bool {
-	var e *apiError
-	return errors.As(err, &e)
 }

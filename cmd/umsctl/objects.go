@@ -41,8 +41,12 @@ func (e *env) status() error {
 		if ok, _ := n["guards_ok"].(bool); !ok {
 			guards = "down: " + cell(n["guards"])
 		}
+		channels := "none"
+		if list, _ := n["channels"].([]any); len(list) > 0 {
+			channels = cell(list)
+		}
 		rows = append(rows, map[string]any{"key": "notifications",
-			"value": fmt.Sprintf("channels %s; guards %s", cell(n["channels"]), guards)})
+			"value": fmt.Sprintf("channels %s; guards %s", channels, guards)})
 	}
 	return e.printTable([]string{"key", "value"}, rows)
 }
