@@ -79,11 +79,13 @@ func (e *env) list(what string) error {
 	if e.format == "json" {
 		return e.printJSON(rows)
 	}
-	if what == "exchanges" {
-		for _, r := range rows {
-			if r["name"] == "" {
-				r["name"] = "amq.default"
-			}
+	// The default exchange by the name the commands take for it.
+	for _, r := range rows {
+		if what == "exchanges" && r["name"] == "" {
+			r["name"] = "amq.default"
+		}
+		if what == "bindings" && r["source"] == "" {
+			r["source"] = "amq.default"
 		}
 	}
 	return e.printTable(columns, rows)
