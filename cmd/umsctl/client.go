@@ -38,6 +38,11 @@ func esc(s string) string { return url.PathEscape(s) }
 // body when its status is 2xx; another status is an *apiError carrying
 // the answer's "reason" or "error".
 func (c *client) call(method, path string, body []byte) ([]byte, error) {
+	return c.callWith(method, path, body, nil)
+}
+
+// callWith is call with extra request headers.
+func (c *client) callWith(method, path string, body []byte, header map[string]string) ([]byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -52,6 +57,9 @@ func (c *client) call(method, path string, body []byte) ([]byte, error) {
 	}
 	if strings.HasPrefix(path, "/api/v1/") {
 		req.Header.Set("X-UMS-Vhost", c.vhost)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

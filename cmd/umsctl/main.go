@@ -65,6 +65,9 @@ flags (anywhere on the line):
   --vhost NAME       vhost of the command (default /); "list" without it covers every vhost
   --format FORMAT    table (default) or json
   --tags TAGS        add_user: comma-separated tags
+  --idempotency-key KEY
+                     notify send: the same key again answers the first id (deduplicated)
+  --                 ends the flags (for an argument that starts with "-")
 
 exit status: 0 done, 1 refused by the server or not reachable, 2 usage error
 `
@@ -85,7 +88,8 @@ type env struct {
 	c        *client
 	format   string // "table" or "json"
 	tags     string
-	allHosts bool // --vhost not given
+	idemKey  string // notify send: the Idempotency-Key header
+	allHosts bool   // --vhost not given
 	stdin    io.Reader
 	stdout   io.Writer
 }
@@ -105,6 +109,7 @@ func runIn(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func
 	vhost := fs.String("vhost", "/", "")
 	format := fs.String("format", "table", "")
 	tags := fs.String("tags", "", "")
+	idemKey := fs.String("idempotency-key", "", "")
 	pos, err := parseAnywhere(fs, args)
 	if errors.Is(err, flag.ErrHelp) || (err == nil && len(pos) > 0 && pos[0] == "help") {
 		fmt.Fprint(stdout, usage)
@@ -125,7 +130,7 @@ func runIn(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func
 	e := &env{
 		c: &client{base: strings.TrimRight(*base, "/"), user: *user, password: *password, vhost: *vhost,
 			http: &http.Client{Timeout: requestTimeout}},
-		format: *format, tags: *tags, allHosts: !vhostSet, stdin: stdin, stdout: stdout,
+		format: *format, tags: *tags, idemKey: *idemKey, allHosts: !vhostSet, stdin: stdin, stdout: stdout,
 	}
 	err = e.dispatch(pos[0], pos[1:])
 	var ue *usageError
@@ -151,11 +156,16 @@ func parseAnywhere(fs *flag.FlagSet, args []string) ([]string, error) {
 			}
 			return nil, usagef("%v", err)
 		}
-		args = fs.Args()
-		if len(args) == 0 {
+		rest := fs.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			// "--" ends the flags: what follows is positional even when
+			// it starts with "-" (a pattern such as "-dev$").
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
 			return pos, nil
 		}
-		pos, args = append(pos, args[0]), args[1:]
+		pos, args = append(pos, rest[0]), rest[1:]
 	}
 }
 

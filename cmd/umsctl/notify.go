@@ -14,8 +14,16 @@ func (e *env) notify(verb, arg string) error {
 		if err != nil {
 			return err
 		}
+		var hdr map[string]string
+		if e.idemKey != "" {
+			hdr = map[string]string{"Idempotency-Key": e.idemKey}
+		}
+		answer, err := e.c.callWith(http.MethodPost, "/api/v1/notifications", data, hdr)
+		if err != nil {
+			return err
+		}
 		var a map[string]any
-		if err := e.c.sendRaw(http.MethodPost, "/api/v1/notifications", data, &a); err != nil {
+		if err := decode(answer, &a); err != nil {
 			return err
 		}
 		return e.printAccepted(a)
@@ -44,8 +52,12 @@ func (e *env) notify(verb, arg string) error {
 		fmt.Fprintln(e.stdout)
 		return e.printTable([]string{"attempt", "channel", "at", "status", "provider", "error"}, rows)
 	case "retry":
+		answer, err := e.c.call(http.MethodPost, "/api/v1/notifications/"+esc(arg)+"/retry", []byte{})
+		if err != nil {
+			return err
+		}
 		var a map[string]any
-		if err := e.c.sendRaw(http.MethodPost, "/api/v1/notifications/"+esc(arg)+"/retry", nil, &a); err != nil {
+		if err := decode(answer, &a); err != nil {
 			return err
 		}
 		return e.printAccepted(a)
@@ -64,17 +76,4 @@ func (e *env) printAccepted(a map[string]any) error {
 	}
 	fmt.Fprintln(e.stdout, line)
 	return nil
-}
-
-// sendRaw sends body as it is (nil for none) and decodes the answer into
-// out.
-func (c *client) sendRaw(method, path string, body []byte, out any) error {
-	if body == nil {
-		body = []byte{}
-	}
-	data, err := c.call(method, path, body)
-	if err != nil {
-		return err
-	}
-	return decode(data, out)
 }

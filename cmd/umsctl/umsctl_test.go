@@ -231,6 +231,11 @@ func TestUmsctlUsers(t *testing.T) {
 	if r := as("list", "users"); r.code != 1 || r.stderr != "umsctl: Not administrator user\n" {
 		t.Fatalf("alice lists users: %+v", r)
 	}
+	// After "--", an argument starting with "-" is a pattern, not a flag.
+	ok(t, b, "set_permissions", "alice", "--vhost", "/", "--", "^alice-", "-w$", ".*")
+	if err := c.getJSON("/api/users/alice/permissions", &perms); err != nil || len(perms) != 1 || perms[0]["write"] != "-w$" {
+		t.Fatalf("permissions after --: %v %v", perms, err)
+	}
 	ok(t, b, "delete_user", "alice")
 	okJSON(t, b, &users, "list", "users")
 	if findByName(users, "alice") != nil {
@@ -356,6 +361,13 @@ func TestUmsctlNotify(t *testing.T) {
 	}
 	if out := ok(t, b, "notify", "status", id); tableRow(out, id, "sent", "webhook") == "" {
 		t.Fatalf("notify status:\n%s", out)
+	}
+
+	// The same idempotency key answers the first notification's id.
+	first := ok(t, b, "notify", "send", note, "--idempotency-key", "order-1042")
+	again := ok(t, b, "notify", "send", note, "--idempotency-key", "order-1042")
+	if f := strings.Fields(first); len(f) != 2 || !strings.HasPrefix(again, f[0]+" ") || !strings.HasSuffix(again, " (deduplicated)\n") {
+		t.Fatalf("idempotency key: %q then %q", first, again)
 	}
 
 	// Refusals carry the API's words.
