@@ -16,6 +16,12 @@
 //
 // Exit status: 0 done, 1 the server refused (its reason is printed) or
 // could not be reached, 2 a usage error.
+//
+// Files: main.go (flags, dispatch), client.go (HTTP calls, error answers),
+// args.go (key=value arguments), output.go (tables, JSON, files),
+// objects.go (status, lists, queues, exchanges, bindings, connections),
+// messages.go (publish, get), users.go (users, permissions, definitions),
+// notify.go (notifications).
 package main
 
 import (
