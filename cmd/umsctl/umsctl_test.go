@@ -318,6 +318,16 @@ func TestUmsctlCloseConnection(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("connection not closed")
 	}
+	// The client saw the close; the server drops the connection from its
+	// list as it finishes closing it.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if out := ok(t, b, "list", "connections"); !strings.Contains(out, name) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the closed connection is still listed")
+		}
+	}
 	if r := umsctl(t, b, "close", "connection", name); r.code != 1 || r.stderr != "umsctl: Object Not Found\n" {
 		t.Fatalf("close again: %+v", r)
 	}
