@@ -26,6 +26,8 @@ type stompOptions struct {
 	persistent, receipt         bool
 	duration                    time.Duration
 	count                       int64
+	idle, parallel              int // idle > 0: the idle-connection scenario
+	hold                        time.Duration
 }
 
 // stompMain runs the stomp mode: go-stomp publishers and subscribers on
@@ -49,8 +51,14 @@ func stompMain(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.receipt, "receipt", false, "wait for a RECEIPT after every SEND")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to publish")
 	fs.Int64Var(&o.count, "count", 0, "stop after publishing this many messages in all (0: run for -duration)")
+	fs.IntVar(&o.idle, "idle", 0, "open this many idle STOMP 1.2 connections (heart-beats off) instead, report the connect rate, print READY <n> and hold them")
+	fs.IntVar(&o.parallel, "parallel", 64, "-idle: connections opened concurrently")
+	fs.DurationVar(&o.hold, "hold", 30*time.Second, "-idle: how long to hold the connections (SIGINT or SIGTERM ends it early)")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
+	}
+	if o.idle > 0 {
+		return runStompIdle(o, stdout)
 	}
 	switch o.ack {
 	case "auto", "client", "client-individual":
