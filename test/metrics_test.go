@@ -232,3 +232,18 @@ func TestMetricsNotifications(t *testing.T) {
 	wantValue(t, fams, 1, "ums_notification_send_seconds", "channel", "webhook")
 	wantValue(t, fams, 1, "ums_notification_sends_total", "channel", "webhook", "result", "ok")
 }
+
+// TestMetricsProtocolSessions: MQTT and STOMP clients are counted apart,
+// and all of them in rabbitmq_connections.
+func TestMetricsProtocolSessions(t *testing.T) {
+	b := testutil.StartBroker(t, testutil.WithProtocols(testutil.AMQP, testutil.MQTT, testutil.STOMP, testutil.HTTP))
+	mqtt5(t, b.Broker, "metrics-1", true, 0)
+	mqtt5(t, b.Broker, "metrics-2", true, 0)
+	stompDial(t, b.STOMPAddr)
+	fams := scrape(t, b.HTTPURL+"/metrics")
+	wantValue(t, fams, 2, "ums_mqtt_sessions")
+	wantValue(t, fams, 1, "ums_stomp_sessions")
+	wantValue(t, fams, 2, "ums_connections", "protocol", "mqtt")
+	wantValue(t, fams, 0, "ums_connections", "protocol", "amqp")
+	wantValue(t, fams, 3, "rabbitmq_connections")
+}
