@@ -126,6 +126,7 @@ func (l *Log) writeChunk(chunk []byte, ops []op, first int) error {
 			setChecksum(chunk[o.start-first : o.end-first])
 		}
 	}
+	// The wall clock, not an injected one: this measures the disk.
 	var start time.Time
 	if l.opts.OnSync != nil {
 		start = time.Now()
