@@ -185,6 +185,39 @@ func TestMetricsAMQP(t *testing.T) {
 	wantAtLeast(t, fams, 1, "ums_store_fsync_seconds")
 	wantAtLeast(t, fams, 1, "ums_store_batch_records")
 
+	// A requeued message delivered again counts as redelivered.
+	conn, err := amqp.Dial(b.AMQPURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, ok, err := ch.Get("metrics-q", false)
+	if err != nil || !ok {
+		t.Fatalf("get: %v %v", ok, err)
+	}
+	if err := d.Nack(false, true); err != nil {
+		t.Fatal(err)
+	}
+	if d, ok, err = ch.Get("metrics-q", false); err != nil || !ok || !d.Redelivered {
+		t.Fatalf("get again: %v %v redelivered %v", ok, err, d.Redelivered)
+	}
+	if err := d.Ack(false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclarePassive("metrics-q", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	fams = scrape(t, b.HTTPURL+"/metrics")
+	wantValue(t, fams, 4, "rabbitmq_global_messages_delivered_total")
+	wantValue(t, fams, 1, "rabbitmq_global_messages_redelivered_total")
+	wantValue(t, fams, 2, "rabbitmq_global_messages_acknowledged_total")
+	wantValue(t, fams, n-2, "rabbitmq_queue_messages")
+	wantValue(t, fams, 2, "rabbitmq_connections")
+
 	b.Core.SetAlarm("memory", "memory above the high watermark", true)
 	fams = scrape(t, b.HTTPURL+"/metrics")
 	wantValue(t, fams, 1, "rabbitmq_alarms_memory_used_watermark")
