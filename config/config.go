@@ -22,17 +22,19 @@ import (
 
 // Config is the whole server configuration.
 type Config struct {
-	ConfigFile    string
-	CheckConfig   bool
-	DataDir       string
-	AMQPListen    string
-	MQTTListen    string
-	MQTTWSListen  string
-	STOMPListen   string
-	STOMPWSListen string
-	HTTPListen    string
-	RedisURL      string
-	LogLevel      string
+	ConfigFile      string
+	CheckConfig     bool
+	DataDir         string
+	AMQPListen      string
+	MQTTListen      string
+	MQTTWSListen    string
+	STOMPListen     string
+	STOMPWSListen   string
+	HTTPListen      string
+	MetricsListen   string
+	MetricsPerQueue bool
+	RedisURL        string
+	LogLevel        string
 
 	AMQPFrameMax        int
 	AMQPChannelMax      int
@@ -177,6 +179,8 @@ var settings = []setting{
 	{"stomp-listen", "UMS_STOMP_LISTEN", ":61613", "STOMP listen address, or off", "ADDR", str(func(c *Config) *string { return &c.STOMPListen })},
 	{"stomp-ws-listen", "UMS_STOMP_WS_LISTEN", ":15674", "STOMP over WebSocket listen address (path /ws), or off", "ADDR", str(func(c *Config) *string { return &c.STOMPWSListen })},
 	{"http-listen", "UMS_HTTP_LISTEN", ":15672", "management HTTP API listen address, or off", "ADDR", str(func(c *Config) *string { return &c.HTTPListen })},
+	{"metrics-listen", "UMS_METRICS_LISTEN", "", "Prometheus /metrics listen address (empty: served at /metrics on the HTTP listener; either way without authentication; off: not served)", "ADDR", str(func(c *Config) *string { return &c.MetricsListen })},
+	{"metrics-per-queue", "UMS_METRICS_PER_QUEUE", "false", "export queue metrics per queue (labels vhost, queue) instead of totals; one series per queue", "BOOL", boolean(func(c *Config) *bool { return &c.MetricsPerQueue })},
 	{"redis-url", "UMS_REDIS_URL", "", "Redis URL for deduplication and rate limits (empty: embedded)", "URL", str(func(c *Config) *string { return &c.RedisURL })},
 	{"log-level", "UMS_LOG_LEVEL", "info", "log level: debug, info, warn, error", "LEVEL", str(func(c *Config) *string { return &c.LogLevel })},
 	{"amqp-frame-max", "UMS_AMQP_FRAME_MAX", "131072", "largest AMQP frame in bytes offered to clients", "BYTES", integer(func(c *Config) *int { return &c.AMQPFrameMax })},

@@ -20,7 +20,8 @@ type Broker struct {
 	connMu sync.Mutex
 	conns  map[*Conn]struct{}
 
-	flow flow
+	flow  flow
+	stats stats
 	// queues whose stored messages cannot be read back; REQUIRES: flow.mu
 	readFailing map[any]struct{}
 

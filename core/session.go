@@ -345,6 +345,11 @@ func (s *Session) record(c *Consumer, q *Queue, e entry, msg *Message, noAck boo
 func (s *Session) recordLocked(c *Consumer, q *Queue, e entry, msg *Message, noAck bool) Delivery {
 	s.nextTag++
 	d := Delivery{Tag: s.nextTag, Redelivered: e.redelivered, Msg: msg}
+	st := &s.conn.vhost.broker.stats
+	st.delivered.Add(1)
+	if e.redelivered {
+		st.redelivered.Add(1)
+	}
 	if q != nil {
 		d.Bindings = q.matchingBindings(msg.RoutingKey)
 	}
@@ -426,6 +431,9 @@ func (s *Session) settle(tag uint64, multiple, reject, requeue bool) error {
 		mode = settleRequeue
 	} else if reject {
 		mode = settleReject
+	}
+	if mode == settleAck {
+		s.conn.vhost.broker.stats.acknowledged.Add(uint64(len(work)))
 	}
 	settleByQueue(work, mode)
 	clear(work)

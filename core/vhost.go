@@ -806,6 +806,7 @@ func (v *Vhost) PublishTo(r *Router, x *Exchange, msg *Message, done func(error)
 	if err := ValidateMessage(msg); err != nil {
 		return PublishResult{}, err
 	}
+	v.broker.stats.received.Add(1)
 	if isReplyAddress(x.Name, msg.RoutingKey) {
 		if v.publishReply(msg) {
 			return PublishResult{Queues: 1}, nil

@@ -60,6 +60,10 @@ var importRules = []rule{
 		p, ok := ours(d)
 		return ok && (under(p, "core") || under(p, "protocols") || under(p, "internal/broker"))
 	}},
+	{"internal/metrics", "metrics reads the core only: hooks into the store and notify are wired by internal/broker", func(d string) bool {
+		p, ok := ours(d)
+		return ok && !under(p, "core") && !under(p, "internal/clock")
+	}},
 	{"cmd/umsctl", "umsctl talks to the management API only", func(d string) bool {
 		p, ok := ours(d)
 		return ok && !under(p, "protocols/mgmt/api")

@@ -61,6 +61,13 @@ type Options struct {
 	// barriers and compaction copies are small or internal and never
 	// block. Default DefaultMaxPendingBytes (4 MiB).
 	MaxPendingBytes int64
+	// OnSync, when set, is called by the flusher after each successful
+	// write and fsync of a batch (or of the part of a batch that fitted the
+	// segment), with how long the write and fsync took and how many
+	// records (tombstones included) it held. It runs on the flusher
+	// goroutine, outside every lock, and must be quick: a metrics
+	// observation, not I/O.
+	OnSync func(d time.Duration, records int)
 }
 
 func (o Options) withDefaults() Options {

@@ -20,6 +20,7 @@ import (
 	"github.com/unifiedms/ums/core/auth"
 	"github.com/unifiedms/ums/core/store"
 	"github.com/unifiedms/ums/internal/clock"
+	"github.com/unifiedms/ums/internal/metrics"
 	"github.com/unifiedms/ums/protocols/amqp"
 	"github.com/unifiedms/ums/protocols/mgmt"
 	"github.com/unifiedms/ums/protocols/mqtt"
@@ -34,6 +35,10 @@ type Broker struct {
 	Users *auth.Store
 	AMQP  *amqp.Server
 	HTTP  *http.Server
+	// Metrics is the registry /metrics serves; MetricsHTTP serves it on a
+	// listener of its own when --metrics-listen is set (else nil).
+	Metrics     *metrics.Metrics
+	MetricsHTTP *http.Server
 
 	msgs   *store.Log
 	meta   *store.Meta
@@ -103,7 +108,8 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Broker, error) {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	msgDir := filepath.Join(cfg.DataDir, "messages")
-	mlog, report, err := store.OpenLog(fsys, msgDir, store.Options{Logger: log})
+	met := metrics.New()
+	mlog, report, err := store.OpenLog(fsys, msgDir, store.Options{Logger: log, OnSync: met.ObserveSync})
 	if err != nil {
 		return nil, fmt.Errorf("message store: %w", err)
 	}
@@ -143,7 +149,9 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Broker, error) {
 			Product:        cfg.AMQPProduct,
 		},
 		listeners: make(map[string]net.Listener),
+		Metrics:   met,
 	}
+	met.WatchBroker(cb, cfg.MetricsPerQueue)
 	if b.notify, err = b.buildNotify(fsys); err != nil {
 		mlog.Close()
 		meta.Close()
@@ -154,6 +162,16 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Broker, error) {
 	mux.Handle("/api/v1/", b.notify.pipe.Handler())
 	mux.HandleFunc("POST /api/v1/callbacks/twilio", b.twilioCallback)
 	mux.Handle("/", api.Handler())
+	// /metrics needs no login, as with RabbitMQ's prometheus plugin: it
+	// tells counts, never names or contents (unless --metrics-per-queue,
+	// which names queues).
+	if cfg.MetricsListen == "" {
+		mux.Handle("GET /metrics", met.Handler())
+	} else if cfg.MetricsListen != config.Off {
+		mm := http.NewServeMux()
+		mm.Handle("GET /metrics", met.Handler())
+		b.MetricsHTTP = &http.Server{Handler: mm, ReadHeaderTimeout: 10 * time.Second}
+	}
 	b.HTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	if cfg.AMQPHeartbeat == 0 {
 		b.AMQP.Heartbeat = -1
@@ -203,6 +221,23 @@ func (b *Broker) Start() error {
 			}
 		}()
 	}
+	if b.MetricsHTTP != nil {
+		l, err := net.Listen("tcp", b.cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		b.mu.Lock()
+		b.listeners["metrics"] = l
+		b.mu.Unlock()
+		b.log.Info("metrics listening", "addr", l.Addr().String())
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			if err := b.MetricsHTTP.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				b.log.Error("metrics listener stopped", "err", err)
+			}
+		}()
+	}
 	if err := b.startMQTT(); err != nil {
 		return err
 	}
@@ -241,6 +276,11 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	}
 	if herr := b.HTTP.Shutdown(ctx); err == nil {
 		err = herr
+	}
+	if b.MetricsHTTP != nil {
+		if merr := b.MetricsHTTP.Shutdown(ctx); err == nil {
+			err = merr
+		}
 	}
 	b.wg.Wait()
 	b.closeOnce.Do(func() {

@@ -74,6 +74,8 @@ func (b *Broker) buildNotify(fsys store.FS) (*notifyParts, error) {
 		DedupTTL:     cfg.NotifyDedupTTL,
 		SendTimeout:  cfg.NotifySendTimeout,
 		Logger:       b.log,
+		OnEvent:      b.Metrics.NotificationEvent,
+		OnSend:       b.Metrics.NotificationSend,
 	}
 	if err := channelSenders(cfg, b.Core.Clock().Now, &o, np); err != nil {
 		return fail(err)

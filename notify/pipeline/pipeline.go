@@ -93,6 +93,15 @@ type Options struct {
 	SendTimeout     time.Duration
 	History         int // notifications kept for status queries
 	Logger          *slog.Logger
+	// OnEvent, when set, is called for every status event the pipeline
+	// publishes (queued, sending, sent, retrying, failed...), with the
+	// notification's current channel. OnSend, when set, is called after
+	// each call of a channel's Sender with the provider that answered
+	// (Result.Provider, "" when the channel has one), how long the call
+	// took and its error. Both run on the pipeline's goroutines and must be
+	// quick (metrics, not I/O).
+	OnEvent func(channel, status string)
+	OnSend  func(channel, provider string, d time.Duration, err error)
 }
 
 // Pipeline is notification delivery for every vhost of a broker.

@@ -292,6 +292,9 @@ func (s *vstate) event(r *core.Router, j *job, status, errText string, a *Attemp
 // subscriber queues keep them across restarts); the pipeline does not wait
 // for them to be stored.
 func (s *vstate) publishEvent(r *core.Router, e *notify.Event) {
+	if f := s.p.o.OnEvent; f != nil {
+		f(e.Channel, e.Status)
+	}
 	msg := &core.Message{Exchange: notify.EventsExchange, RoutingKey: notify.EventKey(e.Status, e.Channel), Body: e.Body(), Props: core.Properties{
 		ContentType: "application/json", DeliveryMode: core.Persistent, CorrelationID: e.ID,
 		Timestamp: e.At, Type: "notification." + e.Status,

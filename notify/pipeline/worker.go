@@ -271,8 +271,12 @@ func (s *vstate) send(r *core.Router, j *job) bool {
 	var res notify.Result
 	if err == nil {
 		ctx, cancel := context.WithTimeout(p.sendCtx, p.o.SendTimeout)
+		start := p.clk.Now()
 		res, err = p.o.Senders[channel].Send(ctx, m)
 		cancel()
+		if f := p.o.OnSend; f != nil {
+			f(channel, res.Provider, p.clk.Now().Sub(start), err)
+		}
 		if err != nil && p.sendCtx.Err() != nil {
 			return false // cut short by shutdown: requeued, sent again after the restart
 		}

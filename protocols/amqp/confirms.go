@@ -135,5 +135,6 @@ func (c *confirms) ackTo(ch *channel, upTo uint64) {
 		return
 	}
 	ch.c.send(ch.id, &wire.BasicAck{DeliveryTag: upTo, Multiple: upTo-c.sent > 1})
+	ch.c.srv.Broker.CountConfirmed(upTo - c.sent)
 	c.sent = upTo
 }

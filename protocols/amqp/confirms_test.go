@@ -4,13 +4,15 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/unifiedms/ums/core"
 )
 
 // TestConfirmsFind: find locates every outstanding publish by its sequence
 // number, before and after confirmed ones leave the head (and the slice is
 // compacted), and nothing outside the outstanding range.
 func TestConfirmsFind(t *testing.T) {
-	ch := &channel{id: 1, c: &conn{out: newOutbox(1 << 30)}}
+	ch := &channel{id: 1, c: &conn{srv: &Server{Broker: core.NewBroker()}, out: newOutbox(1 << 30)}}
 	var c confirms
 	for range 3000 {
 		c.next()
