@@ -2,6 +2,7 @@ package amqp
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/unifiedms/ums/core"
+	"github.com/unifiedms/ums/core/auth"
 	"github.com/unifiedms/ums/protocols/amqp/wire"
 )
 
@@ -493,8 +495,13 @@ func hostname() string {
 }
 
 func (c *conn) handshake() error {
+	certUser := verifiedPeer(c.nc)
+	mechanisms := "PLAIN AMQPLAIN"
+	if certUser != "" {
+		mechanisms += " EXTERNAL"
+	}
 	c.send(0, &wire.ConnectionStart{VersionMajor: 0, VersionMinor: 9, ServerProperties: serverProperties(c.srv.Product),
-		Mechanisms: "PLAIN AMQPLAIN", Locales: "en_US"})
+		Mechanisms: mechanisms, Locales: "en_US"})
 	m, err := c.readMethod()
 	if err != nil {
 		return err
@@ -509,11 +516,18 @@ func (c *conn) handshake() error {
 		c.blockedNotify, _ = caps["connection.blocked"].(bool)
 		authFailureClose, _ = caps["authentication_failure_close"].(bool)
 	}
-	user, pass, err := parseCredentials(so.Mechanism, so.Response)
-	if err != nil {
-		return err
+	var user string
+	if so.Mechanism == "EXTERNAL" {
+		err = c.external(certUser)
+		user = certUser
+	} else {
+		var pass string
+		if user, pass, err = parseCredentials(so.Mechanism, so.Response); err != nil {
+			return err
+		}
+		_, err = c.srv.Users.Authenticate(user, pass, isLoopback(c.nc.RemoteAddr()))
 	}
-	if _, err := c.srv.Users.Authenticate(user, pass, isLoopback(c.nc.RemoteAddr())); err != nil {
+	if err != nil {
 		c.log.Info("authentication failed", "user", user, "err", err)
 		if !authFailureClose {
 			// Clients that did not ask for a close just see the socket end.
@@ -573,6 +587,40 @@ func (c *conn) handshake() error {
 	})
 	c.send(0, &wire.ConnectionOpenOk{})
 	c.wantsBlocked.Store(c.blockedNotify)
+	return nil
+}
+
+// verifiedPeer returns the common name of the client certificate of a
+// TLS connection when the server verified it against its CA pool, and ""
+// otherwise. The handshake is done by then (reading the protocol header
+// runs it); Handshake is a no-op after that.
+func verifiedPeer(nc net.Conn) string {
+	tc, ok := nc.(*tls.Conn)
+	if !ok || tc.Handshake() != nil {
+		return ""
+	}
+	st := tc.ConnectionState()
+	if len(st.VerifiedChains) == 0 || len(st.PeerCertificates) == 0 {
+		return ""
+	}
+	return st.PeerCertificates[0].Subject.CommonName
+}
+
+// external logs in with the EXTERNAL mechanism (RabbitMQ's
+// rabbitmq_auth_mechanism_ssl): the user is the common name of the
+// verified client certificate, which must name an existing user; no
+// password is checked. Offered only on connections that have one.
+func (c *conn) external(certUser string) error {
+	if certUser == "" {
+		return protoErr(wire.AccessRefused, "EXTERNAL login needs a verified client certificate")
+	}
+	u, ok := c.srv.Users.User(certUser)
+	if !ok {
+		return fmt.Errorf("certificate user %q: %w", certUser, auth.ErrInvalidCredentials)
+	}
+	if u.LoopbackOnly && !isLoopback(c.nc.RemoteAddr()) {
+		return auth.ErrLoopbackOnly
+	}
 	return nil
 }
 
