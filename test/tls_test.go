@@ -295,10 +295,11 @@ func TestTLSOffWithoutCertificate(t *testing.T) {
 }
 
 // With --tls-verify-peer a client needs a certificate from the CA, and
-// AMQP's EXTERNAL mechanism logs in as its common name.
+// its common name logs in: AMQP's EXTERNAL mechanism, and MQTT and STOMP
+// clients that give no user name.
 func TestTLSClientCertificateExternal(t *testing.T) {
 	p := newTestPKI(t)
-	b := startTLSBroker(t, p, true, testutil.AMQPS)
+	b := startTLSBroker(t, p, true, testutil.AMQPS, testutil.MQTTS, testutil.STOMPS)
 	if err := b.Users.PutUser("alice", "", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -314,14 +315,42 @@ func TestTLSClientCertificateExternal(t *testing.T) {
 	}
 	defer conn.Close()
 	amqpRoundTrip(t, conn, "tls.external", "as alice")
-	found := false
-	for _, c := range b.Core.Connections() {
-		if c.User == "alice" {
-			found = true
-		}
+
+	// MQTT without a user name logs in as the certificate's user.
+	got := make(chan paho3.Message, 10)
+	mc := paho3.NewClient(paho3.NewClientOptions().AddBroker("tls://" + b.MQTTSAddr).SetClientID("alice-device").
+		SetTLSConfig(p.client(&alice)).SetAutoReconnect(false).
+		SetDefaultPublishHandler(func(_ paho3.Client, m paho3.Message) { got <- m }))
+	mqttWait3(t, mc.Connect())
+	defer mc.Disconnect(100)
+	mqttWait3(t, mc.Subscribe("alice/t", 1, nil))
+	mqttWait3(t, mc.Publish("alice/t", 1, false, "mqtt as alice"))
+	if m := mqttRecv3(t, got); string(m.Payload()) != "mqtt as alice" {
+		t.Fatalf("got %q", m.Payload())
 	}
-	if !found {
-		t.Fatal("no connection of user alice")
+
+	// So does STOMP without a login header.
+	nc, err := tls.Dial("tcp", b.STOMPSAddr, p.client(&alice))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := stomp.Connect(nc, stomp.ConnOpt.Host("/"), stomp.ConnOpt.Logger(quietLogger{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.MustDisconnect()
+	sub := stompSubscribe(t, sc, "/queue/tls.alice", stomp.AckAuto)
+	stompSend(t, sc, "/queue/tls.alice", "stomp as alice", stomp.SendOpt.Receipt)
+	if m := stompRecv(t, sub); string(m.Body) != "stomp as alice" {
+		t.Fatalf("got %q", m.Body)
+	}
+
+	users := map[string]int{}
+	for _, c := range b.Core.Connections() {
+		users[c.User]++
+	}
+	if users["alice"] != 3 {
+		t.Fatalf("connections per user %v, want alice's AMQP, MQTT and STOMP ones", users)
 	}
 
 	// A certificate naming no user is refused.

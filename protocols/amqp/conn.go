@@ -2,7 +2,6 @@ package amqp
 
 import (
 	"bytes"
-	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -495,7 +494,7 @@ func hostname() string {
 }
 
 func (c *conn) handshake() error {
-	certUser := verifiedPeer(c.nc)
+	certUser := auth.CertificateName(c.nc)
 	mechanisms := "PLAIN AMQPLAIN"
 	if certUser != "" {
 		mechanisms += " EXTERNAL"
@@ -590,22 +589,6 @@ func (c *conn) handshake() error {
 	return nil
 }
 
-// verifiedPeer returns the common name of the client certificate of a
-// TLS connection when the server verified it against its CA pool, and ""
-// otherwise. The handshake is done by then (reading the protocol header
-// runs it); Handshake is a no-op after that.
-func verifiedPeer(nc net.Conn) string {
-	tc, ok := nc.(*tls.Conn)
-	if !ok || tc.Handshake() != nil {
-		return ""
-	}
-	st := tc.ConnectionState()
-	if len(st.VerifiedChains) == 0 || len(st.PeerCertificates) == 0 {
-		return ""
-	}
-	return st.PeerCertificates[0].Subject.CommonName
-}
-
 // external logs in with the EXTERNAL mechanism (RabbitMQ's
 // rabbitmq_auth_mechanism_ssl): the user is the common name of the
 // verified client certificate, which must name an existing user; no
@@ -614,14 +597,8 @@ func (c *conn) external(certUser string) error {
 	if certUser == "" {
 		return protoErr(wire.AccessRefused, "EXTERNAL login needs a verified client certificate")
 	}
-	u, ok := c.srv.Users.User(certUser)
-	if !ok {
-		return fmt.Errorf("certificate user %q: %w", certUser, auth.ErrInvalidCredentials)
-	}
-	if u.LoopbackOnly && !isLoopback(c.nc.RemoteAddr()) {
-		return auth.ErrLoopbackOnly
-	}
-	return nil
+	_, err := c.srv.Users.AuthenticateCertificate(certUser, isLoopback(c.nc.RemoteAddr()))
+	return err
 }
 
 // parseCredentials decodes a PLAIN or AMQPLAIN start-ok response.
