@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 
 	paho3 "github.com/eclipse/paho.mqtt.golang"
 	"github.com/go-stomp/stomp/v3"
+	"github.com/gorilla/websocket"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/unifiedms/ums/config"
@@ -299,7 +301,7 @@ func TestTLSOffWithoutCertificate(t *testing.T) {
 // clients that give no user name.
 func TestTLSClientCertificateExternal(t *testing.T) {
 	p := newTestPKI(t)
-	b := startTLSBroker(t, p, true, testutil.AMQPS, testutil.MQTTS, testutil.STOMPS)
+	b := startTLSBroker(t, p, true, testutil.AMQPS, testutil.MQTTS, testutil.STOMPS, testutil.MQTTWSS, testutil.STOMPWSS)
 	if err := b.Users.PutUser("alice", "", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -317,16 +319,19 @@ func TestTLSClientCertificateExternal(t *testing.T) {
 	amqpRoundTrip(t, conn, "tls.external", "as alice")
 
 	// MQTT without a user name logs in as the certificate's user.
-	got := make(chan paho3.Message, 10)
-	mc := paho3.NewClient(paho3.NewClientOptions().AddBroker("tls://" + b.MQTTSAddr).SetClientID("alice-device").
-		SetTLSConfig(p.client(&alice)).SetAutoReconnect(false).
-		SetDefaultPublishHandler(func(_ paho3.Client, m paho3.Message) { got <- m }))
-	mqttWait3(t, mc.Connect())
-	defer mc.Disconnect(100)
-	mqttWait3(t, mc.Subscribe("alice/t", 1, nil))
-	mqttWait3(t, mc.Publish("alice/t", 1, false, "mqtt as alice"))
-	if m := mqttRecv3(t, got); string(m.Payload()) != "mqtt as alice" {
-		t.Fatalf("got %q", m.Payload())
+	// (over TLS and over a secure WebSocket).
+	for i, url := range []string{"tls://" + b.MQTTSAddr, "wss://" + b.MQTTWSSAddr + "/ws"} {
+		got := make(chan paho3.Message, 10)
+		mc := paho3.NewClient(paho3.NewClientOptions().AddBroker(url).SetClientID(fmt.Sprintf("alice-device-%d", i)).
+			SetTLSConfig(p.client(&alice)).SetAutoReconnect(false).
+			SetDefaultPublishHandler(func(_ paho3.Client, m paho3.Message) { got <- m }))
+		mqttWait3(t, mc.Connect())
+		defer mc.Disconnect(100)
+		mqttWait3(t, mc.Subscribe("alice/t", 1, nil))
+		mqttWait3(t, mc.Publish("alice/t", 1, false, "mqtt as alice via "+url))
+		if m := mqttRecv3(t, got); string(m.Payload()) != "mqtt as alice via "+url {
+			t.Fatalf("got %q", m.Payload())
+		}
 	}
 
 	// So does STOMP without a login header.
@@ -345,12 +350,29 @@ func TestTLSClientCertificateExternal(t *testing.T) {
 		t.Fatalf("got %q", m.Body)
 	}
 
+	// And STOMP over a secure WebSocket.
+	d := websocket.Dialer{Subprotocols: []string{"v12.stomp"}, HandshakeTimeout: waitFor, TLSClientConfig: p.client(&alice)}
+	ws, resp, err := d.Dial("wss://"+b.STOMPWSSAddr+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	wc, err := stomp.Connect(&wsStream{ws: ws}, stomp.ConnOpt.Host("/"), stomp.ConnOpt.Logger(quietLogger{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.MustDisconnect()
+	stompSend(t, wc, "/queue/tls.alice", "stomp as alice via wss", stomp.SendOpt.Receipt)
+	if m := stompRecv(t, sub); string(m.Body) != "stomp as alice via wss" {
+		t.Fatalf("got %q", m.Body)
+	}
+
 	users := map[string]int{}
 	for _, c := range b.Core.Connections() {
 		users[c.User]++
 	}
-	if users["alice"] != 3 {
-		t.Fatalf("connections per user %v, want alice's AMQP, MQTT and STOMP ones", users)
+	if users["alice"] != 5 {
+		t.Fatalf("connections per user %v, want alice's AMQP, 2 MQTT and 2 STOMP ones", users)
 	}
 
 	// A certificate naming no user is refused.

@@ -11,14 +11,18 @@ import (
 
 // CertificateName returns the common name of the client certificate of a
 // TLS connection when the server verified it against its CA pool, and ""
-// for any other connection. It completes the handshake if the connection
-// has not yet (reading from it does that).
+// for any other connection. A *tls.Conn is handshaken first if it has not
+// been yet (reading from it does that); other connections over TLS (a
+// WebSocket's) report the state with a ConnectionState method.
 func CertificateName(nc net.Conn) string {
-	tc, ok := nc.(*tls.Conn)
-	if !ok || tc.Handshake() != nil {
+	if tc, ok := nc.(*tls.Conn); ok && tc.Handshake() != nil {
 		return ""
 	}
-	st := tc.ConnectionState()
+	sc, ok := nc.(interface{ ConnectionState() tls.ConnectionState })
+	if !ok {
+		return ""
+	}
+	st := sc.ConnectionState()
 	if len(st.VerifiedChains) == 0 || len(st.PeerCertificates) == 0 {
 		return ""
 	}
