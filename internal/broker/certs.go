@@ -26,6 +26,9 @@ type certHolder struct {
 	log                       *slog.Logger
 
 	cur atomic.Pointer[certSet]
+	// failed is the stamp of files that did not load, so a broken file is
+	// reported once, not at every poll; watch's goroutine only.
+	failed string
 }
 
 // certSet is one loaded generation of the files.
@@ -89,13 +92,16 @@ func (h *certHolder) Reload() error {
 
 // reloadIfChanged reloads when the files' sizes or times have changed.
 func (h *certHolder) reloadIfChanged() {
-	if s := h.cur.Load(); s != nil && h.stamp() == s.stamp {
+	stamp := h.stamp()
+	if s := h.cur.Load(); s != nil && stamp == s.stamp || stamp == h.failed {
 		return
 	}
 	if err := h.Reload(); err != nil {
+		h.failed = stamp
 		h.log.Error("TLS certificate reload failed; keeping the previous one", "err", err)
 		return
 	}
+	h.failed = ""
 	h.log.Info("TLS certificate reloaded", "serial", h.cur.Load().cert.Leaf.SerialNumber.String())
 }
 
