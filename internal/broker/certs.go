@@ -162,6 +162,3 @@ func (h *certHolder) Config() *tls.Config {
 		},
 	}
 }
-
-// Certificate returns the certificate in use.
-func (h *certHolder) Certificate() *tls.Certificate { return h.cur.Load().cert }
