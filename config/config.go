@@ -34,7 +34,18 @@ type Config struct {
 	MetricsListen   string
 	MetricsPerQueue bool
 	RedisURL        string
-	LogLevel        string
+
+	TLSCertFile    string
+	TLSKeyFile     string
+	TLSCAFile      string
+	TLSVerifyPeer  bool
+	AMQPSListen    string
+	MQTTSListen    string
+	MQTTWSSListen  string
+	STOMPSListen   string
+	STOMPWSSListen string
+	HTTPSListen    string
+	LogLevel       string
 
 	AMQPFrameMax        int
 	AMQPChannelMax      int
@@ -181,6 +192,16 @@ var settings = []setting{
 	{"http-listen", "UMS_HTTP_LISTEN", ":15672", "management HTTP API listen address, or off", "ADDR", str(func(c *Config) *string { return &c.HTTPListen })},
 	{"metrics-listen", "UMS_METRICS_LISTEN", "", "Prometheus /metrics listen address (empty: served at /metrics on the HTTP listener; either way without authentication; off: not served)", "ADDR", str(func(c *Config) *string { return &c.MetricsListen })},
 	{"metrics-per-queue", "UMS_METRICS_PER_QUEUE", "false", "export queue metrics per queue (labels vhost, queue) instead of totals; one series per queue", "BOOL", boolean(func(c *Config) *bool { return &c.MetricsPerQueue })},
+	{"tls-cert-file", "UMS_TLS_CERT_FILE", "", "PEM certificate (chain) of the TLS listeners; setting it turns them on. Reloaded on SIGHUP and when the file changes", "FILE", str(func(c *Config) *string { return &c.TLSCertFile })},
+	{"tls-key-file", "UMS_TLS_KEY_FILE", "", "PEM private key of --tls-cert-file", "FILE", str(func(c *Config) *string { return &c.TLSKeyFile })},
+	{"tls-ca-file", "UMS_TLS_CA_FILE", "", "PEM CA certificates that client certificates are verified against", "FILE", str(func(c *Config) *string { return &c.TLSCAFile })},
+	{"tls-verify-peer", "UMS_TLS_VERIFY_PEER", "false", "require a client certificate signed by --tls-ca-file on the TLS listeners; its common name may log in (AMQP EXTERNAL)", "BOOL", boolean(func(c *Config) *bool { return &c.TLSVerifyPeer })},
+	{"amqps-listen", "UMS_AMQPS_LISTEN", ":5671", "AMQP 0-9-1 over TLS listen address, or off (on only with --tls-cert-file)", "ADDR", str(func(c *Config) *string { return &c.AMQPSListen })},
+	{"mqtts-listen", "UMS_MQTTS_LISTEN", ":8883", "MQTT over TLS listen address, or off (on only with --tls-cert-file)", "ADDR", str(func(c *Config) *string { return &c.MQTTSListen })},
+	{"mqtt-wss-listen", "UMS_MQTT_WSS_LISTEN", ":15676", "MQTT over secure WebSocket listen address (path /ws), or off (on only with --tls-cert-file)", "ADDR", str(func(c *Config) *string { return &c.MQTTWSSListen })},
+	{"stomps-listen", "UMS_STOMPS_LISTEN", ":61614", "STOMP over TLS listen address, or off (on only with --tls-cert-file)", "ADDR", str(func(c *Config) *string { return &c.STOMPSListen })},
+	{"stomp-wss-listen", "UMS_STOMP_WSS_LISTEN", ":15673", "STOMP over secure WebSocket listen address (path /ws), or off (on only with --tls-cert-file)", "ADDR", str(func(c *Config) *string { return &c.STOMPWSSListen })},
+	{"https-listen", "UMS_HTTPS_LISTEN", ":15671", "management HTTP API over TLS listen address, or off (on only with --tls-cert-file)", "ADDR", str(func(c *Config) *string { return &c.HTTPSListen })},
 	{"redis-url", "UMS_REDIS_URL", "", "Redis URL for deduplication and rate limits (empty: embedded)", "URL", str(func(c *Config) *string { return &c.RedisURL })},
 	{"log-level", "UMS_LOG_LEVEL", "info", "log level: debug, info, warn, error", "LEVEL", str(func(c *Config) *string { return &c.LogLevel })},
 	{"amqp-frame-max", "UMS_AMQP_FRAME_MAX", "131072", "largest AMQP frame in bytes offered to clients", "BYTES", integer(func(c *Config) *int { return &c.AMQPFrameMax })},
@@ -429,6 +450,12 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		errs = append(errs, "data-dir: must not be empty")
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, "tls-cert-file, tls-key-file: set both or neither")
+	}
+	if c.TLSVerifyPeer && c.TLSCAFile == "" {
+		errs = append(errs, "tls-verify-peer: needs tls-ca-file")
 	}
 	if len(errs) > 0 {
 		sort.Strings(errs)

@@ -61,6 +61,10 @@ func TestCheckConfig(t *testing.T) {
 		{"data dir a file", []string{"--check-config", "--data-dir", write("plain", "")}, nil, 1, "is not a directory"},
 		{"flag error", []string{"--check-config", "--amqp-frame-max", "many"}, nil, 1, "--amqp-frame-max: not an integer"},
 		{"validation", []string{"--check-config", "--log-level", "loud"}, nil, 1, "log-level: unknown level"},
+		{"tls key missing", []string{"--check-config", "--tls-cert-file", write("cert.pem", "")}, nil, 1, "tls-cert-file, tls-key-file: set both or neither"},
+		{"tls files unreadable", []string{"--check-config", "--tls-cert-file", write("cert2.pem", "x"), "--tls-key-file", write("key.pem", "y")}, nil, 1, "tls certificate"},
+		{"tls verify without CA", []string{"--check-config", "--tls-verify-peer"}, nil, 1, "tls-verify-peer: needs tls-ca-file"},
+		{"tls listener port clash", []string{"--check-config", "--tls-cert-file", write("cert3.pem", "x"), "--tls-key-file", write("key3.pem", "y"), "--amqps-listen", ":5672"}, nil, 1, "amqps-listen: :5672 is also amqp-listen's port"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

@@ -4,15 +4,18 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/unifiedms/ums/config"
@@ -43,6 +46,8 @@ type Broker struct {
 	msgs   *store.Log
 	meta   *store.Meta
 	notify *notifyParts
+	certs  *certHolder    // nil without --tls-cert-file
+	hup    chan os.Signal // SIGHUP reloads certs
 
 	mu        sync.Mutex
 	mqtt      *mqtt.Server  // nil when MQTT is off
@@ -152,6 +157,13 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Broker, error) {
 		Metrics:   met,
 	}
 	met.WatchBroker(cb, cfg.MetricsPerQueue)
+	if cfg.TLSCertFile != "" {
+		if b.certs, err = newCertHolder(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSCAFile, cfg.TLSVerifyPeer, log); err != nil {
+			mlog.Close()
+			meta.Close()
+			return nil, err
+		}
+	}
 	if b.notify, err = b.buildNotify(fsys); err != nil {
 		mlog.Close()
 		meta.Close()
@@ -187,39 +199,35 @@ func (b *Broker) Start() error {
 	if err := b.notify.pipe.Start(); err != nil {
 		return err
 	}
-	if addr := b.cfg.AMQPListen; addr != config.Off && addr != "" {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("amqp listener: %w", err)
-		}
-		b.mu.Lock()
-		b.listeners["amqp"] = l
-		b.mu.Unlock()
-		b.log.Info("AMQP 0-9-1 listening", "addr", l.Addr().String())
+	if b.certs != nil {
+		b.hup = make(chan os.Signal, 1)
+		signal.Notify(b.hup, syscall.SIGHUP)
 		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			if err := b.AMQP.Serve(l); err != nil && !errors.Is(err, amqp.ErrServerClosed) {
-				b.log.Error("AMQP listener stopped", "err", err)
-			}
-		}()
+		go func() { defer b.wg.Done(); b.certs.watch(b.stopWatch, b.hup) }()
 	}
-	if addr := b.cfg.HTTPListen; addr != config.Off && addr != "" {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("http listener: %w", err)
+	amqpServe := func(l net.Listener) error {
+		if err := b.AMQP.Serve(l); !errors.Is(err, amqp.ErrServerClosed) {
+			return err
 		}
-		b.mu.Lock()
-		b.listeners["http"] = l
-		b.mu.Unlock()
-		b.log.Info("management HTTP listening", "addr", l.Addr().String())
-		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			if err := b.HTTP.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				b.log.Error("HTTP listener stopped", "err", err)
-			}
-		}()
+		return nil
+	}
+	httpServe := func(l net.Listener) error {
+		if err := b.HTTP.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}
+	if err := b.serve("amqp", "AMQP 0-9-1", b.cfg.AMQPListen, false, amqpServe); err != nil {
+		return err
+	}
+	if err := b.serve("amqps", "AMQP 0-9-1 over TLS", b.cfg.AMQPSListen, true, amqpServe); err != nil {
+		return err
+	}
+	if err := b.serve("http", "management HTTP", b.cfg.HTTPListen, false, httpServe); err != nil {
+		return err
+	}
+	if err := b.serve("https", "management HTTPS", b.cfg.HTTPSListen, true, httpServe); err != nil {
+		return err
 	}
 	if b.MetricsHTTP != nil {
 		l, err := net.Listen("tcp", b.cfg.MetricsListen)
@@ -248,6 +256,44 @@ func (b *Broker) Start() error {
 	return nil
 }
 
+// serve opens a listener on addr, named name in Addr, and runs run on it
+// in the background; secure listeners speak TLS with the broker's
+// certificate and open only when one is configured. Off or empty
+// addresses open nothing. run returns nil when its server was shut down.
+func (b *Broker) serve(name, label, addr string, secure bool, run func(net.Listener) error) error {
+	if !listening(addr) || secure && b.certs == nil {
+		return nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s listener: %w", name, err)
+	}
+	b.mu.Lock()
+	b.listeners[name] = l
+	b.mu.Unlock()
+	b.log.Info(label+" listening", "addr", l.Addr().String())
+	if secure {
+		l = tls.NewListener(l, b.certs.Config())
+	}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		if err := run(l); err != nil {
+			b.log.Error(label+" listener stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// ReloadTLS reads the certificate, key and CA files again, as SIGHUP
+// does; connections already open keep theirs. Without TLS it does nothing.
+func (b *Broker) ReloadTLS() error {
+	if b.certs == nil {
+		return nil
+	}
+	return b.certs.Reload()
+}
+
 // Addr returns the bound address of a listener ("amqp", "http", "stomp"...), or nil.
 func (b *Broker) Addr(name string) net.Addr {
 	b.mu.Lock()
@@ -264,6 +310,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	b.state.Store(stateStopping)
 	if b.stopWatch != nil {
 		b.stopOnce.Do(func() { close(b.stopWatch) })
+	}
+	if b.hup != nil {
+		signal.Stop(b.hup)
 	}
 	// MQTT first: the wills of its clients reach AMQP consumers still
 	// connected.

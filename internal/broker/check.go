@@ -16,12 +16,17 @@ import (
 
 // Check checks what New would refuse in cfg without opening a store, a
 // listener or a connection: listen addresses (and two listeners on one
-// port), the data directory if it exists, the Redis URL, the notification
+// port), the TLS certificate, key and CA files, the data directory if it exists, the Redis URL, the notification
 // limits and worker counts, and every configured channel, the gateways:
 // list included (decoded and built, ${NAME} expanded from the environment).
 func Check(cfg *config.Config) error {
 	var errs []error
 	errs = append(errs, checkListeners(cfg)...)
+	if cfg.TLSCertFile != "" {
+		if _, err := newCertHolder(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSCAFile, cfg.TLSVerifyPeer, nil); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if fi, err := os.Stat(cfg.DataDir); err == nil && !fi.IsDir() {
 		errs = append(errs, fmt.Errorf("data-dir: %s is not a directory", cfg.DataDir))
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -52,10 +57,17 @@ func checkListeners(cfg *config.Config) []error {
 	type bound struct{ name, host string }
 	seen := map[int][]bound{}
 	wildcard := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
-	for _, l := range []struct{ name, addr string }{
+	all := []struct{ name, addr string }{
 		{"amqp-listen", cfg.AMQPListen}, {"mqtt-listen", cfg.MQTTListen}, {"mqtt-ws-listen", cfg.MQTTWSListen},
 		{"stomp-listen", cfg.STOMPListen}, {"stomp-ws-listen", cfg.STOMPWSListen}, {"http-listen", cfg.HTTPListen},
-	} {
+	}
+	if cfg.TLSCertFile != "" { // the TLS listeners open only with a certificate
+		all = append(all, []struct{ name, addr string }{
+			{"amqps-listen", cfg.AMQPSListen}, {"mqtts-listen", cfg.MQTTSListen}, {"mqtt-wss-listen", cfg.MQTTWSSListen},
+			{"stomps-listen", cfg.STOMPSListen}, {"stomp-wss-listen", cfg.STOMPWSSListen}, {"https-listen", cfg.HTTPSListen},
+		}...)
+	}
+	for _, l := range all {
 		if !listening(l.addr) {
 			continue
 		}

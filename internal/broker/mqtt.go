@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"strings"
 
@@ -22,10 +21,11 @@ func (b *Broker) MQTT() *mqtt.Server {
 	return b.mqtt
 }
 
-// startMQTT starts the MQTT listeners (TCP and WebSocket) when configured.
+// startMQTT starts the MQTT listeners (TCP and WebSocket, plain and TLS)
+// when configured.
 func (b *Broker) startMQTT() error {
-	tcp, ws := listening(b.cfg.MQTTListen), listening(b.cfg.MQTTWSListen)
-	if !tcp && !ws {
+	secure := b.certs != nil && (listening(b.cfg.MQTTSListen) || listening(b.cfg.MQTTWSSListen))
+	if !listening(b.cfg.MQTTListen) && !listening(b.cfg.MQTTWSListen) && !secure {
 		return nil
 	}
 	maxPacket := uint32(b.cfg.MQTTMaxPacketSize)
@@ -48,31 +48,23 @@ func (b *Broker) startMQTT() error {
 	b.mu.Lock()
 	b.mqtt = srv
 	b.mu.Unlock()
-	serve := func(name, label, addr string, run func(net.Listener) error) error {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("%s listener: %w", name, err)
-		}
-		b.mu.Lock()
-		b.listeners[name] = l
-		b.mu.Unlock()
-		b.log.Info(label+" listening", "addr", l.Addr().String())
-		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			if err := run(l); err != nil && !errors.Is(err, mqtt.ErrServerClosed) {
-				b.log.Error(label+" listener stopped", "err", err)
+	for _, l := range []struct {
+		name, label, addr string
+		secure            bool
+		run               func(net.Listener) error
+	}{
+		{"mqtt", "MQTT", b.cfg.MQTTListen, false, srv.Serve},
+		{"mqtts", "MQTT over TLS", b.cfg.MQTTSListen, true, srv.Serve},
+		{"mqtt-ws", "MQTT WebSocket", b.cfg.MQTTWSListen, false, srv.ServeWebSocket},
+		{"mqtt-wss", "MQTT secure WebSocket", b.cfg.MQTTWSSListen, true, srv.ServeWebSocket},
+	} {
+		run := l.run
+		if err := b.serve(l.name, l.label, l.addr, l.secure, func(nl net.Listener) error {
+			if err := run(nl); !errors.Is(err, mqtt.ErrServerClosed) {
+				return err
 			}
-		}()
-		return nil
-	}
-	if tcp {
-		if err := serve("mqtt", "MQTT", b.cfg.MQTTListen, srv.Serve); err != nil {
-			return err
-		}
-	}
-	if ws {
-		if err := serve("mqtt-ws", "MQTT WebSocket", b.cfg.MQTTWSListen, srv.ServeWebSocket); err != nil {
+			return nil
+		}); err != nil {
 			return err
 		}
 	}

@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 
 	"github.com/unifiedms/ums/protocols/stomp"
@@ -16,11 +15,11 @@ func (b *Broker) STOMP() *stomp.Server {
 	return b.stomp
 }
 
-// startSTOMP starts the STOMP listeners (TCP and WebSocket) when
+// startSTOMP starts the STOMP listeners (TCP and WebSocket, plain and TLS) when
 // configured.
 func (b *Broker) startSTOMP() error {
-	tcp, ws := listening(b.cfg.STOMPListen), listening(b.cfg.STOMPWSListen)
-	if !tcp && !ws {
+	secure := b.certs != nil && (listening(b.cfg.STOMPSListen) || listening(b.cfg.STOMPWSSListen))
+	if !listening(b.cfg.STOMPListen) && !listening(b.cfg.STOMPWSListen) && !secure {
 		return nil
 	}
 	maxFrame := b.cfg.STOMPMaxFrameSize
@@ -36,31 +35,23 @@ func (b *Broker) startSTOMP() error {
 	b.mu.Lock()
 	b.stomp = srv
 	b.mu.Unlock()
-	serve := func(name, label, addr string, run func(net.Listener) error) error {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("%s listener: %w", name, err)
-		}
-		b.mu.Lock()
-		b.listeners[name] = l
-		b.mu.Unlock()
-		b.log.Info(label+" listening", "addr", l.Addr().String())
-		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			if err := run(l); err != nil && !errors.Is(err, stomp.ErrServerClosed) {
-				b.log.Error(label+" listener stopped", "err", err)
+	for _, l := range []struct {
+		name, label, addr string
+		secure            bool
+		run               func(net.Listener) error
+	}{
+		{"stomp", "STOMP", b.cfg.STOMPListen, false, srv.Serve},
+		{"stomps", "STOMP over TLS", b.cfg.STOMPSListen, true, srv.Serve},
+		{"stomp-ws", "STOMP WebSocket", b.cfg.STOMPWSListen, false, srv.ServeWebSocket},
+		{"stomp-wss", "STOMP secure WebSocket", b.cfg.STOMPWSSListen, true, srv.ServeWebSocket},
+	} {
+		run := l.run
+		if err := b.serve(l.name, l.label, l.addr, l.secure, func(nl net.Listener) error {
+			if err := run(nl); !errors.Is(err, stomp.ErrServerClosed) {
+				return err
 			}
-		}()
-		return nil
-	}
-	if tcp {
-		if err := serve("stomp", "STOMP", b.cfg.STOMPListen, srv.Serve); err != nil {
-			return err
-		}
-	}
-	if ws {
-		if err := serve("stomp-ws", "STOMP WebSocket", b.cfg.STOMPWSListen, srv.ServeWebSocket); err != nil {
+			return nil
+		}); err != nil {
 			return err
 		}
 	}

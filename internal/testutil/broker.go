@@ -31,6 +31,15 @@ const (
 	HTTP    = "http"
 	STOMP   = "stomp"
 	STOMPWS = "stomp-ws"
+
+	// The TLS listeners open only with a certificate: set
+	// Config.TLSCertFile and TLSKeyFile with WithConfig.
+	AMQPS    = "amqps"
+	MQTTS    = "mqtts"
+	MQTTWSS  = "mqtt-wss"
+	HTTPS    = "https"
+	STOMPS   = "stomps"
+	STOMPWSS = "stomp-wss"
 )
 
 // shutdownTimeout bounds Stop.
@@ -48,6 +57,13 @@ type Broker struct {
 	HTTPURL     string // http://127.0.0.1:port; "" when the management API is off
 	STOMPAddr   string // 127.0.0.1:port; "" when STOMP is off
 	STOMPWSAddr string // 127.0.0.1:port; "" when STOMP over WebSocket is off
+
+	AMQPSURL     string // amqps://guest:guest@127.0.0.1:port/; "" when AMQP over TLS is off
+	MQTTSAddr    string // 127.0.0.1:port; "" when MQTT over TLS is off
+	MQTTWSSAddr  string // 127.0.0.1:port; "" when MQTT over secure WebSocket is off
+	HTTPSURL     string // https://127.0.0.1:port; "" when the management API over TLS is off
+	STOMPSAddr   string // 127.0.0.1:port; "" when STOMP over TLS is off
+	STOMPWSSAddr string // 127.0.0.1:port; "" when STOMP over secure WebSocket is off
 
 	tb             testing.TB
 	ignoreShutdown bool
@@ -67,7 +83,7 @@ type options struct {
 type Option func(*options)
 
 // WithProtocols turns on the listeners named (AMQP, MQTT, MQTTWS, HTTP,
-// STOMP, STOMPWS) on 127.0.0.1:0 and every other one off. Without it only
+// STOMP, STOMPWS and their TLS counterparts) on 127.0.0.1:0 and every other one off. Without it only
 // AMQP listens.
 func WithProtocols(names ...string) Option {
 	return func(o *options) { o.protocols = append(o.protocols, names...) }
@@ -131,6 +147,8 @@ func StartBroker(tb testing.TB, opts ...Option) *Broker {
 	listeners := map[string]*string{
 		AMQP: &cfg.AMQPListen, MQTT: &cfg.MQTTListen, MQTTWS: &cfg.MQTTWSListen,
 		HTTP: &cfg.HTTPListen, STOMP: &cfg.STOMPListen, STOMPWS: &cfg.STOMPWSListen,
+		AMQPS: &cfg.AMQPSListen, MQTTS: &cfg.MQTTSListen, MQTTWSS: &cfg.MQTTWSSListen,
+		HTTPS: &cfg.HTTPSListen, STOMPS: &cfg.STOMPSListen, STOMPWSS: &cfg.STOMPWSSListen,
 	}
 	for _, addr := range listeners {
 		*addr = config.Off
@@ -173,6 +191,24 @@ func StartBroker(tb testing.TB, opts ...Option) *Broker {
 	}
 	if a := bb.Addr(HTTP); a != nil {
 		b.HTTPURL = "http://" + a.String()
+	}
+	if a := bb.Addr(AMQPS); a != nil {
+		b.AMQPSURL = "amqps://guest:guest@" + a.String() + "/"
+	}
+	if a := bb.Addr(MQTTS); a != nil {
+		b.MQTTSAddr = a.String()
+	}
+	if a := bb.Addr(MQTTWSS); a != nil {
+		b.MQTTWSSAddr = a.String()
+	}
+	if a := bb.Addr(STOMPS); a != nil {
+		b.STOMPSAddr = a.String()
+	}
+	if a := bb.Addr(STOMPWSS); a != nil {
+		b.STOMPWSSAddr = a.String()
+	}
+	if a := bb.Addr(HTTPS); a != nil {
+		b.HTTPSURL = "https://" + a.String()
 	}
 	return b
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/unifiedms/ums/core"
+	"github.com/unifiedms/ums/core/auth"
 	"github.com/unifiedms/ums/protocols/amqp/wire"
 )
 
@@ -493,8 +494,13 @@ func hostname() string {
 }
 
 func (c *conn) handshake() error {
+	certUser := auth.CertificateName(c.nc)
+	mechanisms := "PLAIN AMQPLAIN"
+	if certUser != "" {
+		mechanisms += " EXTERNAL"
+	}
 	c.send(0, &wire.ConnectionStart{VersionMajor: 0, VersionMinor: 9, ServerProperties: serverProperties(c.srv.Product),
-		Mechanisms: "PLAIN AMQPLAIN", Locales: "en_US"})
+		Mechanisms: mechanisms, Locales: "en_US"})
 	m, err := c.readMethod()
 	if err != nil {
 		return err
@@ -509,11 +515,18 @@ func (c *conn) handshake() error {
 		c.blockedNotify, _ = caps["connection.blocked"].(bool)
 		authFailureClose, _ = caps["authentication_failure_close"].(bool)
 	}
-	user, pass, err := parseCredentials(so.Mechanism, so.Response)
-	if err != nil {
-		return err
+	var user string
+	if so.Mechanism == "EXTERNAL" {
+		err = c.external(certUser)
+		user = certUser
+	} else {
+		var pass string
+		if user, pass, err = parseCredentials(so.Mechanism, so.Response); err != nil {
+			return err
+		}
+		_, err = c.srv.Users.Authenticate(user, pass, isLoopback(c.nc.RemoteAddr()))
 	}
-	if _, err := c.srv.Users.Authenticate(user, pass, isLoopback(c.nc.RemoteAddr())); err != nil {
+	if err != nil {
 		c.log.Info("authentication failed", "user", user, "err", err)
 		if !authFailureClose {
 			// Clients that did not ask for a close just see the socket end.
@@ -574,6 +587,18 @@ func (c *conn) handshake() error {
 	c.send(0, &wire.ConnectionOpenOk{})
 	c.wantsBlocked.Store(c.blockedNotify)
 	return nil
+}
+
+// external logs in with the EXTERNAL mechanism (RabbitMQ's
+// rabbitmq_auth_mechanism_ssl): the user is the common name of the
+// verified client certificate, which must name an existing user; no
+// password is checked. Offered only on connections that have one.
+func (c *conn) external(certUser string) error {
+	if certUser == "" {
+		return protoErr(wire.AccessRefused, "EXTERNAL login needs a verified client certificate")
+	}
+	_, err := c.srv.Users.AuthenticateCertificate(certUser, isLoopback(c.nc.RemoteAddr()))
+	return err
 }
 
 // parseCredentials decodes a PLAIN or AMQPLAIN start-ok response.

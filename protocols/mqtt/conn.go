@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -149,8 +150,18 @@ func (c *wireConn) Close() error {
 // (MQTT over WebSockets, [MQTT-6.0.0-1]): packets may span messages and a
 // message may hold several packets.
 type wsConn struct {
-	ws *websocket.Conn
-	r  io.Reader // current message, nil between messages
+	ws  *websocket.Conn
+	r   io.Reader            // current message, nil between messages
+	tls *tls.ConnectionState // the HTTP request's, nil without TLS
+}
+
+// ConnectionState is the TLS state of the upgraded request, for
+// certificate logins (auth.CertificateName).
+func (c *wsConn) ConnectionState() tls.ConnectionState {
+	if c.tls == nil {
+		return tls.ConnectionState{}
+	}
+	return *c.tls
 }
 
 var errTextFrame = errors.New("mqtt: websocket text message")

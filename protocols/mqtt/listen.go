@@ -82,7 +82,7 @@ func (s *Server) ServeWebSocket(l net.Listener) error {
 			s.conns.Done()
 			return // Upgrade answered the request
 		}
-		s.serveConn(listenerWS, &wsConn{ws: ws})
+		s.serveConn(listenerWS, &wsConn{ws: ws, tls: r.TLS})
 	})
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	if !s.track(nil, hs, true) {

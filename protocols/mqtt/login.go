@@ -30,7 +30,14 @@ func (s *Server) login(cl client, pk *packets.Packet) error {
 	}
 	vhost, user := s.splitUsername(string(pk.Connect.Username))
 	pass := string(pk.Connect.Password)
+	certUser := ""
 	if len(pk.Connect.Username) == 0 {
+		// A verified client certificate names the user (the default
+		// vhost's), as RabbitMQ's ssl_cert_login.
+		certUser = auth.CertificateName(wc.Conn)
+		user = certUser
+	}
+	if len(pk.Connect.Username) == 0 && certUser == "" {
 		// Anonymous: the default user's rights, and its restrictions
 		// (guest only from loopback), as RabbitMQ's MQTT plugin does.
 		if !s.AllowAnonymous {
@@ -42,7 +49,13 @@ func (s *Server) login(cl client, pk *packets.Packet) error {
 	if user == "" {
 		return refuse(cl, packets.ErrBadUsernameOrPassword)
 	}
-	if _, err := s.Users.Authenticate(user, pass, isLoopback(wc.RemoteAddr())); err != nil {
+	var err error
+	if certUser != "" {
+		_, err = s.Users.AuthenticateCertificate(certUser, isLoopback(wc.RemoteAddr()))
+	} else {
+		_, err = s.Users.Authenticate(user, pass, isLoopback(wc.RemoteAddr()))
+	}
+	if err != nil {
 		if errors.Is(err, auth.ErrLoopbackOnly) {
 			s.log.Warn("MQTT login refused: user can only connect via localhost", "user", user, "remote", cl.remote())
 			return refuse(cl, packets.ErrNotAuthorized)

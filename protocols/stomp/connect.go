@@ -49,14 +49,27 @@ func (c *conn) connect(f *frame.Frame) bool {
 		}
 	}
 	user, pass := f.Header.Get(frame.Login), f.Header.Get(frame.Passcode)
+	certUser := ""
 	if _, given := f.Header.Contains(frame.Login); !given {
-		if c.srv.DefaultUser == "-" {
+		// A verified client certificate names the user, as RabbitMQ's
+		// ssl_cert_login; otherwise the default user.
+		certUser = auth.CertificateName(c.nc)
+		user = certUser
+		if certUser == "" && c.srv.DefaultUser == "-" {
 			c.fail(protoErr("Access refused", "a login is required"), f)
 			return false
 		}
-		user, pass = c.srv.DefaultUser, c.srv.DefaultPass
+		if certUser == "" {
+			user, pass = c.srv.DefaultUser, c.srv.DefaultPass
+		}
 	}
-	if _, err := c.srv.Users.Authenticate(user, pass, isLoopback(c.nc.RemoteAddr())); err != nil {
+	var err error
+	if certUser != "" {
+		_, err = c.srv.Users.AuthenticateCertificate(certUser, isLoopback(c.nc.RemoteAddr()))
+	} else {
+		_, err = c.srv.Users.Authenticate(user, pass, isLoopback(c.nc.RemoteAddr()))
+	}
+	if err != nil {
 		if errors.Is(err, auth.ErrLoopbackOnly) {
 			c.log.Warn("STOMP login refused: user can only connect via localhost", "user", user)
 			c.fail(protoErr("Access refused", "user '%s' can only connect via localhost", user), f)

@@ -1,6 +1,7 @@
 package stomp
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -46,7 +47,7 @@ func (s *Server) ServeWebSocket(l net.Listener) error {
 			return // Upgrade answered the request
 		}
 		ws.SetReadLimit(int64(s.limits.MaxFrameSize) + 1<<16)
-		c := newConn(s, &wsConn{ws: ws})
+		c := newConn(s, &wsConn{ws: ws, tls: r.TLS})
 		if !s.track(c) {
 			ws.Close()
 			return
@@ -68,8 +69,18 @@ func (s *Server) ServeWebSocket(l net.Listener) error {
 
 // wsConn is a STOMP byte stream over WebSocket messages.
 type wsConn struct {
-	ws *websocket.Conn
-	r  io.Reader // the current message, nil between messages
+	ws  *websocket.Conn
+	r   io.Reader            // the current message, nil between messages
+	tls *tls.ConnectionState // the HTTP request's, nil without TLS
+}
+
+// ConnectionState is the TLS state of the upgraded request, for
+// certificate logins (auth.CertificateName).
+func (c *wsConn) ConnectionState() tls.ConnectionState {
+	if c.tls == nil {
+		return tls.ConnectionState{}
+	}
+	return *c.tls
 }
 
 func (c *wsConn) Read(p []byte) (int, error) {
