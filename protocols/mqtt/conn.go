@@ -1,15 +1,10 @@
 package mqtt
 
 import (
-	"crypto/tls"
-	"errors"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // maxPendingWrite is how many bytes wireConn buffers before it writes
@@ -144,68 +139,4 @@ func (c *wireConn) Close() error {
 		c.mu.Unlock()
 	}
 	return c.Conn.Close()
-}
-
-// wsConn carries an MQTT byte stream over WebSocket binary messages
-// (MQTT over WebSockets, [MQTT-6.0.0-1]): packets may span messages and a
-// message may hold several packets.
-type wsConn struct {
-	ws  *websocket.Conn
-	r   io.Reader            // current message, nil between messages
-	tls *tls.ConnectionState // the HTTP request's, nil without TLS
-}
-
-// ConnectionState is the TLS state of the upgraded request, for
-// certificate logins (auth.CertificateName).
-func (c *wsConn) ConnectionState() tls.ConnectionState {
-	if c.tls == nil {
-		return tls.ConnectionState{}
-	}
-	return *c.tls
-}
-
-var errTextFrame = errors.New("mqtt: websocket text message")
-
-func (c *wsConn) Read(p []byte) (int, error) {
-	for {
-		if c.r == nil {
-			typ, r, err := c.ws.NextReader()
-			if err != nil {
-				return 0, err
-			}
-			if typ != websocket.BinaryMessage {
-				return 0, errTextFrame // [MQTT-6.0.0-1]
-			}
-			c.r = r
-		}
-		n, err := c.r.Read(p)
-		if errors.Is(err, io.EOF) {
-			c.r = nil
-			if n == 0 {
-				continue
-			}
-			err = nil
-		}
-		return n, err
-	}
-}
-
-func (c *wsConn) Write(p []byte) (int, error) {
-	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-func (c *wsConn) Close() error                       { return c.ws.Close() }
-func (c *wsConn) LocalAddr() net.Addr                { return c.ws.LocalAddr() }
-func (c *wsConn) RemoteAddr() net.Addr               { return c.ws.RemoteAddr() }
-func (c *wsConn) SetReadDeadline(t time.Time) error  { return c.ws.SetReadDeadline(t) }
-func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.ws.SetWriteDeadline(t) }
-
-func (c *wsConn) SetDeadline(t time.Time) error {
-	if err := c.ws.SetReadDeadline(t); err != nil {
-		return err
-	}
-	return c.ws.SetWriteDeadline(t)
 }

@@ -66,7 +66,7 @@
 //
 //	server.go     Server: its settings, start and shutdown
 //	listen.go     listeners: TCP and WebSocket
-//	conn.go       wireConn (coalesced writes, lazy deadlines), wsConn
+//	conn.go       wireConn (coalesced writes, lazy deadlines); WebSocket streams: internal/wsconn
 //	connect.go    the CONNECT handshake, up to CONNACK and session start
 //	login.go      authentication and the vhost of a CONNECT
 //	readloop.go   the packet loop; the end of a connection and its session

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/unifiedms/ums/internal/wsconn"
 )
 
 // Listeners: MQTT over TCP and over WebSocket.
@@ -82,7 +84,7 @@ func (s *Server) ServeWebSocket(l net.Listener) error {
 			s.conns.Done()
 			return // Upgrade answered the request
 		}
-		s.serveConn(listenerWS, &wsConn{ws: ws, tls: r.TLS})
+		s.serveConn(listenerWS, wsconn.New(ws, r.TLS, true)) // binary messages only [MQTT-6.0.0-1]
 	})
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	if !s.track(nil, hs, true) {

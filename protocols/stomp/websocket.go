@@ -1,16 +1,15 @@
 package stomp
 
 import (
-	"crypto/tls"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/unifiedms/ums/internal/wsconn"
 )
 
 // STOMP over WebSocket, as RabbitMQ's Web-STOMP plugin: path /ws,
@@ -47,7 +46,7 @@ func (s *Server) ServeWebSocket(l net.Listener) error {
 			return // Upgrade answered the request
 		}
 		ws.SetReadLimit(int64(s.limits.MaxFrameSize) + 1<<16)
-		c := newConn(s, &wsConn{ws: ws, tls: r.TLS})
+		c := newConn(s, wsconn.New(ws, r.TLS, false))
 		if !s.track(c) {
 			ws.Close()
 			return
@@ -65,65 +64,4 @@ func (s *Server) ServeWebSocket(l net.Listener) error {
 		return ErrServerClosed
 	}
 	return err
-}
-
-// wsConn is a STOMP byte stream over WebSocket messages.
-type wsConn struct {
-	ws  *websocket.Conn
-	r   io.Reader            // the current message, nil between messages
-	tls *tls.ConnectionState // the HTTP request's, nil without TLS
-}
-
-// ConnectionState is the TLS state of the upgraded request, for
-// certificate logins (auth.CertificateName).
-func (c *wsConn) ConnectionState() tls.ConnectionState {
-	if c.tls == nil {
-		return tls.ConnectionState{}
-	}
-	return *c.tls
-}
-
-func (c *wsConn) Read(p []byte) (int, error) {
-	for {
-		if c.r == nil {
-			_, r, err := c.ws.NextReader()
-			if err != nil {
-				return 0, err
-			}
-			c.r = r
-		}
-		n, err := c.r.Read(p)
-		if errors.Is(err, io.EOF) {
-			c.r = nil
-			if n == 0 {
-				continue
-			}
-			err = nil
-		}
-		return n, err
-	}
-}
-
-func (c *wsConn) Write(p []byte) (int, error) {
-	typ := websocket.TextMessage
-	if !utf8.Valid(p) {
-		typ = websocket.BinaryMessage
-	}
-	if err := c.ws.WriteMessage(typ, p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-func (c *wsConn) Close() error                       { return c.ws.Close() }
-func (c *wsConn) LocalAddr() net.Addr                { return c.ws.LocalAddr() }
-func (c *wsConn) RemoteAddr() net.Addr               { return c.ws.RemoteAddr() }
-func (c *wsConn) SetReadDeadline(t time.Time) error  { return c.ws.SetReadDeadline(t) }
-func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.ws.SetWriteDeadline(t) }
-
-func (c *wsConn) SetDeadline(t time.Time) error {
-	if err := c.ws.SetReadDeadline(t); err != nil {
-		return err
-	}
-	return c.ws.SetWriteDeadline(t)
 }
