@@ -404,7 +404,7 @@ func (p *Pipeline) ProviderReport(provider, providerID, status, errText string) 
 		return false
 	}
 	now := p.clk.Now()
-	p.status.update(rec.ID, status, rec.Channel, 0, errText, now, &Attempt{Channel: rec.Channel, At: now,
+	p.status.update(rec.ID, status, rec.Channel, errText, now, &Attempt{Channel: rec.Channel, At: now,
 		Status: status, Provider: provider, Answer: "delivery report", Error: errText})
 	var r core.Router
 	s.publishEvent(&r, &notify.Event{ID: rec.ID, Status: status, Channel: rec.Channel, Attempt: len(rec.Attempts),

@@ -154,7 +154,7 @@ func (st *statusStore) ensure(j *job, vhost, status string, now time.Time) {
 
 // update sets a notification's status and adds an attempt to its history
 // when a is not nil.
-func (st *statusStore) update(id, status, channel string, attempt int, errText string, now time.Time, a *Attempt) {
+func (st *statusStore) update(id, status, channel, errText string, now time.Time, a *Attempt) {
 	sh := st.shard(id)
 	sh.mu.Lock()
 	r, ok := sh.byID[id]
@@ -283,7 +283,7 @@ func classOf(n *notify.Notification) string {
 // event records a status change of j and publishes it to ums.events.
 func (s *vstate) event(r *core.Router, j *job, status, errText string, a *Attempt) {
 	now := s.p.clk.Now()
-	s.p.status.update(j.ID, status, j.channel(), j.Attempt, errText, now, a)
+	s.p.status.update(j.ID, status, j.channel(), errText, now, a)
 	s.publishEvent(r, &notify.Event{ID: j.ID, Status: status, Channel: j.channel(), Attempt: j.Hops,
 		Error: errText, At: now, Tenant: j.N.Tenant, Tags: j.N.Tags})
 }

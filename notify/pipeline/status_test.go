@@ -18,7 +18,7 @@ func TestStatusStoreKeepsTheNewest(t *testing.T) {
 		j := &job{ID: fmt.Sprintf("n%04d", i), N: &notify.Notification{Tenant: []string{"a", "b"}[i%2]},
 			Channels: []string{"email"}, Accepted: t0.Add(time.Duration(i) * time.Second)}
 		st.create(j, "/", notify.StatusQueued, j.Accepted)
-		st.update(j.ID, notify.StatusSent, "email", 1, "", j.Accepted, &Attempt{Provider: "smtp", ProviderID: j.ID})
+		st.update(j.ID, notify.StatusSent, "email", "", j.Accepted, &Attempt{Provider: "smtp", ProviderID: j.ID})
 	}
 	all := st.list(Filter{Limit: 10000})
 	if len(all) < 32 || len(all) > 64 {

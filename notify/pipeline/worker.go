@@ -316,7 +316,7 @@ func (s *vstate) send(r *core.Router, j *job) bool {
 		}
 		return true
 	}
-	s.p.status.update(j.ID, notify.StatusFailed, channel, j.Attempt, a.Error, now, a)
+	s.p.status.update(j.ID, notify.StatusFailed, channel, a.Error, now, a)
 	return s.bury(r, j, a.Error)
 }
 
@@ -353,9 +353,6 @@ func (s *vstate) message(j *job) (*notify.Message, error) {
 	m := &notify.Message{ID: j.ID, Channel: channel, To: address(n, channel), Subject: c.Subject, Text: c.Text,
 		HTML: c.HTML, Media: c.Media, Data: n.Data, Class: classOf(n), Tenant: n.Tenant, Tags: n.Tags,
 		Attempt: j.Attempt}
-	if n.Content != nil {
-		m.Media = n.Content.Media
-	}
 	if channel == notify.ChannelPush {
 		m.Push = n.To.Push
 	}
