@@ -33,6 +33,7 @@ type Config struct {
 	HTTPListen      string
 	MetricsListen   string
 	MetricsPerQueue bool
+	ConsoleRefresh  time.Duration
 	RedisURL        string
 
 	TLSCertFile    string
@@ -192,6 +193,7 @@ var settings = []setting{
 	{"http-listen", "UMS_HTTP_LISTEN", ":15672", "management HTTP API listen address, or off", "ADDR", str(func(c *Config) *string { return &c.HTTPListen })},
 	{"metrics-listen", "UMS_METRICS_LISTEN", "", "Prometheus /metrics listen address (empty: served at /metrics on the HTTP listener; either way without authentication; off: not served)", "ADDR", str(func(c *Config) *string { return &c.MetricsListen })},
 	{"metrics-per-queue", "UMS_METRICS_PER_QUEUE", "false", "export queue metrics per queue (labels vhost, queue) instead of totals; one series per queue", "BOOL", boolean(func(c *Config) *bool { return &c.MetricsPerQueue })},
+	{"console-refresh", "UMS_CONSOLE_REFRESH", "5s", "how often the web console's pages refresh their data", "DURATION", duration(func(c *Config) *time.Duration { return &c.ConsoleRefresh })},
 	{"tls-cert-file", "UMS_TLS_CERT_FILE", "", "PEM certificate (chain) of the TLS listeners; setting it turns them on. Reloaded on SIGHUP and when the file changes", "FILE", str(func(c *Config) *string { return &c.TLSCertFile })},
 	{"tls-key-file", "UMS_TLS_KEY_FILE", "", "PEM private key of --tls-cert-file", "FILE", str(func(c *Config) *string { return &c.TLSKeyFile })},
 	{"tls-ca-file", "UMS_TLS_CA_FILE", "", "PEM CA certificates that client certificates are verified against", "FILE", str(func(c *Config) *string { return &c.TLSCAFile })},
@@ -450,6 +452,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		errs = append(errs, "data-dir: must not be empty")
+	}
+	if c.ConsoleRefresh < 100*time.Millisecond {
+		errs = append(errs, "console-refresh: must be at least 100ms")
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, "tls-cert-file, tls-key-file: set both or neither")

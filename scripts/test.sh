@@ -45,6 +45,17 @@ if ! command -v rabbitmqadmin >/dev/null; then
 	fi
 fi
 
+# Debian's chromium drives the web console's browser tests
+# (test/console_test.go, headless, through chromedp).
+if ! command -v chromium >/dev/null; then
+	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+	else
+		echo "chromium is missing: the web console's browser tests will skip (apt-get install -y chromium)" >&2
+	fi
+fi
+
 # Node.js with npm's amqplib (pinned in test/interop/node/package.json)
 # drives test/interop/amqplib_test.go.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

@@ -242,14 +242,13 @@ func TestMetricsPerQueueOwnListener(t *testing.T) {
 	wantValue(t, fams, 2, "rabbitmq_queue_messages", "vhost", "/", "queue", "per-q")
 	wantValue(t, fams, 0, "rabbitmq_queue_consumers", "vhost", "/", "queue", "per-q")
 
-	// Moved: the HTTP listener's /metrics is the management API's, behind
-	// its login.
+	// Moved: the HTTP listener has no /metrics any more.
 	resp, err := http.Get(b.HTTPURL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
+	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("GET /metrics on the HTTP listener with --metrics-listen: %s", resp.Status)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/unifiedms/ums/internal/metrics"
 	"github.com/unifiedms/ums/protocols/amqp"
 	"github.com/unifiedms/ums/protocols/mgmt"
+	"github.com/unifiedms/ums/protocols/mgmt/console"
 	"github.com/unifiedms/ums/protocols/mqtt"
 	"github.com/unifiedms/ums/protocols/stomp"
 )
@@ -173,7 +174,18 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Broker, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", b.notify.pipe.Handler())
 	mux.HandleFunc("POST /api/v1/callbacks/twilio", b.twilioCallback)
-	mux.Handle("/", api.Handler())
+	apiHandler := api.Handler()
+	mux.Handle("/api/", apiHandler)
+	mux.Handle("GET /healthz", apiHandler)
+	mux.Handle("GET /readyz", apiHandler)
+	web := &console.Console{Users: users, Clock: cb.Clock(), PollInterval: cfg.ConsoleRefresh, Version: mgmt.Version, Logger: log}
+	webHandler, err := web.Handler()
+	if err != nil {
+		mlog.Close()
+		meta.Close()
+		return nil, fmt.Errorf("web console: %w", err)
+	}
+	mux.Handle("/", webHandler)
 	// /metrics needs no login, as with RabbitMQ's prometheus plugin: it
 	// tells counts, never names or contents (unless --metrics-per-queue,
 	// which names queues).
@@ -184,7 +196,8 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Broker, error) {
 		mm.Handle("GET /metrics", met.Handler())
 		b.MetricsHTTP = &http.Server{Handler: mm, ReadHeaderTimeout: 10 * time.Second}
 	}
-	b.HTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// The console's session cookie authenticates the APIs too.
+	b.HTTP = &http.Server{Handler: web.Wrap(mux), ReadHeaderTimeout: 10 * time.Second}
 	if cfg.AMQPHeartbeat == 0 {
 		b.AMQP.Heartbeat = -1
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -46,6 +47,9 @@ func (p *Pipeline) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/templates/{id}", p.authed(auth.Write, p.getTemplate))
 	mux.HandleFunc("PUT /api/v1/templates/{id}", p.authed(auth.Configure, p.putTemplate))
 	mux.HandleFunc("DELETE /api/v1/templates/{id}", p.authed(auth.Configure, p.deleteTemplate))
+	mux.HandleFunc("POST /api/v1/templates/{id}/preview", p.authed(auth.Write, p.previewTemplate))
+	mux.HandleFunc("GET /api/v1/tenants", p.authed(auth.Write, p.listTenants))
+	mux.HandleFunc("GET /api/v1/stats", p.authed(auth.Write, p.getStats))
 	mux.HandleFunc("GET /api/v1/tenants/{tenant}", p.authed(auth.Write, p.getTenant))
 	mux.HandleFunc("PUT /api/v1/tenants/{tenant}", p.authed(auth.Configure, p.putTenant))
 	mux.HandleFunc("DELETE /api/v1/tenants/{tenant}", p.authed(auth.Configure, p.deleteTenant))
@@ -289,8 +293,19 @@ func (p *Pipeline) retryNotification(w http.ResponseWriter, r *http.Request, s *
 	}
 }
 
+// listDead lists the dead-lettered notifications: their ids, and the
+// records of those the status store still knows (after a restart it knows
+// a dead-lettered one only by id until it is retried).
 func (p *Pipeline) listDead(w http.ResponseWriter, r *http.Request, s *vstate) {
-	writeJSON(w, http.StatusOK, map[string]any{"ids": s.deadIDs()})
+	ids := s.deadIDs()
+	sort.Strings(ids)
+	recs := []Record{}
+	for _, id := range ids {
+		if rec, ok := p.status.get(id); ok {
+			recs = append(recs, rec)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ids": ids, "notifications": recs})
 }
 
 func (p *Pipeline) retryAllDead(w http.ResponseWriter, r *http.Request, s *vstate) {
@@ -396,6 +411,61 @@ func (p *Pipeline) deleteTemplate(w http.ResponseWriter, r *http.Request, s *vst
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// previewTemplate renders a stored template with sample data, as a
+// notification naming it would be rendered: {"locale": "en", "data": {...}}
+// answers the content, or 422 naming the missing variable or the error.
+func (p *Pipeline) previewTemplate(w http.ResponseWriter, r *http.Request, s *vstate) {
+	t, ok := p.settings.template(r.PathValue("id"))
+	if !ok {
+		apiError(w, http.StatusNotFound, "no template "+strconv.Quote(r.PathValue("id")), "", "")
+		return
+	}
+	body, ok := readBody(w, r, MaxBody)
+	if !ok {
+		return
+	}
+	var req struct {
+		Locale string         `json:"locale"`
+		Data   map[string]any `json:"data"`
+	}
+	if !decodeStrict(w, body, &req) {
+		return
+	}
+	vars, ok := t.compiled.Vars(req.Locale)
+	if !ok {
+		apiError(w, http.StatusUnprocessableEntity, "invalid locale: the template has no locale "+strconv.Quote(req.Locale),
+			"locale", "the template has no such locale")
+		return
+	}
+	for _, v := range vars {
+		if _, ok := req.Data[v]; !ok {
+			apiError(w, http.StatusUnprocessableEntity, "invalid data."+v+": the template uses it", "data."+v, "the template uses it")
+			return
+		}
+	}
+	c, err := t.compiled.Render(req.Locale, req.Data)
+	if err != nil {
+		var inv *notify.InvalidError
+		if errors.As(err, &inv) {
+			apiError(w, http.StatusUnprocessableEntity, err.Error(), inv.Field, inv.Reason)
+			return
+		}
+		apiError(w, http.StatusUnprocessableEntity, err.Error(), "data", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (p *Pipeline) listTenants(w http.ResponseWriter, r *http.Request, s *vstate) {
+	p.settings.mu.RLock()
+	out := make(map[string]Tenant, len(p.settings.tenants))
+	for name, t := range p.settings.tenants {
+		out[name] = *t
+	}
+	p.settings.mu.RUnlock()
+	writeJSON(w, http.StatusOK, map[string]any{"tenants": out})
 }
 
 func (p *Pipeline) getTenant(w http.ResponseWriter, r *http.Request, s *vstate) {

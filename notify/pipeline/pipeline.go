@@ -113,6 +113,7 @@ type Pipeline struct {
 	status   *statusStore
 	history  *history // nil without Options.HistoryDir
 	settings *settings
+	counters counters
 
 	// ctx ends when the pipeline closes: workers stop taking messages.
 	// sendCtx ends a grace period later: sends under way are cut short.

@@ -292,6 +292,7 @@ func (s *vstate) event(r *core.Router, j *job, status, errText string, a *Attemp
 // subscriber queues keep them across restarts); the pipeline does not wait
 // for them to be stored.
 func (s *vstate) publishEvent(r *core.Router, e *notify.Event) {
+	s.p.counters.event(e.Channel, e.Status)
 	if f := s.p.o.OnEvent; f != nil {
 		f(e.Channel, e.Status)
 	}

@@ -274,6 +274,7 @@ func (s *vstate) send(r *core.Router, j *job) bool {
 		start := p.clk.Now()
 		res, err = p.o.Senders[channel].Send(ctx, m)
 		cancel()
+		p.counters.send(channel, res.Provider, p.clk.Now().Sub(start), err)
 		if f := p.o.OnSend; f != nil {
 			f(channel, res.Provider, p.clk.Now().Sub(start), err)
 		}

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/unifiedms/ums/core"
 	"github.com/unifiedms/ums/core/auth"
@@ -61,6 +62,7 @@ func (a *API) Handler() http.Handler {
 		handle(mux, "GET "+path, h)
 		handle(mux, "GET "+path+"/{$}", h)
 	}
+	handle(mux, "GET /api/whoami", a.whoami)
 	handle(mux, "GET /api/health/checks/alarms", a.alarmsCheck)
 	handle(mux, "GET /api/health/checks/local-alarms", a.alarmsCheck)
 	handle(mux, "GET /api/aliveness-test/{vhost}", a.aliveness)
@@ -155,17 +157,45 @@ func (a *API) overview(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	conns := a.Broker.Connections()
+	byProtocol := map[string]int{}
 	for _, c := range conns {
 		channels += c.Channels()
+		byProtocol[protocolFamily(c.Info().Protocol)]++
 	}
+	st := a.Broker.Stats()
 	writeJSON(w, http.StatusOK, map[string]any{
 		"management_version": Version, "rabbitmq_version": "3.13.0", "product_name": "UMS", "product_version": Version,
 		"object_totals": map[string]int{"connections": len(conns), "channels": channels, "exchanges": exchanges,
 			"queues": queues, "consumers": consumers},
-		"queue_totals":  map[string]int{"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked},
-		"alarms":        alarmsJSON(a.Broker.Alarms()),
-		"notifications": a.notifyJSON(),
+		"queue_totals": map[string]int{"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked},
+		// Counters since start, named as RabbitMQ's message_stats; rates
+		// are the difference of two readings over their interval.
+		"message_stats": map[string]uint64{"publish": st.Received, "deliver_get": st.Delivered,
+			"redeliver": st.Redelivered, "ack": st.Acknowledged, "confirm": st.Confirmed},
+		"connections_by_protocol": byProtocol,
+		"alarms":                  alarmsJSON(a.Broker.Alarms()),
+		"notifications":           a.notifyJSON(),
 	})
+}
+
+// protocolFamily is the protocol of a connection without its version:
+// AMQP, MQTT, STOMP or HTTP.
+func protocolFamily(p string) string {
+	if i := strings.IndexByte(p, ' '); i > 0 {
+		return p[:i]
+	}
+	return p
+}
+
+// whoami answers who the request is authenticated as, as RabbitMQ's
+// /api/whoami does.
+func (a *API) whoami(w http.ResponseWriter, r *http.Request) {
+	u := currentUser(r)
+	tags := u.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"name": u.Name, "tags": tags})
 }
 
 // alarmsJSON lists raised alarms: memory and disk (which block publishers)
@@ -257,6 +287,12 @@ func (a *API) closeConnection(w http.ResponseWriter, r *http.Request) {
 	c := a.findConn(r.PathValue("name"))
 	if c == nil {
 		writeError(w, http.StatusNotFound, "not_found", "Object Not Found")
+		return
+	}
+	if c.Info().Protocol == "internal" {
+		// The server's own connection (notification delivery): closing
+		// it would stop a part of the server, not a client.
+		badRequest(w, "connection "+c.Info().Name+" is the server's own and cannot be closed")
 		return
 	}
 	reason := r.Header.Get("X-Reason")
