@@ -14,12 +14,7 @@ import (
 // watchResources raises the core's memory and disk alarms when usage
 // crosses the configured watermarks, and clears them when it falls back.
 func (b *Broker) watchResources(stop <-chan struct{}) {
-	memLimit := uint64(0)
-	if f := b.cfg.MemoryHighWatermark; f > 0 {
-		if total := totalMemory(); total > 0 {
-			memLimit = uint64(float64(total) * f)
-		}
-	}
+	memLimit := memoryLimit(b.cfg.MemoryHighWatermark)
 	samples := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -42,6 +37,15 @@ func (b *Broker) watchResources(stop <-chan struct{}) {
 		case <-t.C:
 		}
 	}
+}
+
+// memoryLimit is the memory use above which the memory alarm is raised:
+// fraction of the machine's memory; 0 when off or unknown.
+func memoryLimit(fraction float64) uint64 {
+	if fraction <= 0 {
+		return 0
+	}
+	return uint64(float64(totalMemory()) * fraction)
 }
 
 // totalMemory reads MemTotal from /proc/meminfo; 0 when unknown.

@@ -170,7 +170,8 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Broker, error) {
 		meta.Close()
 		return nil, err
 	}
-	api := &mgmt.API{Broker: cb, Users: users, Notify: b.notify.pipe, Ready: b.Ready}
+	api := &mgmt.API{Broker: cb, Users: users, Notify: b.notify.pipe, Ready: b.Ready,
+		DataDir: cfg.DataDir, MemoryLimit: memoryLimit(cfg.MemoryHighWatermark), DiskFreeLimit: cfg.DiskFreeLimit, Started: time.Now()}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", b.notify.pipe.Handler())
 	mux.HandleFunc("POST /api/v1/callbacks/twilio", b.twilioCallback)

@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/unifiedms/ums/core"
 	"github.com/unifiedms/ums/core/auth"
@@ -37,6 +38,12 @@ type API struct {
 	Users  *auth.Store
 	// Notify, when set, reports notification delivery in the overview.
 	Notify Notifier
+	// Node facts shown by /api/nodes: the data directory (for free disk),
+	// the limits that raise the memory and disk alarms, and the start.
+	DataDir       string
+	MemoryLimit   uint64
+	DiskFreeLimit int64
+	Started       time.Time
 	// Ready, when set, reports why the node does not serve yet or any
 	// more (starting, shutting down), or nil: /readyz answers 503 with
 	// its error.
@@ -75,6 +82,7 @@ func (a *API) Handler() http.Handler {
 	a.objectRoutes(mux)
 	a.messageRoutes(mux)
 	a.definitionRoutes(mux)
+	a.nodeRoutes(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "Object Not Found")
 	})

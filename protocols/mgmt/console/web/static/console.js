@@ -442,7 +442,11 @@ pages.vhosts = () => {
     { key: 'messages', label: 'Messages', num: true },
     { key: 'connections', label: 'Connections', num: true },
   ]);
-  poll(async () => {
+  submitForm('vhost-form', (f, form) => act('Virtual host ' + f.name + ' added.', async () => {
+    await api('PUT', '/api/vhosts/' + enc(f.name));
+    form.reset();
+  }, refresh));
+  const refresh = poll(async () => {
     const [vs, qs, cs] = await Promise.all([api('GET', '/api/vhosts'), api('GET', '/api/queues'), api('GET', '/api/connections')]);
     table.set(vs.map((v) => ({
       name: v.name,

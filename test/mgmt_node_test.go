@@ -1,0 +1,190 @@
+package test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/unifiedms/ums/internal/testutil"
+)
+
+// mgmtJSON calls the management API as user and decodes the answer.
+func mgmtJSON(t *testing.T, b *testutil.Broker, user, pass, method, path, body string, out any) int {
+	t.Helper()
+	code, text := do(t, http.DefaultClient, method, b.HTTPURL+path, body, map[string]string{"Authorization": basic(user, pass)})
+	if out != nil && code == http.StatusOK {
+		if err := json.Unmarshal([]byte(text), out); err != nil {
+			t.Fatalf("%s %s: %v in %s", method, path, err, text)
+		}
+	}
+	return code
+}
+
+// Channels, consumers and the node, as RabbitMQ's UI and tools read them.
+func TestMgmtAPIChannelsConsumersNodes(t *testing.T) {
+	b := testutil.StartBroker(t, testutil.WithProtocols(testutil.AMQP, testutil.HTTP))
+	conn, err := amqp.Dial(b.AMQPURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Channel(); err != nil { // a second, idle channel
+		t.Fatal(err)
+	}
+	if err := ch.Qos(7, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare("work", false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.Consume("work", "worker-1", false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Publish("", "work", false, false, amqp.Publishing{Body: []byte("job")}); err != nil {
+		t.Fatal(err)
+	}
+
+	type channel struct {
+		Name, User, Vhost string
+		Consumers         int `json:"consumer_count"`
+		Prefetch          int `json:"prefetch_count"`
+		Unacked           int `json:"messages_unacknowledged"`
+		Details           struct {
+			Name string `json:"name"`
+		} `json:"connection_details"`
+	}
+	var chans []channel
+	waitUntil(t, 10*time.Second, "the consumer's delivery to be unacked", func() bool {
+		var all []channel
+		mgmtJSON(t, b, "guest", "guest", "GET", "/api/channels", "", &all)
+		chans = nil
+		for _, c := range all { // the server's own connection has channels too
+			if c.User == "guest" {
+				chans = append(chans, c)
+			}
+		}
+		return len(chans) == 2 && chans[0].Unacked == 1
+	})
+	c := chans[0]
+	if c.Consumers != 1 || c.Prefetch != 7 || c.User != "guest" || c.Vhost != "/" || !strings.HasPrefix(c.Name, c.Details.Name+" (") {
+		t.Fatalf("channels %+v", chans)
+	}
+	var ofConn []channel
+	if code := mgmtJSON(t, b, "guest", "guest", "GET", "/api/connections/"+url.PathEscape(c.Details.Name)+"/channels", "", &ofConn); code != http.StatusOK || len(ofConn) != 2 {
+		t.Fatalf("channels of the connection: %d %+v", code, ofConn)
+	}
+	var inVhost []channel
+	if code := mgmtJSON(t, b, "guest", "guest", "GET", "/api/vhosts/%2F/channels", "", &inVhost); code != http.StatusOK || len(inVhost) < 2 {
+		t.Fatalf("channels of vhost /: %d %+v", code, inVhost)
+	}
+
+	var cons []struct {
+		Tag      string `json:"consumer_tag"`
+		Ack      bool   `json:"ack_required"`
+		Prefetch int    `json:"prefetch_count"`
+		Queue    struct{ Name, Vhost string }
+		Channel  struct {
+			Conn string `json:"connection_name"`
+			User string
+		} `json:"channel_details"`
+	}
+	for _, path := range []string{"/api/consumers", "/api/consumers/%2F"} {
+		cons = nil
+		if code := mgmtJSON(t, b, "guest", "guest", "GET", path, "", &cons); code != http.StatusOK {
+			t.Fatalf("GET %s: %d", path, code)
+		}
+		var mine int
+		for _, x := range cons {
+			if x.Tag == "worker-1" {
+				mine++
+				if !x.Ack || x.Prefetch != 7 || x.Queue.Name != "work" || x.Queue.Vhost != "/" || x.Channel.Conn != c.Details.Name || x.Channel.User != "guest" {
+					t.Fatalf("consumer %+v", x)
+				}
+			}
+		}
+		if mine != 1 {
+			t.Fatalf("GET %s: worker-1 listed %d times in %+v", path, mine, cons)
+		}
+	}
+
+	var nodes []struct {
+		Name    string
+		Running bool
+		MemUsed uint64 `json:"mem_used"`
+		FDUsed  int    `json:"fd_used"`
+		Disk    int64  `json:"disk_free"`
+	}
+	if code := mgmtJSON(t, b, "guest", "guest", "GET", "/api/nodes", "", &nodes); code != http.StatusOK || len(nodes) != 1 ||
+		!strings.HasPrefix(nodes[0].Name, "ums@") || !nodes[0].Running || nodes[0].MemUsed == 0 || nodes[0].FDUsed == 0 || nodes[0].Disk <= 0 {
+		t.Fatalf("nodes: %d %+v", code, nodes)
+	}
+	if code := mgmtJSON(t, b, "guest", "guest", "GET", "/api/nodes/"+url.PathEscape(nodes[0].Name), "", nil); code != http.StatusOK {
+		t.Fatalf("GET the node: %d", code)
+	}
+	if code := mgmtJSON(t, b, "guest", "guest", "GET", "/api/nodes/rabbit@elsewhere", "", nil); code != http.StatusNotFound {
+		t.Fatalf("GET another node: %d", code)
+	}
+	for _, path := range []string{"/api/policies", "/api/policies/%2F", "/api/parameters", "/api/parameters/shovel"} {
+		var list []any
+		if code := mgmtJSON(t, b, "guest", "guest", "GET", path, "", &list); code != http.StatusOK || list == nil || len(list) != 0 {
+			t.Fatalf("GET %s: %d %v", path, code, list)
+		}
+	}
+	if code := mgmtJSON(t, b, "guest", "guest", "GET", "/api/policies/nope", "", nil); code != http.StatusNotFound {
+		t.Fatalf("policies of a missing vhost: %d", code)
+	}
+}
+
+// A vhost created over the API is usable at once and survives a restart.
+func TestMgmtAPIPutVhost(t *testing.T) {
+	dir := t.TempDir()
+	b := testutil.StartBroker(t, testutil.WithProtocols(testutil.AMQP, testutil.HTTP), testutil.WithDataDir(dir))
+	if code := mgmtJSON(t, b, "guest", "guest", "PUT", "/api/vhosts/tenant-a", `{"description": "tenant A"}`, nil); code != http.StatusCreated {
+		t.Fatalf("PUT vhost: %d", code)
+	}
+	if code := mgmtJSON(t, b, "guest", "guest", "PUT", "/api/vhosts/tenant-a", "", nil); code != http.StatusNoContent {
+		t.Fatalf("PUT existing vhost: %d", code)
+	}
+	if code := mgmtJSON(t, b, "guest", "guest", "PUT", "/api/vhosts/bad", `{"description": `, nil); code != http.StatusBadRequest {
+		t.Fatalf("PUT vhost with a malformed body: %d", code)
+	}
+	if code := mgmtJSON(t, b, "guest", "guest", "PUT", "/api/users/watcher", `{"password": "w", "tags": "monitoring"}`, nil); code != http.StatusCreated {
+		t.Fatalf("PUT user: %d", code)
+	}
+	if code := mgmtJSON(t, b, "watcher", "w", "PUT", "/api/vhosts/by-watcher", "", nil); code != http.StatusUnauthorized {
+		t.Fatalf("PUT vhost as a monitoring user: %d, want 401", code)
+	}
+	if code := mgmtJSON(t, b, "guest", "guest", "PUT", "/api/permissions/tenant-a/guest", `{"configure": ".*", "write": ".*", "read": ".*"}`, nil); code/100 != 2 {
+		t.Fatalf("PUT permissions: %d", code)
+	}
+	vhostURL := strings.TrimSuffix(b.AMQPURL, "/") + "/tenant-a"
+	conn, err := amqp.Dial(vhostURL)
+	if err != nil {
+		t.Fatalf("AMQP to the new vhost: %v", err)
+	}
+	conn.Close()
+
+	b.Stop()
+	b = testutil.StartBroker(t, testutil.WithProtocols(testutil.AMQP, testutil.HTTP), testutil.WithDataDir(dir))
+	var v struct{ Name string }
+	if code := mgmtJSON(t, b, "guest", "guest", "GET", "/api/vhosts/tenant-a", "", &v); code != http.StatusOK || v.Name != "tenant-a" {
+		t.Fatalf("the vhost after a restart: %d %+v", code, v)
+	}
+	if code := mgmtJSON(t, b, "guest", "guest", "GET", "/api/vhosts/bad", "", nil); code != http.StatusNotFound {
+		t.Fatalf("the refused vhost exists: %d", code)
+	}
+	conn, err = amqp.Dial(strings.TrimSuffix(b.AMQPURL, "/") + "/tenant-a")
+	if err != nil {
+		t.Fatalf("AMQP to the vhost after a restart: %v", err)
+	}
+	conn.Close()
+}
