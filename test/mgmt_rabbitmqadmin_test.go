@@ -84,4 +84,16 @@ func TestMgmtAPIRabbitmqadmin(t *testing.T) {
 	if out := run("-f", "tsv", "-q", "list", "bindings", "source", "destination"); !strings.Contains(out, "admin-x\tadmin-q") {
 		t.Fatalf("after import: %q", out)
 	}
+
+	// The node's lists and a new vhost.
+	if out := run("-f", "tsv", "-q", "list", "nodes", "name", "type"); !strings.Contains(out, "ums@") || !strings.Contains(out, "disc") {
+		t.Fatalf("list nodes: %q", out)
+	}
+	run("list", "channels")
+	run("list", "consumers")
+	run("list", "policies")
+	run("declare", "vhost", "name=admin-vhost")
+	if out := run("-f", "tsv", "-q", "list", "vhosts", "name"); !strings.Contains(out, "admin-vhost") {
+		t.Fatalf("list vhosts after declare: %q", out)
+	}
 }
