@@ -23,6 +23,7 @@ import (
 	"github.com/unifiedms/ums/core/auth"
 	"github.com/unifiedms/ums/core/store"
 	"github.com/unifiedms/ums/internal/clock"
+	"github.com/unifiedms/ums/internal/connlimit"
 	"github.com/unifiedms/ums/internal/metrics"
 	"github.com/unifiedms/ums/protocols/amqp"
 	"github.com/unifiedms/ums/protocols/mgmt"
@@ -129,7 +130,11 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Broker, error) {
 		meta.Close()
 		return nil, fmt.Errorf("user store: %w", err)
 	}
-	cb := core.NewBrokerWith(core.Options{Messages: mlog, Meta: meta, Logger: log, PageAfter: cfg.QueuePageAfter, Clock: d.Clock})
+	cb := core.NewBrokerWith(core.Options{Messages: mlog, Meta: meta, Logger: log, PageAfter: cfg.QueuePageAfter, Clock: d.Clock,
+		MaxConnectionsPerUser: cfg.MaxConnectionsPerUser,
+		MaxConsumersPerQueue:  cfg.MaxConsumersPerQueue,
+		LoginFailureDelay:     cfg.LoginFailureDelay,
+	})
 	st, err := cb.Recover(mlog.Replay)
 	if err != nil {
 		mlog.Close()
@@ -272,6 +277,11 @@ func (b *Broker) serve(name, label, addr string, secure bool, run func(net.Liste
 	b.listeners[name] = l
 	b.mu.Unlock()
 	b.log.Info(label+" listening", "addr", l.Addr().String())
+	if name != "http" && name != "https" {
+		// Client listeners: --max-connections each (the management API
+		// answers short requests and is not limited).
+		l = connlimit.Wrap(l, b.cfg.MaxConnections)
+	}
 	if secure {
 		l = tls.NewListener(l, b.certs.Config())
 	}

@@ -94,6 +94,12 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 		}
 		u, err := a.Users.Authenticate(user, pass, loopback(r.RemoteAddr))
 		if err != nil {
+			// The request's own goroutine waits out the login
+			// failure delay (or the client's going away).
+			select {
+			case <-a.Broker.LoginFailed():
+			case <-r.Context().Done():
+			}
 			w.Header().Set("WWW-Authenticate", `Basic realm="UMS Management"`)
 			notAuthorised(w, "Login failed")
 			return
