@@ -54,6 +54,7 @@ type Broker struct {
 	mqtt      *mqtt.Server  // nil when MQTT is off
 	stomp     *stomp.Server // nil when STOMP is off
 	listeners map[string]net.Listener
+	limited   map[string]*connlimit.Listener // listeners with --max-connections
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	stopWatch chan struct{}
@@ -159,6 +160,7 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Broker, error) {
 			Product:        cfg.AMQPProduct,
 		},
 		listeners: make(map[string]net.Listener),
+		limited:   make(map[string]*connlimit.Listener),
 		Metrics:   met,
 	}
 	met.WatchBroker(cb, cfg.MetricsPerQueue)
@@ -281,6 +283,11 @@ func (b *Broker) serve(name, label, addr string, secure bool, run func(net.Liste
 		// Client listeners: --max-connections each (the management API
 		// answers short requests and is not limited).
 		l = connlimit.Wrap(l, b.cfg.MaxConnections)
+		if cl, ok := l.(*connlimit.Listener); ok {
+			b.mu.Lock()
+			b.limited[name] = cl
+			b.mu.Unlock()
+		}
 	}
 	if secure {
 		l = tls.NewListener(l, b.certs.Config())
@@ -312,6 +319,21 @@ func (b *Broker) Addr(name string) net.Addr {
 		return l.Addr()
 	}
 	return nil
+}
+
+// ListenerConnections returns the open connections of a client listener
+// with a connection limit (--max-connections): those within the limit
+// and those beyond it being refused. ok is false for a listener without
+// a limit or not open.
+func (b *Broker) ListenerConnections(name string) (live, refusing int, ok bool) {
+	b.mu.Lock()
+	l, ok := b.limited[name]
+	b.mu.Unlock()
+	if !ok {
+		return 0, 0, false
+	}
+	live, refusing = l.Open()
+	return live, refusing, true
 }
 
 // Shutdown closes the listeners and connections (AMQP clients get 320
