@@ -2,8 +2,10 @@ package test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -600,5 +602,25 @@ func TestLoginFailureDelayBlocksNoOne(t *testing.T) {
 				t.Fatal("failed logins not answered after the delay")
 			}
 		}
+	}
+}
+
+func TestLimitsInOverview(t *testing.T) {
+	b := startLimits(t, func(c *config.Config) {
+		c.MaxConnections, c.MaxConnectionsPerUser, c.MaxConsumersPerQueue = 100, 10, 5
+		c.AMQPChannelMax, c.LoginFailureDelay = 64, 250*time.Millisecond
+	}, testutil.AMQP, testutil.HTTP)
+	resp := httpDo(t, http.MethodGet, b.HTTPURL+"/api/overview", "guest", "guest")
+	defer resp.Body.Close()
+	var got struct {
+		Limits map[string]int64 `json:"limits"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"max_connections": 100, "max_connections_per_user": 10, "max_consumers_per_queue": 5,
+		"channel_max": 64, "login_failure_delay_ms": 250}
+	if !maps.Equal(got.Limits, want) {
+		t.Fatalf("overview limits %v, want %v", got.Limits, want)
 	}
 }

@@ -176,7 +176,8 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Broker, error) {
 		meta.Close()
 		return nil, err
 	}
-	api := &mgmt.API{Broker: cb, Users: users, Notify: b.notify.pipe, Ready: b.Ready}
+	api := &mgmt.API{Broker: cb, Users: users, Notify: b.notify.pipe, Ready: b.Ready,
+		MaxConnections: cfg.MaxConnections, ChannelMax: cfg.AMQPChannelMax}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", b.notify.pipe.Handler())
 	mux.HandleFunc("POST /api/v1/callbacks/twilio", b.twilioCallback)

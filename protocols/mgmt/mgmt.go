@@ -40,6 +40,10 @@ type API struct {
 	// more (starting, shutting down), or nil: /readyz answers 503 with
 	// its error.
 	Ready func() error
+	// MaxConnections and ChannelMax are the node's limits the core does
+	// not know (per listener, per AMQP connection; 0: none), shown in the
+	// overview with the core's (Broker.Limits).
+	MaxConnections, ChannelMax int
 }
 
 // Notifier is what the overview shows of notification delivery.
@@ -171,7 +175,20 @@ func (a *API) overview(w http.ResponseWriter, r *http.Request) {
 		"queue_totals":  map[string]int{"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked},
 		"alarms":        alarmsJSON(a.Broker.Alarms()),
 		"notifications": a.notifyJSON(),
+		"limits":        a.limitsJSON(),
 	})
+}
+
+// limitsJSON lists the limits that protect the node (0: none).
+func (a *API) limitsJSON() map[string]any {
+	l := a.Broker.Limits()
+	return map[string]any{
+		"max_connections":          a.MaxConnections,
+		"max_connections_per_user": l.MaxConnectionsPerUser,
+		"max_consumers_per_queue":  l.MaxConsumersPerQueue,
+		"channel_max":              a.ChannelMax,
+		"login_failure_delay_ms":   l.LoginFailureDelay.Milliseconds(),
+	}
 }
 
 // alarmsJSON lists raised alarms: memory and disk (which block publishers)
