@@ -77,7 +77,10 @@
 // errors.Is in one function: ErrNotFound 404, ErrAccessRefused 403,
 // ErrResourceLocked 405, ErrPreconditionFailed 406, ErrNotAllowed 530,
 // ErrCommandInvalid 503, ErrResourceError 506, ErrInternal 541 (storage
-// failed; nothing changed), ErrClosed. Time comes from Broker.Clock.
+// failed; nothing changed), ErrClosed. A refusal by a node limit
+// (limits.go) is ErrNotAllowed and also matches ErrLimitReached, which
+// adapters without AMQP's codes test first (MQTT 0x97 quota exceeded).
+// Time comes from Broker.Clock.
 //
 // For example, a worker that takes jobs from a queue:
 //
