@@ -578,13 +578,13 @@ func (c *conn) handshake() error {
 	if !ok {
 		return protoErr(wire.CommandInvalid, "expected connection.open, got %s", m.Name())
 	}
-	v, ok := c.srv.Broker.Vhost(op.VirtualHost)
-	if !ok {
-		return protoErr(wire.NotAllowed, "vhost %s not found", op.VirtualHost)
-	}
 	if overLimit != nil {
 		c.log.Info("connection refused", "reason", overLimit)
 		return protoErr(wire.NotAllowed, "%s", overLimit)
+	}
+	v, ok := c.srv.Broker.Vhost(op.VirtualHost)
+	if !ok {
+		return protoErr(wire.NotAllowed, "vhost %s not found", op.VirtualHost)
 	}
 	if !c.srv.Users.CanAccessVhost(user, v.Name) {
 		return protoErr(wire.NotAllowed, "access to vhost '%s' refused for user '%s'", v.Name, user)
