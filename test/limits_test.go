@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,13 +99,17 @@ func expectConnack5(t testing.TB, ca *paho.Connack, err error, code byte) {
 	}
 }
 
-// mqtt3As connects an MQTT 3.1.1 client to brokerURL (tcp:// or ws://);
-// rc is CONNACK's return code.
-func mqtt3As(t testing.TB, brokerURL, clientID, user, pass string) (paho3.Client, byte, error) {
+// mqtt3As connects an MQTT 3.1.1 client to brokerURL (tcp://, ws://,
+// tls://, wss://, the secure ones with tlsConfig); rc is CONNACK's return
+// code.
+func mqtt3As(t testing.TB, brokerURL, clientID, user, pass string, tlsConfig ...*tls.Config) (paho3.Client, byte, error) {
 	t.Helper()
 	o := paho3.NewClientOptions().AddBroker(brokerURL).SetClientID(clientID).
 		SetUsername(user).SetPassword(pass).SetProtocolVersion(4).
 		SetAutoReconnect(false).SetConnectRetry(false).SetConnectTimeout(waitFor)
+	if len(tlsConfig) > 0 {
+		o.SetTLSConfig(tlsConfig[0])
+	}
 	c := paho3.NewClient(o)
 	tok := c.Connect()
 	if !tok.WaitTimeout(2 * waitFor) {
@@ -196,9 +201,13 @@ func TestLimitsMaxConnectionsPerListener(t *testing.T) {
 		if err == nil || rc != 0x03 { // server unavailable
 			t.Fatalf("MQTT 3.1.1 beyond the limit: rc %#x, err %v; want 0x03", rc, err)
 		}
-		// The WebSocket listener is a listener of its own.
+		// The WebSocket listener is a listener of its own, with its own
+		// limit.
 		if _, _, err := mqtt3As(t, "ws://"+b.MQTTWSAddr+"/ws", "over-ws", "guest", "guest"); err != nil {
 			t.Fatalf("MQTT over WebSocket refused while the TCP listener is full: %v", err)
+		}
+		if _, rc, err := mqtt3As(t, "ws://"+b.MQTTWSAddr+"/ws", "over-ws-2", "guest", "guest"); err == nil || rc != 0x03 {
+			t.Fatalf("MQTT over WebSocket beyond the limit: rc %#x, err %v; want 0x03", rc, err)
 		}
 		// The connection within the limit is unaffected.
 		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
@@ -230,6 +239,55 @@ func TestLimitsMaxConnectionsPerListener(t *testing.T) {
 		if _, err := stompAs(t, b.STOMPAddr, "guest", "guest"); err != nil {
 			t.Fatalf("connection after the first closed: %v", err)
 		}
+	})
+}
+
+// TestLimitsMaxConnectionsTLS checks the limit on the TLS listeners,
+// where the counted socket is under TLS (and WebSocket).
+func TestLimitsMaxConnectionsTLS(t *testing.T) {
+	p := newTestPKI(t)
+	certFile, keyFile := p.serverFiles(1)
+	b := startLimits(t, func(c *config.Config) {
+		c.TLSCertFile, c.TLSKeyFile, c.TLSCAFile = certFile, keyFile, p.caFile
+		c.MaxConnections = 1
+	}, testutil.AMQPS, testutil.MQTTWSS, testutil.STOMPS)
+
+	t.Run("AMQPS", func(t *testing.T) {
+		first, err := amqp.DialTLS(b.AMQPSURL, p.client(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer first.Close()
+		_, err = amqp.DialTLS(b.AMQPSURL, p.client(nil))
+		expectAMQPRefused(t, err, amqp.NotAllowed, "connection limit (1)")
+		amqpRoundTrip(t, first, uniq("limits"), "within the limit")
+	})
+	t.Run("MQTT over secure WebSocket", func(t *testing.T) {
+		url := "wss://" + b.MQTTWSSAddr + "/ws"
+		if _, _, err := mqtt3As(t, url, "first", "guest", "guest", p.client(nil)); err != nil {
+			t.Fatal(err)
+		}
+		if _, rc, err := mqtt3As(t, url, "second", "guest", "guest", p.client(nil)); err == nil || rc != 0x03 {
+			t.Fatalf("beyond the limit: rc %#x, err %v; want 0x03", rc, err)
+		}
+	})
+	t.Run("STOMPS", func(t *testing.T) {
+		dial := func() (*stomp.Conn, error) {
+			nc, err := tls.Dial("tcp", b.STOMPSAddr, p.client(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { nc.Close() })
+			return stomp.Connect(nc, stomp.ConnOpt.Login("guest", "guest"), stomp.ConnOpt.Host("/"), stomp.ConnOpt.Logger(quietLogger{}))
+		}
+		first, err := dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer first.MustDisconnect()
+		_, err = dial()
+		expectStompError(t, err, "not_allowed", "connection limit (1)")
+		stompSync(t, first)
 	})
 }
 
