@@ -60,6 +60,11 @@ type Config struct {
 	DefaultPass         string
 	DefaultUserAnyHost  bool
 
+	MaxConnections        int
+	MaxConnectionsPerUser int
+	MaxConsumersPerQueue  int
+	LoginFailureDelay     time.Duration
+
 	MQTTExchange         string
 	MQTTDefaultVhost     string
 	MQTTMaxSessionExpiry uint32
@@ -170,6 +175,18 @@ func positive(p func(*Config) *int, most int) func(*Config, string) error {
 	}
 }
 
+// nonNegative parses an integer of 0 or more.
+func nonNegative(p func(*Config) *int) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("not an integer of 0 or more: %q", v)
+		}
+		*p(c) = n
+		return nil
+	}
+}
+
 func boolean(p func(*Config) *bool) func(*Config, string) error {
 	return func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
@@ -228,6 +245,10 @@ var settings = []setting{
 		c.DiskFreeLimit = n
 		return nil
 	}},
+	{"max-connections", "UMS_MAX_CONNECTIONS", "0", "most open client connections per listener (AMQP, MQTT, STOMP, each TLS and WebSocket listener on its own); more are refused the protocol's way (0: no limit)", "N", nonNegative(func(c *Config) *int { return &c.MaxConnections })},
+	{"max-connections-per-user", "UMS_MAX_CONNECTIONS_PER_USER", "0", "most client connections of one user over all protocols; more are refused at login (0: no limit)", "N", nonNegative(func(c *Config) *int { return &c.MaxConnectionsPerUser })},
+	{"max-consumers-per-queue", "UMS_MAX_CONSUMERS_PER_QUEUE", "0", "most consumers of one queue (AMQP consumers, STOMP subscriptions, MQTT shared subscription members); more are refused (0: no limit)", "N", nonNegative(func(c *Config) *int { return &c.MaxConsumersPerQueue })},
+	{"login-failure-delay", "UMS_LOGIN_FAILURE_DELAY", "1s", "how long a failed login (AMQP, MQTT, STOMP, HTTP) waits before it is answered (0: at once)", "DURATION", duration(func(c *Config) *time.Duration { return &c.LoginFailureDelay })},
 	{"default-user", "UMS_DEFAULT_USER", "guest", "user created at first start", "NAME", str(func(c *Config) *string { return &c.DefaultUser })},
 	{"default-pass", "UMS_DEFAULT_PASS", "guest", "password of the default user", "PASSWORD", str(func(c *Config) *string { return &c.DefaultPass })},
 	{"mqtt-exchange", "UMS_MQTT_EXCHANGE", "amq.topic", "topic exchange MQTT publishes to and subscribes on, in every vhost", "NAME", str(func(c *Config) *string { return &c.MQTTExchange })},
@@ -449,6 +470,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxMessageSize < 1 {
 		errs = append(errs, "max-message-size: must be positive")
+	}
+	if c.LoginFailureDelay < 0 || c.LoginFailureDelay > 5*time.Second {
+		errs = append(errs, "login-failure-delay: must be between 0 and 5s (within the handshake timeouts)")
 	}
 	if c.DataDir == "" {
 		errs = append(errs, "data-dir: must not be empty")

@@ -132,3 +132,34 @@ func TestBareBooleanFlag(t *testing.T) {
 		t.Fatalf("allow-http %v, allow-private %v, data-dir %q", c.WebhookAllowHTTP, c.WebhookAllowPrivate, c.DataDir)
 	}
 }
+
+func TestLimitSettings(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "ums.yaml")
+	if err := os.WriteFile(file, []byte("max-consumers-per-queue: 7\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := env(map[string]string{"UMS_CONFIG": file, "UMS_MAX_CONNECTIONS_PER_USER": "3"})
+	c, err := Load([]string{"--max-connections", "100", "--login-failure-delay", "250ms"}, e, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxConnections != 100 || c.MaxConnectionsPerUser != 3 || c.MaxConsumersPerQueue != 7 || c.LoginFailureDelay.Milliseconds() != 250 {
+		t.Fatalf("got %d %d %d %v", c.MaxConnections, c.MaxConnectionsPerUser, c.MaxConsumersPerQueue, c.LoginFailureDelay)
+	}
+	d := Default()
+	if d.MaxConnections != 0 || d.MaxConnectionsPerUser != 0 || d.MaxConsumersPerQueue != 0 || d.LoginFailureDelay.Seconds() != 1 {
+		t.Fatalf("defaults: %d %d %d %v", d.MaxConnections, d.MaxConnectionsPerUser, d.MaxConsumersPerQueue, d.LoginFailureDelay)
+	}
+	for _, args := range [][]string{
+		{"--max-connections", "-1"},
+		{"--max-connections-per-user", "many"},
+		{"--max-consumers-per-queue", "-5"},
+		{"--login-failure-delay", "10s"},
+		{"--login-failure-delay", "-1s"},
+	} {
+		if _, err := Load(args, env(nil), &bytes.Buffer{}); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}

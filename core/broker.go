@@ -8,6 +8,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/unifiedms/ums/internal/clock"
 )
@@ -17,8 +18,14 @@ type Broker struct {
 	mu     sync.RWMutex
 	vhosts map[string]*Vhost
 
-	connMu sync.Mutex
-	conns  map[*Conn]struct{}
+	connMu    sync.Mutex
+	conns     map[*Conn]struct{}
+	userConns map[string]int // admitted client connections per user; REQUIRES: connMu
+
+	// Node limits (limits.go), fixed at construction; 0 is none.
+	maxUserConns int
+	maxConsumers int
+	loginDelay   time.Duration
 
 	flow  flow
 	stats stats

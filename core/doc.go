@@ -15,9 +15,12 @@
 // An adapter (a protocol server, or in-process code such as notification
 // workers) makes these calls, in this order:
 //
-//  1. Authenticate the user with the auth.Store, pick the vhost with
-//     Broker.Vhost, and open a connection: v.Open(user, ConnInfo{...,
-//     Authz: users, TopicVars: auth.TopicVars{ClientID: id}}). With Authz
+//  1. Authenticate the user with the auth.Store (on failure wait on
+//     Broker.LoginFailed before answering), pick the vhost with
+//     Broker.Vhost, count the client connection with Broker.Admit (it
+//     refuses beyond the user's connection limit), and open a connection:
+//     v.Open(user, ConnInfo{..., Admission: adm, Authz: users, TopicVars:
+//     auth.TopicVars{ClientID: id}}). With Authz
 //     set, every operation below is checked by the core with RabbitMQ's
 //     rules (see authz.go); the adapter keeps no permission logic.
 //  2. Open a Session per channel (AMQP), subscription context (STOMP) or
@@ -74,7 +77,10 @@
 // errors.Is in one function: ErrNotFound 404, ErrAccessRefused 403,
 // ErrResourceLocked 405, ErrPreconditionFailed 406, ErrNotAllowed 530,
 // ErrCommandInvalid 503, ErrResourceError 506, ErrInternal 541 (storage
-// failed; nothing changed), ErrClosed. Time comes from Broker.Clock.
+// failed; nothing changed), ErrClosed. A refusal by a node limit
+// (limits.go) is ErrNotAllowed and also matches ErrLimitReached, which
+// adapters without AMQP's codes test first (MQTT 0x97 quota exceeded).
+// Time comes from Broker.Clock.
 //
 // For example, a worker that takes jobs from a queue:
 //
@@ -106,7 +112,8 @@
 //	Vhost.defMu -> Vhost.mu -> Queue.mu -> Session.mu -> Vhost.replyMu
 //	Queue.mu -> Broker.flow.mu, and the message store's own lock (Log.mu)
 //	Queue.mu -> Session.mu -> Pump.mu, Puller.mu (leaves: the delivery helpers)
-//	Conn.mu -> Broker.connMu
+//	Conn.mu -> Broker.connMu (which also guards the per-user connection
+//	counts; Broker.Admit takes it alone)
 //	Broker.mu is taken alone (the vhost table).
 //	Broker.hookMu -> whatever an OnVhost hook takes (it is held while hooks
 //	run, and never under another core lock).

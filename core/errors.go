@@ -28,12 +28,19 @@ var (
 	ErrInternal = errors.New("internal error")
 	// ErrClosed: the session or connection is closed.
 	ErrClosed = errors.New("closed")
+	// ErrLimitReached: a node limit refused the request (connections per
+	// user, consumers per queue; see limits.go). It is never an error's
+	// only kind: such errors are of kind ErrNotAllowed as well.
+	ErrLimitReached = errors.New("limit reached")
 )
 
 // Error is an error of a known kind with a message meant for the client.
 type Error struct {
 	Kind error
 	Msg  string
+	// Also, when set, is a second kind the error matches with errors.Is
+	// (ErrLimitReached besides ErrNotAllowed).
+	Also error
 }
 
 func (e *Error) Error() string { return e.Msg }
@@ -41,6 +48,14 @@ func (e *Error) Error() string { return e.Msg }
 // Unwrap returns the kind, so errors.Is(err, ErrNotFound) works.
 func (e *Error) Unwrap() error { return e.Kind }
 
+// Is reports whether target is the error's second kind.
+func (e *Error) Is(target error) bool { return e.Also != nil && target == e.Also }
+
 func errorf(kind error, format string, args ...any) error {
 	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+}
+
+// limitErrorf builds the refusal of a node limit.
+func limitErrorf(format string, args ...any) error {
+	return &Error{Kind: ErrNotAllowed, Also: ErrLimitReached, Msg: fmt.Sprintf(format, args...)}
 }

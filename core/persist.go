@@ -42,12 +42,19 @@ type Options struct {
 	// the bodies of stored messages behind them stay on disk until they
 	// near the head. 0 keeps everything in memory.
 	PageAfter int
+
+	// Node limits (see limits.go); 0 is none.
+	MaxConnectionsPerUser int           // client connections per user, over all protocols
+	MaxConsumersPerQueue  int           // consumers of client connections per queue
+	LoginFailureDelay     time.Duration // how long a failed login waits for its answer
 }
 
 // NewBrokerWith returns a broker that stores through o. Call Recover before
 // serving clients.
 func NewBrokerWith(o Options) *Broker {
-	b := &Broker{vhosts: make(map[string]*Vhost), conns: make(map[*Conn]struct{}), msgs: o.Messages, meta: o.Meta, log: o.Logger, pageAfter: o.PageAfter,
+	b := &Broker{vhosts: make(map[string]*Vhost), conns: make(map[*Conn]struct{}), userConns: make(map[string]int),
+		maxUserConns: o.MaxConnectionsPerUser, maxConsumers: o.MaxConsumersPerQueue, loginDelay: o.LoginFailureDelay,
+		msgs: o.Messages, meta: o.Meta, log: o.Logger, pageAfter: o.PageAfter,
 		clock: clock.Or(o.Clock)}
 	if b.log == nil {
 		b.log = slog.Default()

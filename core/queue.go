@@ -598,6 +598,10 @@ func (q *Queue) addConsumer(c *Consumer) error {
 		q.mu.Unlock()
 		return errorf(ErrAccessRefused, "queue '%s' in vhost '%s' in exclusive use", q.Name, q.vhost.Name)
 	}
+	if err := q.consumerLimitLocked(c); err != nil {
+		q.mu.Unlock()
+		return err
+	}
 	q.consumers = append(q.consumers, c)
 	if !q.args.singleActive {
 		// Highest priority first; equal priorities keep their order.

@@ -22,6 +22,10 @@ type ConnInfo struct {
 	// authz.go); TopicVars fill topic permission expressions.
 	Authz     Authorizer
 	TopicVars auth.TopicVars
+	// Admission, when set, is the connection's place in its user's
+	// connection count (Broker.Admit); Close releases it. Client
+	// connections have one and are subject to the node limits.
+	Admission *Admission
 }
 
 // Conn is a client connection to a vhost: the owner of exclusive queues and
@@ -98,6 +102,7 @@ func (c *Conn) Close() {
 	b.connMu.Lock()
 	delete(b.conns, c)
 	b.connMu.Unlock()
+	c.info.Admission.Release()
 	sessions := make([]*Session, 0, len(c.sessions))
 	for s := range c.sessions {
 		sessions = append(sessions, s)

@@ -23,6 +23,7 @@ import (
 	"github.com/unifiedms/ums/core/auth"
 	"github.com/unifiedms/ums/core/store"
 	"github.com/unifiedms/ums/internal/clock"
+	"github.com/unifiedms/ums/internal/connlimit"
 	"github.com/unifiedms/ums/internal/metrics"
 	"github.com/unifiedms/ums/protocols/amqp"
 	"github.com/unifiedms/ums/protocols/mgmt"
@@ -54,6 +55,7 @@ type Broker struct {
 	mqtt      *mqtt.Server  // nil when MQTT is off
 	stomp     *stomp.Server // nil when STOMP is off
 	listeners map[string]net.Listener
+	limited   map[string]*connlimit.Listener // listeners with --max-connections
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	stopWatch chan struct{}
@@ -130,7 +132,11 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Broker, error) {
 		meta.Close()
 		return nil, fmt.Errorf("user store: %w", err)
 	}
-	cb := core.NewBrokerWith(core.Options{Messages: mlog, Meta: meta, Logger: log, PageAfter: cfg.QueuePageAfter, Clock: d.Clock})
+	cb := core.NewBrokerWith(core.Options{Messages: mlog, Meta: meta, Logger: log, PageAfter: cfg.QueuePageAfter, Clock: d.Clock,
+		MaxConnectionsPerUser: cfg.MaxConnectionsPerUser,
+		MaxConsumersPerQueue:  cfg.MaxConsumersPerQueue,
+		LoginFailureDelay:     cfg.LoginFailureDelay,
+	})
 	st, err := cb.Recover(mlog.Replay)
 	if err != nil {
 		mlog.Close()
@@ -155,6 +161,7 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Broker, error) {
 			Product:        cfg.AMQPProduct,
 		},
 		listeners: make(map[string]net.Listener),
+		limited:   make(map[string]*connlimit.Listener),
 		Metrics:   met,
 	}
 	met.WatchBroker(cb, cfg.MetricsPerQueue)
@@ -171,7 +178,8 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Broker, error) {
 		return nil, err
 	}
 	api := &mgmt.API{Broker: cb, Users: users, Notify: b.notify.pipe, Ready: b.Ready,
-		DataDir: cfg.DataDir, MemoryLimit: memoryLimit(cfg.MemoryHighWatermark), DiskFreeLimit: cfg.DiskFreeLimit, Started: time.Now()}
+		DataDir: cfg.DataDir, MemoryLimit: memoryLimit(cfg.MemoryHighWatermark), DiskFreeLimit: cfg.DiskFreeLimit, Started: time.Now(),
+		MaxConnections: cfg.MaxConnections, ChannelMax: cfg.AMQPChannelMax}
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", b.notify.pipe.Handler())
 	mux.HandleFunc("POST /api/v1/callbacks/twilio", b.twilioCallback)
@@ -179,7 +187,7 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Broker, error) {
 	mux.Handle("/api/", apiHandler)
 	mux.Handle("GET /healthz", apiHandler)
 	mux.Handle("GET /readyz", apiHandler)
-	web := &console.Console{Users: users, Clock: cb.Clock(), PollInterval: cfg.ConsoleRefresh, Version: mgmt.Version, Logger: log}
+	web := &console.Console{Users: users, Clock: cb.Clock(), LoginFailed: cb.LoginFailed, PollInterval: cfg.ConsoleRefresh, Version: mgmt.Version, Logger: log}
 	webHandler, err := web.Handler()
 	if err != nil {
 		mlog.Close()
@@ -286,6 +294,16 @@ func (b *Broker) serve(name, label, addr string, secure bool, run func(net.Liste
 	b.listeners[name] = l
 	b.mu.Unlock()
 	b.log.Info(label+" listening", "addr", l.Addr().String())
+	if name != "http" && name != "https" {
+		// Client listeners: --max-connections each (the management API
+		// answers short requests and is not limited).
+		l = connlimit.Wrap(l, b.cfg.MaxConnections)
+		if cl, ok := l.(*connlimit.Listener); ok {
+			b.mu.Lock()
+			b.limited[name] = cl
+			b.mu.Unlock()
+		}
+	}
 	if secure {
 		l = tls.NewListener(l, b.certs.Config())
 	}
@@ -316,6 +334,21 @@ func (b *Broker) Addr(name string) net.Addr {
 		return l.Addr()
 	}
 	return nil
+}
+
+// ListenerConnections returns the open connections of a client listener
+// with a connection limit (--max-connections): those within the limit
+// and those beyond it being refused. ok is false for a listener without
+// a limit or not open.
+func (b *Broker) ListenerConnections(name string) (live, refusing int, ok bool) {
+	b.mu.Lock()
+	l, ok := b.limited[name]
+	b.mu.Unlock()
+	if !ok {
+		return 0, 0, false
+	}
+	live, refusing = l.Open()
+	return live, refusing, true
 }
 
 // Shutdown closes the listeners and connections (AMQP clients get 320

@@ -144,6 +144,10 @@ func StartBroker(tb testing.TB, opts ...Option) *Broker {
 	}
 	cfg := config.Default()
 	cfg.DataDir = o.dataDir
+	// Failed logins are answered at once, so that the many tests of
+	// refused logins do not wait a second each; tests of the delay set
+	// LoginFailureDelay with WithConfig.
+	cfg.LoginFailureDelay = 0
 	listeners := map[string]*string{
 		AMQP: &cfg.AMQPListen, MQTT: &cfg.MQTTListen, MQTTWS: &cfg.MQTTWSListen,
 		HTTP: &cfg.HTTPListen, STOMP: &cfg.STOMPListen, STOMPWS: &cfg.STOMPWSListen,

@@ -90,3 +90,6 @@ func (c *Conn) SetDeadline(t time.Time) error {
 	}
 	return c.ws.SetWriteDeadline(t)
 }
+
+// NetConn returns the upgraded connection the WebSocket runs on.
+func (c *Conn) NetConn() net.Conn { return c.ws.NetConn() }

@@ -75,6 +75,12 @@ func (p *Pipeline) authed(need auth.Access, h func(http.ResponseWriter, *http.Re
 			return
 		}
 		if _, err := p.o.Users.Authenticate(user, pass, loopback(r.RemoteAddr)); err != nil {
+			// The request's own goroutine waits out the login
+			// failure delay (or the client's going away).
+			select {
+			case <-p.o.Broker.LoginFailed():
+			case <-r.Context().Done():
+			}
 			w.Header().Set("WWW-Authenticate", `Basic realm="UMS"`)
 			apiError(w, http.StatusUnauthorized, "login failed", "", "")
 			return

@@ -16,6 +16,7 @@ import (
 
 	"github.com/unifiedms/ums/core"
 	"github.com/unifiedms/ums/core/auth"
+	"github.com/unifiedms/ums/internal/connlimit"
 	"github.com/unifiedms/ums/protocols/amqp/wire"
 )
 
@@ -515,11 +516,18 @@ func (c *conn) handshake() error {
 		c.blockedNotify, _ = caps["connection.blocked"].(bool)
 		authFailureClose, _ = caps["authentication_failure_close"].(bool)
 	}
+	// A connection beyond its listener's limit is refused at
+	// connection.open, where clients expect a refusal (as RabbitMQ refuses
+	// its connection limits); its credentials are not even checked.
+	overLimit := connlimit.Refused(c.nc)
 	var user string
-	if so.Mechanism == "EXTERNAL" {
+	switch {
+	case overLimit != nil:
+		// refused below
+	case so.Mechanism == "EXTERNAL":
 		err = c.external(certUser)
 		user = certUser
-	} else {
+	default:
 		var pass string
 		if user, pass, err = parseCredentials(so.Mechanism, so.Response); err != nil {
 			return err
@@ -528,6 +536,12 @@ func (c *conn) handshake() error {
 	}
 	if err != nil {
 		c.log.Info("authentication failed", "user", user, "err", err)
+		// A failed login costs the client time (--login-failure-delay),
+		// spent by this connection's own goroutine.
+		select {
+		case <-c.srv.Broker.LoginFailed():
+		case <-c.forced:
+		}
 		if !authFailureClose {
 			// Clients that did not ask for a close just see the socket end.
 			return errConnClosed
@@ -564,6 +578,10 @@ func (c *conn) handshake() error {
 	if !ok {
 		return protoErr(wire.CommandInvalid, "expected connection.open, got %s", m.Name())
 	}
+	if overLimit != nil {
+		c.log.Info("connection refused", "reason", overLimit)
+		return protoErr(wire.NotAllowed, "%s", overLimit)
+	}
 	v, ok := c.srv.Broker.Vhost(op.VirtualHost)
 	if !ok {
 		return protoErr(wire.NotAllowed, "vhost %s not found", op.VirtualHost)
@@ -571,8 +589,13 @@ func (c *conn) handshake() error {
 	if !c.srv.Users.CanAccessVhost(user, v.Name) {
 		return protoErr(wire.NotAllowed, "access to vhost '%s' refused for user '%s'", v.Name, user)
 	}
+	adm, err := c.srv.Broker.Admit(user)
+	if err != nil {
+		return fromCore(err)
+	}
 	c.vhost = v
 	c.core = v.Open(user, core.ConnInfo{
+		Admission:        adm,
 		Name:             c.nc.RemoteAddr().String() + " -> " + c.nc.LocalAddr().String(),
 		Protocol:         "AMQP 0-9-1",
 		Peer:             c.nc.RemoteAddr().String(),

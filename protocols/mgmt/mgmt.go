@@ -48,6 +48,10 @@ type API struct {
 	// more (starting, shutting down), or nil: /readyz answers 503 with
 	// its error.
 	Ready func() error
+	// MaxConnections and ChannelMax are the node's limits the core does
+	// not know (per listener, per AMQP connection; 0: none), shown in the
+	// overview with the core's (Broker.Limits).
+	MaxConnections, ChannelMax int
 }
 
 // Notifier is what the overview shows of notification delivery.
@@ -104,6 +108,12 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 		}
 		u, err := a.Users.Authenticate(user, pass, loopback(r.RemoteAddr))
 		if err != nil {
+			// The request's own goroutine waits out the login
+			// failure delay (or the client's going away).
+			select {
+			case <-a.Broker.LoginFailed():
+			case <-r.Context().Done():
+			}
 			w.Header().Set("WWW-Authenticate", `Basic realm="UMS Management"`)
 			notAuthorised(w, "Login failed")
 			return
@@ -183,6 +193,7 @@ func (a *API) overview(w http.ResponseWriter, r *http.Request) {
 		"connections_by_protocol": byProtocol,
 		"alarms":                  alarmsJSON(a.Broker.Alarms()),
 		"notifications":           a.notifyJSON(),
+		"limits":                  a.limitsJSON(),
 	})
 }
 
@@ -204,6 +215,18 @@ func (a *API) whoami(w http.ResponseWriter, r *http.Request) {
 		tags = []string{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"name": u.Name, "tags": tags})
+}
+
+// limitsJSON lists the limits that protect the node (0: none).
+func (a *API) limitsJSON() map[string]any {
+	l := a.Broker.Limits()
+	return map[string]any{
+		"max_connections":          a.MaxConnections,
+		"max_connections_per_user": l.MaxConnectionsPerUser,
+		"max_consumers_per_queue":  l.MaxConsumersPerQueue,
+		"channel_max":              a.ChannelMax,
+		"login_failure_delay_ms":   l.LoginFailureDelay.Milliseconds(),
+	}
 }
 
 // alarmsJSON lists raised alarms: memory and disk (which block publishers)

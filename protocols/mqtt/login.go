@@ -8,6 +8,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/unifiedms/ums/core/auth"
+	"github.com/unifiedms/ums/internal/connlimit"
 )
 
 // Logging in: CONNECT's user name ("vhost:user"), password and will are
@@ -23,6 +24,11 @@ func (s *Server) login(cl client, pk *packets.Packet) error {
 	}
 	if s.isClosing() {
 		return refuse(cl, packets.ErrServerShuttingDown)
+	}
+	if err := connlimit.Refused(wc.Conn); err != nil {
+		// MQTT 5: 0x97 quota exceeded; MQTT 3.1.1: 0x03 server unavailable.
+		s.log.Warn("MQTT connection refused", "remote", cl.remote(), "reason", err)
+		return refuse(cl, packets.ErrQuotaExceeded)
 	}
 	if pk.Properties.AuthenticationMethod != "" {
 		// MQTT 5 enhanced authentication: no method is supported.
@@ -42,12 +48,12 @@ func (s *Server) login(cl client, pk *packets.Packet) error {
 		// (guest only from loopback), as RabbitMQ's MQTT plugin does.
 		if !s.AllowAnonymous {
 			s.log.Warn("MQTT login refused: anonymous clients are not allowed", "remote", cl.remote())
-			return refuse(cl, packets.ErrNotAuthorized)
+			return s.refuseLogin(cl, packets.ErrNotAuthorized)
 		}
 		user, pass = s.DefaultUser, s.DefaultPass
 	}
 	if user == "" {
-		return refuse(cl, packets.ErrBadUsernameOrPassword)
+		return s.refuseLogin(cl, packets.ErrBadUsernameOrPassword)
 	}
 	var err error
 	if certUser != "" {
@@ -58,10 +64,10 @@ func (s *Server) login(cl client, pk *packets.Packet) error {
 	if err != nil {
 		if errors.Is(err, auth.ErrLoopbackOnly) {
 			s.log.Warn("MQTT login refused: user can only connect via localhost", "user", user, "remote", cl.remote())
-			return refuse(cl, packets.ErrNotAuthorized)
+			return s.refuseLogin(cl, packets.ErrNotAuthorized)
 		}
 		s.log.Warn("MQTT login refused: invalid credentials", "user", user, "remote", cl.remote())
-		return refuse(cl, packets.ErrBadUsernameOrPassword)
+		return s.refuseLogin(cl, packets.ErrBadUsernameOrPassword)
 	}
 	v, ok := s.Broker.Vhost(vhost)
 	if !ok || !s.Users.CanAccessVhost(user, vhost) {
@@ -79,7 +85,13 @@ func (s *Server) login(cl client, pk *packets.Packet) error {
 		s.log.Warn("MQTT login refused: no permission for the session queue", "user", user, "vhost", vhost, "client", clientID)
 		return refuse(cl, packets.ErrNotAuthorized)
 	}
+	adm, err := s.Broker.Admit(user)
+	if err != nil {
+		s.log.Warn("MQTT login refused", "user", user, "reason", err)
+		return refuse(cl, reasonFor(err))
+	}
 	sess := newSession(s, cl, wc, v, user, clientID)
+	sess.admission = adm // released when the session closes
 	wc.sess.Store(sess)
 	// mochi keys clients by id across the whole server; ids are per vhost
 	// here, so the key carries the vhost (NUL cannot occur in either).
@@ -88,6 +100,18 @@ func (s *Server) login(cl client, pk *packets.Packet) error {
 	}
 	sess.key = cl.id()
 	return nil
+}
+
+// refuseLogin answers a failed login with code once the broker's login
+// failure delay has passed, waiting on this connection's goroutine (the
+// CONNECT handshake's), so the client pays the time and other logins go
+// on; a shutdown cuts the wait short.
+func (s *Server) refuseLogin(cl client, code packets.Code) error {
+	select {
+	case <-s.Broker.LoginFailed():
+	case <-s.done:
+	}
+	return refuse(cl, code)
 }
 
 // splitUsername reads "vhost:user"; a name without ':' is a user of the

@@ -34,6 +34,8 @@ func reasonFor(err error) packets.Code {
 	switch {
 	case err == nil:
 		return packets.CodeSuccess
+	case errors.Is(err, core.ErrLimitReached):
+		return packets.ErrQuotaExceeded // before ErrNotAllowed, which it also is
 	case errors.Is(err, core.ErrAccessRefused):
 		return packets.ErrNotAuthorized
 	case errors.Is(err, core.ErrResourceLocked):

@@ -26,6 +26,9 @@ type session struct {
 	user     string
 	clientID string // as the client knows it
 	key      string // mochi's client id: clientID, qualified by a non-default vhost
+	// admission is the session's place in its user's connection count
+	// (core.Broker.Admit), taken at login; close releases it.
+	admission *core.Admission
 
 	// Set by establish, before CONNACK; read-only afterwards.
 	expiry  uint32 // granted session expiry interval, seconds; 0 = ends with the connection
@@ -177,6 +180,7 @@ func (s *session) start() error {
 		},
 		Authz:     srv.Users,
 		TopicVars: s.perms().TopicVars,
+		Admission: s.admission,
 	})
 	cs := conn.NewSession()
 	recv := uint16(65535)
@@ -258,6 +262,7 @@ func (s *session) close(r closeReason) {
 	if conn != nil {
 		conn.Close()
 	}
+	s.admission.Release() // when the session closed before its connection opened
 	srv.mu.Lock()
 	if srv.sessions[s.key] == s {
 		delete(srv.sessions, s.key)

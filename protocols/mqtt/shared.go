@@ -28,8 +28,8 @@ func (s *session) consumeSharedLocked(sub *subscription) error {
 		if err = s.vhost.Bind(s.conn, sub.queue, s.srv.exchange, sub.key, nil); err != nil {
 			continue
 		}
-		if _, err = s.cs.Consume(q, s.consumeOptions(sub.tag, fromShared, sub.noAck, sub)); err == nil {
-			return nil
+		if _, err = s.cs.Consume(q, s.consumeOptions(sub.tag, fromShared, sub.noAck, sub)); err == nil || errors.Is(err, core.ErrLimitReached) {
+			return err // a full group stays full: no retry
 		}
 	}
 	return err

@@ -122,7 +122,7 @@ func (s *session) subscribe(f packets.Subscription) (packets.Code, *subscription
 	sub := s.subs[f.Filter]
 	s.mu.Unlock()
 	if err != nil {
-		if errors.Is(err, core.ErrAccessRefused) {
+		if errors.Is(err, core.ErrAccessRefused) || errors.Is(err, core.ErrLimitReached) {
 			s.logger().Warn("MQTT subscription refused", "filter", f.Filter, "err", err)
 		} else {
 			s.logger().Error("MQTT subscription failed", "filter", f.Filter, "err", err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/unifiedms/ums/core"
 	"github.com/unifiedms/ums/core/auth"
+	"github.com/unifiedms/ums/internal/connlimit"
 	"github.com/unifiedms/ums/protocols/stomp/wire"
 )
 
@@ -48,6 +49,11 @@ func (c *conn) connect(f *frame.Frame) bool {
 			return false
 		}
 	}
+	if err := connlimit.Refused(c.nc); err != nil {
+		c.log.Warn("STOMP connection refused", "reason", err)
+		c.fail(protoErr("not_allowed", "%s", err), f)
+		return false
+	}
 	user, pass := f.Header.Get(frame.Login), f.Header.Get(frame.Passcode)
 	certUser := ""
 	if _, given := f.Header.Contains(frame.Login); !given {
@@ -56,6 +62,7 @@ func (c *conn) connect(f *frame.Frame) bool {
 		certUser = auth.CertificateName(c.nc)
 		user = certUser
 		if certUser == "" && c.srv.DefaultUser == "-" {
+			c.waitLoginFailed()
 			c.fail(protoErr("Access refused", "a login is required"), f)
 			return false
 		}
@@ -70,6 +77,7 @@ func (c *conn) connect(f *frame.Frame) bool {
 		_, err = c.srv.Users.Authenticate(user, pass, isLoopback(c.nc.RemoteAddr()))
 	}
 	if err != nil {
+		c.waitLoginFailed()
 		if errors.Is(err, auth.ErrLoopbackOnly) {
 			c.log.Warn("STOMP login refused: user can only connect via localhost", "user", user)
 			c.fail(protoErr("Access refused", "user '%s' can only connect via localhost", user), f)
@@ -93,13 +101,19 @@ func (c *conn) connect(f *frame.Frame) bool {
 		c.fail(protoErr("connection_forced", "server shutting down"), f)
 		return false
 	}
+	adm, err := c.srv.Broker.Admit(user)
+	if err != nil {
+		c.log.Warn("STOMP login refused", "user", user, "reason", err)
+		c.fail(err, f)
+		return false
+	}
 	c.user, c.vhost = user, v
 	c.session = "session-" + randomID()
 	peer, local := c.nc.RemoteAddr().String(), c.nc.LocalAddr().String()
 	c.cc = v.Open(user, core.ConnInfo{
 		Name: peer + " -> " + local, Protocol: "STOMP " + version,
 		Peer: peer, Local: local, ConnectedAt: c.srv.clock.Now(),
-		Close: c.kill, Authz: c.srv.Users,
+		Close: c.kill, Authz: c.srv.Users, Admission: adm,
 	})
 	c.cs = c.cc.NewSession()
 	c.out.Write = c.send
@@ -126,6 +140,16 @@ func (c *conn) connect(f *frame.Frame) bool {
 	c.startHeartBeats()
 	c.log.Debug("STOMP client connected", "version", version)
 	return true
+}
+
+// waitLoginFailed holds the answer to a failed login for the broker's
+// login failure delay, on this connection's own goroutine (so the client
+// pays the time and other logins go on); a shutdown cuts it short.
+func (c *conn) waitLoginFailed() {
+	select {
+	case <-c.srv.Broker.LoginFailed():
+	case <-c.srv.done:
+	}
 }
 
 // serverVersion is the version in CONNECTED's server header.

@@ -42,6 +42,9 @@ type Console struct {
 	SessionTTL time.Duration
 	// PollInterval is how often pages refresh their data (0: 5 seconds).
 	PollInterval time.Duration
+	// LoginFailed, when set, returns a channel closed once a failed login
+	// may be answered (the login failure delay).
+	LoginFailed func() <-chan struct{}
 	// Version is shown in the page footer.
 	Version string
 	Logger  *slog.Logger

@@ -170,6 +170,14 @@ func (c *Console) doLogin(w http.ResponseWriter, r *http.Request) {
 	v := loginView{Next: next, User: name, Version: c.Version}
 	u, err := c.Users.Authenticate(name, pass, loopback(r.RemoteAddr))
 	if err != nil {
+		if c.LoginFailed != nil {
+			// The request's own goroutine waits out the login failure
+			// delay (or the browser's going away).
+			select {
+			case <-c.LoginFailed():
+			case <-r.Context().Done():
+			}
+		}
 		v.Error = "Login failed: unknown user or wrong password."
 		c.renderLogin(w, http.StatusUnauthorized, v)
 		return
