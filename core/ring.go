@@ -25,11 +25,20 @@ type ring struct {
 
 func (r *ring) len() int { return r.n }
 
+// ringKeep is the capacity (entries) a ring keeps however empty it gets:
+// above it, a ring a quarter full halves, so a drained backlog gives its
+// memory back.
+const ringKeep = 1024
+
 func (r *ring) grow() {
 	size := len(r.buf) * 2
 	if size < 16 {
 		size = 16
 	}
+	r.resize(size)
+}
+
+func (r *ring) resize(size int) {
 	nb := make([]entry, size)
 	for i := 0; i < r.n; i++ {
 		nb[i] = r.buf[(r.head+i)%len(r.buf)]
@@ -54,8 +63,14 @@ func (r *ring) popFront() entry {
 	r.buf[r.head] = entry{}
 	r.head = (r.head + 1) % len(r.buf)
 	r.n--
-	if r.n == 0 {
+	switch {
+	case r.n == 0:
 		r.head = 0
+		if len(r.buf) > ringKeep {
+			r.buf = nil
+		}
+	case len(r.buf) > ringKeep && r.n < len(r.buf)/4:
+		r.resize(len(r.buf) / 2)
 	}
 	return e
 }

@@ -15,14 +15,23 @@ import (
 // crosses the configured watermarks, and clears them when it falls back.
 func (b *Broker) watchResources(stop <-chan struct{}) {
 	memLimit := memoryLimit(b.cfg.MemoryHighWatermark)
+	setMemoryLimit(memLimit)
 	samples := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	rec := newReclaimer()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
+		rec.check(time.Now())
 		if memLimit > 0 {
-			metrics.Read(samples)
-			used := samples[0].Value.Uint64() - samples[1].Value.Uint64()
-			b.Core.SetAlarm("memory", fmt.Sprintf("memory use %d bytes above the high watermark %d", used, memLimit), used > memLimit)
+			// What the kernel sees (RSS: the heap, stacks, the runtime's
+			// own memory and anything mapped outside Go), or the runtime's
+			// count where /proc cannot be read.
+			used := processRSS()
+			if used == 0 {
+				metrics.Read(samples)
+				used = samples[0].Value.Uint64() - samples[1].Value.Uint64()
+			}
+			b.Core.SetAlarm("memory", fmt.Sprintf("resident memory %d bytes above the high watermark %d", used, memLimit), used > memLimit)
 		}
 		if limit := b.cfg.DiskFreeLimit; limit > 0 {
 			var fs syscall.Statfs_t
