@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/unifiedms/ums/core/route"
@@ -50,6 +51,26 @@ type Queue struct {
 	nextExpiry   int64 // unix nanoseconds of the earliest scheduled sweep, 0 = none
 	expiresTimer clock.Timer
 	lastUsed     time.Time
+
+	// Counters since the queue was created or recovered (see Stats).
+	delivered, redelivered, acked atomic.Uint64
+}
+
+// QueueStats are a queue's message counters since it was created or the
+// server started, as RabbitMQ's per-queue message_stats count them.
+type QueueStats struct {
+	Published   uint64 // messages enqueued (recovered ones included)
+	Delivered   uint64 // deliveries to consumers and get answers
+	Redelivered uint64
+	Acked       uint64
+}
+
+// Stats returns the queue's message counters.
+func (q *Queue) Stats() QueueStats {
+	q.mu.Lock()
+	published := q.seq
+	q.mu.Unlock()
+	return QueueStats{Published: published, Delivered: q.delivered.Load(), Redelivered: q.redelivered.Load(), Acked: q.acked.Load()}
 }
 
 // deadLetter is a message leaving a queue towards its dead-letter exchange.
@@ -559,6 +580,9 @@ func (q *Queue) settle(ps []pending, mode settleMode) {
 	q.unacked -= len(ps)
 	if q.unacked < 0 {
 		q.unacked = 0
+	}
+	if mode == settleAck {
+		q.acked.Add(uint64(len(ps)))
 	}
 	switch {
 	case q.deleted || mode == settleAck:

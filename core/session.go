@@ -356,6 +356,10 @@ func (s *Session) recordLocked(c *Consumer, q *Queue, e entry, msg *Message, noA
 		st.redelivered.Add(1)
 	}
 	if q != nil {
+		q.delivered.Add(1)
+		if e.redelivered {
+			q.redelivered.Add(1)
+		}
 		d.Bindings = q.matchingBindings(msg.RoutingKey)
 	}
 	if c != nil {

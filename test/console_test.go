@@ -213,6 +213,9 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	run(t, ctx, "the queue declared over AMQP appears",
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-key="//console.orders"]`)))
+	// console.load took messages while the overview was open: its
+	// in-rate was shown then; now that publishing stopped it shows 0.0.
+	run(t, ctx, "the queues' rates show", waitText(`tr[data-key="//console.load"]`, "0.0"))
 	screenshot(t, ctx, shots, "queues")
 
 	// Publish a message from its page, then look at it without consuming it.
@@ -236,6 +239,10 @@ func TestConsoleBrowser(t *testing.T) {
 	// told, with the reason. (Connections are named "client -> server".)
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	local := conn.LocalAddr().String()
+	run(t, ctx, "the channels page lists the connection's channel ",
+		chromedp.Navigate(base+"/channels"),
+		waitText("#table", local+" -> "),
+	)
 	run(t, ctx, "close the connection from the connections page",
 		chromedp.Navigate(base+"/connections"),
 		chromedp.WaitVisible(chromedp.CSS(`button[data-close^="`+local+`"]`)),

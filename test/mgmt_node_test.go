@@ -188,3 +188,59 @@ func TestMgmtAPIPutVhost(t *testing.T) {
 	}
 	conn.Close()
 }
+
+// A queue's message counters, which the console turns into rates.
+func TestMgmtAPIQueueMessageStats(t *testing.T) {
+	b := testutil.StartBroker(t, testutil.WithProtocols(testutil.AMQP, testutil.HTTP))
+	conn, err := amqp.Dial(b.AMQPURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ch.QueueDeclare("counted", false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := ch.Publish("", "counted", false, false, amqp.Publishing{Body: []byte("m")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		var m amqp.Delivery
+		ok := false
+		for !ok {
+			if m, ok, err = ch.Get("counted", false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i == 0 {
+			if err := m.Nack(false, true); err != nil { // back, then delivered again
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := m.Ack(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type stats struct {
+		Publish    uint64 `json:"publish"`
+		DeliverGet uint64 `json:"deliver_get"`
+		Redeliver  uint64 `json:"redeliver"`
+		Ack        uint64 `json:"ack"`
+	}
+	var q struct {
+		Stats stats `json:"message_stats"`
+	}
+	waitUntil(t, 10*time.Second, "the ack to be counted", func() bool {
+		mgmtJSON(t, b, "guest", "guest", "GET", "/api/queues/%2F/counted", "", &q)
+		return q.Stats.Ack == 1
+	})
+	if want := (stats{Publish: 3, DeliverGet: 2, Redeliver: 1, Ack: 1}); q.Stats != want {
+		t.Fatalf("message_stats %+v, want %+v", q.Stats, want)
+	}
+}

@@ -39,10 +39,14 @@ func (a *API) objectRoutes(mux *http.ServeMux) {
 func queueJSON(v *core.Vhost, q *core.Queue) map[string]any {
 	ready, consumers := q.Counts()
 	unacked := q.Unacked()
+	st := q.Stats()
 	return map[string]any{"name": q.Name, "vhost": v.Name, "durable": q.Durable,
 		"auto_delete": q.AutoDelete, "exclusive": q.Exclusive, "arguments": args(q.Args),
 		"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked,
-		"consumers": consumers, "type": "classic", "state": "running"}
+		"consumers": consumers, "type": "classic", "state": "running",
+		// Counters since the queue was created or the server started.
+		"message_stats": map[string]uint64{"publish": st.Published, "deliver_get": st.Delivered,
+			"redeliver": st.Redelivered, "ack": st.Acked}}
 }
 
 func exchangeJSON(v *core.Vhost, x *core.Exchange) map[string]any {

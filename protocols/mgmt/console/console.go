@@ -63,6 +63,7 @@ type page struct {
 var pages = []page{
 	{"/", "overview.html", "Overview", "Broker"},
 	{"/connections", "connections.html", "Connections", "Broker"},
+	{"/channels", "channels.html", "Channels", "Broker"},
 	{"/exchanges", "exchanges.html", "Exchanges", "Broker"},
 	{"/exchange", "exchange.html", "Exchange", ""},
 	{"/queues", "queues.html", "Queues", "Broker"},

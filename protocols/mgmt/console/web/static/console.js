@@ -267,6 +267,20 @@ pages.connections = () => {
   const refresh = poll(async () => table.set(await api('GET', '/api/connections')));
 };
 
+pages.channels = () => {
+  const table = new Table(document.getElementById('table'), [
+    { key: 'name', label: 'Channel' },
+    { key: 'protocol', label: 'Protocol' },
+    { key: 'user', label: 'User' },
+    { key: 'vhost', label: 'Virtual host' },
+    { key: 'consumer_count', label: 'Consumers', num: true },
+    { key: 'messages_unacknowledged', label: 'Unacked', num: true },
+    { key: 'prefetch_count', label: 'Prefetch', num: true },
+    { key: 'state', label: 'State' },
+  ], { search: document.getElementById('search'), rowKey: (c) => c.name, searchKeys: ['name', 'protocol', 'user', 'vhost'] });
+  poll(async () => table.set(await api('GET', '/api/channels')));
+};
+
 pages.exchanges = () => {
   const table = new Table(document.getElementById('table'), [
     { key: 'vhost', label: 'Virtual host' },
@@ -326,8 +340,24 @@ pages.queues = () => {
     { key: 'messages_unacknowledged', label: 'Unacked', num: true },
     { key: 'messages', label: 'Total', num: true },
     { key: 'consumers', label: 'Consumers', num: true },
+    { key: 'in_rate', label: 'In/s', num: true, render: (q) => fmtRate(q.in_rate) },
+    { key: 'deliver_rate', label: 'Delivered/s', num: true, render: (q) => fmtRate(q.deliver_rate) },
+    { key: 'ack_rate', label: 'Acked/s', num: true, render: (q) => fmtRate(q.ack_rate) },
   ], { search: document.getElementById('search'), rowKey: (q) => q.vhost + '/' + q.name, searchKeys: ['vhost', 'name'] });
-  const refresh = poll(async () => table.set(await api('GET', '/api/queues')));
+  // Rates are the change of each queue's counters between two readings.
+  let last = null;
+  const refresh = poll(async () => {
+    const qs = await api('GET', '/api/queues'), now = Date.now(), prev = new Map();
+    if (last) for (const q of last.qs) prev.set(q.vhost + '/' + q.name, q);
+    for (const q of qs) {
+      const p = prev.get(q.vhost + '/' + q.name), a = q.message_stats || {}, b = (p && p.message_stats) || null;
+      const dt = last ? (now - last.at) / 1000 : 0;
+      const r = (k) => b && dt > 0 ? Math.max(0, (a[k] - b[k]) / dt) : NaN;
+      q.in_rate = r('publish'); q.deliver_rate = r('deliver_get'); q.ack_rate = r('ack');
+    }
+    last = { at: now, qs };
+    table.set(qs);
+  });
   fillVhosts();
   submitForm('declare', (f, form) => act('Queue ' + f.name + ' added.', async () => {
     await api('PUT', apiPath('queues', f.vhost, f.name), { durable: f.durable === 'true', arguments: formJSON(f.arguments, 'Arguments') });
