@@ -218,6 +218,18 @@ func TestConsoleBrowser(t *testing.T) {
 	run(t, ctx, "the queues' rates show", waitText(`tr[data-key="//console.load"]`, "0.0"))
 	screenshot(t, ctx, shots, "queues")
 
+	if err := ch.QueueBind("console.orders", "orders.#", "amq.topic", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, "the bindings page lists a binding made over AMQP",
+		chromedp.Navigate(base+"/bindings"),
+		chromedp.SendKeys(chromedp.CSS("#search"), "orders.#"),
+		waitText("#table", "amq.topic"),
+		waitText("#table", "Page 1 of 1 · 1 of"),
+		chromedp.Navigate(base+"/queues"),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-key="//console.orders"]`)),
+	)
+
 	// Publish a message from its page, then look at it without consuming it.
 	run(t, ctx, "publish and get a message from the queue's page",
 		chromedp.Click(chromedp.CSS(`tr[data-key="//console.orders"] a`)),

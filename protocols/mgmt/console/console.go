@@ -68,6 +68,7 @@ var pages = []page{
 	{"/exchange", "exchange.html", "Exchange", ""},
 	{"/queues", "queues.html", "Queues", "Broker"},
 	{"/queue", "queue.html", "Queue", ""},
+	{"/bindings", "bindings.html", "Bindings", "Broker"},
 	{"/users", "users.html", "Users", "Admin"},
 	{"/vhosts", "vhosts.html", "Virtual hosts", "Admin"},
 	{"/notifications", "notifications.html", "Notifications", "Notifications"},

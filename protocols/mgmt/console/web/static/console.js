@@ -421,6 +421,20 @@ pages.queue = () => {
   });
 };
 
+pages.bindings = () => {
+  const dest = (b) => b.destination_type === 'queue' ? link(objectPath('queues', b.vhost, b.destination), b.destination) :
+    link(objectPath('exchanges', b.vhost, b.destination), b.destination);
+  const table = new Table(document.getElementById('table'), [
+    { key: 'vhost', label: 'Virtual host' },
+    { key: 'source', label: 'From', render: (b) => b.source ? link(objectPath('exchanges', b.vhost, b.source), b.source) : '(AMQP default)' },
+    { key: 'destination', label: 'To', render: dest },
+    { key: 'destination_type', label: 'Kind' },
+    { key: 'routing_key', label: 'Routing key' },
+    { key: 'arguments', label: 'Arguments', render: (b) => Object.keys(b.arguments || {}).length ? JSON.stringify(b.arguments) : '' },
+  ], { search: document.getElementById('search'), searchKeys: ['vhost', 'source', 'destination', 'routing_key'] });
+  poll(async () => table.set(await api('GET', '/api/bindings')));
+};
+
 pages.users = () => {
   if (page.admin !== 'true') return;
   const users = new Table(document.getElementById('users'), [
