@@ -149,15 +149,8 @@ func TestConsoleBrowser(t *testing.T) {
 	)
 	login(t, ctx, base, "guest", "guest")
 
-	conn, err := amqp.Dial(e.b.AMQPURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dialBroker(t, e.b.Broker)
+	ch := openChannel(t, conn)
 
 	// The overview counts the connection and draws the rates of messages
 	// published while it is open.

@@ -28,15 +28,8 @@ func mgmtJSON(t *testing.T, b *testutil.Broker, user, pass, method, path, body s
 // Channels, consumers and the node, as RabbitMQ's UI and tools read them.
 func TestMgmtAPIChannelsConsumersNodes(t *testing.T) {
 	b := testutil.StartBroker(t, testutil.WithProtocols(testutil.AMQP, testutil.HTTP))
-	conn, err := amqp.Dial(b.AMQPURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dialBroker(t, b.Broker)
+	ch := openChannel(t, conn)
 	if _, err := conn.Channel(); err != nil { // a second, idle channel
 		t.Fatal(err)
 	}
@@ -192,15 +185,8 @@ func TestMgmtAPIPutVhost(t *testing.T) {
 // A queue's message counters, which the console turns into rates.
 func TestMgmtAPIQueueMessageStats(t *testing.T) {
 	b := testutil.StartBroker(t, testutil.WithProtocols(testutil.AMQP, testutil.HTTP))
-	conn, err := amqp.Dial(b.AMQPURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dialBroker(t, b.Broker)
+	ch := openChannel(t, conn)
 	if _, err := ch.QueueDeclare("counted", false, true, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +197,7 @@ func TestMgmtAPIQueueMessageStats(t *testing.T) {
 	}
 	for i := 0; i < 2; i++ {
 		var m amqp.Delivery
-		ok := false
+		ok, err := false, error(nil)
 		for !ok {
 			if m, ok, err = ch.Get("counted", false); err != nil {
 				t.Fatal(err)
