@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"sort"
 	"strconv"
@@ -74,7 +73,7 @@ func (p *Pipeline) authed(need auth.Access, h func(http.ResponseWriter, *http.Re
 			apiError(w, http.StatusUnauthorized, "authentication required", "", "")
 			return
 		}
-		if _, err := p.o.Users.Authenticate(user, pass, loopback(r.RemoteAddr)); err != nil {
+		if _, err := p.o.Users.Authenticate(user, pass, auth.LoopbackHostPort(r.RemoteAddr)); err != nil {
 			// The request's own goroutine waits out the login
 			// failure delay (or the client's going away).
 			select {
@@ -106,15 +105,6 @@ func (p *Pipeline) authed(need auth.Access, h func(http.ResponseWriter, *http.Re
 		}
 		h(w, r, s)
 	}
-}
-
-func loopback(remote string) bool {
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -532,7 +532,7 @@ func (c *conn) handshake() error {
 		if user, pass, err = parseCredentials(so.Mechanism, so.Response); err != nil {
 			return err
 		}
-		_, err = c.srv.Users.Authenticate(user, pass, isLoopback(c.nc.RemoteAddr()))
+		_, err = c.srv.Users.Authenticate(user, pass, auth.Loopback(c.nc.RemoteAddr()))
 	}
 	if err != nil {
 		c.log.Info("authentication failed", "user", user, "err", err)
@@ -620,7 +620,7 @@ func (c *conn) external(certUser string) error {
 	if certUser == "" {
 		return protoErr(wire.AccessRefused, "EXTERNAL login needs a verified client certificate")
 	}
-	_, err := c.srv.Users.AuthenticateCertificate(certUser, isLoopback(c.nc.RemoteAddr()))
+	_, err := c.srv.Users.AuthenticateCertificate(certUser, auth.Loopback(c.nc.RemoteAddr()))
 	return err
 }
 
@@ -646,13 +646,6 @@ func parseCredentials(mechanism string, resp []byte) (user, pass string, err err
 		return u, p, nil
 	}
 	return "", "", protoErr(wire.AccessRefused, "unsupported authentication mechanism '%s'", mechanism)
-}
-
-func isLoopback(a net.Addr) bool {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.IsLoopback()
-	}
-	return a.Network() == "unix" || a.Network() == "pipe"
 }
 
 // handleFrame runs one frame.
@@ -728,7 +721,7 @@ func (c *conn) handleConnectionMethod(m wire.Method) error {
 // so a client cannot keep a connection alive on a password it does not
 // know, or after its password was changed.
 func (c *conn) updateSecret(m *wire.ConnectionUpdateSecret) error {
-	if _, err := c.srv.Users.Authenticate(c.user, m.NewSecret, isLoopback(c.nc.RemoteAddr())); err != nil {
+	if _, err := c.srv.Users.Authenticate(c.user, m.NewSecret, auth.Loopback(c.nc.RemoteAddr())); err != nil {
 		c.log.Info("secret update refused", "user", c.user, "reason", m.Reason, "err", err)
 		return withMethod(protoErr(wire.NotAllowed, "New secret was refused by one of the backends"), m)
 	}

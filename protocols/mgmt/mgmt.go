@@ -106,7 +106,7 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 			notAuthorised(w, "Not_Authorized")
 			return
 		}
-		u, err := a.Users.Authenticate(user, pass, loopback(r.RemoteAddr))
+		u, err := a.Users.Authenticate(user, pass, auth.LoopbackHostPort(r.RemoteAddr))
 		if err != nil {
 			// The request's own goroutine waits out the login
 			// failure delay (or the client's going away).
@@ -140,15 +140,6 @@ func admin(next http.HandlerFunc) http.HandlerFunc {
 		}
 		next(w, r)
 	}
-}
-
-func loopback(remote string) bool {
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -2,7 +2,6 @@ package mqtt
 
 import (
 	"errors"
-	"net"
 	"strings"
 
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -57,9 +56,9 @@ func (s *Server) login(cl client, pk *packets.Packet) error {
 	}
 	var err error
 	if certUser != "" {
-		_, err = s.Users.AuthenticateCertificate(certUser, isLoopback(wc.RemoteAddr()))
+		_, err = s.Users.AuthenticateCertificate(certUser, auth.Loopback(wc.RemoteAddr()))
 	} else {
-		_, err = s.Users.Authenticate(user, pass, isLoopback(wc.RemoteAddr()))
+		_, err = s.Users.Authenticate(user, pass, auth.Loopback(wc.RemoteAddr()))
 	}
 	if err != nil {
 		if errors.Is(err, auth.ErrLoopbackOnly) {
@@ -121,19 +120,4 @@ func (s *Server) splitUsername(name string) (vhost, user string) {
 		return v, u
 	}
 	return s.DefaultVhost, name
-}
-
-func isLoopback(a net.Addr) bool {
-	var ip net.IP
-	switch x := a.(type) {
-	case *net.TCPAddr:
-		ip = x.IP
-	default:
-		host, _, err := net.SplitHostPort(a.String())
-		if err != nil {
-			return false
-		}
-		ip = net.ParseIP(host)
-	}
-	return ip != nil && ip.IsLoopback()
 }

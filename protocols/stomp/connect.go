@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"net"
 	"strings"
 	"time"
 
@@ -72,9 +71,9 @@ func (c *conn) connect(f *frame.Frame) bool {
 	}
 	var err error
 	if certUser != "" {
-		_, err = c.srv.Users.AuthenticateCertificate(certUser, isLoopback(c.nc.RemoteAddr()))
+		_, err = c.srv.Users.AuthenticateCertificate(certUser, auth.Loopback(c.nc.RemoteAddr()))
 	} else {
-		_, err = c.srv.Users.Authenticate(user, pass, isLoopback(c.nc.RemoteAddr()))
+		_, err = c.srv.Users.Authenticate(user, pass, auth.Loopback(c.nc.RemoteAddr()))
 	}
 	if err != nil {
 		c.waitLoginFailed()
@@ -181,19 +180,4 @@ func randomID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-func isLoopback(a net.Addr) bool {
-	var ip net.IP
-	switch x := a.(type) {
-	case *net.TCPAddr:
-		ip = x.IP
-	default:
-		host, _, err := net.SplitHostPort(a.String())
-		if err != nil {
-			return false
-		}
-		ip = net.ParseIP(host)
-	}
-	return ip != nil && ip.IsLoopback()
 }

@@ -3,7 +3,6 @@ package console
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -112,7 +111,7 @@ func (c *Console) session(r *http.Request) *session {
 	if s == nil {
 		return nil
 	}
-	u, err := c.Users.Authenticate(s.name, s.pass, loopback(r.RemoteAddr))
+	u, err := c.Users.Authenticate(s.name, s.pass, auth.LoopbackHostPort(r.RemoteAddr))
 	if err != nil || !consoleUser(u) {
 		c.sessions.remove(s.token)
 		return nil
@@ -168,7 +167,7 @@ func (c *Console) doLogin(w http.ResponseWriter, r *http.Request) {
 	name, pass := r.PostForm.Get("username"), r.PostForm.Get("password")
 	next := localTarget(r.PostForm.Get("next"))
 	v := loginView{Next: next, User: name, Version: c.Version}
-	u, err := c.Users.Authenticate(name, pass, loopback(r.RemoteAddr))
+	u, err := c.Users.Authenticate(name, pass, auth.LoopbackHostPort(r.RemoteAddr))
 	if err != nil {
 		if c.LoginFailed != nil {
 			// The request's own goroutine waits out the login failure
@@ -217,13 +216,4 @@ func localTarget(target string) string {
 		return "/"
 	}
 	return target
-}
-
-func loopback(remote string) bool {
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
