@@ -1,6 +1,7 @@
 // Package redisstore is the Redis-backed notify.Deduper and notify.Limiter,
 // shared by every UMS node that points at the same Redis (7.0 or later).
-// Each call is one round trip.
+// Each call is one command, and calls made at the same time share a
+// round trip.
 //
 // Key layout (the caller's key, already scoped by tenant, channel or
 // recipient, follows the prefix):
@@ -53,17 +54,19 @@ redis.call('SET', KEYS[1], string.format('%.0f', new), 'PX', string.format('%.0f
 return {1, 0}
 `)
 
-// Store is the Redis Deduper and Limiter.
+// Store is the Redis Deduper and Limiter. Concurrent calls share round
+// trips (see batch.go).
 type Store struct {
-	rdb redis.UniversalClient
-	clk clock.Clock
+	rdb   redis.UniversalClient
+	clk   clock.Clock
+	batch batcher
 }
 
 var _ notify.Guards = (*Store)(nil)
 
 // New returns guards over rdb taking time from clk (nil: the system clock).
 func New(rdb redis.UniversalClient, clk clock.Clock) *Store {
-	return &Store{rdb: rdb, clk: clock.Or(clk)}
+	return &Store{rdb: rdb, clk: clock.Or(clk), batch: batcher{rdb: rdb}}
 }
 
 // Claim implements notify.Deduper with SET key id NX GET and the TTL.
@@ -74,7 +77,13 @@ func (s *Store) Claim(ctx context.Context, key, id string, ttl time.Duration) (s
 	if ttl < time.Millisecond {
 		ttl = time.Millisecond
 	}
-	old, err := s.rdb.SetArgs(ctx, DedupPrefix+key, id, redis.SetArgs{Mode: "NX", Get: true, TTL: ttl}).Result()
+	cmd, err := s.batch.do(ctx, &call{add: func(ctx context.Context, p redis.Pipeliner) redis.Cmder {
+		return p.SetArgs(ctx, DedupPrefix+key, id, redis.SetArgs{Mode: "NX", Get: true, TTL: ttl})
+	}})
+	if err != nil {
+		return "", false, fmt.Errorf("redisstore: claim: %w", err)
+	}
+	old, err := cmd.(*redis.StatusCmd).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return id, true, nil
@@ -91,7 +100,19 @@ func (s *Store) Allow(ctx context.Context, key string, l notify.Limit) (bool, ti
 		return false, 0, err
 	}
 	now := s.clk.Now().UnixMicro()
-	res, err := gcraScript.Run(ctx, s.rdb, []string{RatePrefix + key}, now, interval, tolerance).Int64Slice()
+	keys := []string{RatePrefix + key}
+	cmd, err := s.batch.do(ctx, &call{
+		add: func(ctx context.Context, p redis.Pipeliner) redis.Cmder {
+			return gcraScript.EvalSha(ctx, p, keys, now, interval, tolerance)
+		},
+		retry: func(ctx context.Context, p redis.Pipeliner) redis.Cmder {
+			return gcraScript.Eval(ctx, p, keys, now, interval, tolerance)
+		},
+	})
+	if err != nil {
+		return false, 0, fmt.Errorf("redisstore: rate limit: %w", err)
+	}
+	res, err := cmd.(*redis.Cmd).Int64Slice()
 	if err != nil {
 		return false, 0, fmt.Errorf("redisstore: rate limit: %w", err)
 	}
