@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -16,6 +17,10 @@ import (
 // dozens of calls, and Redis and this process each pay one system call
 // per batch instead of one per call. A call alone is sent at once, as
 // before. No goroutine is started: leaders are callers.
+
+// batchTimeout bounds a batch's round trip, whatever timeouts the client
+// was given (a URL may turn its own off).
+const batchTimeout = 5 * time.Second
 
 // call is one command of a batch.
 type call struct {
@@ -95,7 +100,11 @@ func (b *batcher) leadFrom(ctx context.Context) {
 	batch := b.queue
 	b.queue = nil
 	b.mu.Unlock()
-	b.send(context.WithoutCancel(ctx), batch)
+	// The batch is everyone's: the leader's cancellation does not end
+	// it, a deadline of its own does.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
+	b.send(ctx, batch)
+	cancel()
 	b.mu.Lock()
 	if len(b.queue) > 0 {
 		close(b.queue[0].lead)
