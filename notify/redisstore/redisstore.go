@@ -15,6 +15,9 @@
 // The limiter takes "now" from the clock given to New, passed to the
 // script, so every node must keep its clock in sync (NTP) and tests can
 // use a fake clock; expiry of keys follows Redis' own clock.
+//
+// Locks: one, batcher.mu (batch.go), taken alone and never held across a
+// round trip.
 package redisstore
 
 import (
