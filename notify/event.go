@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"time"
+
+	"github.com/unifiedms/ums/internal/jsonenc"
 )
 
 // Statuses of a notification, published as events and kept in its history.
@@ -57,10 +59,42 @@ func EventKey(status, channel string) string {
 	return "notification." + status + "." + channel
 }
 
-// Body encodes the event as its message body.
+// Body encodes the event as its message body: what json.Marshal writes,
+// written directly (an event is encoded at every step of every
+// notification).
 func (e *Event) Body() []byte {
-	b, _ := json.Marshal(e) // only strings, ints and a time: cannot fail
-	return b
+	b := make([]byte, 0, 128+len(e.ID)+len(e.Error)+len(e.Tenant))
+	b = append(b, `{"id":`...)
+	b = jsonenc.String(b, e.ID)
+	b = append(b, `,"status":`...)
+	b = jsonenc.String(b, e.Status)
+	if e.Channel != "" {
+		b = append(b, `,"channel":`...)
+		b = jsonenc.String(b, e.Channel)
+	}
+	b = append(b, `,"attempt":`...)
+	b = jsonenc.Int(b, e.Attempt)
+	if e.Error != "" {
+		b = append(b, `,"error":`...)
+		b = jsonenc.String(b, e.Error)
+	}
+	b = append(b, `,"at":`...)
+	b, ok := jsonenc.Time(b, e.At)
+	if !ok {
+		// A time JSON cannot hold: json.Marshal's answer (an error, so no
+		// body) stands.
+		b, _ = json.Marshal(e)
+		return b
+	}
+	if e.Tenant != "" {
+		b = append(b, `,"tenant":`...)
+		b = jsonenc.String(b, e.Tenant)
+	}
+	if len(e.Tags) > 0 {
+		b = append(b, `,"tags":`...)
+		b = jsonenc.Strings(b, e.Tags)
+	}
+	return append(b, '}')
 }
 
 // Backoff computes retry delays: exponential from Base, capped at Max,

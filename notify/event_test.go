@@ -54,3 +54,30 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// Body writes what json.Marshal writes.
+func TestEventBodyIsJSONMarshal(t *testing.T) {
+	at := time.Date(2026, 12, 5, 12, 0, 0, 123, time.FixedZone("KST", 9*3600))
+	for _, e := range []Event{
+		{},
+		{ID: "n1", Status: StatusQueued, At: at},
+		{ID: "n2", Status: StatusFailed, Channel: ChannelEmail, Attempt: 3, Error: `550 "no" <user>` + "\n\xff", At: at,
+			Tenant: "acme & co", Tags: []string{"otp", "", "é"}},
+		{ID: "n3", Status: StatusSent, Tags: []string{}},
+		{ID: "n4", At: time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC)},
+	} {
+		want, _ := json.Marshal(&e)
+		if got := e.Body(); string(got) != string(want) {
+			t.Errorf("Body() = %s\njson.Marshal %s", got, want)
+		}
+	}
+}
+
+func BenchmarkEventBody(b *testing.B) {
+	e := Event{ID: "01hzy3k9x2m4n6p8q0r2s4t6v8", Status: StatusSent, Channel: ChannelWebhook, Attempt: 1,
+		At: time.Date(2026, 12, 5, 12, 0, 0, 123456789, time.UTC), Tenant: "acme", Tags: []string{"otp"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		e.Body()
+	}
+}

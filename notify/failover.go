@@ -58,7 +58,10 @@ type Failover struct {
 	failures  int // primary failures not yet logged
 }
 
-var _ Guards = (*Failover)(nil)
+var (
+	_ Guards       = (*Failover)(nil)
+	_ MultiLimiter = (*Failover)(nil)
+)
 
 // NewFailover returns guards over primary with fallback behind it.
 func NewFailover(primary, fallback Guards, o FailoverOptions) *Failover {
@@ -119,6 +122,21 @@ func (f *Failover) Allow(ctx context.Context, key string, l Limit) (ok bool, ret
 	}
 	err = f.do(ctx, func(g Guards) (err error) {
 		ok, retryAfter, err = g.Allow(ctx, key, l)
+		return err
+	})
+	return ok, retryAfter, err
+}
+
+// AllowAll implements MultiLimiter: one call to the primary (or the
+// fallback) for every check.
+func (f *Failover) AllowAll(ctx context.Context, checks []LimitCheck) (ok bool, retryAfter time.Duration, err error) {
+	for _, c := range checks {
+		if _, _, err := c.Limit.GCRA(); err != nil {
+			return false, 0, err
+		}
+	}
+	err = f.do(ctx, func(g Guards) (err error) {
+		ok, retryAfter, err = AllowAll(ctx, g, checks)
 		return err
 	})
 	return ok, retryAfter, err

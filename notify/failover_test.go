@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -246,5 +247,30 @@ func TestFailoverClaimsSurviveOutages(t *testing.T) {
 				t.Fatalf("after the outage a key from during it: %s %v", h, c)
 			}
 		}
+	}
+}
+
+// AllowAll asks one store for every check: the primary while it answers,
+// the fallback (fail-open) once it does not.
+func TestFailoverAllowAll(t *testing.T) {
+	primary, fallback := &stubGuards{name: "redis"}, &stubGuards{name: "embedded"}
+	f := NewFailover(primary, fallback, FailoverOptions{FailOpen: true, Clock: clock.NewFake(time.Unix(0, 0)),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	checks := []LimitCheck{{Key: "a", Limit: Limit{Rate: 1, Per: time.Second}}, {Key: "b", Limit: Limit{Rate: 1, Per: time.Second}}}
+	if ok, _, err := f.AllowAll(context.Background(), checks); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if primary.count() != 2 || fallback.count() != 0 {
+		t.Fatalf("calls: primary %d, fallback %d", primary.count(), fallback.count())
+	}
+	primary.set(true)
+	if ok, _, err := f.AllowAll(context.Background(), checks); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if primary.count() != 3 || fallback.count() != 2 {
+		t.Fatalf("calls with the primary down: primary %d, fallback %d", primary.count(), fallback.count())
+	}
+	if _, _, err := f.AllowAll(context.Background(), []LimitCheck{{Key: "a"}}); err == nil {
+		t.Fatal("AllowAll with an empty limit: no error")
 	}
 }

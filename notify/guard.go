@@ -38,6 +38,37 @@ type Limiter interface {
 	Allow(ctx context.Context, key string, l Limit) (ok bool, retryAfter time.Duration, err error)
 }
 
+// LimitCheck is one limit applied under a key.
+type LimitCheck struct {
+	Key   string
+	Limit Limit
+}
+
+// MultiLimiter is a Limiter that applies several limits in one call (the
+// Redis guards: in one round trip).
+type MultiLimiter interface {
+	// AllowAll applies checks in order, as that many Allow calls would:
+	// each one that fits is counted, and the first one that does not
+	// stops there (it and those after it are not counted) and gives
+	// retryAfter.
+	AllowAll(ctx context.Context, checks []LimitCheck) (ok bool, retryAfter time.Duration, err error)
+}
+
+// AllowAll applies checks with l's AllowAll when it has one, otherwise
+// with one Allow after another; both count the same.
+func AllowAll(ctx context.Context, l Limiter, checks []LimitCheck) (bool, time.Duration, error) {
+	if m, ok := l.(MultiLimiter); ok {
+		return m.AllowAll(ctx, checks)
+	}
+	for _, c := range checks {
+		ok, wait, err := l.Allow(ctx, c.Key, c.Limit)
+		if err != nil || !ok {
+			return false, wait, err
+		}
+	}
+	return true, 0, nil
+}
+
 // Guards is a Deduper and a Limiter.
 type Guards interface {
 	Deduper

@@ -34,7 +34,7 @@ func countingServer(t *testing.T, network, addr string) (*httptest.Server, *atom
 
 func deliverTo(t *testing.T, s *Sender, to string) error {
 	t.Helper()
-	_, err := s.deliver(context.Background(), &notify.Message{ID: "n-1", To: to, Body: []byte(`{}`)})
+	_, err := s.deliver(context.Background(), &notify.Message{ID: "n-1", To: to, Body: []byte(`{}`)}, mustParse(t, to))
 	return err
 }
 
@@ -117,6 +117,15 @@ func TestDialGuardAppliesToTransportOverride(t *testing.T) {
 }
 
 func mustURL(t *testing.T, raw string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func mustParse(t *testing.T, raw string) *url.URL {
 	t.Helper()
 	u, err := url.Parse(raw)
 	if err != nil {

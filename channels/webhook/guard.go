@@ -69,10 +69,21 @@ func refusedReason(ip netip.Addr) string {
 // resolved here: the sender checks every address it connects to, so a
 // name that resolves to such an address is refused when sending.
 func ValidateURL(raw string, allowHTTP, allowPrivate bool) error {
+	_, err := parseURL(raw, allowHTTP, allowPrivate)
+	return err
+}
+
+// parseURL is ValidateURL that returns the parsed URL.
+func parseURL(raw string, allowHTTP, allowPrivate bool) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("webhook URL: %w", err)
+		return nil, fmt.Errorf("webhook URL: %w", err)
 	}
+	return u, validURL(raw, u, allowHTTP, allowPrivate)
+}
+
+// validURL checks u, parsed from raw, as ValidateURL says.
+func validURL(raw string, u *url.URL, allowHTTP, allowPrivate bool) error {
 	if !u.IsAbs() {
 		return fmt.Errorf("webhook URL %q is not absolute", raw)
 	}

@@ -93,3 +93,15 @@ func TestVerifyDefaultTolerance(t *testing.T) {
 		t.Fatalf("beyond the default tolerance: %v", err)
 	}
 }
+
+// The sender's pooled signer writes what Sign writes, again and again.
+func TestSignerMatchesSign(t *testing.T) {
+	secret := []byte("s3cret")
+	sg := newSigner(secret)
+	for i, body := range [][]byte{nil, []byte(`{}`), []byte(`{"id":"n1","text":"hello"}`), []byte(`{}`)} {
+		at := time.Unix(1700000000+int64(i), 0)
+		if got, want := sg.sign(at, body), Sign(secret, at, body); got != want {
+			t.Fatalf("sign #%d = %q, Sign = %q", i, got, want)
+		}
+	}
+}

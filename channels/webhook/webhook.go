@@ -29,8 +29,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
+	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -87,6 +90,7 @@ type Sender struct {
 	now          func() time.Time
 	transport    *http.Transport
 	client       *http.Client
+	signer       *signer
 }
 
 var _ notify.Sender = (*Sender)(nil)
@@ -106,6 +110,7 @@ func New(cfg Config) (*Sender, error) {
 		allowPrivate: cfg.AllowPrivate,
 		now:          cfg.Now,
 	}
+	s.signer = newSigner(s.secret)
 	if s.timeout == 0 {
 		s.timeout = DefaultTimeout
 	}
@@ -163,41 +168,73 @@ func (s *Sender) Send(ctx context.Context, m *notify.Message) (notify.Result, er
 	if m == nil {
 		return notify.Result{}, notify.Permanent(0, errors.New("webhook: no message"))
 	}
-	if err := ValidateURL(m.To, s.allowHTTP, s.allowPrivate); err != nil {
+	u, err := parseURL(m.To, s.allowHTTP, s.allowPrivate)
+	if err != nil {
 		return notify.Result{}, notify.Permanent(0, err)
 	}
-	return s.deliver(ctx, m)
+	return s.deliver(ctx, m, u)
 }
 
-// deliver sends m without validating m.To; the dial-time guard still
-// applies.
-func (s *Sender) deliver(ctx context.Context, m *notify.Message) (notify.Result, error) {
+// The header names of a request in their canonical form, set without
+// canonicalizing them again for every request.
+var (
+	keyContentType = textproto.CanonicalMIMEHeaderKey("Content-Type")
+	keyUserAgent   = textproto.CanonicalMIMEHeaderKey("User-Agent")
+	keyID          = textproto.CanonicalMIMEHeaderKey(HeaderID)
+	keySignature   = textproto.CanonicalMIMEHeaderKey(HeaderSignature)
+	valueJSON      = []string{"application/json"}
+	valueUserAgent = []string{UserAgent}
+)
+
+// answerBufs hold the start of answers while they are read.
+var answerBufs = sync.Pool{New: func() any { return new([maxAnswer]byte) }}
+
+// deliver sends m to u (m.To parsed) without validating it; the dial-time
+// guard still applies.
+func (s *Sender) deliver(ctx context.Context, m *notify.Message, u *url.URL) (notify.Result, error) {
 	if !validHeaderValue(m.ID) {
 		return notify.Result{}, notify.Permanent(0, fmt.Errorf("webhook: message id %q is not a valid header value", m.ID))
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.To, bytes.NewReader(m.Body))
-	if err != nil {
-		return notify.Result{}, notify.Permanent(0, fmt.Errorf("webhook: %w", err))
+	body := m.Body
+	host := strings.TrimSuffix(u.Host, ":") // as http.NewRequest has it
+	req := (&http.Request{
+		Method:     http.MethodPost,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header: http.Header{
+			keyContentType: valueJSON,
+			keyUserAgent:   valueUserAgent,
+			keyID:          {m.ID},
+			keySignature:   {s.signer.sign(s.now(), body)},
+		},
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		GetBody:       func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
+		ContentLength: int64(len(body)),
+		Host:          host,
+	}).WithContext(ctx)
+	if len(body) == 0 {
+		req.Body, req.GetBody = http.NoBody, func() (io.ReadCloser, error) { return http.NoBody, nil }
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", UserAgent)
-	req.Header.Set(HeaderID, m.ID)
-	req.Header.Set(HeaderSignature, Sign(s.secret, s.now(), m.Body))
 
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return notify.Result{}, s.classifyError(ctx, req.URL.Host, err)
+		return notify.Result{}, s.classifyError(ctx, u.Host, err)
 	}
 	defer func() {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
 		resp.Body.Close()
 	}()
-	// A failed read leaves what arrived; the status decides regardless.
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	text := answerText(body)
+	// A failed or short read leaves what arrived; the status decides
+	// regardless.
+	buf := answerBufs.Get().(*[maxAnswer]byte)
+	n, _ := io.ReadFull(resp.Body, buf[:])
+	text := answerText(buf[:n])
+	answerBufs.Put(buf)
 
 	code := resp.StatusCode
 	status := resp.Status

@@ -176,7 +176,43 @@ func Run(t *testing.T, newHarness func(t *testing.T) *Harness) {
 			}
 		})
 	}
+	allowAll(t, newHarness)
 	concurrent(t, newHarness)
+}
+
+// allowAll: several limits in one call count as that many Allow calls.
+func allowAll(t *testing.T, newHarness func(t *testing.T) *Harness) {
+	t.Run("several limits in one call", func(t *testing.T) {
+		h := newHarness(t)
+		ctx := context.Background()
+		both := []notify.LimitCheck{{Key: "a", Limit: minute}, {Key: "b", Limit: hourly}}
+		if ok, wait, err := notify.AllowAll(ctx, h.Guards, both); err != nil || !ok || wait != 0 {
+			t.Fatalf("first AllowAll = %v, %v, %v", ok, wait, err)
+		}
+		// a is exhausted: b is not counted.
+		if ok, wait, err := notify.AllowAll(ctx, h.Guards, both); err != nil || ok || wait != 20*time.Second {
+			t.Fatalf("AllowAll over a's limit = %v, %v, %v; want false, 20s", ok, wait, err)
+		}
+		for range hourly.Rate - 1 {
+			if ok, _, err := h.Guards.Allow(ctx, "b", hourly); err != nil || !ok {
+				t.Fatalf("b counted by a refused AllowAll: %v, %v", ok, err)
+			}
+		}
+		if ok, wait, err := h.Guards.Allow(ctx, "b", hourly); err != nil || ok || wait != 12*time.Minute {
+			t.Fatalf("Allow b past its burst = %v, %v, %v", ok, wait, err)
+		}
+		// b is exhausted now: a is counted before b refuses.
+		h.advance(20 * time.Second)
+		if ok, wait, err := notify.AllowAll(ctx, h.Guards, both); err != nil || ok || wait != 12*time.Minute-20*time.Second {
+			t.Fatalf("AllowAll over b's limit = %v, %v, %v", ok, wait, err)
+		}
+		if ok, wait, err := h.Guards.Allow(ctx, "a", minute); err != nil || ok || wait != 20*time.Second {
+			t.Fatalf("a not counted by an AllowAll that b refused: %v, %v, %v", ok, wait, err)
+		}
+		if ok, _, err := notify.AllowAll(ctx, h.Guards, []notify.LimitCheck{{Key: "a", Limit: bad}}); err == nil || ok {
+			t.Fatalf("AllowAll with an invalid limit = %v, %v", ok, err)
+		}
+	})
 }
 
 // concurrent: many callers at once; the store decides atomically.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/unifiedms/ums/core/store"
+	"github.com/unifiedms/ums/internal/jsonenc"
 	"github.com/unifiedms/ums/notify"
 )
 
@@ -119,9 +120,12 @@ func (h *history) read(name string, load func(Record)) (int64, error) {
 
 // add journals r.
 func (h *history) add(r Record) {
-	line, err := json.Marshal(r)
-	if err != nil {
-		return
+	line, ok := appendRecord(make([]byte, 0, 512), &r)
+	if !ok {
+		var err error
+		if line, err = json.Marshal(r); err != nil {
+			return // a time JSON cannot hold: not journaled, as before
+		}
 	}
 	line = append(line, '\n')
 	h.mu.Lock()
@@ -202,4 +206,84 @@ func (h *history) close() error {
 	}
 	h.w = nil
 	return err
+}
+
+// appendRecord appends r as json.Marshal writes it (a record is journaled
+// at the end of every notification). It reports false for a time JSON
+// cannot hold.
+func appendRecord(b []byte, r *Record) ([]byte, bool) {
+	ok := true
+	t := func(b []byte, at time.Time) []byte {
+		b, good := jsonenc.Time(b, at)
+		ok = ok && good
+		return b
+	}
+	b = append(b, `{"id":`...)
+	b = jsonenc.String(b, r.ID)
+	b = append(b, `,"status":`...)
+	b = jsonenc.String(b, r.Status)
+	b = append(b, `,"channel":`...)
+	b = jsonenc.String(b, r.Channel)
+	b = append(b, `,"channels":`...)
+	b = jsonenc.Strings(b, r.Channels)
+	b = append(b, `,"class":`...)
+	b = jsonenc.String(b, r.Class)
+	b = append(b, `,"priority":`...)
+	b = jsonenc.Int(b, r.Priority)
+	if r.Tenant != "" {
+		b = append(b, `,"tenant":`...)
+		b = jsonenc.String(b, r.Tenant)
+	}
+	if len(r.Tags) > 0 {
+		b = append(b, `,"tags":`...)
+		b = jsonenc.Strings(b, r.Tags)
+	}
+	if r.Error != "" {
+		b = append(b, `,"error":`...)
+		b = jsonenc.String(b, r.Error)
+	}
+	b = append(b, `,"created_at":`...)
+	b = t(b, r.CreatedAt)
+	b = append(b, `,"updated_at":`...)
+	b = t(b, r.UpdatedAt)
+	b = append(b, `,"attempts":`...)
+	if r.Attempts == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i := range r.Attempts {
+			a := &r.Attempts[i]
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"channel":`...)
+			b = jsonenc.String(b, a.Channel)
+			b = append(b, `,"attempt":`...)
+			b = jsonenc.Int(b, a.Attempt)
+			b = append(b, `,"at":`...)
+			b = t(b, a.At)
+			b = append(b, `,"status":`...)
+			b = jsonenc.String(b, a.Status)
+			for _, f := range [...]struct{ key, v string }{{`,"provider":`, a.Provider},
+				{`,"provider_id":`, a.ProviderID}, {`,"answer":`, a.Answer}} {
+				if f.v != "" {
+					b = append(b, f.key...)
+					b = jsonenc.String(b, f.v)
+				}
+			}
+			if a.Segments != 0 {
+				b = append(b, `,"segments":`...)
+				b = jsonenc.Int(b, a.Segments)
+			}
+			if a.Error != "" {
+				b = append(b, `,"error":`...)
+				b = jsonenc.String(b, a.Error)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"vhost":`...)
+	b = jsonenc.String(b, r.Vhost)
+	return append(b, '}'), ok
 }

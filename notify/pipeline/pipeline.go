@@ -110,10 +110,13 @@ type Pipeline struct {
 	clk      clock.Clock
 	log      *slog.Logger
 	channels []string // configured, sorted
-	status   *statusStore
-	history  *history // nil without Options.HistoryDir
-	settings *settings
-	counters counters
+	// configured has the channels as Rules.Configured wants them; it is
+	// never changed after New.
+	configured map[string]bool
+	status     *statusStore
+	history    *history // nil without Options.HistoryDir
+	settings   *settings
+	counters   counters
 
 	// ctx ends when the pipeline closes: workers stop taking messages.
 	// sendCtx ends a grace period later: sends under way are cut short.
@@ -177,6 +180,10 @@ func New(o Options) (*Pipeline, error) {
 		p.channels = append(p.channels, c)
 	}
 	sort.Strings(p.channels)
+	p.configured = make(map[string]bool, len(p.channels))
+	for _, c := range p.channels {
+		p.configured[c] = true
+	}
 	p.status = newStatusStore(o.History)
 	s, err := loadSettings(o.Meta)
 	if err != nil {
@@ -384,11 +391,7 @@ func (s *vstate) run(fn func()) {
 
 // rules are the validation rules of this server now.
 func (p *Pipeline) rules() notify.Rules {
-	conf := make(map[string]bool, len(p.channels))
-	for _, c := range p.channels {
-		conf[c] = true
-	}
-	return notify.Rules{Configured: conf, Address: p.o.Address, Template: p.settings.templateVars, Now: p.clk.Now()}
+	return notify.Rules{Configured: p.configured, Address: p.o.Address, Template: p.settings.templateVars, Now: p.clk.Now()}
 }
 
 // ProviderReport records what a provider reported later about a message it

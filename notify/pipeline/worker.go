@@ -209,40 +209,40 @@ func (s *vstate) later(r *core.Router, j *job, at time.Time, status, reason stri
 
 // limit checks the rate limits of a send (the channel's, the recipient's
 // and the tenant's; critical notifications skip the last two) and returns
-// how long to wait when one is exhausted.
+// how long to wait when one is exhausted. The checks go in that order in
+// one call (one round trip to Redis): those before an exhausted one are
+// counted, as separate calls would count them.
 func (s *vstate) limit(channel, addr string, n *notify.Notification) (time.Duration, error) {
 	g := s.p.o.Guards
 	if g == nil {
 		return 0, nil
 	}
-	ctx, cancel := context.WithTimeout(s.p.ctx, 5*time.Second)
-	defer cancel()
-	check := func(key string, l notify.Limit, ok bool) (time.Duration, error) {
-		if !ok || l.Rate <= 0 {
-			return 0, nil
+	checks := make([]notify.LimitCheck, 0, 3)
+	add := func(key string, l notify.Limit, ok bool) {
+		if ok && l.Rate > 0 {
+			checks = append(checks, notify.LimitCheck{Key: key, Limit: l})
 		}
-		allowed, wait, err := g.Allow(ctx, key, l)
-		if err != nil || allowed {
-			return 0, err
-		}
-		return max(wait, time.Millisecond), nil
 	}
 	l, ok := s.p.o.RateLimits[channel]
-	if w, err := check("rate:"+channel, l, ok); w > 0 || err != nil {
-		return w, err
+	add("rate:"+channel, l, ok)
+	if classOf(n) != notify.ClassCritical {
+		l, ok = s.p.o.RecipientLimits[channel]
+		add("rcpt:"+channel+":"+n.Tenant+":"+strings.ToLower(addr), l, ok)
+		if n.Tenant != "" {
+			l, ok = s.p.o.TenantLimits[channel]
+			add("tenant:"+channel+":"+n.Tenant, l, ok)
+		}
 	}
-	if classOf(n) == notify.ClassCritical {
+	if len(checks) == 0 {
 		return 0, nil
 	}
-	l, ok = s.p.o.RecipientLimits[channel]
-	if w, err := check("rcpt:"+channel+":"+n.Tenant+":"+strings.ToLower(addr), l, ok); w > 0 || err != nil {
-		return w, err
+	// No deadline of its own: the embedded guards do not wait, and the
+	// Redis guards bound every round trip themselves.
+	allowed, wait, err := notify.AllowAll(s.p.ctx, g, checks)
+	if err != nil || allowed {
+		return 0, err
 	}
-	if n.Tenant != "" {
-		l, ok = s.p.o.TenantLimits[channel]
-		return check("tenant:"+channel+":"+n.Tenant, l, ok)
-	}
-	return 0, nil
+	return max(wait, time.Millisecond), nil
 }
 
 // address is a notification's address on channel.

@@ -1,6 +1,7 @@
 // Package redisstore is the Redis-backed notify.Deduper and notify.Limiter,
 // shared by every UMS node that points at the same Redis (7.0 or later).
-// Each call is one round trip.
+// Each call is one command, and calls made at the same time share a
+// round trip.
 //
 // Key layout (the caller's key, already scoped by tenant, channel or
 // recipient, follows the prefix):
@@ -14,6 +15,9 @@
 // The limiter takes "now" from the clock given to New, passed to the
 // script, so every node must keep its clock in sync (NTP) and tests can
 // use a fake clock; expiry of keys follows Redis' own clock.
+//
+// Locks: one, batcher.mu (batch.go), taken alone and never held across a
+// round trip.
 package redisstore
 
 import (
@@ -35,35 +39,45 @@ const (
 	RatePrefix  = Prefix + "rate:"
 )
 
-// gcraScript decides one event for KEYS[1] with ARGV now, interval and
-// tolerance in microseconds. It answers {1, 0} when the event is counted,
-// {0, wait} when it is not. Numbers are written with %.0f so that large
-// values keep every digit.
+// gcraScript decides one event for each of KEYS in order, with ARGV now
+// and, per key, its interval and tolerance, all in microseconds. A key
+// that fits is counted; the first that does not stops the script, which
+// answers {0, wait}; {1, 0} when every key was counted. Numbers are
+// written with %.0f so that large values keep every digit. (Several keys
+// in one script need a single Redis, not a cluster: NewClient makes
+// such a client.)
 var gcraScript = redis.NewScript(`
 local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-local tolerance = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now) or now
-if tat < now then tat = now end
-local new = tat + interval
-local wait = new - tolerance - now
-if wait > 0 then return {0, wait} end
-local ms = math.ceil((new - now) / 1000)
-redis.call('SET', KEYS[1], string.format('%.0f', new), 'PX', string.format('%.0f', ms))
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2*i])
+  local tolerance = tonumber(ARGV[2*i+1])
+  local tat = tonumber(redis.call('GET', key) or now) or now
+  if tat < now then tat = now end
+  local new = tat + interval
+  local wait = new - tolerance - now
+  if wait > 0 then return {0, wait} end
+  local ms = math.ceil((new - now) / 1000)
+  redis.call('SET', key, string.format('%.0f', new), 'PX', string.format('%.0f', ms))
+end
 return {1, 0}
 `)
 
-// Store is the Redis Deduper and Limiter.
+// Store is the Redis Deduper and Limiter. Concurrent calls share round
+// trips (see batch.go).
 type Store struct {
-	rdb redis.UniversalClient
-	clk clock.Clock
+	rdb   redis.UniversalClient
+	clk   clock.Clock
+	batch batcher
 }
 
-var _ notify.Guards = (*Store)(nil)
+var (
+	_ notify.Guards       = (*Store)(nil)
+	_ notify.MultiLimiter = (*Store)(nil)
+)
 
 // New returns guards over rdb taking time from clk (nil: the system clock).
 func New(rdb redis.UniversalClient, clk clock.Clock) *Store {
-	return &Store{rdb: rdb, clk: clock.Or(clk)}
+	return &Store{rdb: rdb, clk: clock.Or(clk), batch: batcher{rdb: rdb}}
 }
 
 // Claim implements notify.Deduper with SET key id NX GET and the TTL.
@@ -74,7 +88,13 @@ func (s *Store) Claim(ctx context.Context, key, id string, ttl time.Duration) (s
 	if ttl < time.Millisecond {
 		ttl = time.Millisecond
 	}
-	old, err := s.rdb.SetArgs(ctx, DedupPrefix+key, id, redis.SetArgs{Mode: "NX", Get: true, TTL: ttl}).Result()
+	cmd, err := s.batch.do(ctx, &call{add: func(ctx context.Context, p redis.Pipeliner) redis.Cmder {
+		return p.SetArgs(ctx, DedupPrefix+key, id, redis.SetArgs{Mode: "NX", Get: true, TTL: ttl})
+	}})
+	if err != nil {
+		return "", false, fmt.Errorf("redisstore: claim: %w", err)
+	}
+	old, err := cmd.(*redis.StatusCmd).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return id, true, nil
@@ -86,12 +106,38 @@ func (s *Store) Claim(ctx context.Context, key, id string, ttl time.Duration) (s
 
 // Allow implements notify.Limiter with one script call.
 func (s *Store) Allow(ctx context.Context, key string, l notify.Limit) (bool, time.Duration, error) {
-	interval, tolerance, err := l.GCRA()
-	if err != nil {
-		return false, 0, err
+	return s.AllowAll(ctx, []notify.LimitCheck{{Key: key, Limit: l}})
+}
+
+// AllowAll implements notify.MultiLimiter with one script call for every
+// check.
+func (s *Store) AllowAll(ctx context.Context, checks []notify.LimitCheck) (bool, time.Duration, error) {
+	if len(checks) == 0 {
+		return true, 0, nil
 	}
-	now := s.clk.Now().UnixMicro()
-	res, err := gcraScript.Run(ctx, s.rdb, []string{RatePrefix + key}, now, interval, tolerance).Int64Slice()
+	keys := make([]string, len(checks))
+	args := make([]any, 1, 1+2*len(checks))
+	for i, c := range checks {
+		interval, tolerance, err := c.Limit.GCRA()
+		if err != nil {
+			return false, 0, err
+		}
+		keys[i] = RatePrefix + c.Key
+		args = append(args, interval, tolerance)
+	}
+	args[0] = s.clk.Now().UnixMicro()
+	cmd, err := s.batch.do(ctx, &call{
+		add: func(ctx context.Context, p redis.Pipeliner) redis.Cmder {
+			return gcraScript.EvalSha(ctx, p, keys, args...)
+		},
+		retry: func(ctx context.Context, p redis.Pipeliner) redis.Cmder {
+			return gcraScript.Eval(ctx, p, keys, args...)
+		},
+	})
+	if err != nil {
+		return false, 0, fmt.Errorf("redisstore: rate limit: %w", err)
+	}
+	res, err := cmd.(*redis.Cmd).Int64Slice()
 	if err != nil {
 		return false, 0, fmt.Errorf("redisstore: rate limit: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -201,4 +202,41 @@ func BenchmarkRedisClaimAllow(b *testing.B) {
 func BenchmarkRedisClaimAllowParallel(b *testing.B) {
 	srv := redisserver.Start(b)
 	guardtest.BenchParallel(b, redisstore.New(client(b, srv.Addr), nil))
+}
+
+// Calls made together share round trips; each still gets its own answer,
+// a script Redis forgot (SCRIPT FLUSH, a restart) is sent again in full,
+// and a caller whose context has ended is answered at once.
+func TestRedisBatchedCalls(t *testing.T) {
+	srv := redisserver.Start(t)
+	rdb := client(t, srv.Addr)
+	ctx := context.Background()
+	s := redisstore.New(rdb, clock.NewFake(epoch))
+	lim := notify.Limit{Rate: 1, Per: time.Hour}
+	for round := range 2 {
+		if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		const callers = 64
+		var wg sync.WaitGroup
+		for i := range callers {
+			wg.Go(func() {
+				key := "r" + strconv.Itoa(round) + "/" + strconv.Itoa(i)
+				if holder, claimed, err := s.Claim(ctx, key, "n"+strconv.Itoa(i), time.Hour); err != nil || !claimed || holder != "n"+strconv.Itoa(i) {
+					t.Errorf("Claim %s = %q, %v, %v", key, holder, claimed, err)
+				}
+				for j, want := range []bool{true, false} {
+					if ok, wait, err := s.Allow(ctx, key, lim); err != nil || ok != want || (!ok && wait <= 0) {
+						t.Errorf("Allow %s #%d = %v, %v, %v; want %v", key, j, ok, wait, err, want)
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, _, err := s.Allow(done, "cancelled", lim); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("Allow with an ended context: %v", err)
+	}
 }
