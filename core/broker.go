@@ -43,6 +43,8 @@ type Broker struct {
 
 	hookMu     sync.Mutex // taken alone; held while hooks run, so they run in order
 	vhostHooks []func(*Vhost)
+	// vhostDeletedHooks run after DeleteVhost; guarded by hookMu.
+	vhostDeletedHooks []func(*Vhost)
 }
 
 // OnVhost calls fn for every vhost now and for every vhost added later

@@ -294,6 +294,26 @@ func TestConsoleBrowser(t *testing.T) {
 	run(t, ctx, "it leaves the dead letters",
 		chromedp.WaitNotPresent(chromedp.CSS(`button[data-retry="`+a.ID+`"]`)))
 
+	// A vhost added and deleted from the vhosts page.
+	run(t, ctx, "add a vhost",
+		chromedp.Navigate(base+"/vhosts"),
+		chromedp.Click(chromedp.CSS("details.form summary")),
+		chromedp.SendKeys(chromedp.CSS(`#vhost-form input[name="name"]`), "console-vh"),
+		chromedp.Click(chromedp.CSS(`#vhost-form button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`button[data-delete="console-vh"]`)),
+	)
+	if code := mgmtJSON(t, e.b, "guest", "guest", "GET", "/api/vhosts/console-vh", "", nil); code != http.StatusOK {
+		t.Fatalf("the vhost added in the console: %d", code)
+	}
+	run(t, ctx, "delete it",
+		acceptDialogs,
+		chromedp.Click(chromedp.CSS(`button[data-delete="console-vh"]`)),
+		chromedp.WaitNotPresent(chromedp.CSS(`button[data-delete="console-vh"]`)),
+	)
+	if code := mgmtJSON(t, e.b, "guest", "guest", "GET", "/api/vhosts/console-vh", "", nil); code != http.StatusNotFound {
+		t.Fatalf("the vhost deleted in the console: %d", code)
+	}
+
 	// A template previewed with sample data.
 	if code := apiCall(t, e.b, "PUT", "/api/v1/templates/otp", map[string]any{"default_locale": "en", "locales": map[string]any{
 		"en": map[string]any{"subject": "Your code {{.code}}", "text": "Use {{.code}} within 5 minutes.", "html": "<p>Use <b>{{.code}}</b></p>"},

@@ -230,3 +230,98 @@ func TestMgmtAPIQueueMessageStats(t *testing.T) {
 		t.Fatalf("message_stats %+v, want %+v", q.Stats, want)
 	}
 }
+
+// Deleting a vhost takes everything in it, for good: its clients are
+// disconnected, its queues, messages, exchanges and permissions are gone
+// after a restart too, and a vhost made again under the name starts empty
+// with notification delivery working.
+func TestMgmtAPIDeleteVhost(t *testing.T) {
+	dir := t.TempDir()
+	e := startNotify(t, testutil.WithDataDir(dir))
+	b := e.b
+	admin := func(method, path, body string) int { return mgmtJSON(t, b, "guest", "guest", method, path, body, nil) }
+	if code := admin("PUT", "/api/vhosts/doomed", ""); code != http.StatusCreated {
+		t.Fatalf("PUT vhost: %d", code)
+	}
+	if code := admin("PUT", "/api/permissions/doomed/guest", `{"configure": ".*", "write": ".*", "read": ".*"}`); code/100 != 2 {
+		t.Fatalf("PUT permissions: %d", code)
+	}
+	conn, err := amqp.Dial(strings.TrimSuffix(b.AMQPURL, "/") + "/doomed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	ch := openChannel(t, conn)
+	if _, err := ch.QueueDeclare("orders", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.ExchangeDeclare("later", "x-delayed-message", true, false, false, false, amqp.Table{"x-delayed-type": "direct"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind("orders", "k", "later", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		t.Fatal(err)
+	}
+	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, 2))
+	for _, p := range []struct {
+		exchange, key string
+		headers       amqp.Table
+	}{{"", "orders", nil}, {"later", "k", amqp.Table{"x-delay": int32(3600000)}}} {
+		if err := ch.Publish(p.exchange, p.key, false, false, amqp.Publishing{DeliveryMode: amqp.Persistent, Headers: p.headers, Body: []byte("kept?")}); err != nil {
+			t.Fatal(err)
+		}
+		if c := <-confirms; !c.Ack {
+			t.Fatal("publish nacked")
+		}
+	}
+
+	if code := admin("DELETE", "/api/vhosts/doomed", ""); code != http.StatusNoContent {
+		t.Fatalf("DELETE vhost: %d", code)
+	}
+	select {
+	case err := <-closed:
+		if err == nil || err.Code != amqp.ConnectionForced {
+			t.Fatalf("the client was closed with %v, want 320", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the vhost's client stayed connected")
+	}
+	if code := admin("DELETE", "/api/vhosts/doomed", ""); code != http.StatusNotFound {
+		t.Fatalf("DELETE a deleted vhost: %d", code)
+	}
+	if code := admin("GET", "/api/permissions/doomed/guest", ""); code != http.StatusNotFound {
+		t.Fatalf("permissions on the deleted vhost: %d", code)
+	}
+	if _, err := amqp.Dial(strings.TrimSuffix(b.AMQPURL, "/") + "/doomed"); err == nil {
+		t.Fatal("AMQP connected to a deleted vhost")
+	}
+
+	// Gone after a restart too.
+	b.Stop()
+	e = startNotify(t, testutil.WithDataDir(dir))
+	b = e.b
+	if code := admin("GET", "/api/vhosts/doomed", ""); code != http.StatusNotFound {
+		t.Fatalf("the deleted vhost after a restart: %d", code)
+	}
+	// Made again: empty, and notification delivery works in it.
+	if code := admin("PUT", "/api/vhosts/doomed", ""); code != http.StatusCreated {
+		t.Fatalf("PUT vhost again: %d", code)
+	}
+	if code := admin("PUT", "/api/permissions/doomed/guest", `{"configure": ".*", "write": ".*", "read": ".*"}`); code/100 != 2 {
+		t.Fatalf("PUT permissions: %d", code)
+	}
+	if code := admin("GET", "/api/queues/doomed/orders", ""); code != http.StatusNotFound {
+		t.Fatalf("the old queue in the new vhost: %d", code)
+	}
+	var x struct {
+		Delayed int `json:"messages_delayed"`
+	}
+	if code := mgmtJSON(t, b, "guest", "guest", "GET", "/api/exchanges/doomed/later", "", &x); code != http.StatusNotFound {
+		t.Fatalf("the old delayed exchange in the new vhost: %d %+v", code, x)
+	}
+	a := submit(t, b, webhookNote(e.hook.URL, nil), http.StatusAccepted, map[string]string{"X-UMS-Vhost": "doomed"})
+	waitStatus(t, b, a.ID, "sent")
+}

@@ -229,6 +229,20 @@ func (p *Pipeline) Start() error {
 		}
 		p.log.Error("notification delivery not set up in a new vhost", "vhost", v.Name, "err", err)
 	})
+	// A deleted vhost's workers end as their queues go (their consumers
+	// are cancelled); its state goes too, so a vhost created again under
+	// the same name is set up afresh.
+	p.o.Broker.OnVhostDeleted(func(v *core.Vhost) {
+		p.mu.Lock()
+		s := p.vhosts[v.Name]
+		if s != nil && s.v == v {
+			delete(p.vhosts, v.Name)
+		}
+		p.mu.Unlock()
+		if s != nil && s.v == v {
+			s.conn.Close()
+		}
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	started = true

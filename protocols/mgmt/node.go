@@ -1,6 +1,7 @@
 package mgmt
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -17,7 +18,7 @@ import (
 // its UI's and tools' calls work.
 
 // nodeRoutes adds /api/channels, /api/consumers, /api/nodes,
-// /api/parameters, /api/policies and PUT /api/vhosts/{vhost}.
+// /api/parameters, /api/policies, and PUT and DELETE /api/vhosts/{vhost}.
 func (a *API) nodeRoutes(mux *http.ServeMux) {
 	for pattern, h := range map[string]http.HandlerFunc{
 		"GET /api/channels":                    a.channels,
@@ -38,6 +39,7 @@ func (a *API) nodeRoutes(mux *http.ServeMux) {
 		"GET /api/policies/{vhost}":            a.emptyList,
 		"GET /api/vhosts/{vhost}":              a.getVhost,
 		"PUT /api/vhosts/{vhost}":              admin(a.putVhost),
+		"DELETE /api/vhosts/{vhost}":           admin(a.deleteVhost),
 	} {
 		handle(mux, pattern, h)
 	}
@@ -215,4 +217,29 @@ func (a *API) putVhost(w http.ResponseWriter, r *http.Request) {
 	}
 	a.Broker.AddVhost(name)
 	w.WriteHeader(http.StatusCreated)
+}
+
+// deleteVhost deletes a vhost with everything in it (its clients are
+// disconnected with 320 CONNECTION_FORCED) and the users' permissions on
+// it, as RabbitMQ does.
+func (a *API) deleteVhost(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("vhost")
+	err := a.Broker.DeleteVhost(name, "vhost '"+name+"' is deleted")
+	if errors.Is(err, core.ErrNotFound) {
+		notFound(w)
+		return
+	}
+	for _, u := range a.Users.Users() {
+		if perr := a.Users.ClearPermission(u.Name, name); perr != nil && err == nil {
+			err = perr
+		}
+		if perr := a.Users.ClearTopicPermission(u.Name, name, ""); perr != nil && err == nil {
+			err = perr
+		}
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_server_error", err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

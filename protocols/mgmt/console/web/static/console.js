@@ -485,7 +485,11 @@ pages.vhosts = () => {
     { key: 'queues', label: 'Queues', num: true },
     { key: 'messages', label: 'Messages', num: true },
     { key: 'connections', label: 'Connections', num: true },
-  ]);
+    page.admin === 'true' ? { label: '', render: (v) => el('button', { class: 'danger small', 'data-delete': v.name, onclick: () => {
+      if (!confirmed('Delete virtual host ' + v.name + ' with all its queues, messages and exchanges? Its clients are disconnected.')) return;
+      act('Virtual host ' + v.name + ' deleted.', () => api('DELETE', '/api/vhosts/' + enc(v.name)), refresh);
+    } }, 'Delete') } : null,
+  ].filter(Boolean));
   submitForm('vhost-form', (f, form) => act('Virtual host ' + f.name + ' added.', async () => {
     await api('PUT', '/api/vhosts/' + enc(f.name));
     form.reset();
