@@ -193,6 +193,11 @@ func TestConsoleBrowser(t *testing.T) {
 			}
 		}),
 	)
+	// Some readings later the chart draws a line (and the screenshot shows it).
+	run(t, ctx, "the rate chart draws a line", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Poll[bool](`document.querySelector('#rates-chart polyline[data-series="publish"]').points.numberOfItems >= 8`)(ctx, tg)
+		return err
+	}))
 	close(stop)
 	if err := <-published; err != nil {
 		t.Fatal(err)
