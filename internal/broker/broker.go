@@ -286,7 +286,12 @@ func (b *Broker) serve(name, label, addr string, secure bool, run func(net.Liste
 	if !listening(addr) || secure && b.certs == nil {
 		return nil
 	}
-	l, err := net.Listen("tcp", addr)
+	// No TCP keep-alive on accepted connections, as RabbitMQ's and
+	// Mosquitto's listeners: the protocols have their own (AMQP
+	// heart-beats, MQTT keep-alive, STOMP heart-beats), and the socket
+	// options cost three system calls per connection.
+	lc := net.ListenConfig{KeepAlive: -1}
+	l, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("%s listener: %w", name, err)
 	}
