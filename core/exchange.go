@@ -260,6 +260,9 @@ type Router struct {
 	// mandatory message) instead of being held and routed later.
 	Mandatory bool
 
+	// conn, when set (CountFor), counts the publishes through this router.
+	conn atomic.Pointer[Conn]
+
 	durable []string
 	dests   []dest
 	xs      []*Exchange
@@ -350,3 +353,8 @@ func (r *Router) addQueue(q *Queue) {
 	r.seen[q] = struct{}{}
 	r.queues = append(r.queues, q)
 }
+
+// CountFor makes the messages published through r count as published by
+// connection c (Conn.Stats). Adapters call it once for the router of a
+// channel or session.
+func (r *Router) CountFor(c *Conn) { r.conn.Store(c) }

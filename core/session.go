@@ -3,6 +3,7 @@ package core
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/unifiedms/ums/core/auth"
@@ -39,6 +40,20 @@ type Conn struct {
 	closed    bool
 	exclusive map[*Queue]struct{}
 	sessions  map[*Session]struct{}
+
+	// Counters since the connection opened (see Stats).
+	published, delivered atomic.Uint64
+}
+
+// ConnStats are a connection's message counters since it opened.
+type ConnStats struct {
+	Published uint64 // messages it published (through a router it counts for)
+	Delivered uint64 // deliveries to its consumers and get answers
+}
+
+// Stats returns the connection's message counters.
+func (c *Conn) Stats() ConnStats {
+	return ConnStats{Published: c.published.Load(), Delivered: c.delivered.Load()}
 }
 
 // Open starts a connection to the vhost for an authenticated user.
@@ -352,6 +367,7 @@ func (s *Session) recordLocked(c *Consumer, q *Queue, e entry, msg *Message, noA
 	d := Delivery{Tag: s.nextTag, Redelivered: e.redelivered, Msg: msg}
 	st := &s.conn.vhost.broker.stats
 	st.delivered.Add(1)
+	s.conn.delivered.Add(1)
 	if e.redelivered {
 		st.redelivered.Add(1)
 	}

@@ -807,6 +807,9 @@ func (v *Vhost) PublishTo(r *Router, x *Exchange, msg *Message, done func(error)
 		return PublishResult{}, err
 	}
 	v.broker.stats.received.Add(1)
+	if c := r.conn.Load(); c != nil {
+		c.published.Add(1)
+	}
 	if isReplyAddress(x.Name, msg.RoutingKey) {
 		if v.publishReply(msg) {
 			return PublishResult{Queues: 1}, nil

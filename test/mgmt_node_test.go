@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/paho"
+	"github.com/go-stomp/stomp/v3"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/unifiedms/ums/internal/testutil"
@@ -324,4 +326,69 @@ func TestMgmtAPIDeleteVhost(t *testing.T) {
 	}
 	a := submit(t, b, webhookNote(e.hook.URL, nil), http.StatusAccepted, map[string]string{"X-UMS-Vhost": "doomed"})
 	waitStatus(t, b, a.ID, "sent")
+}
+
+// Each connection counts what it published and what was delivered to it,
+// whatever its protocol: the console's connection rates.
+func TestMgmtAPIConnectionMessageStats(t *testing.T) {
+	b := testutil.StartBroker(t, testutil.WithProtocols(testutil.AMQP, testutil.MQTT, testutil.STOMP, testutil.HTTP))
+	conn := dialBroker(t, b.Broker)
+	ch := openChannel(t, conn)
+	if _, err := ch.QueueDeclare("seen", false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind("seen", "stats.#", "amq.topic", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := ch.Publish("amq.topic", "stats.amqp", false, false, amqp.Publishing{Body: []byte("a")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mc, _, _ := mqtt5(t, b.Broker, "stats-mqtt", true, 0)
+	for i := 0; i < 3; i++ {
+		mqttPub5(t, mc, &paho.Publish{Topic: "stats/mqtt", QoS: 1, Payload: []byte("m")})
+	}
+	sc, err := stompAs(t, b.STOMPAddr, "guest", "guest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		if err := sc.Send("/topic/stats.stomp", "text/plain", []byte("s"), stomp.SendOpt.Receipt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The AMQP connection takes 9 deliveries (2 + 3 + 4).
+	for n := 0; n < 9; {
+		_, ok, err := ch.Get("seen", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			n++
+		}
+	}
+	var conns []struct {
+		Protocol string
+		Stats    struct {
+			Publish    uint64 `json:"publish"`
+			DeliverGet uint64 `json:"deliver_get"`
+		} `json:"message_stats"`
+	}
+	if code := mgmtJSON(t, b, "guest", "guest", "GET", "/api/connections", "", &conns); code != http.StatusOK {
+		t.Fatalf("GET connections: %d", code)
+	}
+	want := map[string][2]uint64{"AMQP": {2, 9}, "MQTT": {3, 0}, "STOMP": {4, 0}}
+	for _, c := range conns {
+		family := strings.Fields(c.Protocol)[0]
+		if w, ok := want[family]; ok {
+			if got := [2]uint64{c.Stats.Publish, c.Stats.DeliverGet}; got != w {
+				t.Errorf("%s connection: published, delivered %v, want %v", c.Protocol, got, w)
+			}
+			delete(want, family)
+		}
+	}
+	if len(want) != 0 {
+		t.Fatalf("no connection of %v listed", want)
+	}
 }

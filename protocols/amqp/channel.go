@@ -49,7 +49,9 @@ type channel struct {
 }
 
 func newChannel(c *conn, id uint16) *channel {
-	return &channel{id: id, c: c, sess: c.core.NewSession()}
+	ch := &channel{id: id, c: c, sess: c.core.NewSession()}
+	ch.router.CountFor(c.core)
+	return ch
 }
 
 // fail closes the channel with a soft error.

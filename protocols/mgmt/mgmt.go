@@ -264,6 +264,8 @@ func connJSON(c *core.Conn) map[string]any {
 		"peer_host": peerHost, "peer_port": peerPort, "host": host, "port": port,
 		"channels": c.Channels(), "connected_at": info.ConnectedAt.UnixMilli(),
 		"client_properties": props, "state": "running", "type": "network",
+		// Counters since the connection opened.
+		"message_stats": map[string]uint64{"publish": c.Stats().Published, "deliver_get": c.Stats().Delivered},
 	}
 }
 

@@ -196,6 +196,7 @@ func (s *session) start() error {
 		return core.ErrClosed
 	}
 	s.conn, s.cs = conn, cs
+	s.router.CountFor(conn)
 	if s.persistent() {
 		if s.resume == nil {
 			if err := s.saveRecordLocked(); err != nil {

@@ -115,6 +115,7 @@ func (c *conn) connect(f *frame.Frame) bool {
 		Close: c.kill, Authz: c.srv.Users, Admission: adm,
 	})
 	c.cs = c.cc.NewSession()
+	c.router.CountFor(c.cc)
 	c.out.Write = c.send
 	c.out.Kick = c.cs.Kick
 	c.log = c.log.With("user", user, "vhost", vname, "session", c.session)

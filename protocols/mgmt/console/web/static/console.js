@@ -260,13 +260,27 @@ pages.connections = () => {
       return [p.product, p.version, p.client_id].filter(Boolean).join(' ') || '';
     } },
     { key: 'channels', label: 'Channels', num: true },
+    { key: 'in_rate', label: 'Published/s', num: true, render: (c) => fmtRate(c.in_rate) },
+    { key: 'out_rate', label: 'Delivered/s', num: true, render: (c) => fmtRate(c.out_rate) },
     { key: 'connected_at', label: 'Connected', render: (c) => fmtTime(c.connected_at) },
     canChange ? { label: '', render: (c) => c.protocol === 'internal' ? '' : el('button', { class: 'danger small', 'data-close': c.name, onclick: () => {
       if (!confirmed('Close connection ' + c.name + '?')) return;
       act('Connection closed.', () => api('DELETE', '/api/connections/' + enc(c.name), undefined, { 'X-Reason': 'Closed from the UMS console' }), refresh);
     } }, 'Close') } : null,
   ].filter(Boolean), { search: document.getElementById('search'), rowKey: (c) => c.name, searchKeys: ['name', 'protocol', 'user', 'vhost'] });
-  const refresh = poll(async () => table.set(await api('GET', '/api/connections')));
+  let last = null;
+  const refresh = poll(async () => {
+    const cs = await api('GET', '/api/connections'), now = Date.now();
+    const prev = new Map((last ? last.cs : []).map((c) => [c.name, c]));
+    for (const c of cs) {
+      const p = prev.get(c.name), a = c.message_stats || {}, b = p && p.message_stats;
+      const dt = last ? (now - last.at) / 1000 : 0;
+      const r = (k) => b && dt > 0 ? Math.max(0, (a[k] - b[k]) / dt) : NaN;
+      c.in_rate = r('publish'); c.out_rate = r('deliver_get');
+    }
+    last = { at: now, cs };
+    table.set(cs);
+  });
 };
 
 pages.channels = () => {
