@@ -109,12 +109,13 @@ type latencyJSON struct {
 	P50     float64 `json:"p50_ms"`
 	P90     float64 `json:"p90_ms"`
 	P99     float64 `json:"p99_ms"`
+	P999    float64 `json:"p99.9_ms"`
 	Max     float64 `json:"max_ms"`
 }
 
 func (l latencyStats) json() latencyJSON {
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	return latencyJSON{Samples: len(l), P50: ms(l.pct(0.5)), P90: ms(l.pct(0.9)), P99: ms(l.pct(0.99)), Max: ms(l.pct(1))}
+	return latencyJSON{Samples: len(l), P50: ms(l.pct(0.5)), P90: ms(l.pct(0.9)), P99: ms(l.pct(0.99)), P999: ms(l.pct(0.999)), Max: ms(l.pct(1))}
 }
 
 // perSecond returns n per second over d (0 for an empty interval).

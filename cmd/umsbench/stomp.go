@@ -28,6 +28,7 @@ type stompOptions struct {
 	count                       int64
 	idle, parallel              int // idle > 0: the idle-connection scenario
 	hold                        time.Duration
+	common                      commonOptions
 }
 
 // stompMain runs the stomp mode: go-stomp publishers and subscribers on
@@ -54,7 +55,11 @@ func stompMain(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.idle, "idle", 0, "open this many idle STOMP 1.2 connections (heart-beats off) instead, report the connect rate, print READY <n> and hold them")
 	fs.IntVar(&o.parallel, "parallel", 64, "-idle: connections opened concurrently")
 	fs.DurationVar(&o.hold, "hold", 30*time.Second, "-idle: how long to hold the connections (SIGINT or SIGTERM ends it early)")
+	o.common.register(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if err := o.common.start(); err != nil {
 		return err
 	}
 	if o.idle > 0 {
@@ -72,8 +77,7 @@ func stompMain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	r.report(stdout, o)
-	return nil
+	return r.report(stdout, o)
 }
 
 type stompResult struct {
@@ -97,7 +101,7 @@ func (r stompResult) totals() (consumed, distinct int64) {
 }
 
 // report prints the summary line and the JSON line.
-func (r stompResult) report(w io.Writer, o stompOptions) {
+func (r stompResult) report(w io.Writer, o stompOptions) error {
 	consumed, distinct := r.totals()
 	want := r.published
 	if r.fanout {
@@ -110,10 +114,10 @@ func (r stompResult) report(w io.Writer, o stompOptions) {
 		all = append(all, g.latencies()...)
 	}
 	l := latencyStats(sortedDurations(all))
-	fmt.Fprintf(w, "published %d (%.0f msg/s), receipts %d, consumed %d (%.0f msg/s), lost %d, duplicated %d, latency p50 %v p99 %v max %v\n",
+	fmt.Fprintf(w, "published %d (%.0f msg/s), receipts %d, consumed %d (%.0f msg/s), lost %d, duplicated %d, latency p50 %v p99 %v p99.9 %v max %v\n",
 		r.published, perSecond(r.published, r.elapsed), r.receipts, consumed, perSecond(consumed, r.elapsed),
-		lost, dup, l.pct(0.5), l.pct(0.99), l.pct(1))
-	printJSON(w, struct {
+		lost, dup, l.pct(0.5), l.pct(0.99), l.pct(0.999), l.pct(1))
+	return o.common.emit(w, struct {
 		Mode          string      `json:"mode"`
 		Destination   string      `json:"destination"`
 		Publishers    int         `json:"publishers"`
@@ -134,7 +138,7 @@ func (r stompResult) report(w io.Writer, o stompOptions) {
 		Latency       latencyJSON `json:"latency"`
 	}{"stomp", o.dest, o.publishers, o.consumers, o.size, o.ack, o.prefetch, o.persistent, o.receipt, r.elapsed.Seconds(),
 		r.published, perSecond(r.published, r.elapsed), r.receipts, consumed, perSecond(consumed, r.elapsed),
-		lost, dup, l.json()})
+		lost, dup, l.json()}, consumed)
 }
 
 func sortedDurations(l []time.Duration) []time.Duration {
