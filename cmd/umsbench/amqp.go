@@ -65,7 +65,7 @@ func amqpMain(args []string, stdout, stderr io.Writer) error {
 		o.size = stampTime
 	}
 	o.bindings = max(o.bindings, 1)
-	r, err := runAMQP(o)
+	r, err := runAMQP(&o)
 	if err != nil {
 		return err
 	}
@@ -87,8 +87,9 @@ func (o amqpOptions) ackEvery() int { return max(1, min(100, o.prefetch/2)) }
 
 type amqpResult struct {
 	published, confirmed int64
-	elapsed              time.Duration
-	got                  []*tally // one per queue
+	elapsed              time.Duration // publishing
+	consumeElapsed       time.Duration // to the last arrival
+	got                  []*tally      // one per queue
 }
 
 // counts sums what every queue's consumers got.
@@ -129,7 +130,7 @@ func (r amqpResult) report(w io.Writer, o amqpOptions) error {
 	}
 	dup := consumed - distinct
 	fmt.Fprintf(w, "published %d (%.0f msg/s), confirmed %d, consumed %d (%.0f msg/s), lost %s, duplicated %d, latency p50 %v p99 %v p99.9 %v max %v\n",
-		r.published, perSecond(r.published, r.elapsed), r.confirmed, consumed, perSecond(consumed, r.elapsed),
+		r.published, perSecond(r.published, r.elapsed), r.confirmed, consumed, perSecond(consumed, r.consumeElapsed),
 		lostText, dup, l.pct(0.5), l.pct(0.99), l.pct(0.999), l.pct(1))
 	return o.common.emit(w, struct {
 		Mode          string      `json:"mode"`
@@ -147,6 +148,7 @@ func (r amqpResult) report(w io.Writer, o amqpOptions) error {
 		Published     int64       `json:"published"`
 		PublishedRate float64     `json:"published_per_s"`
 		Confirmed     int64       `json:"confirmed"`
+		ConsumeSecs   float64     `json:"consume_seconds"`
 		Consumed      int64       `json:"consumed"`
 		ConsumedRate  float64     `json:"consumed_per_s"`
 		Lost          *int64      `json:"lost"`
@@ -154,7 +156,7 @@ func (r amqpResult) report(w io.Writer, o amqpOptions) error {
 		Latency       latencyJSON `json:"latency"`
 	}{"amqp", o.publishers, o.consumers, o.size, o.confirm, o.persistent, o.prefetch, o.rate, o.exchange, len(r.got),
 		o.topicBindings(), r.elapsed.Seconds(), r.published, perSecond(r.published, r.elapsed), r.confirmed,
-		consumed, perSecond(consumed, r.elapsed), lost, dup, l.json()}, consumed)
+		r.consumeElapsed.Seconds(), consumed, perSecond(consumed, r.consumeElapsed), lost, dup, l.json()}, consumed)
 }
 
 // topicBindings is the number of binding keys with -exchange topic, else 0.
@@ -191,7 +193,7 @@ func (p *pacer) wait() {
 	}
 }
 
-func runAMQP(o amqpOptions) (amqpResult, error) {
+func runAMQP(o *amqpOptions) (amqpResult, error) {
 	setup, err := amqp.Dial(o.url)
 	if err != nil {
 		return amqpResult{}, err
@@ -416,5 +418,6 @@ func runAMQP(o amqpOptions) (amqpResult, error) {
 	default:
 	}
 	res.published, res.confirmed = published.Load(), confirmed.Load()
+	res.consumeElapsed = consumeElapsed(start, res.elapsed, res.got)
 	return res, nil
 }

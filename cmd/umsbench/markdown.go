@@ -257,9 +257,9 @@ func (g *group) lossText() string {
 		dup += r.Duplicated
 	}
 	if !known {
-		return fmt.Sprintf("n/a / %d", dup)
+		return "n/a / " + thousands(dup)
 	}
-	return fmt.Sprintf("%d / %d", lost, dup)
+	return thousands(lost) + " / " + thousands(dup)
 }
 
 type report struct {
@@ -491,7 +491,7 @@ func (r *report) writeTargets(w io.Writer) {
 		row{"memory given back: RSS within 2× of idle 60 s after a burst above 200 MB drains", "not measured by scripts/bench.sh", "–"},
 		row{"≤ 100 B of RAM per queued persistent message that is paged out", "not measured by scripts/bench.sh", "–"})
 
-	fmt.Fprintf(w, "### Targets\n\n| target (issue 16) | %s measured (median) | status |\n| --- | --- | --- |\n", ums)
+	fmt.Fprintf(w, "## Targets\n\n| target (issue 16) | %s measured (median) | status |\n| --- | --- | --- |\n", ums)
 	for _, x := range rows {
 		fmt.Fprintf(w, "| %s | %s | %s |\n", x.target, x.measured, x.verdict)
 	}

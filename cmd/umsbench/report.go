@@ -44,6 +44,7 @@ type tally struct {
 	distinct int64
 	lats     []time.Duration
 	seen     map[uint32][]uint64 // sender → bitset of sequence numbers
+	last     int64               // time of the latest arrival, Unix nanoseconds
 }
 
 func newTally() *tally {
@@ -55,6 +56,7 @@ func (t *tally) add(body []byte, now int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.received++
+	t.last = max(t.last, now)
 	if len(body) >= stampTime {
 		t.lats = append(t.lats, time.Duration(now-int64(binary.BigEndian.Uint64(body))))
 	}
@@ -81,6 +83,29 @@ func (t *tally) counts() (received, distinct int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.received, t.distinct
+}
+
+// lastArrival returns the time of the latest arrival (zero without any).
+func (t *tally) lastArrival() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.last == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, t.last)
+}
+
+// consumeElapsed is the time from start to the latest arrival at any of
+// tallies: the interval a consumed rate is over, publishing or draining.
+// It is never shorter than the publishing time pub.
+func consumeElapsed(start time.Time, pub time.Duration, tallies []*tally) time.Duration {
+	d := pub
+	for _, t := range tallies {
+		if l := t.lastArrival(); !l.IsZero() {
+			d = max(d, l.Sub(start))
+		}
+	}
+	return d
 }
 
 // latencies returns the recorded latencies, sorted.

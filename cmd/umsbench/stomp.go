@@ -82,7 +82,8 @@ func stompMain(args []string, stdout, stderr io.Writer) error {
 
 type stompResult struct {
 	published, receipts int64
-	elapsed             time.Duration
+	elapsed             time.Duration // publishing
+	consumeElapsed      time.Duration // to the last arrival
 	fanout              bool
 	got                 []*tally // one per subscriber with fanout, else one shared
 }
@@ -115,7 +116,7 @@ func (r stompResult) report(w io.Writer, o stompOptions) error {
 	}
 	l := latencyStats(sortedDurations(all))
 	fmt.Fprintf(w, "published %d (%.0f msg/s), receipts %d, consumed %d (%.0f msg/s), lost %d, duplicated %d, latency p50 %v p99 %v p99.9 %v max %v\n",
-		r.published, perSecond(r.published, r.elapsed), r.receipts, consumed, perSecond(consumed, r.elapsed),
+		r.published, perSecond(r.published, r.elapsed), r.receipts, consumed, perSecond(consumed, r.consumeElapsed),
 		lost, dup, l.pct(0.5), l.pct(0.99), l.pct(0.999), l.pct(1))
 	return o.common.emit(w, struct {
 		Mode          string      `json:"mode"`
@@ -131,14 +132,15 @@ func (r stompResult) report(w io.Writer, o stompOptions) error {
 		Published     int64       `json:"published"`
 		PublishedRate float64     `json:"published_per_s"`
 		Receipts      int64       `json:"receipts"`
+		ConsumeSecs   float64     `json:"consume_seconds"`
 		Consumed      int64       `json:"consumed"`
 		ConsumedRate  float64     `json:"consumed_per_s"`
 		Lost          int64       `json:"lost"`
 		Duplicated    int64       `json:"duplicated"`
 		Latency       latencyJSON `json:"latency"`
 	}{"stomp", o.dest, o.publishers, o.consumers, o.size, o.ack, o.prefetch, o.persistent, o.receipt, r.elapsed.Seconds(),
-		r.published, perSecond(r.published, r.elapsed), r.receipts, consumed, perSecond(consumed, r.elapsed),
-		lost, dup, l.json()}, consumed)
+		r.published, perSecond(r.published, r.elapsed), r.receipts, r.consumeElapsed.Seconds(), consumed,
+		perSecond(consumed, r.consumeElapsed), lost, dup, l.json()}, consumed)
 }
 
 func sortedDurations(l []time.Duration) []time.Duration {
@@ -285,6 +287,7 @@ func runSTOMP(o stompOptions) (stompResult, error) {
 	}
 	close(stop)
 	cwg.Wait()
+	res.consumeElapsed = consumeElapsed(start, res.elapsed, res.got)
 	select {
 	case err := <-errs:
 		return res, err
