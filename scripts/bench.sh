@@ -119,6 +119,7 @@ done
 
 # --- brokers ----------------------------------------------------------------
 log "building umsd and umsbench"
+ver_ums=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!docs' || echo "-dirty")
 go build -o "$work/umsd" ./cmd/umsd
 go build -o "$work/umsbench" ./cmd/umsbench
 
@@ -275,7 +276,6 @@ for rep in $(seq 1 "$REPS"); do
 done
 
 # --- the page ---------------------------------------------------------------
-ver_ums=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!docs' || echo "-dirty")
 ver_rmq=$(dpkg-query -W -f '${Version}' rabbitmq-server 2>/dev/null || echo "?")
 ver_erl=$(dpkg-query -W -f '${Version}' erlang-base 2>/dev/null || echo "?")
 ver_mosq=$(dpkg-query -W -f '${Version}' mosquitto 2>/dev/null || echo "?")
