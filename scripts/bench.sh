@@ -18,7 +18,11 @@
 # (15s), PORT (first of the ports used, 26000), OUT (docs/benchmarks.md),
 # KEEP (0; 1 keeps the work directory with the logs and the JSON lines),
 # RUN_TIMEOUT (180 seconds: a run still going then is stopped and counted
-# as failed, e.g. a publisher a starved broker no longer reads from).
+# as failed, e.g. a publisher a starved broker no longer reads from),
+# RENDER_FROM (a work directory kept with KEEP=1: write the page from its
+# results without running anything, e.g. after stopping a run early).
+# docs/benchmarks-notes.md, when present, is copied into the page after
+# the targets (notes and profiles written by hand).
 # Needs root for apt-get when a broker is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +35,8 @@ PORT=${PORT:-26000}
 OUT=${OUT:-docs/benchmarks.md}
 KEEP=${KEEP:-0}
 RUN_TIMEOUT=${RUN_TIMEOUT:-180}
+RENDER_FROM=${RENDER_FROM:-}
+NOTES=docs/benchmarks-notes.md
 
 # Idle connections need many open files (the brokers started here inherit
 # this limit).
@@ -73,13 +79,19 @@ for want in $SCENARIOS; do
 	case " $all_names " in *" $want "*) ;; *) echo "unknown scenario $want (have: $all_names)" >&2; exit 2 ;; esac
 done
 
-work=$(mktemp -d /tmp/umsbench.XXXXXX)
+if [ -n "$RENDER_FROM" ]; then
+	work=$RENDER_FROM
+	KEEP=1
+else
+	work=$(mktemp -d /tmp/umsbench.XXXXXX)
+fi
 results=$work/results.jsonl
 cleanup() {
 	stop_all || true
 	if [ "$KEEP" = 1 ]; then echo "work directory kept: $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
+stop_all() { :; }
 
 log() { echo "$(date -u +%H:%M:%S) $*" >&2; }
 
@@ -92,6 +104,7 @@ wait_port() {
 	return 1
 }
 
+if [ -z "$RENDER_FROM" ]; then
 # --- installation -----------------------------------------------------------
 want_brokers=" $BROKERS "
 missing=()
@@ -155,13 +168,18 @@ rmq_env() {
 # lowers the open-files limit to 1,024; as root, the scripts behind them
 # run as rabbitmq with this shell's limits instead.
 rmq_run() {
+	local pre=(env)
+	if [ "$1" = --timeout ]; then
+		pre=(timeout "$2")
+		shift 2
+	fi
 	local script=$1
 	shift
 	if [ "$(id -u)" -eq 0 ] && id rabbitmq >/dev/null 2>&1 && [ -x "/usr/lib/rabbitmq/bin/$script" ]; then
-		(cd /var/lib/rabbitmq && rmq_env HOME=/var/lib/rabbitmq \
+		(cd /var/lib/rabbitmq && rmq_env HOME=/var/lib/rabbitmq "${pre[@]}" \
 			setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups "/usr/lib/rabbitmq/bin/$script" "$@")
 	else
-		rmq_env "$script" "$@"
+		rmq_env "${pre[@]}" "$script" "$@"
 	fi
 }
 start_rabbitmq() {
@@ -186,7 +204,12 @@ start_rabbitmq() {
 }
 stop_rabbitmq() {
 	[ -n "$rmq_pid" ] || return 0
-	rmq_run rabbitmqctl -q -n "$RMQ_NODE" stop "$work/rabbitmq/pid" >/dev/null 2>&1 || kill "$rmq_pid" 2>/dev/null || true
+	# A node busy with thousands of connections may take minutes to stop.
+	rmq_run --timeout 60 rabbitmqctl -q -n "$RMQ_NODE" stop "$work/rabbitmq/pid" >/dev/null 2>&1 || true
+	if kill -0 "$rmq_pid" 2>/dev/null; then
+		kill -KILL "$rmq_pid" 2>/dev/null || true
+		sleep 1
+	fi
 	rmq_pid=
 }
 
@@ -235,6 +258,7 @@ done
 # --- runs -------------------------------------------------------------------
 : >"$work/commands.txt"
 failures=0
+printf 'REPS_DONE=0 DURATION=%q IDLE_CONNS=%q IDLE_HOLD=%q ver_ums=%q\n' "$DURATION" "$IDLE_CONNS" "$IDLE_HOLD" "$ver_ums" >"$work/settings"
 for rep in $(seq 1 "$REPS"); do
 	for s in "${scenarios[@]}"; do
 		IFS='|' read -r name mode brokers flags <<<"$s"
@@ -262,7 +286,7 @@ for rep in $(seq 1 "$REPS"); do
 			grep -qxF "$cmd" "$work/commands.txt" || echo "$cmd" >>"$work/commands.txt"
 			log "rep $rep/$REPS $name on $b (load $(cut -d' ' -f1-3 /proc/loadavg))"
 			# shellcheck disable=SC2086 # the flags are words
-			if ! timeout --kill-after=10 "$RUN_TIMEOUT" "$work/umsbench" $mode $(address "$mode" "$b") $f -broker-pid "$(broker_pid "$b")" \
+			if ! timeout --kill-after=30 "$RUN_TIMEOUT" "$work/umsbench" $mode $(address "$mode" "$b") $f -broker-pid "$(broker_pid "$b")" \
 				-scenario "$name" -broker-name "$b" -json-out "$results" >"$work/run.log" 2>&1; then
 				failures=$((failures + 1))
 				log "FAILED: $cmd"
@@ -273,9 +297,15 @@ for rep in $(seq 1 "$REPS"); do
 			fi
 		done
 	done
+	sed -i "s/^REPS_DONE=[0-9]*/REPS_DONE=$rep/" "$work/settings"
 done
+stop_all
+fi # RENDER_FROM
 
 # --- the page ---------------------------------------------------------------
+# shellcheck disable=SC1091 # written above
+. "$work/settings"
+REPS=$REPS_DONE
 ver_rmq=$(dpkg-query -W -f '${Version}' rabbitmq-server 2>/dev/null || echo "?")
 ver_erl=$(dpkg-query -W -f '${Version}' erlang-base 2>/dev/null || echo "?")
 ver_mosq=$(dpkg-query -W -f '${Version}' mosquitto 2>/dev/null || echo "?")
@@ -335,11 +365,18 @@ mkdir -p "$(dirname "$OUT")"
 
 	EOF
 	"$work/umsbench" report "$results"
-	cat <<-EOF
-		Memory given back after a burst and memory per queued paged-out message are not
-		measured by this script. umsd exposes no profiling endpoint (\`umsd --help\` has no
-		pprof flag), so no CPU profile of the misses is given here.
+	if [ -f "$NOTES" ]; then
+		cat "$NOTES"
+		echo
+	else
+		cat <<-EOF
+			Memory given back after a burst and memory per queued paged-out message are not
+			measured by this script. umsd exposes no profiling endpoint (\`umsd --help\` has
+			no pprof flag); profiles of the misses go in $NOTES.
 
+		EOF
+	fi
+	cat <<-EOF
 		## Commands
 
 		Every run, as run (the broker address differs per broker; each run also got
@@ -355,9 +392,9 @@ mkdir -p "$(dirname "$OUT")"
 		for apt-get when a broker is missing; \`KEEP=1\` keeps the JSON lines and the logs).
 	EOF
 	if [ -s "$work/failures.txt" ]; then
-		printf '\nRuns that failed (left out of the tables):\n\n```\n'
+		printf '\nRuns that failed or were stopped after RUN_TIMEOUT (%ss; left out of the tables unless they printed a result first):\n\n```\n' "$RUN_TIMEOUT"
 		cat "$work/failures.txt"
 		printf '```\n'
 	fi
 } >"$OUT"
-log "wrote $OUT ($failures failed runs)"
+log "wrote $OUT ($(wc -l <"$work/failures.txt" 2>/dev/null || echo 0) failed runs)"
