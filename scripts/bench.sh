@@ -295,6 +295,12 @@ for rep in $(seq 1 "$REPS"); do
 			else
 				grep -v '^{' "$work/run.log" | grep -v '^READY' | head -n 3 | sed 's/^/    /' >&2
 			fi
+			if [[ $name == *-idle ]]; then
+				# A broker still closing thousands of connections would slow
+				# the runs after this one.
+				stop_broker "$b"
+				start_broker "$b"
+			fi
 		done
 	done
 	sed -i "s/^REPS_DONE=[0-9]*/REPS_DONE=$rep/" "$work/settings"
@@ -397,4 +403,6 @@ mkdir -p "$(dirname "$OUT")"
 		printf '```\n'
 	fi
 } >"$OUT"
-log "wrote $OUT ($(wc -l <"$work/failures.txt" 2>/dev/null || echo 0) failed runs)"
+nfailed=0
+[ ! -f "$work/failures.txt" ] || nfailed=$(wc -l <"$work/failures.txt")
+log "wrote $OUT ($nfailed failed runs)"
