@@ -135,5 +135,11 @@ go test -race -count=1 -timeout 15m ./...
 echo "== load-sized tests without the race detector"
 go test -count=1 -timeout 5m -run 'TestNotifyPriorityOvertakesBacklog' ./test/
 
+echo "== micro-benchmarks (100 iterations each)"
+# Every Benchmark runs 100 iterations, so that all of them keep compiling
+# and running; -short shrinks the few large fixed setups. Figures are not
+# checked here (scripts/bench.sh and docs/benchmarks.md are for those).
+go test -run '^$' -bench . -benchtime 100x -short -timeout 10m ./...
+
 echo "== amqp091-go integration suite against umsd"
 ./scripts/amqp091-suite.sh

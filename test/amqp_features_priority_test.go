@@ -187,7 +187,11 @@ func BenchmarkPriorityOvertakesBacklog(b *testing.B) {
 	conn := s.dial(b)
 	q := featQueue(b, conn, "q.prio.bench", amqp.Table{"x-max-priority": int32(10)})
 	pub := confirmChannel(b, conn)
-	const backlog = 100000
+	backlog := 100000
+	if testing.Short() {
+		backlog = 1000
+		b.Logf("-short: a backlog of %d messages instead of 100,000", backlog)
+	}
 	featFillBacklog(b, pub, q, backlog, func(int) string { return "backlog" })
 	if n, _ := messageCount(b, conn, q); n != backlog {
 		b.Fatalf("backlog of %d messages, want %d", n, backlog)

@@ -26,6 +26,10 @@ type amqpOptions struct {
 	count      int64
 	prefetch   int
 	keep       bool
+	rate       int
+	exchange   string // "" (the default exchange), "fanout" or "topic"
+	bindings   int
+	common     commonOptions
 }
 
 // amqpMain runs the amqp mode: amqp091-go publishers and consumers on one
@@ -41,68 +45,155 @@ func amqpMain(args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.persistent, "persistent", false, "persistent messages to a durable queue")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to publish")
 	fs.StringVar(&o.queue, "queue", "umsbench", "queue name (with -queues N: the prefix of N queues)")
-	fs.IntVar(&o.queues, "queues", 1, "publish round-robin over this many queues (consumers use the first)")
+	fs.IntVar(&o.queues, "queues", 1, "publish round-robin over this many queues (consumer i takes queue i mod N)")
 	fs.Int64Var(&o.count, "count", 0, "stop after publishing this many messages in all (0: run for -duration)")
-	fs.IntVar(&o.prefetch, "prefetch", 1000, "consumer prefetch (manual acks, multiple every 100)")
+	fs.IntVar(&o.prefetch, "prefetch", 1000, "consumer prefetch (manual acks, multiple every 100 or every prefetch/2 when smaller)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the queues and their messages (e.g. -publishers 0 to drain a backlog)")
+	fs.IntVar(&o.rate, "rate", 0, "messages per second per publisher (0: as fast as possible)")
+	fs.StringVar(&o.exchange, "exchange", "", `route through an exchange: "" (the default exchange, round-robin over -queues), fanout (every message to each of -queues) or topic (-bindings binding keys spread over -queues, each message matching one)`)
+	fs.IntVar(&o.bindings, "bindings", 1000, "-exchange topic: binding keys bench.<i>.* (i < N), bound to the queues in turn")
+	o.common.register(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
+	}
+	switch o.exchange {
+	case "", "fanout", "topic":
+	default:
+		return fmt.Errorf("-exchange %q: want \"\", fanout or topic", o.exchange)
 	}
 	if o.size < stampTime {
 		o.size = stampTime
 	}
-	r, err := runAMQP(o)
+	o.bindings = max(o.bindings, 1)
+	r, err := runAMQP(&o)
 	if err != nil {
 		return err
 	}
-	r.report(stdout, o)
-	return nil
+	return r.report(stdout, o)
 }
+
+// exchangeName is the exchange the publishers publish to.
+func (o amqpOptions) exchangeName() string {
+	if o.exchange == "" {
+		return ""
+	}
+	return "umsbench." + o.exchange
+}
+
+// ackEvery is how many deliveries a consumer acknowledges at once
+// (multiple): 100, or half the prefetch when that is smaller, so the
+// broker never waits for an ack with a full window.
+func (o amqpOptions) ackEvery() int { return max(1, min(100, o.prefetch/2)) }
 
 type amqpResult struct {
 	published, confirmed int64
-	elapsed              time.Duration
-	got                  *tally
+	elapsed              time.Duration // publishing
+	consumeElapsed       time.Duration // to the last arrival
+	got                  []*tally      // one per queue
+}
+
+// counts sums what every queue's consumers got.
+func (r amqpResult) counts() (consumed int64) {
+	for _, g := range r.got {
+		c, _ := g.counts()
+		consumed += c
+	}
+	return consumed
+}
+
+// totals sums what every queue's consumers got, with the latencies.
+func (r amqpResult) totals() (consumed, distinct int64, l latencyStats) {
+	var all []time.Duration
+	for _, g := range r.got {
+		c, d := g.counts()
+		consumed += c
+		distinct += d
+		all = append(all, g.latencies()...)
+	}
+	return consumed, distinct, latencyStats(sortedDurations(all))
 }
 
 // report prints the summary line and the JSON line.
-func (r amqpResult) report(w io.Writer, o amqpOptions) {
-	consumed, distinct := r.got.counts()
-	l := r.got.latencies()
+func (r amqpResult) report(w io.Writer, o amqpOptions) error {
+	consumed, distinct, l := r.totals()
 	// Loss is known only when every queue published to is consumed and
 	// the run started on empty queues.
 	var lost *int64
 	lostText := "n/a"
-	if o.consumers > 0 && o.queues <= 1 && !o.keep {
-		n := max(r.published-distinct, 0)
+	if o.consumers >= len(r.got) && !o.keep {
+		want := r.published
+		if o.exchange == "fanout" {
+			want *= int64(len(r.got))
+		}
+		n := max(want-distinct, 0)
 		lost, lostText = &n, fmt.Sprint(n)
 	}
 	dup := consumed - distinct
-	fmt.Fprintf(w, "published %d (%.0f msg/s), confirmed %d, consumed %d (%.0f msg/s), lost %s, duplicated %d, latency p50 %v p99 %v max %v\n",
-		r.published, perSecond(r.published, r.elapsed), r.confirmed, consumed, perSecond(consumed, r.elapsed),
-		lostText, dup, l.pct(0.5), l.pct(0.99), l.pct(1))
-	printJSON(w, struct {
+	fmt.Fprintf(w, "published %d (%.0f msg/s), confirmed %d, consumed %d (%.0f msg/s), lost %s, duplicated %d, latency p50 %v p99 %v p99.9 %v max %v\n",
+		r.published, perSecond(r.published, r.elapsed), r.confirmed, consumed, perSecond(consumed, r.consumeElapsed),
+		lostText, dup, l.pct(0.5), l.pct(0.99), l.pct(0.999), l.pct(1))
+	return o.common.emit(w, struct {
 		Mode          string      `json:"mode"`
 		Publishers    int         `json:"publishers"`
 		Consumers     int         `json:"consumers"`
 		Size          int         `json:"size"`
 		Confirm       int         `json:"confirm"`
 		Persistent    bool        `json:"persistent"`
+		Prefetch      int         `json:"prefetch"`
+		Rate          int         `json:"rate"`
+		Exchange      string      `json:"exchange"`
+		Queues        int         `json:"queues"`
+		Bindings      int         `json:"bindings,omitempty"`
 		Seconds       float64     `json:"seconds"`
 		Published     int64       `json:"published"`
 		PublishedRate float64     `json:"published_per_s"`
 		Confirmed     int64       `json:"confirmed"`
+		ConsumeSecs   float64     `json:"consume_seconds"`
 		Consumed      int64       `json:"consumed"`
 		ConsumedRate  float64     `json:"consumed_per_s"`
 		Lost          *int64      `json:"lost"`
 		Duplicated    int64       `json:"duplicated"`
 		Latency       latencyJSON `json:"latency"`
-	}{"amqp", o.publishers, o.consumers, o.size, o.confirm, o.persistent, r.elapsed.Seconds(),
-		r.published, perSecond(r.published, r.elapsed), r.confirmed, consumed, perSecond(consumed, r.elapsed),
-		lost, dup, l.json()})
+	}{"amqp", o.publishers, o.consumers, o.size, o.confirm, o.persistent, o.prefetch, o.rate, o.exchange, len(r.got),
+		o.topicBindings(), r.elapsed.Seconds(), r.published, perSecond(r.published, r.elapsed), r.confirmed,
+		r.consumeElapsed.Seconds(), consumed, perSecond(consumed, r.consumeElapsed), lost, dup, l.json()}, consumed)
 }
 
-func runAMQP(o amqpOptions) (amqpResult, error) {
+// topicBindings is the number of binding keys with -exchange topic, else 0.
+func (o amqpOptions) topicBindings() int {
+	if o.exchange != "topic" {
+		return 0
+	}
+	return o.bindings
+}
+
+// pacer spaces a publisher's messages at a fixed rate: wait returns when
+// the next message is due (at once when the publisher is behind).
+type pacer struct {
+	start    time.Time
+	interval time.Duration
+	n        int64
+}
+
+func newPacer(rate int) *pacer {
+	if rate <= 0 {
+		return nil
+	}
+	return &pacer{start: time.Now(), interval: time.Second / time.Duration(rate)}
+}
+
+func (p *pacer) wait() {
+	if p == nil {
+		return
+	}
+	due := p.start.Add(time.Duration(p.n) * p.interval)
+	p.n++
+	if d := time.Until(due); d > 0 {
+		time.Sleep(d)
+	}
+}
+
+func runAMQP(o *amqpOptions) (amqpResult, error) {
 	setup, err := amqp.Dial(o.url)
 	if err != nil {
 		return amqpResult{}, err
@@ -130,8 +221,44 @@ func runAMQP(o amqpOptions) (amqpResult, error) {
 		}
 	}
 	defer setup.Close()
+	// keys[n%len(keys)] is the routing key of message n, to queue
+	// names[n%len(names)] through the default exchange.
+	keys := names
+	if ex := o.exchangeName(); ex != "" {
+		if err := sch.ExchangeDelete(ex, false, false); err != nil {
+			return amqpResult{}, err
+		}
+		if err := sch.ExchangeDeclare(ex, o.exchange, o.persistent, false, false, false, nil); err != nil {
+			return amqpResult{}, err
+		}
+		keys = []string{""}
+		if o.exchange == "topic" {
+			keys = make([]string, o.bindings)
+		}
+		for i := range keys {
+			q, key := names[i%len(names)], ""
+			if o.exchange == "topic" {
+				key = fmt.Sprintf("bench.%d.*", i)
+				keys[i] = fmt.Sprintf("bench.%d.x", i)
+			}
+			if o.exchange == "fanout" {
+				for _, q := range names {
+					if err := sch.QueueBind(q, "", ex, false, nil); err != nil {
+						return amqpResult{}, err
+					}
+				}
+				break
+			}
+			if err := sch.QueueBind(q, key, ex, false, nil); err != nil {
+				return amqpResult{}, err
+			}
+		}
+	}
 
-	res := amqpResult{got: newTally()}
+	res := amqpResult{got: make([]*tally, len(names))}
+	for i := range res.got {
+		res.got[i] = newTally()
+	}
 	var published, confirmed atomic.Int64
 	ctx, cancel := context.WithTimeout(context.Background(), o.duration)
 	defer cancel()
@@ -151,10 +278,11 @@ func runAMQP(o amqpOptions) (amqpResult, error) {
 		if err := ch.Qos(o.prefetch, 0, false); err != nil {
 			return res, err
 		}
-		d, err := ch.Consume(names[0], "", false, false, false, false, nil)
+		d, err := ch.Consume(names[i%len(names)], "", false, false, false, false, nil)
 		if err != nil {
 			return res, err
 		}
+		got, ackEvery := res.got[i%len(names)], o.ackEvery()
 		cwg.Add(1)
 		go func() {
 			defer cwg.Done()
@@ -168,9 +296,9 @@ func runAMQP(o amqpOptions) (amqpResult, error) {
 						consumerErr <- fmt.Errorf("consumer closed")
 						return
 					}
-					res.got.add(m.Body, time.Now().UnixNano())
+					got.add(m.Body, time.Now().UnixNano())
 					n++
-					if n%100 == 0 {
+					if n%ackEvery == 0 {
 						if err := m.Ack(true); err != nil {
 							consumerErr <- err
 							return
@@ -181,6 +309,11 @@ func runAMQP(o amqpOptions) (amqpResult, error) {
 		}()
 	}
 
+	// The broker's CPU counts from here: declaring queues and bindings
+	// is not part of the messages' cost.
+	if err := o.common.start(); err != nil {
+		return res, err
+	}
 	start := time.Now()
 	var pwg sync.WaitGroup
 	pubErr := make(chan error, o.publishers)
@@ -211,14 +344,16 @@ func runAMQP(o amqpOptions) (amqpResult, error) {
 				mode = amqp.Persistent
 			}
 			outstanding := 0
+			exchange, pace := o.exchangeName(), newPacer(o.rate)
 			for n := 0; ctx.Err() == nil; n++ {
+				pace.wait()
 				seq := published.Add(1)
 				if o.count > 0 && seq > o.count {
 					published.Add(-1)
 					break
 				}
 				putStamp(body, time.Now().UnixNano(), sender, uint32(n))
-				if err := ch.Publish("", names[n%len(names)], false, false, amqp.Publishing{DeliveryMode: mode, Body: body}); err != nil {
+				if err := ch.Publish(exchange, keys[n%len(keys)], false, false, amqp.Publishing{DeliveryMode: mode, Body: body}); err != nil {
 					pubErr <- err
 					return
 				}
@@ -253,7 +388,7 @@ func runAMQP(o amqpOptions) (amqpResult, error) {
 		last, idle := int64(-1), 0
 		for idle < 10 {
 			time.Sleep(100 * time.Millisecond)
-			if n, _ := res.got.counts(); n == last {
+			if n := res.counts(); n == last {
 				idle++
 			} else {
 				last, idle = n, 0
@@ -264,7 +399,11 @@ func runAMQP(o amqpOptions) (amqpResult, error) {
 	// Let consumers drain what was published (bounded).
 	deadline := time.Now().Add(30 * time.Second)
 	for o.consumers > 0 && time.Now().Before(deadline) {
-		if n, _ := res.got.counts(); n >= published.Load() {
+		want := published.Load()
+		if o.exchange == "fanout" {
+			want *= int64(len(names))
+		}
+		if n := res.counts(); n >= want || o.consumers < len(names) {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -279,5 +418,6 @@ func runAMQP(o amqpOptions) (amqpResult, error) {
 	default:
 	}
 	res.published, res.confirmed = published.Load(), confirmed.Load()
+	res.consumeElapsed = consumeElapsed(start, res.elapsed, res.got)
 	return res, nil
 }

@@ -22,11 +22,15 @@
 //
 // Without a mode, umsbench runs the amqp mode (umsbench -url … works as it
 // always did). Every run prints a human-readable summary and then one line
-// of JSON with the same numbers, for scripts.
+// of JSON with the same numbers, for scripts. Every mode takes
+// -broker-pid (the broker's CPU time per delivered message and its RSS,
+// read from /proc), -scenario and -broker-name (copied into the JSON
+// line) and -json-out FILE (the JSON line appended there too);
+// "umsbench report FILE" turns such files into Markdown tables
+// (scripts/bench.sh writes docs/benchmarks.md that way).
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -34,7 +38,7 @@ import (
 	"strings"
 )
 
-const usage = `usage: umsbench [amqp|mqtt|notify|stomp] [flags]
+const usage = `usage: umsbench [amqp|mqtt|notify|stomp|report] [flags]
 
 modes:
   amqp   amqp091-go publishers and consumers on one or more queues (the default)
@@ -44,6 +48,8 @@ modes:
          local endpoint that counts them
   stomp  go-stomp publishers and subscribers on one destination (/queue/: competing
          consumers; /topic/, /exchange/: every subscriber gets every message)
+  report turn files of JSON lines (-json-out) into Markdown tables: medians and
+         spreads per scenario and broker, the ratios to UMS, and issue 16's targets
 
 "umsbench MODE -h" lists the flags of a mode.
 `
@@ -68,6 +74,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = notifyMain(args, stdout, stderr)
 	case "stomp":
 		err = stompMain(args, stdout, stderr)
+	case "report":
+		err = reportMain(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -104,13 +112,4 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 		return errUsage
 	}
 	return nil
-}
-
-// printJSON writes v as one line of JSON.
-func printJSON(w io.Writer, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err) // only our own plain structs are marshalled
-	}
-	fmt.Fprintf(w, "%s\n", b)
 }

@@ -33,6 +33,8 @@ type mqttOptions struct {
 	parallel int
 	hold     time.Duration
 	prefix   string
+
+	common commonOptions
 }
 
 // mqttMain runs the mqtt mode: publishers to one subscriber on one topic
@@ -56,6 +58,7 @@ func mqttMain(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.parallel, "parallel", 64, "-idle: connections opened concurrently")
 	fs.DurationVar(&o.hold, "hold", 30*time.Second, "-idle: how long to hold the connections (SIGINT or SIGTERM ends it early)")
 	fs.StringVar(&o.prefix, "prefix", "", "-idle: client id prefix (default: unique per run), so several processes can share a broker")
+	o.common.register(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -63,6 +66,9 @@ func mqttMain(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-qos %d: want 0, 1 or 2", o.qos)
 	}
 	o.size = max(o.size, stampTime)
+	if err := o.common.start(); err != nil {
+		return err
+	}
 	if o.idle > 0 {
 		return runIdle(o, stdout)
 	}
@@ -88,8 +94,7 @@ func mqttMain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	r.report(stdout, o)
-	return nil
+	return r.report(stdout, o)
 }
 
 // mqttResult is what a throughput run measured.
@@ -105,16 +110,16 @@ type mqttResult struct {
 // report prints the summary line and the JSON line. A message counts as
 // lost only if the broker acknowledged it (QoS 0: if it was written) and
 // it never arrived: unacknowledged ones were refused or still in flight.
-func (r mqttResult) report(w io.Writer, o mqttOptions) {
+func (r mqttResult) report(w io.Writer, o mqttOptions) error {
 	received, distinct := r.got.counts()
 	lost := max(r.acked-distinct, 0)
 	dup := received - distinct
 	l := r.got.latencies()
-	fmt.Fprintf(w, "mqtt %s qos %d, %d publisher(s), window %d, %d B: published %d (%.0f msg/s, %d failed), acknowledged %d, received %d (%.0f msg/s), lost %d (%.2f%%), duplicated %d, latency p50 %v p99 %v max %v\n",
+	fmt.Fprintf(w, "mqtt %s qos %d, %d publisher(s), window %d, %d B: published %d (%.0f msg/s, %d failed), acknowledged %d, received %d (%.0f msg/s), lost %d (%.2f%%), duplicated %d, latency p50 %v p99 %v p99.9 %v max %v\n",
 		o.client, o.qos, o.pubs, o.inflight, o.size, r.published, perSecond(r.published, r.pubElapsed), r.failed, r.acked,
 		received, perSecond(received, r.recvElapsed), lost, 100*float64(lost)/float64(max(r.acked, 1)), dup,
-		l.pct(0.5), l.pct(0.99), l.pct(1))
-	printJSON(w, struct {
+		l.pct(0.5), l.pct(0.99), l.pct(0.999), l.pct(1))
+	return o.common.emit(w, struct {
 		Mode          string      `json:"mode"`
 		Client        string      `json:"client"`
 		QoS           int         `json:"qos"`
@@ -136,7 +141,7 @@ func (r mqttResult) report(w io.Writer, o mqttOptions) {
 		Latency       latencyJSON `json:"latency"`
 	}{"mqtt", o.client, o.qos, o.pubs, o.inflight, o.rate, o.size, o.persist, o.pubPersist, r.pubElapsed.Seconds(),
 		r.published, perSecond(r.published, r.pubElapsed), r.failed, r.acked, received, perSecond(received, r.recvElapsed),
-		lost, dup, l.json()})
+		lost, dup, l.json()}, received)
 }
 
 // runID makes client ids and topics unique per run.

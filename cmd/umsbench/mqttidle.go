@@ -23,7 +23,7 @@ func runIdle(o mqttOptions, stdout io.Writer) error {
 	if prefix == "" {
 		prefix = runID()
 	}
-	return holdIdle("mqtt", o.idle, o.parallel, o.hold, stdout, func(i int) (net.Conn, error) {
+	return holdIdle("mqtt", o.idle, o.parallel, o.hold, &o.common, stdout, func(i int) (net.Conn, error) {
 		return rawConnect(o.addr, fmt.Sprintf("idle-%s-%d", prefix, i), o.user, o.pass, connectClean)
 	}, rawDisconnect)
 }
@@ -31,8 +31,11 @@ func runIdle(o mqttOptions, stdout io.Writer) error {
 // holdIdle opens n connections with dial, parallel at a time, reports the
 // connect rate, prints "READY <open>" and holds them for hold (or until
 // SIGINT or SIGTERM), so that the broker's memory per connection can be
-// read; then it closes each with bye.
-func holdIdle(mode string, n, parallel int, hold time.Duration, stdout io.Writer,
+// read; then it prints the JSON line and closes each with bye. With
+// -broker-pid it reads the broker's RSS before the connections and a
+// settling time after them (a third of hold, at most 5s), and its CPU use
+// over the rest of hold.
+func holdIdle(mode string, n, parallel int, hold time.Duration, common *commonOptions, stdout io.Writer,
 	dial func(i int) (net.Conn, error), bye func(net.Conn)) error {
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
@@ -81,17 +84,54 @@ func holdIdle(mode string, n, parallel int, hold time.Duration, stdout io.Writer
 	if err, ok := firstErr.Load().(error); ok {
 		fmt.Fprintf(stdout, "first failure: %v\n", err)
 	}
-	printJSON(stdout, struct {
-		Mode        string  `json:"mode"`
-		Connections int64   `json:"connections"`
-		Failed      int64   `json:"failed"`
-		Seconds     float64 `json:"seconds"`
-		ConnectRate float64 `json:"connects_per_s"`
-	}{mode + "-idle", open, failed, elapsed.Seconds(), perSecond(open, elapsed)})
 	fmt.Fprintf(stdout, "READY %d\n", open)
-	select {
-	case <-time.After(hold):
-	case <-ctx.Done():
+	out := struct {
+		Mode           string   `json:"mode"`
+		Connections    int64    `json:"connections"`
+		Failed         int64    `json:"failed"`
+		Seconds        float64  `json:"seconds"`
+		ConnectRate    float64  `json:"connects_per_s"`
+		RSSBeforeMiB   *float64 `json:"rss_before_mib,omitempty"`
+		RSSHeldMiB     *float64 `json:"rss_held_mib,omitempty"`
+		BytesPerConn   *float64 `json:"broker_bytes_per_conn,omitempty"`
+		IdleCPUPercent *float64 `json:"idle_cpu_percent,omitempty"`
+	}{Mode: mode + "-idle", Connections: open, Failed: failed, Seconds: elapsed.Seconds(), ConnectRate: perSecond(open, elapsed)}
+	holdStart := time.Now()
+	if common.brokerPID > 0 {
+		select {
+		case <-time.After(min(hold/3, 5*time.Second)):
+		case <-ctx.Done():
+		}
+		held, err := readProc(common.brokerPID)
+		if err != nil {
+			return fmt.Errorf("-broker-pid: %w", err)
+		}
+		before, heldMiB := mib(common.before.rss), mib(held.rss)
+		per := float64(held.rss-common.before.rss) / float64(max(open, 1))
+		out.RSSBeforeMiB, out.RSSHeldMiB, out.BytesPerConn = &before, &heldMiB, &per
+		cpuStart := time.Now()
+		select {
+		case <-time.After(hold - time.Since(holdStart)):
+		case <-ctx.Done():
+		}
+		if after, err := readProc(common.brokerPID); err == nil {
+			pct := 100 * (after.cpu - held.cpu).Seconds() / time.Since(cpuStart).Seconds()
+			out.IdleCPUPercent = &pct
+		}
+		fmt.Fprintf(stdout, "broker RSS %.1f MiB before, %.1f MiB with %d connections: %.0f B per connection; idle CPU %.2f%%\n",
+			before, heldMiB, open, per, ptrOr(out.IdleCPUPercent))
+	} else {
+		select {
+		case <-time.After(hold):
+		case <-ctx.Done():
+		}
 	}
-	return nil
+	return common.emit(stdout, out, 0)
+}
+
+func ptrOr(p *float64) float64 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }

@@ -31,6 +31,7 @@ type notifyOptions struct {
 	sinkURL  string
 	timeout  time.Duration
 	rate     float64
+	common   commonOptions
 }
 
 // notifyMain runs the notify mode: notifications submitted to a running
@@ -53,6 +54,7 @@ func notifyMain(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.sinkURL, "sink-url", "", "webhook URL the server is given (default: http://<sink address>/hook)")
 	fs.Float64Var(&o.rate, "rate", 0, "notifications per second in all (0: as fast as the server answers); for latency at a given load")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "stop waiting for webhooks when none arrived for this long")
+	o.common.register(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -70,12 +72,14 @@ func notifyMain(args []string, stdout, stderr io.Writer) error {
 	case o.count < 0 || (o.count == 0 && o.duration <= 0):
 		return fmt.Errorf("want -n or -duration")
 	}
+	if err := o.common.start(); err != nil {
+		return err
+	}
 	r, err := runNotify(o)
 	if err != nil {
 		return err
 	}
-	r.report(stdout, o)
-	return nil
+	return r.report(stdout, o)
 }
 
 // submitted counts the answers to submissions.
@@ -238,7 +242,7 @@ func runNotify(o notifyOptions) (notifyResult, error) {
 }
 
 // report prints the summary line and the JSON line.
-func (r notifyResult) report(w io.Writer, o notifyOptions) {
+func (r notifyResult) report(w io.Writer, o notifyOptions) error {
 	lost := max(r.accepted-r.got.distinct, 0)
 	dup := r.got.arrivals - r.got.distinct
 	how := fmt.Sprintf("%s, %d clients", o.via, o.clients)
@@ -265,7 +269,7 @@ func (r notifyResult) report(w io.Writer, o notifyOptions) {
 	if !r.complete {
 		fmt.Fprintf(w, "gave up waiting: nothing arrived for %v\n", o.timeout)
 	}
-	printJSON(w, struct {
+	return o.common.emit(w, struct {
 		Mode          string   `json:"mode"`
 		Via           string   `json:"via"`
 		Clients       int      `json:"clients"`
@@ -288,7 +292,7 @@ func (r notifyResult) report(w io.Writer, o notifyOptions) {
 	}{"notify", o.via, o.clients, o.batch, o.dedup, o.rate, float64(o.delay.Microseconds()) / 1000,
 		r.submitTime.Seconds(), r.accepted, perSecond(r.accepted, r.submitTime), r.deduplicated, r.refused,
 		r.deliverTime.Seconds(), r.got.distinct, perSecond(r.got.distinct, r.deliverTime), lost, dup, r.got.stray,
-		r.got.lat.json()})
+		r.got.lat.json()}, r.got.distinct)
 }
 
 // splitUserinfo removes the credentials from a URL and returns them.

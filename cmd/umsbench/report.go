@@ -44,6 +44,7 @@ type tally struct {
 	distinct int64
 	lats     []time.Duration
 	seen     map[uint32][]uint64 // sender → bitset of sequence numbers
+	last     int64               // time of the latest arrival, Unix nanoseconds
 }
 
 func newTally() *tally {
@@ -55,6 +56,7 @@ func (t *tally) add(body []byte, now int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.received++
+	t.last = max(t.last, now)
 	if len(body) >= stampTime {
 		t.lats = append(t.lats, time.Duration(now-int64(binary.BigEndian.Uint64(body))))
 	}
@@ -83,6 +85,29 @@ func (t *tally) counts() (received, distinct int64) {
 	return t.received, t.distinct
 }
 
+// lastArrival returns the time of the latest arrival (zero without any).
+func (t *tally) lastArrival() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.last == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, t.last)
+}
+
+// consumeElapsed is the time from start to the latest arrival at any of
+// tallies: the interval a consumed rate is over, publishing or draining.
+// It is never shorter than the publishing time pub.
+func consumeElapsed(start time.Time, pub time.Duration, tallies []*tally) time.Duration {
+	d := pub
+	for _, t := range tallies {
+		if l := t.lastArrival(); !l.IsZero() {
+			d = max(d, l.Sub(start))
+		}
+	}
+	return d
+}
+
 // latencies returns the recorded latencies, sorted.
 func (t *tally) latencies() latencyStats {
 	t.mu.Lock()
@@ -109,12 +134,13 @@ type latencyJSON struct {
 	P50     float64 `json:"p50_ms"`
 	P90     float64 `json:"p90_ms"`
 	P99     float64 `json:"p99_ms"`
+	P999    float64 `json:"p99.9_ms"`
 	Max     float64 `json:"max_ms"`
 }
 
 func (l latencyStats) json() latencyJSON {
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	return latencyJSON{Samples: len(l), P50: ms(l.pct(0.5)), P90: ms(l.pct(0.9)), P99: ms(l.pct(0.99)), Max: ms(l.pct(1))}
+	return latencyJSON{Samples: len(l), P50: ms(l.pct(0.5)), P90: ms(l.pct(0.9)), P99: ms(l.pct(0.99)), P999: ms(l.pct(0.999)), Max: ms(l.pct(1))}
 }
 
 // perSecond returns n per second over d (0 for an empty interval).

@@ -28,6 +28,7 @@ type stompOptions struct {
 	count                       int64
 	idle, parallel              int // idle > 0: the idle-connection scenario
 	hold                        time.Duration
+	common                      commonOptions
 }
 
 // stompMain runs the stomp mode: go-stomp publishers and subscribers on
@@ -54,7 +55,11 @@ func stompMain(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.idle, "idle", 0, "open this many idle STOMP 1.2 connections (heart-beats off) instead, report the connect rate, print READY <n> and hold them")
 	fs.IntVar(&o.parallel, "parallel", 64, "-idle: connections opened concurrently")
 	fs.DurationVar(&o.hold, "hold", 30*time.Second, "-idle: how long to hold the connections (SIGINT or SIGTERM ends it early)")
+	o.common.register(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	if err := o.common.start(); err != nil {
 		return err
 	}
 	if o.idle > 0 {
@@ -72,13 +77,13 @@ func stompMain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	r.report(stdout, o)
-	return nil
+	return r.report(stdout, o)
 }
 
 type stompResult struct {
 	published, receipts int64
-	elapsed             time.Duration
+	elapsed             time.Duration // publishing
+	consumeElapsed      time.Duration // to the last arrival
 	fanout              bool
 	got                 []*tally // one per subscriber with fanout, else one shared
 }
@@ -97,7 +102,7 @@ func (r stompResult) totals() (consumed, distinct int64) {
 }
 
 // report prints the summary line and the JSON line.
-func (r stompResult) report(w io.Writer, o stompOptions) {
+func (r stompResult) report(w io.Writer, o stompOptions) error {
 	consumed, distinct := r.totals()
 	want := r.published
 	if r.fanout {
@@ -110,10 +115,10 @@ func (r stompResult) report(w io.Writer, o stompOptions) {
 		all = append(all, g.latencies()...)
 	}
 	l := latencyStats(sortedDurations(all))
-	fmt.Fprintf(w, "published %d (%.0f msg/s), receipts %d, consumed %d (%.0f msg/s), lost %d, duplicated %d, latency p50 %v p99 %v max %v\n",
-		r.published, perSecond(r.published, r.elapsed), r.receipts, consumed, perSecond(consumed, r.elapsed),
-		lost, dup, l.pct(0.5), l.pct(0.99), l.pct(1))
-	printJSON(w, struct {
+	fmt.Fprintf(w, "published %d (%.0f msg/s), receipts %d, consumed %d (%.0f msg/s), lost %d, duplicated %d, latency p50 %v p99 %v p99.9 %v max %v\n",
+		r.published, perSecond(r.published, r.elapsed), r.receipts, consumed, perSecond(consumed, r.consumeElapsed),
+		lost, dup, l.pct(0.5), l.pct(0.99), l.pct(0.999), l.pct(1))
+	return o.common.emit(w, struct {
 		Mode          string      `json:"mode"`
 		Destination   string      `json:"destination"`
 		Publishers    int         `json:"publishers"`
@@ -127,14 +132,15 @@ func (r stompResult) report(w io.Writer, o stompOptions) {
 		Published     int64       `json:"published"`
 		PublishedRate float64     `json:"published_per_s"`
 		Receipts      int64       `json:"receipts"`
+		ConsumeSecs   float64     `json:"consume_seconds"`
 		Consumed      int64       `json:"consumed"`
 		ConsumedRate  float64     `json:"consumed_per_s"`
 		Lost          int64       `json:"lost"`
 		Duplicated    int64       `json:"duplicated"`
 		Latency       latencyJSON `json:"latency"`
 	}{"stomp", o.dest, o.publishers, o.consumers, o.size, o.ack, o.prefetch, o.persistent, o.receipt, r.elapsed.Seconds(),
-		r.published, perSecond(r.published, r.elapsed), r.receipts, consumed, perSecond(consumed, r.elapsed),
-		lost, dup, l.json()})
+		r.published, perSecond(r.published, r.elapsed), r.receipts, r.consumeElapsed.Seconds(), consumed,
+		perSecond(consumed, r.consumeElapsed), lost, dup, l.json()}, consumed)
 }
 
 func sortedDurations(l []time.Duration) []time.Duration {
@@ -281,6 +287,7 @@ func runSTOMP(o stompOptions) (stompResult, error) {
 	}
 	close(stop)
 	cwg.Wait()
+	res.consumeElapsed = consumeElapsed(start, res.elapsed, res.got)
 	select {
 	case err := <-errs:
 		return res, err

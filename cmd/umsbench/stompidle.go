@@ -13,7 +13,7 @@ import (
 // o.parallel at a time, and holds them (see holdIdle;
 // scripts/bench-mqtt-idle.sh with PROTO=stomp).
 func runStompIdle(o stompOptions, stdout io.Writer) error {
-	return holdIdle("stomp", o.idle, o.parallel, o.hold, stdout, func(int) (net.Conn, error) {
+	return holdIdle("stomp", o.idle, o.parallel, o.hold, &o.common, stdout, func(int) (net.Conn, error) {
 		return stompConnectRaw(o)
 	}, func(c net.Conn) {
 		c.Write([]byte("DISCONNECT\n\n\x00"))

@@ -81,11 +81,15 @@ func benchAppend(b *testing.B, size, writers int, o Options) {
 	}
 }
 
-// BenchmarkRecovery measures OpenLog plus Replay of a log of 1,000,000
+// BenchmarkRecovery measures OpenLog plus Replay of a log of 1,000,000 (-short: 10,000)
 // records of 64 bytes with 1 to 100 parts (every tenth record with a part
 // released) on the real file system.
 func BenchmarkRecovery(b *testing.B) {
-	const n = 1_000_000
+	n, name := 1_000_000, "records=1M"
+	if testing.Short() {
+		n, name = 10_000, "records=10k"
+		b.Logf("-short: %d records instead of 1,000,000", n)
+	}
 	dir := b.TempDir()
 	l, _, err := OpenLog(OS(), dir, Options{Logger: quiet})
 	if err != nil {
@@ -101,7 +105,7 @@ func BenchmarkRecovery(b *testing.B) {
 	if err := l.Close(); err != nil {
 		b.Fatal(err)
 	}
-	b.Run("records=1M", func(b *testing.B) {
+	b.Run(name, func(b *testing.B) {
 		b.ReportAllocs()
 		var disk int64
 		for b.Loop() {
