@@ -2,8 +2,10 @@ package test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -278,4 +280,33 @@ func TestMetricsProtocolSessions(t *testing.T) {
 	wantValue(t, fams, 2, "ums_connections", "protocol", "mqtt")
 	wantValue(t, fams, 0, "ums_connections", "protocol", "amqp")
 	wantValue(t, fams, 3, "rabbitmq_connections")
+}
+
+// --pprof-listen serves Go's profiler on a listener of its own; off by
+// default.
+func TestPprofListener(t *testing.T) {
+	b := testutil.StartBroker(t, testutil.WithProtocols(testutil.AMQP, testutil.HTTP),
+		testutil.WithConfig(func(c *config.Config) { c.PprofListen = "127.0.0.1:0" }))
+	resp, err := http.Get("http://" + b.Addr("pprof").String() + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile:") {
+		t.Fatalf("GET /debug/pprof/goroutine: %s %.200s", resp.Status, body)
+	}
+	// Not on the management listener, and not on by default.
+	resp, err = http.Get(b.HTTPURL + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET /debug/pprof/ on the HTTP listener: %s", resp.Status)
+	}
+	off := testutil.StartBroker(t, testutil.WithProtocols(testutil.AMQP))
+	if a := off.Addr("pprof"); a != nil {
+		t.Fatalf("a profiler listener at %v by default", a)
+	}
 }

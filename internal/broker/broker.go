@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -44,6 +45,8 @@ type Broker struct {
 	// listener of its own when --metrics-listen is set (else nil).
 	Metrics     *metrics.Metrics
 	MetricsHTTP *http.Server
+	// PprofHTTP serves Go's profiler on --pprof-listen (nil when off).
+	PprofHTTP *http.Server
 
 	msgs   *store.Log
 	meta   *store.Meta
@@ -205,6 +208,15 @@ func NewWith(cfg *config.Config, log *slog.Logger, d Deps) (*Broker, error) {
 		mm.Handle("GET /metrics", met.Handler())
 		b.MetricsHTTP = &http.Server{Handler: mm, ReadHeaderTimeout: 10 * time.Second}
 	}
+	if listening(cfg.PprofListen) {
+		pm := http.NewServeMux()
+		pm.HandleFunc("/debug/pprof/", pprof.Index)
+		pm.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		pm.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		pm.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		pm.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		b.PprofHTTP = &http.Server{Handler: pm, ReadHeaderTimeout: 10 * time.Second}
+	}
 	// The console's session cookie authenticates the APIs too.
 	b.HTTP = &http.Server{Handler: web.Wrap(mux), ReadHeaderTimeout: 10 * time.Second}
 	if cfg.AMQPHeartbeat == 0 {
@@ -252,21 +264,14 @@ func (b *Broker) Start() error {
 		return err
 	}
 	if b.MetricsHTTP != nil {
-		l, err := net.Listen("tcp", b.cfg.MetricsListen)
-		if err != nil {
-			return fmt.Errorf("metrics listener: %w", err)
+		if err := b.serveHTTPOn("metrics", b.cfg.MetricsListen, b.MetricsHTTP); err != nil {
+			return err
 		}
-		b.mu.Lock()
-		b.listeners["metrics"] = l
-		b.mu.Unlock()
-		b.log.Info("metrics listening", "addr", l.Addr().String())
-		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			if err := b.MetricsHTTP.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				b.log.Error("metrics listener stopped", "err", err)
-			}
-		}()
+	}
+	if b.PprofHTTP != nil {
+		if err := b.serveHTTPOn("pprof", b.cfg.PprofListen, b.PprofHTTP); err != nil {
+			return err
+		}
 	}
 	if err := b.startMQTT(); err != nil {
 		return err
@@ -275,6 +280,27 @@ func (b *Broker) Start() error {
 		return err
 	}
 	b.state.CompareAndSwap(stateStarting, stateServing)
+	return nil
+}
+
+// serveHTTPOn serves s on a listener of its own at addr, named name in
+// Addr (the metrics and profiler listeners).
+func (b *Broker) serveHTTPOn(name, addr string, s *http.Server) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s listener: %w", name, err)
+	}
+	b.mu.Lock()
+	b.listeners[name] = l
+	b.mu.Unlock()
+	b.log.Info(name+" listening", "addr", l.Addr().String())
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		if err := s.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			b.log.Error(name+" listener stopped", "err", err)
+		}
+	}()
 	return nil
 }
 
@@ -378,8 +404,11 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	if herr := b.HTTP.Shutdown(ctx); err == nil {
 		err = herr
 	}
-	if b.MetricsHTTP != nil {
-		if merr := b.MetricsHTTP.Shutdown(ctx); err == nil {
+	for _, s := range []*http.Server{b.MetricsHTTP, b.PprofHTTP} {
+		if s == nil {
+			continue
+		}
+		if merr := s.Shutdown(ctx); err == nil {
 			err = merr
 		}
 	}
