@@ -5,8 +5,8 @@ type entry struct {
 	msg         *Message // nil while paged out to the message store
 	seq         uint64   // position in the queue; requeued entries go back to it
 	expiresAt   int64    // unix nanoseconds, 0 = never
-	deliveries  uint32   // how often it was delivered
 	sid         uint64   // message store record id, when stored
+	deliveries  uint32   // how often it was delivered
 	size        uint32   // body size (msg may be paged out)
 	part        int32    // which part of the record this queue holds
 	stored      bool

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -166,13 +168,13 @@ func (l *Log) sealLocked(chunk []byte, ops []op, first int) {
 		o := &ops[i]
 		switch o.kind {
 		case opRecord, opMoved:
-			r, ok := l.mu.index[o.id]
+			r, ok := l.mu.index.get(o.id)
 			if !ok {
 				continue
 			}
 			size := uint32(o.end - o.start)
 			if r.nlive > 0 {
-				if old := l.mu.segs[r.seg]; r.seg != 0 && old != nil {
+				if old := l.mu.segs[uint64(r.seg)]; r.seg != 0 && old != nil {
 					old.live--
 					old.liveBytes -= int64(r.size)
 					l.mu.dirty = true
@@ -181,17 +183,17 @@ func (l *Log) sealLocked(chunk []byte, ops []op, first int) {
 				seg.liveBytes += int64(size)
 				l.mu.liveBytes += int64(size) - int64(r.size)
 			}
-			r.seg, r.off, r.size = seq, base+int64(o.start), size
-			l.mu.index[o.id] = r
+			r.seg, r.off, r.size = segSeq(seq), base+int64(o.start), size
+			l.mu.index.set(o.id, r)
 		case opRelease:
 			var target uint64
-			if r, ok := l.mu.index[o.id]; ok {
-				target = r.seg
+			if r, ok := l.mu.index.get(o.id); ok {
+				target = uint64(r.seg)
 			}
 			setReleaseTarget(chunk[o.start-first:o.end-first], target)
 			l.addDepLocked(seg, target)
 			if o.last {
-				delete(l.mu.index, o.id)
+				l.mu.index.del(o.id)
 				delete(l.mu.big, o.id)
 			}
 		case opReleaseCopy:
@@ -258,6 +260,11 @@ func (l *Log) poison(err error) {
 // rotate closes the active segment (already synced) and starts a new one.
 func (l *Log) rotate() error {
 	seq := l.activeSeq + 1
+	if seq > math.MaxUint32 {
+		// The index keeps 32-bit segment numbers (segSeq): at 64 MiB a
+		// segment this is 256 PiB written.
+		return errors.New("message log: segment sequence numbers exhausted")
+	}
 	l.mu.Lock()
 	nextID := l.mu.nextID
 	l.mu.Unlock()

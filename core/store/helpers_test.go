@@ -259,7 +259,7 @@ func checkInvariants(t testing.TB, l *Log) {
 	}
 	want := make(map[uint64]*counts)
 	liveRecords, liveBytes := 0, int64(0)
-	for id, r := range l.mu.index {
+	for id, r := range l.mu.index.all() {
 		if r.nlive == 0 {
 			continue
 		}
@@ -268,13 +268,13 @@ func checkInvariants(t testing.TB, l *Log) {
 		if r.seg == 0 {
 			continue // not sealed yet
 		}
-		if l.mu.segs[r.seg] == nil {
+		if l.mu.segs[uint64(r.seg)] == nil {
 			t.Fatalf("live record %d in deleted segment %d", id, r.seg)
 		}
-		c := want[r.seg]
+		c := want[uint64(r.seg)]
 		if c == nil {
 			c = &counts{}
-			want[r.seg] = c
+			want[uint64(r.seg)] = c
 		}
 		c.live++
 		c.bytes += int64(r.size)

@@ -78,9 +78,9 @@ func (rs *readers) closeAll() {
 func (l *Log) Read(id uint64) ([]byte, error) {
 	for attempt := 0; ; attempt++ {
 		l.mu.Lock()
-		r, ok := l.mu.index[id]
+		r, ok := l.mu.index.get(id)
 		written := false
-		if seg := l.mu.segs[r.seg]; ok && r.seg != 0 && seg != nil {
+		if seg := l.mu.segs[uint64(r.seg)]; ok && r.seg != 0 && seg != nil {
 			// Records are sealed to a segment just before the flusher
 			// writes them: until the segment's size covers the record,
 			// it is not in the file yet.
@@ -105,7 +105,7 @@ func (l *Log) Read(id uint64) ([]byte, error) {
 		if err != nil && attempt == 0 {
 			// The record may have moved (compaction) between lookup and
 			// read: look it up again once.
-			l.readers.drop(r.seg)
+			l.readers.drop(uint64(r.seg))
 			continue
 		}
 		return data, err
@@ -113,7 +113,7 @@ func (l *Log) Read(id uint64) ([]byte, error) {
 }
 
 func (l *Log) readAt(r recState) ([]byte, error) {
-	f, err := l.readers.get(l, r.seg)
+	f, err := l.readers.get(l, uint64(r.seg))
 	if err != nil {
 		return nil, err
 	}
@@ -156,8 +156,8 @@ func (l *Log) ReadMany(ids []uint64, dst [][]byte) (n int, err error) {
 	fast := 0 // ids[:fast] are live and written: read them in spans
 	l.mu.Lock()
 	for ; fast < len(ids); fast++ {
-		r, ok := l.mu.index[ids[fast]]
-		seg := l.mu.segs[r.seg]
+		r, ok := l.mu.index.get(ids[fast])
+		seg := l.mu.segs[uint64(r.seg)]
 		if !ok || r.nlive == 0 || r.seg == 0 || seg == nil || r.off+int64(r.size) > seg.size {
 			break
 		}
@@ -171,7 +171,7 @@ func (l *Log) ReadMany(ids []uint64, dst [][]byte) (n int, err error) {
 			end += int64(rs[j].size)
 			j++
 		}
-		if !l.readSpan(first.seg, first.off, rs[n:j], dst[n:j]) {
+		if !l.readSpan(uint64(first.seg), first.off, rs[n:j], dst[n:j]) {
 			break // moved or unreadable: Read finds out which
 		}
 		n = j

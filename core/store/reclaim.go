@@ -180,8 +180,8 @@ func (l *Log) compact(seq uint64) {
 		l.mu.Lock()
 		switch e.typ {
 		case typeRecord, typeMoved:
-			r, ok := l.mu.index[e.id]
-			if ok && r.seg == seq && r.off == e.off && r.nlive > 0 {
+			r, ok := l.mu.index.get(e.id)
+			if ok && uint64(r.seg) == seq && r.off == e.off && r.nlive > 0 {
 				l.maskBuf = l.maskBytesLocked(e.id, &r, l.maskBuf)
 				start := len(l.mu.buf)
 				l.mu.buf = appendRecord(l.mu.buf, typeMoved, e.id, r.parts, l.maskBuf, e.payload)

@@ -31,7 +31,7 @@ func OpenLog(fsys FS, dir string, o Options) (*Log, RecoveryReport, error) {
 		window: newTimer(),
 	}
 	l.mu.space.L = &l.mu.Mutex
-	l.mu.index = make(map[uint64]recState)
+	l.mu.index = newRecIndex()
 	l.mu.big = make(map[uint64][]uint64)
 	l.mu.segs = make(map[uint64]*segment)
 
@@ -64,8 +64,8 @@ func OpenLog(fsys FS, dir string, o Options) (*Log, RecoveryReport, error) {
 	}
 
 	// Per-segment live counts, from the records that survived.
-	for _, r := range l.mu.index {
-		s := l.mu.segs[r.seg]
+	for _, r := range l.mu.index.all() {
+		s := l.mu.segs[uint64(r.seg)]
 		s.live++
 		s.liveBytes += int64(r.size)
 		l.mu.liveRecords++
@@ -222,7 +222,7 @@ func (rc *recovery) apply(seq uint64, s *segment) {
 		var r recState
 		ok := false
 		if e.typ == typeMoved {
-			r, ok = l.mu.index[e.id]
+			r, ok = l.mu.index.get(e.id)
 		}
 		if !ok || r.parts != e.parts {
 			// A new record (or a copy whose original is gone).
@@ -248,25 +248,25 @@ func (rc *recovery) apply(seq uint64, s *segment) {
 			// seen before it are already reflected, so intersect.
 			l.applyMask(e.id, &r, e.mask)
 		}
-		r.seg, r.off, r.size = seq, e.off, uint32(e.size)
+		r.seg, r.off, r.size = segSeq(seq), e.off, uint32(e.size)
 		if r.nlive == 0 {
-			delete(l.mu.index, e.id)
+			l.mu.index.del(e.id)
 			delete(l.mu.big, e.id)
 			return
 		}
-		l.mu.index[e.id] = r
+		l.mu.index.set(e.id, r)
 	case typeRelease:
 		l.addDepLocked(s, e.target)
-		r, ok := l.mu.index[e.id]
+		r, ok := l.mu.index.get(e.id)
 		if !ok || e.part >= r.parts {
 			return // released earlier, or its record is gone
 		}
 		if l.clearPartLocked(e.id, &r, e.part) && r.nlive == 0 {
-			delete(l.mu.index, e.id)
+			l.mu.index.del(e.id)
 			delete(l.mu.big, e.id)
 			return
 		}
-		l.mu.index[e.id] = r
+		l.mu.index.set(e.id, r)
 	}
 }
 

@@ -26,13 +26,13 @@ func (l *Log) Replay(fn func(id uint64, live []int, data []byte) error) error {
 	// where a lookup per id would miss the cache every time. Masks of more
 	// than 64 parts are copied into one arena.
 	l.mu.Lock()
-	items := make([]replayItem, 0, len(l.mu.index))
+	items := make([]replayItem, 0, l.mu.index.len())
 	var arena []uint64
-	for id, r := range l.mu.index {
+	for id, r := range l.mu.index.all() {
 		if r.nlive == 0 || r.seg == 0 {
 			continue
 		}
-		it := replayItem{id: id, seg: r.seg, off: r.off, size: r.size, parts: r.parts, live: r.live, big: -1}
+		it := replayItem{id: id, seg: uint64(r.seg), off: r.off, size: r.size, parts: r.parts, live: r.live, big: -1}
 		if r.parts > 64 {
 			it.big = int32(len(arena))
 			arena = append(arena, l.mu.big[id]...)
@@ -52,7 +52,7 @@ func (l *Log) Replay(fn func(id uint64, live []int, data []byte) error) error {
 		if l.releaseGen() != gen {
 			// fn released parts since the snapshot: ask the index.
 			l.mu.Lock()
-			if r, ok := l.mu.index[it.id]; ok && r.nlive > 0 {
+			if r, ok := l.mu.index.get(it.id); ok && r.nlive > 0 {
 				parts = l.livePartsLocked(it.id, &r, parts)
 			}
 			l.mu.Unlock()
