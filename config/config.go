@@ -211,7 +211,7 @@ var settings = []setting{
 	{"http-listen", "UMS_HTTP_LISTEN", ":15672", "management HTTP API listen address, or off", "ADDR", str(func(c *Config) *string { return &c.HTTPListen })},
 	{"metrics-listen", "UMS_METRICS_LISTEN", "", "Prometheus /metrics listen address (empty: served at /metrics on the HTTP listener; either way without authentication; off: not served)", "ADDR", str(func(c *Config) *string { return &c.MetricsListen })},
 	{"metrics-per-queue", "UMS_METRICS_PER_QUEUE", "false", "export queue metrics per queue (labels vhost, queue) instead of totals; one series per queue", "BOOL", boolean(func(c *Config) *bool { return &c.MetricsPerQueue })},
-	{"pprof-listen", "UMS_PPROF_LISTEN", "off", "Go's profiler (net/http/pprof, /debug/pprof/) on a listener of its own, without login: give it a loopback address such as 127.0.0.1:6060, or off", "ADDR", str(func(c *Config) *string { return &c.PprofListen })},
+	{"pprof-listen", "UMS_PPROF_LISTEN", "", "Go's profiler (net/http/pprof, /debug/pprof/) on a listener of its own, without login: give it a loopback address such as 127.0.0.1:6060 (empty or off: not served)", "ADDR", str(func(c *Config) *string { return &c.PprofListen })},
 	{"console-refresh", "UMS_CONSOLE_REFRESH", "5s", "how often the web console's pages refresh their data", "DURATION", duration(func(c *Config) *time.Duration { return &c.ConsoleRefresh })},
 	{"tls-cert-file", "UMS_TLS_CERT_FILE", "", "PEM certificate (chain) of the TLS listeners; setting it turns them on. Reloaded on SIGHUP and when the file changes", "FILE", str(func(c *Config) *string { return &c.TLSCertFile })},
 	{"tls-key-file", "UMS_TLS_KEY_FILE", "", "PEM private key of --tls-cert-file", "FILE", str(func(c *Config) *string { return &c.TLSKeyFile })},
