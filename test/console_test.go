@@ -111,6 +111,19 @@ func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 	}
 }
 
+// click clicks the element sel, again if a refresh of the page replaced
+// it between finding and clicking it.
+func click(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		for {
+			_, err := chromedp.Click(chromedp.CSS(sel))(ctx, t)
+			if err == nil || !strings.Contains(err.Error(), "Could not find node") || ctx.Err() != nil {
+				return err
+			}
+		}
+	})
+}
+
 // login logs in through the form and waits for the overview.
 func login(t *testing.T, ctx context.Context, base, user, pass string) {
 	t.Helper()
@@ -230,7 +243,7 @@ func TestConsoleBrowser(t *testing.T) {
 
 	// Publish a message from its page, then look at it without consuming it.
 	run(t, ctx, "publish and get a message from the queue's page",
-		chromedp.Click(chromedp.CSS(`tr[data-key="//console.orders"] a`)),
+		click(`tr[data-key="//console.orders"] a`),
 		chromedp.WaitVisible(chromedp.CSS("#publish-payload")),
 		chromedp.SendKeys(chromedp.CSS("#publish-payload"), "order 42 from the console"),
 		chromedp.Click(chromedp.CSS("#publish-submit")),
@@ -259,7 +272,7 @@ func TestConsoleBrowser(t *testing.T) {
 		acceptDialogs,
 	)
 	screenshot(t, ctx, shots, "connections")
-	run(t, ctx, "click close", chromedp.Click(chromedp.CSS(`button[data-close^="`+local+`"]`)))
+	run(t, ctx, "click close", click(`button[data-close^="`+local+`"]`))
 	select {
 	case err := <-closed:
 		if err == nil || err.Code != amqp.ConnectionForced || !strings.Contains(err.Reason, "console") {
@@ -291,7 +304,7 @@ func TestConsoleBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`button[data-retry="`+a.ID+`"]`)),
 	)
 	screenshot(t, ctx, shots, "dead-letters")
-	run(t, ctx, "retry it", chromedp.Click(chromedp.CSS(`button[data-retry="`+a.ID+`"]`)))
+	run(t, ctx, "retry it", click(`button[data-retry="`+a.ID+`"]`))
 	waitStatus(t, e.b, a.ID, "sent")
 	if n := len(e.hook.received()); n != 2 {
 		t.Fatalf("the webhook was called %d times, want 2 (the failure and the retry)", n)
@@ -312,7 +325,7 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	run(t, ctx, "delete it",
 		acceptDialogs,
-		chromedp.Click(chromedp.CSS(`button[data-delete="console-vh"]`)),
+		click(`button[data-delete="console-vh"]`),
 		chromedp.WaitNotPresent(chromedp.CSS(`button[data-delete="console-vh"]`)),
 	)
 	if code := mgmtJSON(t, e.b, "guest", "guest", "GET", "/api/vhosts/console-vh", "", nil); code != http.StatusNotFound {

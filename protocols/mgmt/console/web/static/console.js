@@ -130,7 +130,15 @@ class Table {
       this.opts.search.addEventListener('input', () => { this.filter = this.opts.search.value.toLowerCase(); this.page = 0; this.render(); });
     }
   }
-  set(rows) { this.rows = rows; this.render(); }
+  // set shows rows; unchanged rows are not drawn again, so a refresh does
+  // not replace what the user is about to click.
+  set(rows) {
+    const sig = JSON.stringify(rows);
+    if (sig === this.sig) return;
+    this.sig = sig;
+    this.rows = rows;
+    this.render();
+  }
   render() {
     const keys = this.opts.searchKeys || this.columns.map((c) => c.key).filter(Boolean);
     const rows = this.filter ? this.rows.filter((r) => keys.some((k) => String(r[k] ?? '').toLowerCase().includes(this.filter))) : this.rows;
