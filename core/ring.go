@@ -32,11 +32,19 @@ const ringKeep = 1024
 
 func (r *ring) grow() {
 	size := len(r.buf) * 2
-	if size < 16 {
+	switch {
+	case size < 16:
 		size = 16
+	case len(r.buf) >= ringBig:
+		// Long queues grow by a quarter: at 10 million entries, doubling
+		// would leave up to 400 MB unused.
+		size = len(r.buf) + len(r.buf)/4
 	}
 	r.resize(size)
 }
+
+// ringBig is the capacity from which a ring grows by a quarter, not double.
+const ringBig = 1 << 20
 
 func (r *ring) resize(size int) {
 	nb := make([]entry, size)

@@ -37,3 +37,20 @@ func TestRingShrinksWhenDrained(t *testing.T) {
 		t.Fatalf("capacity %d after 100 push/pop pairs", len(r.buf))
 	}
 }
+
+// A long queue's ring grows by a quarter, so its spare room stays small.
+func TestRingGrowsByAQuarterWhenLong(t *testing.T) {
+	var r ring
+	const n = 3 << 20
+	for i := 0; i < n; i++ {
+		r.pushBack(entry{seq: uint64(i)})
+	}
+	if c := len(r.buf); c < n || c > n+n/4 {
+		t.Fatalf("capacity %d for %d entries: more than a quarter spare", c, n)
+	}
+	for i := 0; i < n; i++ {
+		if e := r.popFront(); e.seq != uint64(i) {
+			t.Fatalf("entry %d has seq %d", i, e.seq)
+		}
+	}
+}
