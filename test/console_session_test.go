@@ -27,12 +27,6 @@ func consoleClient(t *testing.T) *http.Client {
 	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-func basic(user, pass string) string {
-	r, _ := http.NewRequest("GET", "/", nil)
-	r.SetBasicAuth(user, pass)
-	return r.Header.Get("Authorization")
-}
-
 func consoleLogin(t *testing.T, c *http.Client, base, user, pass, next string) *http.Response {
 	t.Helper()
 	resp, err := c.PostForm(base+"/login", url.Values{"username": {user}, "password": {pass}, "next": {next}})
@@ -75,7 +69,7 @@ func TestConsoleSessions(t *testing.T) {
 	b := testutil.StartBroker(t, testutil.WithProtocols(testutil.AMQP, testutil.HTTP), testutil.WithClock(clk))
 	base := b.HTTPURL
 	admin := func(method, path, body string) int {
-		code, _ := do(t, http.DefaultClient, method, base+path, body, map[string]string{"Authorization": basic("guest", "guest")})
+		code, _ := api(t, method, base+path, "guest", "guest", body)
 		return code
 	}
 
@@ -255,15 +249,14 @@ func TestConsoleNotificationEndpoints(t *testing.T) {
 	}
 
 	// The server's own connection is listed but cannot be closed.
-	code, body := do(t, http.DefaultClient, "GET", e.b.HTTPURL+"/api/connections", "", map[string]string{"Authorization": basic("guest", "guest")})
+	code, body := api(t, "GET", e.b.HTTPURL+"/api/connections", "guest", "guest", "")
 	var conns []struct{ Name, Protocol string }
-	if err := json.Unmarshal([]byte(body), &conns); err != nil || code != http.StatusOK {
+	if err := json.Unmarshal(body, &conns); err != nil || code != http.StatusOK {
 		t.Fatalf("GET connections: %d %v", code, err)
 	}
 	for _, c := range conns {
 		if c.Protocol == "internal" {
-			if code, _ := do(t, http.DefaultClient, "DELETE", e.b.HTTPURL+"/api/connections/"+url.PathEscape(c.Name), "",
-				map[string]string{"Authorization": basic("guest", "guest")}); code != http.StatusBadRequest {
+			if code, _ := api(t, "DELETE", e.b.HTTPURL+"/api/connections/"+url.PathEscape(c.Name), "guest", "guest", ""); code != http.StatusBadRequest {
 				t.Fatalf("closing the server's own connection: %d, want 400", code)
 			}
 			return

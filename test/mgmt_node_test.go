@@ -18,9 +18,9 @@ import (
 // mgmtJSON calls the management API as user and decodes the answer.
 func mgmtJSON(t *testing.T, b *testutil.Broker, user, pass, method, path, body string, out any) int {
 	t.Helper()
-	code, text := do(t, http.DefaultClient, method, b.HTTPURL+path, body, map[string]string{"Authorization": basic(user, pass)})
+	code, text := api(t, method, b.HTTPURL+path, user, pass, body)
 	if out != nil && code == http.StatusOK {
-		if err := json.Unmarshal([]byte(text), out); err != nil {
+		if err := json.Unmarshal(text, out); err != nil {
 			t.Fatalf("%s %s: %v in %s", method, path, err, text)
 		}
 	}

@@ -255,6 +255,7 @@ func connJSON(c *core.Conn) map[string]any {
 	info := c.Info()
 	peerHost, peerPort := splitAddr(info.Peer)
 	host, port := splitAddr(info.Local)
+	st := c.Stats()
 	props := info.ClientProperties
 	if props == nil {
 		props = core.Table{}
@@ -265,7 +266,7 @@ func connJSON(c *core.Conn) map[string]any {
 		"channels": c.Channels(), "connected_at": info.ConnectedAt.UnixMilli(),
 		"client_properties": props, "state": "running", "type": "network",
 		// Counters since the connection opened.
-		"message_stats": map[string]uint64{"publish": c.Stats().Published, "deliver_get": c.Stats().Delivered},
+		"message_stats": map[string]uint64{"publish": st.Published, "deliver_get": st.Delivered},
 	}
 }
 

@@ -55,12 +55,16 @@ func connVisible(r *http.Request, c *core.Conn) bool {
 func channelJSON(c *core.Conn, n int, s core.SessionInfo) map[string]any {
 	info := c.Info()
 	peerHost, peerPort := splitAddr(info.Peer)
+	state := "running"
+	if !s.Flow {
+		state = "flow"
+	}
 	return map[string]any{
 		"name": fmt.Sprintf("%s (%d)", info.Name, n), "number": n, "user": c.User, "vhost": c.Vhost().Name,
 		"connection_details": map[string]any{"name": info.Name, "peer_host": peerHost, "peer_port": peerPort},
 		"consumer_count":     s.Consumers, "messages_unacknowledged": s.Unacked,
 		"prefetch_count": s.Prefetch, "global_prefetch_count": s.GlobalPrefetch,
-		"state": map[bool]string{true: "running", false: "flow"}[s.Flow], "protocol": info.Protocol,
+		"state": state, "protocol": info.Protocol,
 	}
 }
 
