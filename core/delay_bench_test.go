@@ -174,6 +174,7 @@ func BenchmarkScheduleRelease(b *testing.B) {
 		n, scheduled.Round(time.Millisecond), float64(n)/scheduled.Seconds(), durable.Round(time.Millisecond),
 		rss0/1024, rss1/1024, ms.HeapInuse>>20, hwm/1024, release.Round(time.Millisecond), float64(n)/release.Seconds(),
 		late.quantile(0.5), late.quantile(0.99), late.max)
+	b.Logf("message store: %d segments compacted", lg.Stats().Compactions)
 	if c := v.lookupExchange("d").DelayedCount(); c != 0 {
 		b.Fatalf("%d still delayed", c)
 	}

@@ -54,24 +54,24 @@
 //     conn.Close (unacknowledged deliveries are requeued, exclusive queues
 //     deleted).
 //
-// The delivery helpers [Pump] (push) and [Puller] (pull) are the buffer an
-// adapter needs when its frames are written by a goroutine of its own
-// (MQTT through mochi, in-process workers). AMQP keeps its frame buffer,
-// the outbox in protocols/amqp: Deliver encodes basic.deliver straight
-// into the connection's buffer, behind every other frame of the
-// connection, and one writev sends them. Deliveries moved through a
-// Pump[Delivery] (Put under the core's locks, frames encoded by the pump's
-// goroutine into the outbox) measured slower with umsbench amqp, one
-// producer and one consumer, 5 s runs, three rounds alternated, medians on
-// a shared 2-CPU machine, pump against outbox: server CPU per 16 B
-// transient message 5.88 against 4.76 µs (+24 %, higher in every pair),
-// 1 KiB transient 38,790 against 49,712 msg/s in one set of rounds (a
-// draw in the other), persistent with confirms (fsync-bound) within noise:
-// 20,327 against 25,230 msg/s at 16 B, 18,783 against 18,413 at 1 KiB.
-// It also loses the order the single buffer gives: a delivery still in the
-// pump would be written after a basic.cancel-ok or channel.close-ok that
-// the reader sends meanwhile, so every frame would have to go through the
-// pump as well.
+// The delivery helpers are the buffer an adapter needs between the core's
+// callbacks, which run under core locks and must not block, and its
+// socket; an adapter keeps no delivery buffer of its own:
+//
+//   - [Outbox] (push, encoded at delivery): Deliver encodes its frames
+//     straight into the connection's outbox, behind every other frame of
+//     the connection, and the adapter's writer goroutine sends everything
+//     queued with one writev. Ready (ConsumeOptions.Ready) and Kick give
+//     the flow control; Over tells the reader to stop reading. AMQP uses
+//     it: one buffer for every frame keeps deliveries in order with the
+//     replies the reader sends (a delivery never follows a cancel-ok or
+//     close-ok sent after it), and encoding at delivery costs no hand-off.
+//   - [Pump] (push, items): Deliver puts the delivery (or an adapter's own
+//     item) into the pump, and a writer goroutine started only while
+//     something waits encodes and writes batches (MQTT, whose frames are
+//     written through mochi; STOMP).
+//   - [Puller] (pull): Next(ctx) for in-process consumers (notification
+//     workers).
 //
 // Errors wrap one of the kinds in errors.go; an adapter maps them with
 // errors.Is in one function: ErrNotFound 404, ErrAccessRefused 403,
@@ -111,7 +111,7 @@
 //	Vhost.mu -> scheduler.mu (a leaf: see delay.go)
 //	Vhost.defMu -> Vhost.mu -> Queue.mu -> Session.mu -> Vhost.replyMu
 //	Queue.mu -> Broker.flow.mu, and the message store's own lock (Log.mu)
-//	Queue.mu -> Session.mu -> Pump.mu, Puller.mu (leaves: the delivery helpers)
+//	Queue.mu -> Session.mu -> Pump.mu, Puller.mu, Outbox.mu (leaves: the delivery helpers)
 //	Conn.mu -> Broker.connMu (which also guards the per-user connection
 //	counts; Broker.Admit takes it alone)
 //	Broker.mu is taken alone (the vhost table).

@@ -137,6 +137,12 @@
 //     is how one long-lived record stops pinning its segment, and how a
 //     segment kept only by a few tombstones (a slowly drained queue whose
 //     acks are spread over many segments) is freed.
+//     A segment that is losing records (one lost a record in the last
+//     eight reclaim passes) is left alone: records released in the order
+//     they were written, a queue drained in order or scheduled messages
+//     falling due, free their segment whole a moment later, and copying
+//     them forward would write them twice and make reads of them wait for
+//     the copies to be durable. LogStats.Draining counts such segments.
 //
 // Compaction runs on the flusher goroutine between batches, scanning the
 // victims sequentially (up to 16 MiB of them per pass, at least one) while

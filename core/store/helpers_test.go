@@ -119,7 +119,7 @@ func settle(t testing.TB, l *Log) LogStats {
 			t.Fatalf("barrier: %v", err)
 		}
 		st := l.Stats()
-		if st.Segments == prev.Segments && st.DiskBytes == prev.DiskBytes && st.Compactions == prev.Compactions {
+		if st.Draining == 0 && st.Segments == prev.Segments && st.DiskBytes == prev.DiskBytes && st.Compactions == prev.Compactions {
 			checkInvariants(t, l)
 			return st
 		}

@@ -105,6 +105,10 @@ type LogStats struct {
 	LiveBytes   int64  // on-disk bytes of those records
 	Syncs       uint64 // fsyncs of segment data since OpenLog
 	Compactions uint64 // segments copied forward since OpenLog
+	// Draining is the number of segments worth compacting that are left
+	// alone for now because records are being released from them (see
+	// drainPasses).
+	Draining int
 }
 
 // Log is an append-only, segmented record log with group commit, used for
@@ -171,6 +175,7 @@ type Log struct {
 		err         error // set once a write or fsync failed: the log is poisoned
 		closing     bool  // Close was called
 		dirty       bool  // reclaim may find work
+		draining    int   // segments worth compacting but draining (LogStats.Draining)
 		inCallbacks bool  // the flusher is running callbacks
 	}
 }
@@ -211,6 +216,11 @@ type segment struct {
 	compacting bool // its copies are queued but not yet durable
 	compacted  bool // every needed record and tombstone was copied forward durably
 	noCompact  bool // compaction failed once; do not retry
+	// passLive is live at the previous reclaim pass; hold is the number of
+	// passes the segment is still left uncompacted because live went down
+	// (drainPasses after each pass that saw it go down).
+	passLive int
+	hold     uint8
 }
 
 // opKind says what a queued op is.
@@ -384,6 +394,7 @@ func (l *Log) Stats() LogStats {
 		LiveBytes:   l.mu.liveBytes,
 		Syncs:       l.syncs.Load(),
 		Compactions: l.compactions.Load(),
+		Draining:    l.mu.draining,
 	}
 	for _, s := range l.mu.segs {
 		st.DiskBytes += s.size

@@ -62,6 +62,15 @@ func (l *Log) reclaim(compact bool) error {
 // up with a writer that fills segments as fast as the flusher can.
 const compactScanBudget = 16 << 20
 
+// drainPasses is how many reclaim passes in a row a segment that lost
+// records must lose no more before it is compacted. A segment whose records are being
+// released (a queue drained in order, scheduled messages falling due in
+// the order they were written) is about to be freed whole; copying its
+// remaining records forward would write them again for nothing, and reads
+// of moved records wait for their copies to be durable. Passes run after
+// each of the flusher's batches, so under load this is a few milliseconds.
+const drainPasses = 8
+
 // planLocked returns the segments that can be deleted now and the segments
 // worth compacting.
 //
@@ -70,11 +79,13 @@ const compactScanBudget = 16 << 20
 // into is gone (or is the segment itself); or when compaction has copied
 // everything it still needed forward. It is worth compacting when what it
 // still needs (live records plus needed tombstones) is below compactPercent
-// of its size.
+// of its size, and it has lost no record for drainPasses passes; while one
+// is draining, dirty stays set so that the next batch's pass looks again.
 //
 // REQUIRES: l.mu
 func (l *Log) planLocked() (dels, victims []uint64) {
 	var scan int64
+	draining := 0
 	for _, seq := range l.mu.seqs {
 		if seq == l.mu.active {
 			continue
@@ -91,14 +102,28 @@ func (l *Log) planLocked() (dels, victims []uint64) {
 			dels = append(dels, seq)
 			continue
 		}
+		if s.live < s.passLive {
+			s.hold = drainPasses
+		} else if s.hold > 0 {
+			s.hold--
+		}
+		s.passLive = s.live
 		if s.compacting || s.noCompact || len(victims) > 0 && scan+s.validEnd > compactScanBudget {
 			continue
 		}
 		need := s.liveBytes + int64(tombs)*releaseSize
 		if need*100 < s.size*compactPercent {
+			if s.hold > 0 && s.live > 0 {
+				draining++
+				continue
+			}
 			victims = append(victims, seq)
 			scan += s.validEnd
 		}
+	}
+	l.mu.draining = draining
+	if draining > 0 {
+		l.mu.dirty = true
 	}
 	return dels, victims
 }

@@ -93,7 +93,7 @@ type conn struct {
 	dc  *deadlineConn
 	log *slog.Logger
 	r   *wire.Reader
-	out *outbox
+	out *core.Outbox
 	dec wire.MethodDecoder
 	hdr wire.ContentHeader
 
@@ -116,7 +116,6 @@ type conn struct {
 	closing       atomic.Bool // connection.close sent, waiting for close-ok
 	ended         closeEnd    // how the close handshake ended (reader only)
 	writerStarted bool
-	congested     atomic.Bool // outbox above its limit
 	writerDone    chan struct{}
 	writerFailed  chan struct{} // closed when a write fails
 	drained       chan struct{} // the writer wrote a batch (capacity 1)
@@ -124,7 +123,7 @@ type conn struct {
 	stop          chan struct{}
 	stopOnce      sync.Once
 
-	// scratch for encoding deliveries; guarded by out.mu
+	// scratch for encoding deliveries; guarded by the outbox's lock
 	deliverM wire.BasicDeliver
 	props    wire.Properties
 
@@ -136,7 +135,6 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{
 		srv: s, nc: nc, dc: dc,
 		log:          s.logger().With("proto", "amqp", "remote", nc.RemoteAddr().String()),
-		out:          newOutbox(s.outboxLimit()),
 		frameMax:     s.frameMax(),
 		channelMax:   s.channelMax(),
 		channels:     make(map[uint16]*channel),
@@ -146,6 +144,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		stop:         make(chan struct{}),
 		forced:       make(chan struct{}),
 	}
+	c.out = core.NewOutbox(s.OutboxLimit, c.kickAll)
 	c.r = wire.NewReader(dc)
 	c.r.SetFrameMax(c.frameMax)
 	return c
@@ -201,7 +200,7 @@ func (c *conn) serve() {
 		if c.r.Buffered() == 0 {
 			c.flushConfirms()
 		}
-		if c.out.over.Load() && !c.waitForWriter() {
+		if c.out.Over() && !c.waitForWriter() {
 			return
 		}
 	}
@@ -217,7 +216,7 @@ func (c *conn) serve() {
 // without bound. It reports false when the connection is broken.
 func (c *conn) waitForWriter() bool {
 	c.flushConfirms()
-	for c.out.size() > c.out.limit/2 {
+	for c.out.Size() > c.out.Limit()/2 {
 		if c.closing.Load() {
 			return true // only close-ok matters now: keep reading
 		}
@@ -352,9 +351,8 @@ func (c *conn) linger() {
 
 // send queues one method frame.
 func (c *conn) send(ch uint16, m wire.Method) {
-	c.out.lock()
-	c.out.cur = wire.AppendMethodFrame(c.out.cur, ch, m)
-	c.out.unlock()
+	b := c.out.Lock()
+	c.out.Unlock(wire.AppendMethodFrame(b, ch, m))
 }
 
 // writeLoop drains the outbox to the socket and sends heartbeats.
@@ -365,12 +363,11 @@ func (c *conn) writeLoop() {
 	wrote := false
 	for {
 		select {
-		case <-c.out.wake:
+		case <-c.out.Wake():
 		case <-tick:
 			if !wrote {
-				c.out.lock()
-				c.out.cur = wire.AppendHeartbeat(c.out.cur)
-				c.out.unlock()
+				b := c.out.Lock()
+				c.out.Unlock(wire.AppendHeartbeat(b))
 			}
 			wrote = false
 			continue
@@ -398,8 +395,9 @@ func (c *conn) writeLoop() {
 }
 
 func (c *conn) flushOut(bufs *net.Buffers) error {
-	b, owned, n := c.out.take((*bufs)[:0])
+	b, n := c.out.Take((*bufs)[:0])
 	if n == 0 && len(b) == 0 {
+		c.out.Written()
 		return nil
 	}
 	w := b
@@ -409,35 +407,22 @@ func (c *conn) flushOut(bufs *net.Buffers) error {
 	c.writing.Store(0)
 	clear(b)
 	*bufs = b[:0]
-	c.out.recycle(owned)
-	if err != nil {
-		return err
-	}
-	if c.congested.Load() && c.out.size() < c.srv.outboxLimit()/2 {
-		c.congested.Store(false)
-		c.chMu.Lock()
-		sessions := make([]*core.Session, 0, len(c.channels))
-		for _, ch := range c.channels {
-			sessions = append(sessions, ch.sess)
-		}
-		c.chMu.Unlock()
-		for _, s := range sessions {
-			s.Kick()
-		}
-	}
-	return nil
+	c.out.Written()
+	return err
 }
 
-// ready tells the core whether this connection can take more deliveries.
-func (c *conn) ready() bool {
-	if c.congested.Load() {
-		return false
+// kickAll lets the core deliver again to every channel once the outbox
+// drained (core.Outbox calls it).
+func (c *conn) kickAll() {
+	c.chMu.Lock()
+	sessions := make([]*core.Session, 0, len(c.channels))
+	for _, ch := range c.channels {
+		sessions = append(sessions, ch.sess)
 	}
-	if c.out.size() >= c.srv.outboxLimit() {
-		c.congested.Store(true)
-		return false
+	c.chMu.Unlock()
+	for _, s := range sessions {
+		s.Kick()
 	}
-	return true
 }
 
 // readMethod reads the next method on channel 0 during the handshake.

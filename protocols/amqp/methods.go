@@ -241,7 +241,7 @@ func (ch *channel) consume(m *wire.BasicConsume) error {
 		Exclusive: m.Exclusive,
 		Args:      core.Table(m.Arguments),
 		Deliver:   ch.deliver,
-		Ready:     c.ready,
+		Ready:     c.out.Ready,
 		Started: func(t string) {
 			tag = t
 			if !noWait {
@@ -274,33 +274,37 @@ func (ch *channel) consume(m *wire.BasicConsume) error {
 // locks held.
 func (ch *channel) deliver(d core.Delivery) {
 	c := ch.c
-	o := c.out
-	o.lock()
+	b := c.out.Lock()
 	c.deliverM = wire.BasicDeliver{ConsumerTag: d.ConsumerTag, DeliveryTag: d.Tag, Redelivered: d.Redelivered,
 		Exchange: d.Msg.Exchange, RoutingKey: d.Msg.RoutingKey}
-	o.cur = wire.AppendMethodFrame(o.cur, ch.id, &c.deliverM)
-	c.appendContentLocked(ch.id, d.Msg)
-	o.unlock()
+	b = wire.AppendMethodFrame(b, ch.id, &c.deliverM)
+	c.out.Unlock(c.appendContent(b, ch.id, d.Msg))
 }
 
-// appendContentLocked appends the content header and body frames of msg.
-// REQUIRES: c.out.mu.
-func (c *conn) appendContentLocked(chID uint16, msg *core.Message) {
-	o := c.out
+// refBodyMin is the body size from which a delivery's body is written from
+// the shared message buffer (writev) instead of being copied into the
+// outbox.
+const refBodyMin = 16 << 10
+
+// appendContent appends the content header and body frames of msg to b,
+// the outbox's buffer. A body of refBodyMin bytes or more is written from
+// the message's own buffer (writev) instead of being copied.
+// REQUIRES: c.out locked (it uses c.props and the outbox's AppendRef).
+func (c *conn) appendContent(b []byte, chID uint16, msg *core.Message) []byte {
 	toWire(&c.props, &msg.Props)
-	o.cur = wire.AppendHeaderFrame(o.cur, chID, wire.ClassBasic, uint64(len(msg.Body)), &c.props)
+	b = wire.AppendHeaderFrame(b, chID, wire.ClassBasic, uint64(len(msg.Body)), &c.props)
 	if len(msg.Body) < refBodyMin {
-		o.cur = wire.AppendBodyFrames(o.cur, chID, msg.Body, c.frameMax)
-		return
+		return wire.AppendBodyFrames(b, chID, msg.Body, c.frameMax)
 	}
 	max := int(c.frameMax) - 8
-	for b := msg.Body; len(b) > 0; {
-		n := min(len(b), max)
-		o.cur = wire.AppendFrameHeader(o.cur, wire.FrameBody, chID, uint32(n))
-		o.appendRefLocked(b[:n])
-		o.cur = append(o.cur, wire.FrameEnd)
-		b = b[n:]
+	for body := msg.Body; len(body) > 0; {
+		n := min(len(body), max)
+		b = wire.AppendFrameHeader(b, wire.FrameBody, chID, uint32(n))
+		b = c.out.AppendRef(b, body[:n])
+		b = append(b, wire.FrameEnd)
+		body = body[n:]
 	}
+	return b
 }
 
 func (ch *channel) get(m *wire.BasicGet) error {
@@ -321,11 +325,10 @@ func (ch *channel) get(m *wire.BasicGet) error {
 		return nil
 	}
 	c := ch.c
-	c.out.lock()
-	c.out.cur = wire.AppendMethodFrame(c.out.cur, ch.id, &wire.BasicGetOk{DeliveryTag: d.Tag, Redelivered: d.Redelivered,
+	b := c.out.Lock()
+	b = wire.AppendMethodFrame(b, ch.id, &wire.BasicGetOk{DeliveryTag: d.Tag, Redelivered: d.Redelivered,
 		Exchange: d.Msg.Exchange, RoutingKey: d.Msg.RoutingKey, MessageCount: uint32(remaining)})
-	c.appendContentLocked(ch.id, d.Msg)
-	c.out.unlock()
+	c.out.Unlock(c.appendContent(b, ch.id, d.Msg))
 	return nil
 }
 
@@ -463,11 +466,10 @@ func (ch *channel) route(x *core.Exchange, msg *core.Message, mandatory bool) er
 	// would reach a queue now.
 	if res.Queues == 0 && res.Rejected == 0 && res.Scheduled == 0 && mandatory {
 		c := ch.c
-		c.out.lock()
-		c.out.cur = wire.AppendMethodFrame(c.out.cur, ch.id, &wire.BasicReturn{ReplyCode: wire.NoRoute, ReplyText: "NO_ROUTE",
+		b := c.out.Lock()
+		b = wire.AppendMethodFrame(b, ch.id, &wire.BasicReturn{ReplyCode: wire.NoRoute, ReplyText: "NO_ROUTE",
 			Exchange: msg.Exchange, RoutingKey: msg.RoutingKey})
-		c.appendContentLocked(ch.id, msg)
-		c.out.unlock()
+		c.out.Unlock(c.appendContent(b, ch.id, msg))
 	}
 	if ch.confirm {
 		ch.conf.published(ch, seq, res.Stored, res.Rejected > 0)

@@ -93,7 +93,7 @@ func (s *Server) unsent() int {
 	defer s.mu.Unlock()
 	most := 0
 	for c := range s.conns {
-		most = max(most, c.out.size()+int(c.writing.Load()))
+		most = max(most, c.out.Size()+int(c.writing.Load()))
 	}
 	return most
 }

@@ -3,13 +3,14 @@
 // calls on the core.
 //
 // Each connection has two goroutines: a reader that decodes frames and runs
-// methods in order, and a writer that drains the connection's outbox with
-// one writev per batch. There is no goroutine per channel. Deliveries are
+// methods in order, and a writer that drains the connection's outbox (the
+// core's delivery helper core.Outbox) with one writev per batch. There is no goroutine per channel. Deliveries are
 // encoded by the core's delivery callback straight into the outbox.
 //
-// Lock order: core locks -> conn.out.mu. Channel state is owned by the
-// reader goroutine; the fields deliveries touch are immutable after
-// channel.open or guarded by conn.out.mu.
+// Lock order: core locks -> the outbox's lock (held between its Lock and
+// Unlock). Channel state is owned by the reader goroutine; the fields
+// deliveries touch are immutable after channel.open or guarded by the
+// outbox's lock.
 package amqp
 
 import (
@@ -95,13 +96,6 @@ func (s *Server) maxMessageSize() int {
 		return DefaultMaxMessageSize
 	}
 	return s.MaxMessageSize
-}
-
-func (s *Server) outboxLimit() int {
-	if s.OutboxLimit == 0 {
-		return 4 << 20
-	}
-	return s.OutboxLimit
 }
 
 func (s *Server) logger() *slog.Logger {
