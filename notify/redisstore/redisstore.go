@@ -9,12 +9,17 @@
 //	ums:dedup:<key>  string: the id holding the idempotency key, expiring
 //	                 with the claim's TTL (SET NX GET PX/EX)
 //	ums:rate:<key>   string: the GCRA theoretical arrival time in
-//	                 microseconds since the epoch, expiring when it is
-//	                 reached (the key is then back at a full burst)
+//	                 microseconds since the epoch, expiring RateKeySlack
+//	                 after it is reached (the key is then back at a full
+//	                 burst; an expired key and one holding a past time
+//	                 mean the same)
 //
 // The limiter takes "now" from the clock given to New, passed to the
 // script, so every node must keep its clock in sync (NTP) and tests can
-// use a fake clock; expiry of keys follows Redis' own clock.
+// use a fake clock; expiry of keys follows Redis' own clock, which is why
+// a rate key outlives its time by RateKeySlack: a node whose clock runs a
+// little behind Redis' (or a caller that is slow between two calls) still
+// finds the key instead of a fresh burst.
 //
 // Locks: one, batcher.mu (batch.go), taken alone and never held across a
 // round trip.
@@ -24,6 +29,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -56,11 +62,16 @@ for i, key in ipairs(KEYS) do
   local new = tat + interval
   local wait = new - tolerance - now
   if wait > 0 then return {0, wait} end
-  local ms = math.ceil((new - now) / 1000)
+  local ms = math.ceil((new - now) / 1000) + ` + slackMS + `
   redis.call('SET', key, string.format('%.0f', new), 'PX', string.format('%.0f', ms))
 end
 return {1, 0}
 `)
+
+// RateKeySlack is how long a rate key outlives the time it holds.
+const RateKeySlack = 5 * time.Second
+
+var slackMS = strconv.FormatInt(RateKeySlack.Milliseconds(), 10)
 
 // Store is the Redis Deduper and Limiter. Concurrent calls share round
 // trips (see batch.go).
