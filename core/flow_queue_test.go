@@ -90,3 +90,44 @@ func TestQueueFlowControl(t *testing.T) {
 		t.Fatal("flow not released when the consumer went away")
 	}
 }
+
+// A drop-head queue with a consumer asks its publishers to wait only with
+// HoldPublishers (MQTT's QoS 0 queues); either way it drops its oldest at
+// the limit, never refuses.
+func TestQueueFlowControlDropHead(t *testing.T) {
+	for _, hold := range []bool{false, true} {
+		v := NewBroker().AddVhost("/")
+		conn := v.Open("test", ConnInfo{})
+		s := conn.NewSession()
+		q, err := v.DeclareQueue(conn, "q0", QueueOptions{Exclusive: true, HoldPublishers: hold,
+			Args: Table{"x-max-length": int64(10), "x-overflow": OverflowDropHead}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, _ := v.Exchange("")
+		var r Router
+		s.SetPrefetch(1, false)
+		if _, err := s.Consume(q, ConsumeOptions{Deliver: func(Delivery) {}}); err != nil {
+			t.Fatal(err)
+		}
+		var flowAt int
+		for i := 1; i <= 15; i++ {
+			res, err := v.PublishTo(&r, x, &Message{RoutingKey: "q0", Body: []byte("m")}, nil)
+			if err != nil || res.Rejected != 0 || res.Queues != 1 {
+				t.Fatalf("hold %v, publish %d: %+v, %v; want queued", hold, i, res, err)
+			}
+			if res.Flow != nil && flowAt == 0 {
+				flowAt = i
+			}
+		}
+		if ready, _ := q.Counts(); ready != 10 {
+			t.Fatalf("hold %v: %d ready after 14 past the consumer's one, want the limit, 10", hold, ready)
+		}
+		switch {
+		case !hold && flowAt != 0:
+			t.Fatalf("drop-head without HoldPublishers asked for flow control at publish %d", flowAt)
+		case hold && flowAt != 10: // one delivered, nine ready
+			t.Fatalf("HoldPublishers: flow control from publish %d, want 10 (nine ready of ten)", flowAt)
+		}
+	}
+}

@@ -268,8 +268,9 @@ func (q *Queue) countOut(e *entry) {
 // --- publisher flow control ---
 //
 // A queue that refuses messages at its length limit (x-overflow
-// reject-publish or reject-publish-dlx) and has consumers draining it
-// tells its publishers to slow down before the limit is reached: at nine
+// reject-publish or reject-publish-dlx, or drop-head with
+// QueueOptions.HoldPublishers) and has consumers draining it tells its
+// publishers to slow down before the limit is reached: at nine
 // tenths of the limit a publish returns a channel (PublishResult.Flow)
 // that is closed once the queue is down to eight tenths, or has no
 // consumer left. Adapters whose protocol has no negative acknowledgement
@@ -282,7 +283,7 @@ func (q *Queue) flowLocked() chan struct{} {
 	if q.room != nil {
 		return q.room
 	}
-	if q.args.overflow == OverflowDropHead || len(q.consumers) == 0 {
+	if q.args.overflow == OverflowDropHead && !q.HoldPublishers || len(q.consumers) == 0 {
 		return nil
 	}
 	if q.filledTo(func(limit int64) int64 { return limit - limit/10 }) {

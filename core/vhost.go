@@ -317,6 +317,16 @@ type QueueOptions struct {
 	// core, so an adapter that binds one queue for many subscriptions
 	// (MQTT) keeps no routing table of its own.
 	ReportBindings bool
+	// HoldPublishers extends publisher flow control (see flowLocked) to a
+	// queue that drops its oldest messages at its length limit
+	// (x-overflow drop-head): while a consumer drains it, its publishers
+	// are slowed down from nine tenths of the limit, so a live but slower
+	// consumer loses nothing to a fast publisher, and the oldest are
+	// dropped only once a publisher's bounded wait ran out. MQTT's QoS 0
+	// queues use it (Mosquitto and RabbitMQ do not drop QoS 0 messages for
+	// a connected subscriber either). Only for non-durable queues; it is
+	// not stored.
+	HoldPublishers bool
 }
 
 // DeclareQueue creates a queue or checks the existing one. An empty name gets

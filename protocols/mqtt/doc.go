@@ -33,9 +33,12 @@
 //     messages are not kept for an absent client). Both are bounded
 //     (Server.MaxQueueLength): the QoS 1 queue refuses new messages when full
 //     (reject-publish), the QoS 0 queue drops its oldest. Before that, a
-//     QoS 1 queue with a subscriber draining it holds back its publishers
-//     at nine tenths of the bound (the core's publisher flow control,
-//     inbound.go waitForRoom). $share/group/f
+//     queue (QoS 1 or 0) with a subscriber draining it holds back its
+//     publishers at nine tenths of the bound (the core's publisher flow
+//     control, core.QueueOptions.HoldPublishers for QoS 0; inbound.go
+//     waitForRoom), so a connected subscriber loses no QoS 0 message to a
+//     faster publisher; the oldest go only when that bounded wait runs
+//     out or nobody drains the queue. $share/group/f
 //     consumes from a durable queue per group and filter, which lasts while
 //     a persistent session is subscribed and goes with the last member
 //     otherwise.

@@ -60,7 +60,7 @@ func (s *session) ensureQ0Locked() error {
 		return nil
 	}
 	q, err := s.conn.DeclareQueue(queueName(s.clientID, 0), core.QueueOptions{
-		Exclusive: true, ReportBindings: true, Args: s.queueArgs(0, false)})
+		Exclusive: true, ReportBindings: true, HoldPublishers: true, Args: s.queueArgs(0, false)})
 	if err != nil {
 		return err
 	}

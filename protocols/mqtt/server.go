@@ -65,8 +65,8 @@ type Server struct {
 	// MaxQueueLength bounds each session queue. A full QoS 1 queue
 	// refuses new messages (publishers get a negative acknowledgement, as
 	// with x-overflow reject-publish); a full QoS 0 queue drops its oldest
-	// message. A QoS 1 queue that a connected subscriber drains slows its
-	// publishers down from nine tenths of the bound on. Default 100,000;
+	// message. A queue that a connected subscriber drains (QoS 1 or 0)
+	// slows its publishers down from nine tenths of the bound on. Default 100,000;
 	// negative: no bound.
 	MaxQueueLength int
 	// TopicAliasMaximum is advertised to MQTT 5 clients (default 1024).

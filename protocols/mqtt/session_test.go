@@ -525,3 +525,35 @@ func TestSlowSubscriberSlowsPublisher(t *testing.T) {
 		}
 	}
 }
+
+// A QoS 0 subscriber slower than its publisher loses nothing while it is
+// connected: its queue (bound 50, drop-head) holds the publisher back
+// before it would drop, as it does for QoS 1. 2,000 messages of 8 KiB
+// are more than the subscriber's queue, its delivery buffer and the
+// sockets' buffers hold together.
+func TestSlowQoS0SubscriberLosesNothing(t *testing.T) {
+	ts := startMQTT(t, func(ts *testServer) { ts.Server = &mqtt.Server{MaxQueueLength: 50} })
+	const n = 2000
+	got := make(chan paho3.Message, n)
+	sub, _ := ts.v3(t, "slow-sub0", true, func(o *paho3.ClientOptions) {
+		o.SetDefaultPublishHandler(func(_ paho3.Client, m paho3.Message) {
+			time.Sleep(500 * time.Microsecond) // a slow consumer
+			got <- m
+		})
+	})
+	wait3(t, sub.Subscribe("slow/q0", 0, nil))
+	pub, _ := ts.v3(t, "fast-pub0", true)
+	body := make([]byte, 8<<10)
+	for i := range n {
+		copy(body, strconv.Itoa(i)+" ")
+		if tok := pub.Publish("slow/q0", 0, false, body); !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %d: %v", i, tok.Error())
+		}
+	}
+	for i := range n {
+		m := next3(t, got)
+		if want := strconv.Itoa(i) + " "; string(m.Payload()[:len(want)]) != want {
+			t.Fatalf("message %d: got %q (messages were dropped)", i, m.Payload()[:8])
+		}
+	}
+}
