@@ -35,6 +35,8 @@ import (
 const (
 	// defaultMaxIdlePerHost bounds the idle connections kept per host.
 	defaultMaxIdlePerHost = 256
+	// defaultMaxIdle bounds the idle connections kept in all.
+	defaultMaxIdle = 1024
 	// defaultIdleTimeout closes connections idle for longer.
 	defaultIdleTimeout = 90 * time.Second
 	// maxResponseHeader bounds a response's status line and headers.
@@ -65,17 +67,18 @@ type clientConn struct {
 // leanClient is the HTTP/1.1 client of Sender when its configuration
 // allows it (see leanTransport).
 type leanClient struct {
-	dialer    *net.Dialer
-	tlsConfig *tls.Config // nil: the default; cloned for every connection
-	maxIdle   int         // per host; 0 disables keep-alive
-	maxHeader int
+	dialer     *net.Dialer
+	tlsConfig  *tls.Config // nil: the default; cloned for every connection
+	maxIdle    int         // per host; 0 disables keep-alive
+	maxIdleAll int         // in all; 0 means no limit
+	maxHeader  int
 
 	mu          sync.Mutex
 	idleTimeout time.Duration             // REQUIRES: mu
 	now         func() time.Time          // of idle times; REQUIRES: mu
 	idle        map[poolKey][]*clientConn // REQUIRES: mu
+	nidle       int                       // REQUIRES: mu; connections in idle
 	reaper      *time.Timer               // REQUIRES: mu; nil when not armed
-	reapsAt     time.Time                 // REQUIRES: mu
 }
 
 // leanTransport reports whether the lean client can stand in for t, the
@@ -108,6 +111,7 @@ func newLeanClient(t *http.Transport, dialer *net.Dialer) *leanClient {
 	c := &leanClient{
 		dialer:      dialer,
 		maxIdle:     defaultMaxIdlePerHost,
+		maxIdleAll:  defaultMaxIdle,
 		idleTimeout: defaultIdleTimeout,
 		maxHeader:   maxResponseHeader,
 		now:         time.Now,
@@ -118,6 +122,7 @@ func newLeanClient(t *http.Transport, dialer *net.Dialer) *leanClient {
 			c.tlsConfig = t.TLSClientConfig.Clone()
 		}
 		// The meanings net/http gives these fields and their zero values.
+		c.maxIdleAll = max(t.MaxIdleConns, 0)
 		c.maxIdle = t.MaxIdleConnsPerHost
 		if c.maxIdle == 0 {
 			c.maxIdle = http.DefaultMaxIdleConnsPerHost
@@ -301,10 +306,14 @@ func (c *leanClient) get(key poolKey) *clientConn {
 		cc = list[n-1]
 		list[n-1] = nil
 		list = list[:n-1]
+		c.nidle--
 		if c.idleTimeout > 0 && c.now().Sub(cc.idleSince) >= c.idleTimeout {
 			// The newest has expired, so have all.
-			expired = append(list, cc)
-			list, cc = nil, nil
+			expired = append(expired, list...)
+			expired = append(expired, cc)
+			c.nidle -= len(list)
+			clear(list)
+			list, cc = list[:0], nil
 		}
 		// An empty list stays, to be appended to without allocating.
 		c.idle[key] = list
@@ -319,20 +328,22 @@ func (c *leanClient) get(key poolKey) *clientConn {
 	return cc
 }
 
-// put returns cc to the idle pool, or closes it when its host has enough
-// idle connections.
+// put returns cc to the idle pool, or closes it when its host or the pool
+// has enough idle connections. (net/http closes the least recently used
+// one instead when the pool is full; here the pool's limit only guards
+// against many hosts keeping a few connections each.)
 func (c *leanClient) put(cc *clientConn) {
 	c.mu.Lock()
 	list := c.idle[cc.key]
-	if len(list) >= c.maxIdle {
+	if len(list) >= c.maxIdle || (c.maxIdleAll > 0 && c.nidle >= c.maxIdleAll) {
 		c.mu.Unlock()
 		cc.conn.Close()
 		return
 	}
 	cc.idleSince = c.now()
 	c.idle[cc.key] = append(list, cc)
+	c.nidle++
 	if c.idleTimeout > 0 && c.reaper == nil {
-		c.reapsAt = cc.idleSince.Add(c.idleTimeout)
 		c.reaper = time.AfterFunc(c.idleTimeout, c.reap)
 	}
 	c.mu.Unlock()
@@ -352,6 +363,7 @@ func (c *leanClient) reap() {
 			i++
 		}
 		expired = append(expired, list[:i]...)
+		c.nidle -= i
 		if i == len(list) {
 			delete(c.idle, key)
 			continue
@@ -365,8 +377,7 @@ func (c *leanClient) reap() {
 	}
 	c.reaper = nil
 	if !oldest.IsZero() {
-		c.reapsAt = oldest.Add(c.idleTimeout)
-		c.reaper = time.AfterFunc(max(c.reapsAt.Sub(now), time.Millisecond), c.reap)
+		c.reaper = time.AfterFunc(max(oldest.Add(c.idleTimeout).Sub(now), time.Millisecond), c.reap)
 	}
 	c.mu.Unlock()
 	for _, cc := range expired {
@@ -379,6 +390,7 @@ func (c *leanClient) closeIdle() {
 	c.mu.Lock()
 	idle := c.idle
 	c.idle = make(map[poolKey][]*clientConn)
+	c.nidle = 0
 	if c.reaper != nil {
 		c.reaper.Stop()
 		c.reaper = nil
@@ -395,11 +407,7 @@ func (c *leanClient) closeIdle() {
 func (c *leanClient) idleCount() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := 0
-	for _, list := range c.idle {
-		n += len(list)
-	}
-	return n
+	return c.nidle
 }
 
 // appendRequest appends the POST of body to u, with the header values id

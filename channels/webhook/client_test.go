@@ -580,28 +580,40 @@ func TestLeanIdleTimeout(t *testing.T) {
 }
 
 func TestLeanMaxIdle(t *testing.T) {
-	release := make(chan struct{})
-	var arrived sync.WaitGroup
-	arrived.Add(8)
-	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-		arrived.Done()
-		<-release
-	}))
-	defer srv.Close()
-	s := leanSender(t, func(c *Config) { c.Transport = &http.Transport{MaxIdleConnsPerHost: 3} })
-	var wg sync.WaitGroup
-	for i := range 8 {
-		wg.Go(func() {
-			if _, err := s.Send(context.Background(), leanMessage(srv.URL, fmt.Sprint(i))); err != nil {
-				t.Error(err)
-			}
+	for _, c := range []struct {
+		perHost, all int
+		want         int
+	}{
+		{3, 0, 3},
+		{3, 2, 2},
+		{0, 0, http.DefaultMaxIdleConnsPerHost},
+		{-1, 0, 0},
+	} {
+		release := make(chan struct{})
+		var arrived sync.WaitGroup
+		arrived.Add(8)
+		srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+			arrived.Done()
+			<-release
+		}))
+		s := leanSender(t, func(cfg *Config) {
+			cfg.Transport = &http.Transport{MaxIdleConnsPerHost: c.perHost, MaxIdleConns: c.all}
 		})
-	}
-	arrived.Wait()
-	close(release)
-	wg.Wait()
-	if n := s.lean.idleCount(); n != 3 {
-		t.Errorf("%d idle connections, want 3", n)
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Go(func() {
+				if _, err := s.Send(context.Background(), leanMessage(srv.URL, fmt.Sprint(i))); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		arrived.Wait()
+		close(release)
+		wg.Wait()
+		if n := s.lean.idleCount(); n != c.want {
+			t.Errorf("MaxIdleConnsPerHost %d, MaxIdleConns %d: %d idle connections, want %d", c.perHost, c.all, n, c.want)
+		}
+		srv.Close()
 	}
 }
 

@@ -307,11 +307,10 @@ func (s *Sender) result(code int, status, text, requestID, location, retryAfter 
 		}
 		return notify.Result{ProviderID: requestID, Answer: answer}, nil
 	case code >= 300 && code < 400:
-		loc := location
-		if loc == "" {
-			loc = "(no Location)"
+		if location == "" {
+			location = "(no Location)"
 		}
-		return notify.Result{}, notify.Permanent(code, fmt.Errorf("webhook answered %s: redirect to %s not followed", status, loc))
+		return notify.Result{}, notify.Permanent(code, fmt.Errorf("webhook answered %s: redirect to %s not followed", status, location))
 	}
 	failure := fmt.Errorf("webhook answered %s%s", status, quote(text))
 	switch {
@@ -327,9 +326,10 @@ func (s *Sender) result(code int, status, text, requestID, location, retryAfter 
 }
 
 // classifyLeanError classifies a failed post of the lean client as
-// classifyError does net/http's errors, worded as net/http words them. A
-// deadline is the conn's rather than the context's, so its expiry is read
-// from the error too; a cancelled context shows as an expired deadline.
+// classifyError does net/http's errors, worded as net/http words them.
+// The lean client's deadlines are the connection's, so an expired one
+// is read from the error; a cancelled context also ends a read as an
+// expired deadline, so the context's error comes first.
 func (s *Sender) classifyLeanError(ctx context.Context, u *url.URL, err error) error {
 	switch {
 	case ctx.Err() != nil:
