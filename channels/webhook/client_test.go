@@ -157,25 +157,28 @@ func readRequest(br *bufio.Reader) (*http.Request, error) {
 func TestLeanRequestMatchesNetHTTP(t *testing.T) {
 	heads := make(chan string, 2)
 	to := rawServer(t, func(conn net.Conn, br *bufio.Reader) {
-		var head bytes.Buffer
 		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				return
+			var head bytes.Buffer
+			length := 0
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if line != "Accept-Encoding: gzip\r\n" {
+					head.WriteString(line)
+				}
+				fmt.Sscanf(line, "Content-Length: %d", &length)
+				if line == "\r\n" {
+					break
+				}
 			}
-			if line != "Accept-Encoding: gzip\r\n" {
-				head.WriteString(line)
-			}
-			if line == "\r\n" {
-				break
-			}
+			body := make([]byte, length)
+			io.ReadFull(br, body)
+			heads <- head.String() + string(body)
+			io.WriteString(conn, "HTTP/1.1 204 No Content\r\n\r\n")
 		}
-		body := make([]byte, len(`{"id":"n-1"}`))
-		io.ReadFull(br, body)
-		heads <- head.String() + string(body)
-		io.WriteString(conn, "HTTP/1.1 204 No Content\r\n\r\n")
 	})
-	to += "/x%20y?a=1&b=%2F"
 	now := func() time.Time { return time.Unix(1700000000, 0) }
 	lean := leanSender(t, func(c *Config) { c.Now = now })
 	// A dial function of its own keeps a transport on net/http.
@@ -188,18 +191,31 @@ func TestLeanRequestMatchesNetHTTP(t *testing.T) {
 	if old.lean != nil {
 		t.Fatal("a transport with its own dial function uses the lean client")
 	}
-	for _, s := range []*Sender{old, lean} {
-		if _, err := s.Send(context.Background(), leanMessage(to, "n-1")); err != nil {
-			t.Fatal(err)
+	for _, c := range []struct {
+		path, body string
+		want       []string
+	}{
+		{"/x%20y?a=1&b=%2F", `{"id":"n-1"}`, []string{
+			"POST /hook/x%20y?a=1&b=%2F HTTP/1.1\r\n", "\r\nX-Ums-Id: n-1\r\n", "\r\nContent-Type: application/json\r\n",
+			"\r\nUser-Agent: UMS-Webhook/1\r\n", "\r\nContent-Length: 12\r\n", "\r\nX-Ums-Signature: t=1700000000,v1=",
+		}},
+		{"?", "", []string{"POST /hook? HTTP/1.1\r\n", "\r\nContent-Length: 0\r\n"}},
+	} {
+		m := leanMessage(to+c.path, "n-1")
+		m.Body = []byte(c.body)
+		for _, s := range []*Sender{old, lean} {
+			if _, err := s.Send(context.Background(), m); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	want, got := <-heads, <-heads
-	if got != want {
-		t.Errorf("lean request\n%s\nnet/http request\n%s", got, want)
-	}
-	for _, h := range []string{"POST /hook/x%20y?a=1&b=%2F HTTP/1.1\r\n", "\r\nX-Ums-Id: n-1\r\n", "\r\nContent-Type: application/json\r\n", "\r\nUser-Agent: UMS-Webhook/1\r\n"} {
-		if !strings.Contains(got, h) {
-			t.Errorf("request lacks %q:\n%s", h, got)
+		want, got := <-heads, <-heads
+		if got != want {
+			t.Errorf("lean request\n%s\nnet/http request\n%s", got, want)
+		}
+		for _, h := range c.want {
+			if !strings.Contains(got, h) {
+				t.Errorf("request lacks %q:\n%s", h, got)
+			}
 		}
 	}
 }
@@ -464,6 +480,41 @@ func TestLeanServerClosesIdle(t *testing.T) {
 	}
 	if n := served.Load(); n != 20 {
 		t.Errorf("%d requests served, want 20", n)
+	}
+}
+
+// The retry of a send on a dead kept connection happens once, on a new
+// connection, and only then.
+func TestLeanRetriesOnce(t *testing.T) {
+	var requests atomic.Int32
+	to := rawServer(t, func(conn net.Conn, br *bufio.Reader) {
+		for {
+			if _, err := readRequest(br); err != nil {
+				return
+			}
+			if requests.Add(1) > 1 {
+				return // closed without an answer
+			}
+			io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		}
+	})
+	s := leanSender(t, nil)
+	if _, err := s.Send(context.Background(), leanMessage(to, "n-1")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Send(context.Background(), leanMessage(to, "n-2"))
+	if err == nil || notify.IsPermanent(err) || !strings.Contains(err.Error(), "EOF") {
+		t.Fatalf("no answer twice: %v", err)
+	}
+	if n := requests.Load(); n != 3 {
+		t.Fatalf("the server read %d requests, want 1 and 2 for the second send", n)
+	}
+	// A new connection that fails is not retried.
+	if _, err := s.Send(context.Background(), leanMessage(to, "n-3")); err == nil {
+		t.Fatal("no error")
+	}
+	if n := requests.Load(); n != 4 {
+		t.Fatalf("the server read %d requests, want 4", n)
 	}
 }
 

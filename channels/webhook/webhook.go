@@ -19,6 +19,9 @@
 // Receivers check the signature with Verify (or by computing the HMAC of
 // the timestamp, a dot and the raw body with the shared secret) and reject
 // old timestamps to stop replays.
+//
+// Requests go over HTTP/1.1 on keep-alive connections that are reused per
+// host, written and read by the sending goroutine itself (client.go).
 package webhook
 
 import (
