@@ -111,17 +111,29 @@ func newSigner(secret []byte) *signer {
 
 // sign is Sign(secret, t, body).
 func (s *signer) sign(t time.Time, body []byte) string {
+	var buf [3 + 20 + 4 + 2*sha256.Size]byte
+	return string(s.appendSign(buf[:0], t, body))
+}
+
+var dot = []byte{'.'}
+
+// appendSign appends Sign(secret, t, body) to dst.
+func (s *signer) appendSign(dst []byte, t time.Time, body []byte) []byte {
 	h := s.macs.Get().(hash.Hash)
 	h.Reset()
-	var buf [3 + 20 + 4 + 2*sha256.Size]byte
-	out := append(buf[:0], "t="...)
-	out = strconv.AppendInt(out, t.Unix(), 10)
-	h.Write(out[2:])
-	h.Write([]byte{'.'})
+	start := len(dst)
+	dst = append(dst, "t="...)
+	dst = strconv.AppendInt(dst, t.Unix(), 10)
+	h.Write(dst[start+2:])
+	h.Write(dot)
 	h.Write(body)
-	out = append(out, ",v1="...)
-	var sum [sha256.Size]byte
-	out = hex.AppendEncode(out, h.Sum(sum[:0]))
+	dst = append(dst, ",v1="...)
+	// The sum goes into dst first: a local array would escape through
+	// the interface call.
+	n := len(dst)
+	dst = h.Sum(dst)
 	s.macs.Put(h)
-	return string(out)
+	var sum [sha256.Size]byte
+	copy(sum[:], dst[n:])
+	return hex.AppendEncode(dst[:n], sum[:])
 }

@@ -19,6 +19,9 @@
 // Receivers check the signature with Verify (or by computing the HMAC of
 // the timestamp, a dot and the raw body with the shared secret) and reject
 // old timestamps to stop replays.
+//
+// Requests go over HTTP/1.1 on keep-alive connections that are reused per
+// host, written and read by the sending goroutine itself (client.go).
 package webhook
 
 import (
@@ -75,6 +78,12 @@ type Config struct {
 	// for its TLS settings. Unless AllowPrivate is set, its proxy and dial
 	// functions are replaced by the guarded dialer, so it cannot reach
 	// what the guard refuses.
+	//
+	// The sender speaks HTTP/1.1 itself (client.go) and takes from
+	// Transport its TLS configuration and idle connection settings. A
+	// transport asking for what that client does not do (with
+	// AllowPrivate, a proxy or dial function of its own) is used through
+	// net/http's client, as are URLs with user info or a non-ASCII host.
 	Transport *http.Transport
 	// Now is the clock of signatures and Retry-After dates; nil means
 	// time.Now.
@@ -90,7 +99,10 @@ type Sender struct {
 	now          func() time.Time
 	transport    *http.Transport
 	client       *http.Client
-	signer       *signer
+	// lean, when not nil, sends what it can instead of client (see
+	// client.go).
+	lean   *leanClient
+	signer *signer
 }
 
 var _ notify.Sender = (*Sender)(nil)
@@ -116,6 +128,13 @@ func New(cfg Config) (*Sender, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if leanTransport(cfg.Transport, s.allowPrivate) {
+		dialer := &net.Dialer{KeepAlive: 30 * time.Second}
+		if !s.allowPrivate {
+			dialer = guardedDialer()
+		}
+		s.lean = newLeanClient(cfg.Transport, dialer)
 	}
 	if cfg.Transport != nil {
 		s.transport = cfg.Transport.Clone()
@@ -154,6 +173,9 @@ func New(cfg Config) (*Sender, error) {
 
 // Close closes idle connections. The Sender stays usable.
 func (s *Sender) Close() error {
+	if s.lean != nil {
+		s.lean.closeIdle()
+	}
 	s.transport.CloseIdleConnections()
 	return nil
 }
@@ -195,6 +217,14 @@ func (s *Sender) deliver(ctx context.Context, m *notify.Message, u *url.URL) (no
 	if !validHeaderValue(m.ID) {
 		return notify.Result{}, notify.Permanent(0, fmt.Errorf("webhook: message id %q is not a valid header value", m.ID))
 	}
+	if s.lean != nil && leanURL(u) {
+		return s.deliverLean(ctx, m, u)
+	}
+	return s.deliverHTTP(ctx, m, u)
+}
+
+// deliverHTTP is deliver through net/http's client.
+func (s *Sender) deliverHTTP(ctx context.Context, m *notify.Message, u *url.URL) (notify.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 
@@ -236,8 +266,39 @@ func (s *Sender) deliver(ctx context.Context, m *notify.Message, u *url.URL) (no
 	text := answerText(buf[:n])
 	answerBufs.Put(buf)
 
-	code := resp.StatusCode
-	status := resp.Status
+	return s.result(resp.StatusCode, resp.Status, text, resp.Header.Get("X-Request-Id"), resp.Header.Get("Location"), resp.Header.Get("Retry-After"))
+}
+
+// deliverLean is deliver through the lean client.
+func (s *Sender) deliverLean(ctx context.Context, m *notify.Message, u *url.URL) (notify.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return notify.Result{}, s.classifyLeanError(ctx, u, err)
+	}
+	deadline := time.Now().Add(s.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	bp := requestBufs.Get().(*[]byte)
+	req := appendRequest((*bp)[:0], u, m.ID, s.signer, s.now(), m.Body)
+	buf := answerBufs.Get().(*[maxAnswer]byte)
+	var r response
+	n, err := s.lean.post(ctx, u, deadline, req, &r, buf[:])
+	if cap(req) <= maxKeptRequestBuffer {
+		*bp = req
+		requestBufs.Put(bp)
+	}
+	text := answerText(buf[:n])
+	answerBufs.Put(buf)
+	if err != nil {
+		return notify.Result{}, s.classifyLeanError(ctx, u, err)
+	}
+	return s.result(r.code, r.status, text, r.requestID, r.location, r.retryAfter)
+}
+
+// result classifies an answer: its status code and text, the start of
+// its body as text, and the values of its X-Request-Id, Location and
+// Retry-After headers.
+func (s *Sender) result(code int, status, text, requestID, location, retryAfter string) (notify.Result, error) {
 	if status == "" {
 		status = strconv.Itoa(code)
 	}
@@ -247,18 +308,17 @@ func (s *Sender) deliver(ctx context.Context, m *notify.Message, u *url.URL) (no
 		if text != "" {
 			answer += ": " + text
 		}
-		return notify.Result{ProviderID: resp.Header.Get("X-Request-Id"), Answer: answer}, nil
+		return notify.Result{ProviderID: requestID, Answer: answer}, nil
 	case code >= 300 && code < 400:
-		loc := resp.Header.Get("Location")
-		if loc == "" {
-			loc = "(no Location)"
+		if location == "" {
+			location = "(no Location)"
 		}
-		return notify.Result{}, notify.Permanent(code, fmt.Errorf("webhook answered %s: redirect to %s not followed", status, loc))
+		return notify.Result{}, notify.Permanent(code, fmt.Errorf("webhook answered %s: redirect to %s not followed", status, location))
 	}
 	failure := fmt.Errorf("webhook answered %s%s", status, quote(text))
 	switch {
 	case code == http.StatusTooManyRequests, code == http.StatusServiceUnavailable:
-		return notify.Result{}, notify.Transient(code, notify.RetryAfter(resp.Header.Get("Retry-After"), s.now()), failure)
+		return notify.Result{}, notify.Transient(code, notify.RetryAfter(retryAfter, s.now()), failure)
 	case code == http.StatusRequestTimeout, code >= 500:
 		return notify.Result{}, notify.Transient(code, 0, failure)
 	case code >= 400:
@@ -266,6 +326,29 @@ func (s *Sender) deliver(ctx context.Context, m *notify.Message, u *url.URL) (no
 	default:
 		return notify.Result{}, notify.Transient(code, 0, fmt.Errorf("webhook answered unexpected status %s", status))
 	}
+}
+
+// classifyLeanError classifies a failed post of the lean client as
+// classifyError does net/http's errors, worded as net/http words them.
+// The lean client's deadlines are the connection's, so an expired one
+// is read from the error; a cancelled context also ends a read as an
+// expired deadline, so the context's error comes first.
+func (s *Sender) classifyLeanError(ctx context.Context, u *url.URL, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		err = ctx.Err()
+	case isTimeout(err), errors.Is(err, context.DeadlineExceeded):
+		err = context.DeadlineExceeded
+	}
+	err = &url.Error{Op: "Post", URL: u.String(), Err: err}
+	var refused *refusedDialError
+	if errors.As(err, &refused) {
+		return notify.Permanent(0, fmt.Errorf("webhook %s: %w", u.Host, refused))
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return notify.Transient(0, 0, fmt.Errorf("webhook: timed out: %w", err))
+	}
+	return notify.Transient(0, 0, fmt.Errorf("webhook: %w", err))
 }
 
 // classifyError classifies a failed round trip.
