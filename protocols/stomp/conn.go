@@ -2,6 +2,7 @@ package stomp
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -35,7 +36,9 @@ type conn struct {
 	srv *Server
 	nc  net.Conn
 	rd  *wire.Reader
-	log *slog.Logger
+	// br is rd's buffer, from readers; the read goroutine's, nil while
+	// parked (see park.go).
+	br *bufio.Reader
 
 	// Set by CONNECT on the read goroutine before anything else runs,
 	// then read-only.
@@ -71,16 +74,57 @@ type conn struct {
 
 	mu       sync.Mutex
 	closed   bool                     // REQUIRES: mu
-	subs     map[string]*subscription // by id; REQUIRES: mu
+	subs     map[string]*subscription // by id, made on first use; REQUIRES: mu
 	lastSent chan struct{}            // closed once DISCONNECT's receipt is written
 	killOnce sync.Once
+
+	park parking // the read side while idle (park.go)
 }
 
+// readers are the read buffers of connections: a parked connection gives
+// its buffer back.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{srv: s, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String()),
-		subs: make(map[string]*subscription)}
-	c.rd = wire.NewReader(bufio.NewReaderSize(nc, readBufferSize), s.limits)
+	c := &conn{srv: s, nc: nc}
+	c.takeReader()
+	c.rd = wire.NewReader(c.br, s.limits)
+	c.initParking()
 	return c
+}
+
+// takeReader gives the read goroutine a buffer from the pool.
+func (c *conn) takeReader() {
+	c.br = readers.Get().(*bufio.Reader)
+	c.br.Reset(c.nc)
+	if c.rd != nil {
+		c.rd.Reset(c.br)
+	}
+}
+
+// releaseReader gives the read buffer back; what it held is dropped.
+func (c *conn) releaseReader() {
+	if c.br == nil {
+		return
+	}
+	c.br.Reset(nil)
+	readers.Put(c.br)
+	c.br = nil
+	c.rd.Reset(nil)
+}
+
+// logAt logs for the connection at level. The logger, with the client's
+// address and, once connected, its user, vhost and session, is made only
+// when something is logged: an idle connection holds none.
+func (c *conn) logAt(level slog.Level, msg string, args ...any) {
+	if !c.srv.log.Enabled(context.Background(), level) {
+		return
+	}
+	l := c.srv.log.With("remote", c.nc.RemoteAddr().String())
+	if c.cc != nil {
+		l = l.With("user", c.user, "vhost", c.vhost.Name, "session", c.session)
+	}
+	l.Log(context.Background(), level, msg, args...)
 }
 
 // serve runs the CONNECT handshake, then the read loop on a goroutine of
@@ -89,11 +133,17 @@ func newConn(s *Server, nc net.Conn) *conn {
 // grown stack.
 func (c *conn) serve() {
 	if !c.handshake() {
-		c.close()
-		c.srv.untrack(c)
+		c.end()
 		return
 	}
 	go c.readLoop()
+}
+
+// end closes the connection once its reading is over, by its last reader.
+func (c *conn) end() {
+	c.close()
+	c.releaseReader()
+	c.srv.untrack(c)
 }
 
 // handshake reads frames until CONNECT; false ends the connection.
@@ -114,32 +164,38 @@ func (c *conn) handshake() bool {
 }
 
 // readLoop handles the frames after CONNECT and closes the connection at
-// the end.
+// the end. When the client goes quiet between frames it parks the
+// connection and returns; a new goroutine runs readLoop again when bytes
+// arrive (park.go).
 func (c *conn) readLoop() {
-	defer c.srv.untrack(c)
-	defer c.close()
 	for {
+		var readBy time.Time
 		if c.readLimit > 0 {
 			// Any frame or heart-beat within the limit keeps the client.
-			if err := c.nc.SetReadDeadline(time.Now().Add(c.readLimit)); err != nil {
-				return
+			readBy = time.Now().Add(c.readLimit)
+			if err := c.nc.SetReadDeadline(readBy); err != nil {
+				break
 			}
+		}
+		if c.br.Buffered() == 0 && c.idle(readBy) {
+			return // parked
 		}
 		f, err := c.rd.Read()
 		if err != nil {
 			c.readFailed(err)
-			return
+			break
 		}
 		if f == nil {
 			continue // a heart-beat
 		}
 		if !c.handle(f) {
-			return
+			break
 		}
 		if c.flow != nil {
 			c.waitForRoom()
 		}
 	}
+	c.end()
 }
 
 // readFailed answers a malformed frame; a closed or silent connection
@@ -151,19 +207,19 @@ func (c *conn) readFailed(err error) {
 		c.fail(err, nil)
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		c.log.Debug("STOMP connection closed in the middle of a frame")
+		c.logAt(slog.LevelDebug, "STOMP connection closed in the middle of a frame")
 	default:
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			if c.cc == nil {
-				c.log.Warn("STOMP client sent no CONNECT in time")
+				c.logAt(slog.LevelWarn, "STOMP client sent no CONNECT in time")
 			} else {
-				c.log.Warn("STOMP client missed its heart-beats; closing", "user", c.user)
+				c.logAt(slog.LevelWarn, "STOMP client missed its heart-beats; closing", "user", c.user)
 				c.fail(protoErr("Heart-beat timeout", "no frame or heart-beat from the client within %v", c.readLimit), nil)
 			}
 			return
 		}
-		c.log.Debug("STOMP read failed", "err", err)
+		c.logAt(slog.LevelDebug, "STOMP read failed", "err", err)
 	}
 }
 
@@ -213,9 +269,9 @@ func (c *conn) receipt(f *frame.Frame) {
 // connection after it).
 func (c *conn) fail(err error, f *frame.Frame) {
 	ef := errorFrame(err, f)
-	c.log.Debug("STOMP error", "message", ef.Header.Get(frame.Message), "err", err)
+	c.logAt(slog.LevelDebug, "STOMP error", "message", ef.Header.Get(frame.Message), "err", err)
 	c.writeFrame(ef)
-	c.nc.Close()
+	c.closeSocket()
 }
 
 // writeFrame writes one frame now (from any goroutine).
@@ -234,7 +290,7 @@ func (c *conn) writeLocked(b []byte) {
 	}
 	if _, err := c.nc.Write(b); err != nil {
 		c.werr = err
-		c.nc.Close()
+		c.closeSocket()
 		return
 	}
 	c.wrote.Store(true)
@@ -299,7 +355,7 @@ func (c *conn) kill(reason string) {
 			c.writeLocked(c.wbuf)
 		}
 		c.wmu.Unlock()
-		c.nc.Close()
+		c.closeSocket()
 	})
 }
 
@@ -314,7 +370,7 @@ func (c *conn) close() {
 	}
 	c.closed = true
 	c.mu.Unlock()
-	c.nc.Close()
+	c.closeSocket()
 	c.wmu.Lock()
 	if c.beat != nil {
 		c.beat.Stop()
@@ -326,6 +382,6 @@ func (c *conn) close() {
 	c.out.Close()
 	if c.cc != nil {
 		c.cc.Close()
-		c.log.Debug("STOMP connection closed", "user", c.user, "frames", c.frames)
+		c.logAt(slog.LevelDebug, "STOMP connection closed", "user", c.user, "frames", c.frames)
 	}
 }

@@ -84,7 +84,7 @@ loop:
 		c.obuf = nil
 	}
 	if fail != nil {
-		c.nc.Close()
+		c.closeSocket()
 	}
 	if last && sent != nil {
 		close(sent)
