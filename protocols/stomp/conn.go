@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,14 +118,20 @@ func (c *conn) releaseReader() {
 // address and, once connected, its user, vhost and session, is made only
 // when something is logged: an idle connection holds none.
 func (c *conn) logAt(level slog.Level, msg string, args ...any) {
-	if !c.srv.log.Enabled(context.Background(), level) {
+	ctx := context.Background()
+	h := c.srv.log.Handler()
+	if !h.Enabled(ctx, level) {
 		return
 	}
-	l := c.srv.log.With("remote", c.nc.RemoteAddr().String())
+	var pc [1]uintptr
+	runtime.Callers(2, pc[:]) // the caller's line, for handlers that add the source
+	r := slog.NewRecord(time.Now(), level, msg, pc[0])
+	r.Add("remote", c.nc.RemoteAddr().String())
 	if c.cc != nil {
-		l = l.With("user", c.user, "vhost", c.vhost.Name, "session", c.session)
+		r.Add("user", c.user, "vhost", c.vhost.Name, "session", c.session)
 	}
-	l.Log(context.Background(), level, msg, args...)
+	r.Add(args...)
+	_ = h.Handle(ctx, r)
 }
 
 // serve runs the CONNECT handshake, then the read loop on a goroutine of

@@ -1,6 +1,7 @@
 package stomp
 
 import (
+	"errors"
 	"net"
 	"os"
 	"sync"
@@ -92,7 +93,8 @@ func (c *conn) idle(readBy time.Time) bool {
 		if err == nil || c.br.Buffered() > 0 {
 			return false
 		}
-		if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
 			return false // an end or a failure: Read reports it again
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"runtime"
@@ -28,14 +29,14 @@ const parkWait = 10 * time.Second
 
 // startParkServer serves STOMP on a loopback port with connections that
 // park after parkAfter of quiet.
-func startParkServer(t *testing.T, parkAfter time.Duration) (*Server, *core.Broker, string) {
+func startParkServer(t *testing.T, parkAfter time.Duration, log *slog.Logger) (*Server, *core.Broker, string) {
 	t.Helper()
 	if runtime.GOOS != "linux" {
 		t.Skip("connections park on Linux only")
 	}
 	b := core.NewBroker()
 	b.AddVhost("/")
-	s := &Server{Broker: b, Users: auth.NewDefaultStore(), parkAfter: parkAfter}
+	s := &Server{Broker: b, Users: auth.NewDefaultStore(), Logger: log, parkAfter: parkAfter}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +147,7 @@ func (r *rawClient) expectClosed(msg string) {
 // A client parked after CONNECT and after each step still subscribes,
 // sends and receives.
 func TestParkIdleAndBack(t *testing.T) {
-	s, _, addr := startParkServer(t, 5*time.Millisecond)
+	s, _, addr := startParkServer(t, 5*time.Millisecond, nil)
 	opts := []func(*stomp.Conn) error{stomp.ConnOpt.Login("guest", "guest"), stomp.ConnOpt.Host("/"), stomp.ConnOpt.Logger(quiet{})}
 	rcv, err := stomp.Dial("tcp", addr, opts...)
 	if err != nil {
@@ -188,7 +189,7 @@ func TestParkIdleAndBack(t *testing.T) {
 // frames in one write and a content-length body bigger than the read
 // buffer in two writes, with the connection parked between frames.
 func TestParkSplitFrames(t *testing.T) {
-	s, _, addr := startParkServer(t, 5*time.Millisecond)
+	s, _, addr := startParkServer(t, 5*time.Millisecond, nil)
 	r := dialRaw(t, addr, "")
 	r.write("SUBSCRIBE\nid:1\ndestination:/queue/split\nack:auto\n\n\x00")
 	waitParked(t, s, 1)
@@ -255,7 +256,8 @@ func (s *Server) connCount() int {
 // A parked client that sends no heart-beat in time gets the same ERROR as
 // a reading one; one that does stays, parked between its beats.
 func TestParkHeartBeats(t *testing.T) {
-	s, _, addr := startParkServer(t, 5*time.Millisecond)
+	var logs syncBuffer
+	s, _, addr := startParkServer(t, 5*time.Millisecond, slog.New(slog.NewTextHandler(&logs, nil)))
 	silent := dialRaw(t, addr, "heart-beat:100,0\n") // limit: 2·100 ms + 1 s
 	beating := dialRaw(t, addr, "heart-beat:100,0\n")
 	waitParked(t, s, 2)
@@ -281,6 +283,12 @@ func TestParkHeartBeats(t *testing.T) {
 	if d := time.Since(start); d < time.Second || d > 5*time.Second {
 		t.Errorf("closed after %v, want about 1.2 s", d)
 	}
+	// The connection's attributes are made when it logs.
+	want := "remote=" + silent.nc.LocalAddr().String() + " user=guest vhost=/ session=session-"
+	waitUntil(t, "the log line", func() bool {
+		l := logs.String()
+		return strings.Contains(l, "missed its heart-beats") && strings.Contains(l, want)
+	})
 	waitParked(t, s, 1) // the beating one, between beats
 	time.Sleep(500 * time.Millisecond)
 	close(stop)
@@ -294,7 +302,7 @@ func TestParkHeartBeats(t *testing.T) {
 // Kills (the management API's core.Conn.Kill) and shutdown reach parked
 // connections.
 func TestParkKill(t *testing.T) {
-	s, b, addr := startParkServer(t, 5*time.Millisecond)
+	s, b, addr := startParkServer(t, 5*time.Millisecond, nil)
 	r := dialRaw(t, addr, "")
 	keep := dialRaw(t, addr, "")
 	waitParked(t, s, 2)
@@ -392,7 +400,7 @@ func TestParkShutdown(t *testing.T) {
 // overlap (run with -race).
 func TestParkRandomCycles(t *testing.T) {
 	const clients, rounds = 200, 8
-	_, _, addr := startParkServer(t, 2*time.Millisecond)
+	_, _, addr := startParkServer(t, 2*time.Millisecond, nil)
 	var wg sync.WaitGroup
 	for i := range clients {
 		wg.Go(func() {
@@ -439,6 +447,24 @@ func TestParkRandomCycles(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// syncBuffer is a log written from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // quiet drops go-stomp's logs (a subscription ended by DISCONNECT logs an
