@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/unifiedms/ums/internal/connlimit"
 	"github.com/unifiedms/ums/internal/netpark"
 )
 
@@ -58,7 +59,14 @@ func (c *conn) initParking() {
 	if c.srv.poller == nil {
 		return
 	}
-	tc, ok := c.nc.(*net.TCPConn)
+	nc := c.nc
+	if lc, ok := nc.(*connlimit.Conn); ok {
+		// A listener's connection count: reads and deadlines go straight
+		// to the socket. (TLS is not unwrapped: its own buffer may hold
+		// a record while the socket has nothing to read.)
+		nc = lc.NetConn()
+	}
+	tc, ok := nc.(*net.TCPConn)
 	if !ok {
 		return
 	}

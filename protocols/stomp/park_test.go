@@ -18,6 +18,7 @@ import (
 
 	"github.com/unifiedms/ums/core"
 	"github.com/unifiedms/ums/core/auth"
+	"github.com/unifiedms/ums/internal/connlimit"
 )
 
 // Parking, over real sockets: a connection quiet between frames gives up
@@ -30,6 +31,12 @@ const parkWait = 10 * time.Second
 // startParkServer serves STOMP on a loopback port with connections that
 // park after parkAfter of quiet.
 func startParkServer(t *testing.T, parkAfter time.Duration, log *slog.Logger) (*Server, *core.Broker, string) {
+	t.Helper()
+	return startParkServerOn(t, parkAfter, log, func(l net.Listener) net.Listener { return l })
+}
+
+// startParkServerOn is startParkServer with the listener wrapped.
+func startParkServerOn(t *testing.T, parkAfter time.Duration, log *slog.Logger, wrap func(net.Listener) net.Listener) (*Server, *core.Broker, string) {
 	t.Helper()
 	if runtime.GOOS != "linux" {
 		t.Skip("connections park on Linux only")
@@ -48,7 +55,7 @@ func startParkServer(t *testing.T, parkAfter time.Duration, log *slog.Logger) (*
 		t.Fatal("no poller on Linux")
 	}
 	served := make(chan error, 1)
-	go func() { served <- s.Serve(l) }()
+	go func() { served <- s.Serve(wrap(l)) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), parkWait)
 		defer cancel()
@@ -297,6 +304,46 @@ func TestParkHeartBeats(t *testing.T) {
 	}
 	beating.write("SEND\ndestination:/queue/hb\nreceipt:alive\n\nx\x00")
 	beating.expect(frame.RECEIPT)
+}
+
+// Connections counted by a listener's limit park too; TLS and WebSocket
+// ones never do, and neither do any with NoPark.
+func TestParkLimitedListener(t *testing.T) {
+	s, _, addr := startParkServerOn(t, 5*time.Millisecond, nil, func(l net.Listener) net.Listener {
+		return connlimit.Wrap(l, 10)
+	})
+	r := dialRaw(t, addr, "")
+	waitParked(t, s, 1)
+	r.write("SEND\ndestination:/queue/lim\nreceipt:1\n\nx\x00")
+	r.expect(frame.RECEIPT)
+	waitParked(t, s, 1)
+	r.nc.Close()
+	waitUntil(t, "the connection's end", func() bool { return s.connCount() == 0 && s.parked() == 0 })
+}
+
+func TestNoPark(t *testing.T) {
+	b := core.NewBroker()
+	b.AddVhost("/")
+	s := &Server{Broker: b, Users: auth.NewDefaultStore(), NoPark: true, parkAfter: time.Millisecond}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(l) }()
+	defer func() {
+		if err := s.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+		<-served
+	}()
+	r := dialRaw(t, l.Addr().String(), "")
+	time.Sleep(20 * time.Millisecond) // twenty times the quiet time that would park it
+	if s.poller != nil || s.parked() != 0 {
+		t.Fatal("parked with NoPark")
+	}
+	r.write("SEND\ndestination:/queue/np\nreceipt:1\n\nx\x00")
+	r.expect(frame.RECEIPT)
 }
 
 // Kills (the management API's core.Conn.Kill) and shutdown reach parked
