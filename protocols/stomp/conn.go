@@ -25,7 +25,7 @@ import (
 // a content-length of at least this size are read past it.
 const readBufferSize = 2048
 
-// maxKeptWriteBuffer is the largest write buffer kept between writes.
+// maxKeptWriteBuffer is the largest write buffer given back to writeBufs.
 const maxKeptWriteBuffer = 64 << 10
 
 // writeTimeout bounds one write of ERROR or heart-beat frames to a client
@@ -64,12 +64,10 @@ type conn struct {
 	flow     <-chan struct{} // publisher flow control (see send.go)
 	frames   int             // frames handled, for logs
 
-	out  core.Pump[outItem] // deliveries and late receipts to the writer
-	obuf []byte             // the pump writer's buffer (one writer at a time)
+	out core.Pump[outItem] // deliveries and late receipts to the writer
 
 	wmu   sync.Mutex
-	wbuf  []byte // REQUIRES: wmu
-	werr  error  // sticky write error; REQUIRES: wmu
+	werr  error // sticky write error; REQUIRES: wmu
 	wrote atomic.Bool
 	beat  *time.Timer // heart-beats; armed under wmu
 
@@ -281,13 +279,26 @@ func (c *conn) fail(err error, f *frame.Frame) {
 	c.closeSocket()
 }
 
+// writeBufs are the buffers of writeFrame and kill, shared by all
+// connections: an idle connection keeps none.
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
 // writeFrame writes one frame now (from any goroutine).
 func (c *conn) writeFrame(f *frame.Frame) {
+	bp := writeBufs.Get().(*[]byte)
+	b := wire.AppendFrame((*bp)[:0], f, c.esc)
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.wbuf = wire.AppendFrame(c.wbuf[:0], f, c.esc)
-	c.writeLocked(c.wbuf)
-	c.trimLocked()
+	c.writeLocked(b)
+	c.wmu.Unlock()
+	putWriteBuf(bp, b)
+}
+
+// putWriteBuf gives a write buffer back, unless a burst made it large.
+func putWriteBuf(bp *[]byte, b []byte) {
+	if cap(b) <= maxKeptWriteBuffer {
+		*bp = b[:0]
+		writeBufs.Put(bp)
+	}
 }
 
 // writeLocked writes b. REQUIRES: wmu.
@@ -301,13 +312,6 @@ func (c *conn) writeLocked(b []byte) {
 		return
 	}
 	c.wrote.Store(true)
-}
-
-// trimLocked drops a burst's write buffer. REQUIRES: wmu.
-func (c *conn) trimLocked() {
-	if cap(c.wbuf) > maxKeptWriteBuffer {
-		c.wbuf = nil
-	}
 }
 
 // startHeartBeats arms the heart-beat timer (after CONNECTED).
@@ -352,16 +356,18 @@ func (c *conn) rearm() {
 // with an ERROR frame saying why.
 func (c *conn) kill(reason string) {
 	c.killOnce.Do(func() {
+		bp := writeBufs.Get().(*[]byte)
+		b := wire.AppendFrame((*bp)[:0], frame.New(frame.ERROR, frame.Message, "connection_forced",
+			"content-type", "text/plain"), wire.Escape10)
+		b = append(b[:len(b)-1], reason...)
+		b = append(b, 0)
 		c.wmu.Lock()
 		if c.werr == nil {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-			c.wbuf = wire.AppendFrame(c.wbuf[:0], frame.New(frame.ERROR, frame.Message, "connection_forced",
-				"content-type", "text/plain"), wire.Escape10)
-			c.wbuf = append(c.wbuf[:len(c.wbuf)-1], reason...)
-			c.wbuf = append(c.wbuf, 0)
-			c.writeLocked(c.wbuf)
+			c.writeLocked(b)
 		}
 		c.wmu.Unlock()
+		putWriteBuf(bp, b)
 		c.closeSocket()
 	})
 }
