@@ -178,12 +178,15 @@ func (c *conn) readLoop() {
 		if c.readLimit > 0 {
 			// Any frame or heart-beat within the limit keeps the client.
 			readBy = time.Now().Add(c.readLimit)
+		}
+		if c.br.Buffered() == 0 && c.park.rc != nil {
+			if c.idle(readBy) {
+				return // parked
+			}
+		} else if c.readLimit > 0 {
 			if err := c.nc.SetReadDeadline(readBy); err != nil {
 				break
 			}
-		}
-		if c.br.Buffered() == 0 && c.idle(readBy) {
-			return // parked
 		}
 		f, err := c.rd.Read()
 		if err != nil {

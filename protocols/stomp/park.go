@@ -38,7 +38,7 @@ import (
 // defaultParkAfter is how long a connection waits in Read, with nothing
 // buffered, before it parks: a busy client's next frame mostly comes
 // sooner, and costs no epoll calls.
-const defaultParkAfter = 100 * time.Millisecond
+const defaultParkAfter = 100 * time.Millisecond // must be > 0
 
 // parking is a connection's registration with the poller.
 type parking struct {
@@ -80,31 +80,30 @@ func (c *conn) initParking() {
 // idle waits, with nothing buffered, for the client's next bytes; true
 // when it parked the connection instead (the caller's goroutine must then
 // return and leave the connection alone). readBy is the heart-beat limit,
-// zero when there is none.
+// zero when there is none; when idle returns false, it is the read
+// deadline. A parkable connection only.
 func (c *conn) idle(readBy time.Time) bool {
-	if c.park.rc == nil {
-		return false
-	}
 	after := c.srv.parkAfter
 	if c.readLimit > 0 && c.readLimit <= after {
-		return false // parking would not outlast the read deadline
+		// Parking would not outlast the read deadline. (An error here is
+		// a closed socket, which the next Read reports.)
+		_ = c.nc.SetReadDeadline(readBy)
+		return false
 	}
-	if after > 0 {
-		if err := c.nc.SetReadDeadline(time.Now().Add(after)); err != nil {
-			return false
-		}
-		_, err := c.br.Peek(1)
-		// Back to the heart-beat limit (or none) for the frame.
-		if derr := c.nc.SetReadDeadline(readBy); derr != nil {
-			return false
-		}
-		if err == nil || c.br.Buffered() > 0 {
-			return false
-		}
-		var ne net.Error
-		if !errors.As(err, &ne) || !ne.Timeout() {
-			return false // an end or a failure: Read reports it again
-		}
+	if err := c.nc.SetReadDeadline(time.Now().Add(after)); err != nil {
+		return false
+	}
+	_, err := c.br.Peek(1)
+	// Back to the heart-beat limit (or none) for the frame.
+	if derr := c.nc.SetReadDeadline(readBy); derr != nil {
+		return false
+	}
+	if err == nil || c.br.Buffered() > 0 {
+		return false
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		return false // an end or a failure: Read reports it again
 	}
 	return c.parkNow(readBy)
 }
