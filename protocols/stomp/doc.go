@@ -79,7 +79,8 @@
 // for the store are put in the connection's core.Pump (which never
 // blocks), whose writer goroutine runs only while items wait. Heart-beats
 // go out from a timer's function, so a parked connection holds no
-// goroutine.
+// goroutine. Broker RSS per idle connection, 19,000 connections on a fresh
+// server: 3.4 to 3.9 KiB parked, 10.9 KiB with a reader each.
 //
 // Lock order (left before right):
 //
