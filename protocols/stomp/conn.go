@@ -2,10 +2,12 @@ package stomp
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +25,7 @@ import (
 // a content-length of at least this size are read past it.
 const readBufferSize = 2048
 
-// maxKeptWriteBuffer is the largest write buffer kept between writes.
+// maxKeptWriteBuffer is the largest write buffer given back to writeBufs.
 const maxKeptWriteBuffer = 64 << 10
 
 // writeTimeout bounds one write of ERROR or heart-beat frames to a client
@@ -35,7 +37,9 @@ type conn struct {
 	srv *Server
 	nc  net.Conn
 	rd  *wire.Reader
-	log *slog.Logger
+	// br is rd's buffer, from readers; the read goroutine's, nil while
+	// parked (see park.go).
+	br *bufio.Reader
 
 	// Set by CONNECT on the read goroutine before anything else runs,
 	// then read-only.
@@ -60,27 +64,72 @@ type conn struct {
 	flow     <-chan struct{} // publisher flow control (see send.go)
 	frames   int             // frames handled, for logs
 
-	out  core.Pump[outItem] // deliveries and late receipts to the writer
-	obuf []byte             // the pump writer's buffer (one writer at a time)
+	out core.Pump[outItem] // deliveries and late receipts to the writer
 
 	wmu   sync.Mutex
-	wbuf  []byte // REQUIRES: wmu
-	werr  error  // sticky write error; REQUIRES: wmu
+	werr  error // sticky write error; REQUIRES: wmu
 	wrote atomic.Bool
 	beat  *time.Timer // heart-beats; armed under wmu
 
 	mu       sync.Mutex
 	closed   bool                     // REQUIRES: mu
-	subs     map[string]*subscription // by id; REQUIRES: mu
+	subs     map[string]*subscription // by id, made on first use; REQUIRES: mu
 	lastSent chan struct{}            // closed once DISCONNECT's receipt is written
 	killOnce sync.Once
+
+	park parking // the read side while idle (park.go)
 }
 
+// readers are the read buffers of connections: a parked connection gives
+// its buffer back.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBufferSize) }}
+
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{srv: s, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String()),
-		subs: make(map[string]*subscription)}
-	c.rd = wire.NewReader(bufio.NewReaderSize(nc, readBufferSize), s.limits)
+	c := &conn{srv: s, nc: nc}
+	c.takeReader()
+	c.rd = wire.NewReader(c.br, s.limits)
+	c.initParking()
 	return c
+}
+
+// takeReader gives the read goroutine a buffer from the pool.
+func (c *conn) takeReader() {
+	c.br = readers.Get().(*bufio.Reader)
+	c.br.Reset(c.nc)
+	if c.rd != nil {
+		c.rd.Reset(c.br)
+	}
+}
+
+// releaseReader gives the read buffer back; what it held is dropped.
+func (c *conn) releaseReader() {
+	if c.br == nil {
+		return
+	}
+	c.br.Reset(nil)
+	readers.Put(c.br)
+	c.br = nil
+	c.rd.Reset(nil)
+}
+
+// logAt logs for the connection at level. The logger, with the client's
+// address and, once connected, its user, vhost and session, is made only
+// when something is logged: an idle connection holds none.
+func (c *conn) logAt(level slog.Level, msg string, args ...any) {
+	ctx := context.Background()
+	h := c.srv.log.Handler()
+	if !h.Enabled(ctx, level) {
+		return
+	}
+	var pc [1]uintptr
+	runtime.Callers(2, pc[:]) // the caller's line, for handlers that add the source
+	r := slog.NewRecord(time.Now(), level, msg, pc[0])
+	r.Add("remote", c.nc.RemoteAddr().String())
+	if c.cc != nil {
+		r.Add("user", c.user, "vhost", c.vhost.Name, "session", c.session)
+	}
+	r.Add(args...)
+	_ = h.Handle(ctx, r)
 }
 
 // serve runs the CONNECT handshake, then the read loop on a goroutine of
@@ -89,11 +138,17 @@ func newConn(s *Server, nc net.Conn) *conn {
 // grown stack.
 func (c *conn) serve() {
 	if !c.handshake() {
-		c.close()
-		c.srv.untrack(c)
+		c.end()
 		return
 	}
 	go c.readLoop()
+}
+
+// end closes the connection once its reading is over, by its last reader.
+func (c *conn) end() {
+	c.close()
+	c.releaseReader()
+	c.srv.untrack(c)
 }
 
 // handshake reads frames until CONNECT; false ends the connection.
@@ -114,32 +169,41 @@ func (c *conn) handshake() bool {
 }
 
 // readLoop handles the frames after CONNECT and closes the connection at
-// the end.
+// the end. When the client goes quiet between frames it parks the
+// connection and returns; a new goroutine runs readLoop again when bytes
+// arrive (park.go).
 func (c *conn) readLoop() {
-	defer c.srv.untrack(c)
-	defer c.close()
 	for {
+		var readBy time.Time
 		if c.readLimit > 0 {
 			// Any frame or heart-beat within the limit keeps the client.
-			if err := c.nc.SetReadDeadline(time.Now().Add(c.readLimit)); err != nil {
-				return
+			readBy = time.Now().Add(c.readLimit)
+		}
+		if c.br.Buffered() == 0 && c.park.rc != nil {
+			if c.idle(readBy) {
+				return // parked
+			}
+		} else if c.readLimit > 0 {
+			if err := c.nc.SetReadDeadline(readBy); err != nil {
+				break
 			}
 		}
 		f, err := c.rd.Read()
 		if err != nil {
 			c.readFailed(err)
-			return
+			break
 		}
 		if f == nil {
 			continue // a heart-beat
 		}
 		if !c.handle(f) {
-			return
+			break
 		}
 		if c.flow != nil {
 			c.waitForRoom()
 		}
 	}
+	c.end()
 }
 
 // readFailed answers a malformed frame; a closed or silent connection
@@ -151,19 +215,19 @@ func (c *conn) readFailed(err error) {
 		c.fail(err, nil)
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		c.log.Debug("STOMP connection closed in the middle of a frame")
+		c.logAt(slog.LevelDebug, "STOMP connection closed in the middle of a frame")
 	default:
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			if c.cc == nil {
-				c.log.Warn("STOMP client sent no CONNECT in time")
+				c.logAt(slog.LevelWarn, "STOMP client sent no CONNECT in time")
 			} else {
-				c.log.Warn("STOMP client missed its heart-beats; closing", "user", c.user)
+				c.logAt(slog.LevelWarn, "STOMP client missed its heart-beats; closing", "user", c.user)
 				c.fail(protoErr("Heart-beat timeout", "no frame or heart-beat from the client within %v", c.readLimit), nil)
 			}
 			return
 		}
-		c.log.Debug("STOMP read failed", "err", err)
+		c.logAt(slog.LevelDebug, "STOMP read failed", "err", err)
 	}
 }
 
@@ -213,18 +277,31 @@ func (c *conn) receipt(f *frame.Frame) {
 // connection after it).
 func (c *conn) fail(err error, f *frame.Frame) {
 	ef := errorFrame(err, f)
-	c.log.Debug("STOMP error", "message", ef.Header.Get(frame.Message), "err", err)
+	c.logAt(slog.LevelDebug, "STOMP error", "message", ef.Header.Get(frame.Message), "err", err)
 	c.writeFrame(ef)
-	c.nc.Close()
+	c.closeSocket()
 }
+
+// writeBufs are the buffers of writeFrame and kill, shared by all
+// connections: an idle connection keeps none.
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // writeFrame writes one frame now (from any goroutine).
 func (c *conn) writeFrame(f *frame.Frame) {
+	bp := writeBufs.Get().(*[]byte)
+	b := wire.AppendFrame((*bp)[:0], f, c.esc)
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.wbuf = wire.AppendFrame(c.wbuf[:0], f, c.esc)
-	c.writeLocked(c.wbuf)
-	c.trimLocked()
+	c.writeLocked(b)
+	c.wmu.Unlock()
+	putWriteBuf(bp, b)
+}
+
+// putWriteBuf gives a write buffer back, unless a burst made it large.
+func putWriteBuf(bp *[]byte, b []byte) {
+	if cap(b) <= maxKeptWriteBuffer {
+		*bp = b[:0]
+		writeBufs.Put(bp)
+	}
 }
 
 // writeLocked writes b. REQUIRES: wmu.
@@ -234,17 +311,10 @@ func (c *conn) writeLocked(b []byte) {
 	}
 	if _, err := c.nc.Write(b); err != nil {
 		c.werr = err
-		c.nc.Close()
+		c.closeSocket()
 		return
 	}
 	c.wrote.Store(true)
-}
-
-// trimLocked drops a burst's write buffer. REQUIRES: wmu.
-func (c *conn) trimLocked() {
-	if cap(c.wbuf) > maxKeptWriteBuffer {
-		c.wbuf = nil
-	}
 }
 
 // startHeartBeats arms the heart-beat timer (after CONNECTED).
@@ -289,17 +359,19 @@ func (c *conn) rearm() {
 // with an ERROR frame saying why.
 func (c *conn) kill(reason string) {
 	c.killOnce.Do(func() {
+		bp := writeBufs.Get().(*[]byte)
+		b := wire.AppendFrame((*bp)[:0], frame.New(frame.ERROR, frame.Message, "connection_forced",
+			"content-type", "text/plain"), wire.Escape10)
+		b = append(b[:len(b)-1], reason...)
+		b = append(b, 0)
 		c.wmu.Lock()
 		if c.werr == nil {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-			c.wbuf = wire.AppendFrame(c.wbuf[:0], frame.New(frame.ERROR, frame.Message, "connection_forced",
-				"content-type", "text/plain"), wire.Escape10)
-			c.wbuf = append(c.wbuf[:len(c.wbuf)-1], reason...)
-			c.wbuf = append(c.wbuf, 0)
-			c.writeLocked(c.wbuf)
+			c.writeLocked(b)
 		}
 		c.wmu.Unlock()
-		c.nc.Close()
+		putWriteBuf(bp, b)
+		c.closeSocket()
 	})
 }
 
@@ -314,7 +386,7 @@ func (c *conn) close() {
 	}
 	c.closed = true
 	c.mu.Unlock()
-	c.nc.Close()
+	c.closeSocket()
 	c.wmu.Lock()
 	if c.beat != nil {
 		c.beat.Stop()
@@ -326,6 +398,6 @@ func (c *conn) close() {
 	c.out.Close()
 	if c.cc != nil {
 		c.cc.Close()
-		c.log.Debug("STOMP connection closed", "user", c.user, "frames", c.frames)
+		c.logAt(slog.LevelDebug, "STOMP connection closed", "user", c.user, "frames", c.frames)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -49,7 +50,7 @@ func (c *conn) connect(f *frame.Frame) bool {
 		}
 	}
 	if err := connlimit.Refused(c.nc); err != nil {
-		c.log.Warn("STOMP connection refused", "reason", err)
+		c.logAt(slog.LevelWarn, "STOMP connection refused", "reason", err)
 		c.fail(protoErr("not_allowed", "%s", err), f)
 		return false
 	}
@@ -78,11 +79,11 @@ func (c *conn) connect(f *frame.Frame) bool {
 	if err != nil {
 		c.waitLoginFailed()
 		if errors.Is(err, auth.ErrLoopbackOnly) {
-			c.log.Warn("STOMP login refused: user can only connect via localhost", "user", user)
+			c.logAt(slog.LevelWarn, "STOMP login refused: user can only connect via localhost", "user", user)
 			c.fail(protoErr("Access refused", "user '%s' can only connect via localhost", user), f)
 			return false
 		}
-		c.log.Warn("STOMP login refused: invalid credentials", "user", user)
+		c.logAt(slog.LevelWarn, "STOMP login refused: invalid credentials", "user", user)
 		c.fail(protoErr("Access refused", "login failed for user '%s'", user), f)
 		return false
 	}
@@ -92,7 +93,7 @@ func (c *conn) connect(f *frame.Frame) bool {
 	}
 	v, ok := c.srv.Broker.Vhost(vname)
 	if !ok || !c.srv.Users.CanAccessVhost(user, vname) {
-		c.log.Warn("STOMP login refused: no access to vhost", "user", user, "vhost", vname)
+		c.logAt(slog.LevelWarn, "STOMP login refused: no access to vhost", "user", user, "vhost", vname)
 		c.fail(protoErr("Access refused", "virtual host '%s' access denied for user '%s'", vname, user), f)
 		return false
 	}
@@ -102,7 +103,7 @@ func (c *conn) connect(f *frame.Frame) bool {
 	}
 	adm, err := c.srv.Broker.Admit(user)
 	if err != nil {
-		c.log.Warn("STOMP login refused", "user", user, "reason", err)
+		c.logAt(slog.LevelWarn, "STOMP login refused", "user", user, "reason", err)
 		c.fail(err, f)
 		return false
 	}
@@ -118,7 +119,6 @@ func (c *conn) connect(f *frame.Frame) bool {
 	c.router.CountFor(c.cc)
 	c.out.Write = c.send
 	c.out.Kick = c.cs.Kick
-	c.log = c.log.With("user", user, "vhost", vname, "session", c.session)
 
 	// Heart-beats (STOMP 1.2 section Heart-beating): the server sends
 	// every cy if the client wants them, and expects the client's every
@@ -138,7 +138,7 @@ func (c *conn) connect(f *frame.Frame) bool {
 	}
 	c.writeFrame(resp)
 	c.startHeartBeats()
-	c.log.Debug("STOMP client connected", "version", version)
+	c.logAt(slog.LevelDebug, "STOMP client connected", "version", version)
 	return true
 }
 

@@ -28,7 +28,8 @@ type outItem struct {
 
 // send writes a batch (core.Pump's Write).
 func (c *conn) send(batch []outItem) {
-	buf := c.obuf[:0]
+	bp := writeBufs.Get().(*[]byte)
+	buf := (*bp)[:0]
 	var (
 		requeue []uint64
 		fail    *frame.Frame
@@ -78,13 +79,9 @@ loop:
 	c.wmu.Lock()
 	c.writeLocked(buf)
 	c.wmu.Unlock()
-	if cap(buf) <= maxKeptWriteBuffer {
-		c.obuf = buf[:0]
-	} else {
-		c.obuf = nil
-	}
+	putWriteBuf(bp, buf)
 	if fail != nil {
-		c.nc.Close()
+		c.closeSocket()
 	}
 	if last && sent != nil {
 		close(sent)

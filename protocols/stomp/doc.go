@@ -53,6 +53,7 @@
 //
 //	server.go     Server: settings, Serve, Shutdown
 //	conn.go       the connection: read loop, writes, heart-beats, close
+//	park.go       idle connections parked on the server's epoll poller
 //	connect.go    CONNECT: versions, heart-beats, login, vhost, CONNECTED
 //	dest.go       destinations
 //	send.go       SEND into the core, receipts, reply-to temp queues
@@ -67,21 +68,27 @@
 //
 // # Goroutines and locks
 //
-// One goroutine reads each connection and handles its frames in order; it
-// alone publishes, declares, subscribes and settles. It starts after the
-// CONNECT handshake, with a small stack, and reads through a 2 KiB buffer:
-// an idle connection costs about what an idle MQTT one does (5,000 idle
-// connections: 10.8 KiB each for both, RSS of a fresh server). Core deliveries and
-// receipts that wait for the store are put in the connection's core.Pump
-// (which never blocks), whose writer goroutine runs only while items
-// wait. Heart-beats go out from a timer's function, so an idle connection
-// holds one goroutine: its reader.
+// One goroutine at a time reads each connection and handles its frames in
+// order; it alone publishes, declares, subscribes and settles. It starts
+// after the CONNECT handshake, with a small stack, and reads through a
+// 2 KiB buffer from a pool. A plain TCP connection quiet between frames
+// for 100 ms parks (park.go): its goroutine ends and its buffer goes back
+// to the pool, and the server's poller (internal/netpark, one epoll
+// goroutine) starts a new reader when bytes arrive; TLS and WebSocket
+// connections keep their reader. Core deliveries and receipts that wait
+// for the store are put in the connection's core.Pump (which never
+// blocks), whose writer goroutine runs only while items wait. Heart-beats
+// go out from a timer's function, so a parked connection holds no
+// goroutine. Broker RSS per idle connection, 19,000 connections on a fresh
+// server: 3.4 to 3.9 KiB parked, 10.9 KiB with a reader each.
 //
 // Lock order (left before right):
 //
 //	core locks -> Pump.mu (core callbacks only Put and ask Ready)
-//	conn.mu, conn.wmu: each taken alone; core calls are made with
-//	neither held.
+//	conn.wmu -> conn.park.mu -> netpark.Poller.mu (a failed write closes
+//	the socket, which cancels a parking)
+//	conn.mu: taken alone; core calls are made with none of conn's locks
+//	held.
 //
 // conn.mu guards the subscriptions (and their pending delivery tags) and
 // the closed flag; conn.wmu the socket's writes, so frames from the
@@ -89,7 +96,7 @@
 //
 // # Time
 //
-// Socket deadlines (CONNECT timeout, heart-beats) are real time: they wait
-// for the network. The connection time reported to management comes from
+// Socket deadlines (CONNECT timeout, heart-beats) and the heart-beat timer
+// of a parked connection are real time: they wait for the network. The connection time reported to management comes from
 // the core's clock.
 package stomp

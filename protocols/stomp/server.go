@@ -13,6 +13,7 @@ import (
 	"github.com/unifiedms/ums/core"
 	"github.com/unifiedms/ums/core/auth"
 	"github.com/unifiedms/ums/internal/clock"
+	"github.com/unifiedms/ums/internal/netpark"
 	"github.com/unifiedms/ums/protocols/stomp/wire"
 )
 
@@ -53,6 +54,14 @@ type Server struct {
 	DefaultUser, DefaultPass string
 	// Product is the name in CONNECTED's server header (default UMS).
 	Product string
+	// NoPark keeps a reading goroutine and a read buffer on every idle
+	// connection. By default (on Linux) a plain TCP connection quiet
+	// between frames is parked: an epoll instance shared by the server
+	// watches its socket, and it holds neither (park.go).
+	NoPark bool
+
+	poller    *netpark.Poller // nil: connections do not park
+	parkAfter time.Duration   // quiet time before parking (defaultParkAfter; tests shorten it)
 
 	startOnce sync.Once
 	startErr  error
@@ -96,6 +105,14 @@ func (s *Server) start() error {
 		s.done = make(chan struct{})
 		s.listeners = make(map[io.Closer]struct{})
 		s.conns = make(map[*conn]struct{})
+		if !s.NoPark {
+			// Without a poller (netpark.ErrUnsupported, or no epoll
+			// instance to be had) connections just do not park.
+			s.poller, _ = netpark.New()
+		}
+		if s.parkAfter == 0 {
+			s.parkAfter = defaultParkAfter
+		}
 	})
 	return s.startErr
 }
@@ -208,6 +225,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	waited := make(chan struct{})
 	go func() {
 		s.wg.Wait()
+		if s.poller != nil {
+			s.poller.Close() // no connection is left to park or cancel
+		}
 		close(waited)
 	}()
 	select {
@@ -216,4 +236,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("stomp shutdown: %w", ctx.Err())
 	}
+}
+
+// parked returns how many connections are parked (for tests).
+func (s *Server) parked() int {
+	if s.poller == nil {
+		return 0
+	}
+	return s.poller.Parked()
 }

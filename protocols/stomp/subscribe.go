@@ -145,6 +145,9 @@ func (c *conn) bindQueue(d dest, destHdr, id string, durable bool, name string, 
 // consume registers sub and starts its core consumer.
 func (c *conn) consume(sub *subscription, prefetch int, exclusive bool, args core.Table) error {
 	c.mu.Lock()
+	if c.subs == nil {
+		c.subs = make(map[string]*subscription)
+	}
 	c.subs[sub.id] = sub
 	c.mu.Unlock()
 	c.cs.SetPrefetch(prefetch, false)

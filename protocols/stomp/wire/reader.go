@@ -106,6 +106,11 @@ func NewReader(r *bufio.Reader, lim Limits) *Reader {
 	return &Reader{r: r, lim: lim.withDefaults()}
 }
 
+// Reset reads from r from now on, keeping the limits and the escaping: a
+// connection lends its buffer back to a pool while idle and takes another
+// one (or nil, while it has none) when it reads again.
+func (r *Reader) Reset(br *bufio.Reader) { r.r = br }
+
 // clientCommands are the frames a client may send.
 var clientCommands = map[string]string{
 	frame.CONNECT: frame.CONNECT, frame.STOMP: frame.STOMP, frame.SEND: frame.SEND,

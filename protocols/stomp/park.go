@@ -1,0 +1,200 @@
+package stomp
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/unifiedms/ums/internal/connlimit"
+	"github.com/unifiedms/ums/internal/netpark"
+)
+
+// Parking: an idle plain TCP connection holds no goroutine and no read
+// buffer. When the read loop has nothing buffered between frames and the
+// client stays quiet for parkAfter, it registers the socket with the
+// server's poller (internal/netpark), gives its buffer back to the pool
+// and returns. When bytes arrive (or the client hangs up), the poller
+// starts readLoop again on a fresh goroutine, which takes a buffer and
+// reads through the net.Conn as before. A frame that is only partly
+// received keeps its goroutine: only whole frames are parsed.
+//
+// The client's heart-beat limit (readLimit) is a timer while parked: at
+// readBy it takes the connection back from the poller and fails it with
+// the same "Heart-beat timeout" ERROR as the read deadline does.
+//
+// Closing races with waking: every close of the socket goes through
+// closeSocket, which cancels the registration before net.Conn.Close, under
+// parking.mu, so the poller never acts on a closed descriptor. Whoever
+// wins the registration (the poller's wake, closeSocket or the heart-beat
+// timer) owns the connection's end; the others do nothing.
+//
+// TLS and WebSocket connections, and every connection when
+// Server.NoPark is set or on systems without netpark, keep a goroutine
+// blocked in Read.
+
+// defaultParkAfter is how long a connection waits in Read, with nothing
+// buffered, before it parks: a busy client's next frame mostly comes
+// sooner, and costs no epoll calls.
+const defaultParkAfter = 100 * time.Millisecond // must be > 0
+
+// parking is a connection's registration with the poller.
+type parking struct {
+	rc   syscall.RawConn // nil: this connection never parks
+	wake func()          // conn.unpark
+
+	mu     sync.Mutex
+	h      netpark.Handle // REQUIRES: mu
+	parked bool           // registered, and neither woken nor cancelled yet; REQUIRES: mu
+	closed bool           // closeSocket ran; REQUIRES: mu
+	readBy time.Time      // the heart-beat limit while parked; REQUIRES: mu
+	timer  *time.Timer    // fires conn.parkTimeout at readBy; made on first use; REQUIRES: mu
+}
+
+// initParking makes a plain TCP connection parkable when the server has
+// a poller.
+func (c *conn) initParking() {
+	if c.srv.poller == nil {
+		return
+	}
+	nc := c.nc
+	if lc, ok := nc.(*connlimit.Conn); ok {
+		// A listener's connection count: reads and deadlines go straight
+		// to the socket. (TLS is not unwrapped: its own buffer may hold
+		// a record while the socket has nothing to read.)
+		nc = lc.NetConn()
+	}
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return
+	}
+	c.park.rc, c.park.wake = rc, c.unpark
+}
+
+// idle waits, with nothing buffered, for the client's next bytes; true
+// when it parked the connection instead (the caller's goroutine must then
+// return and leave the connection alone). readBy is the heart-beat limit,
+// zero when there is none; when idle returns false, it is the read
+// deadline. A parkable connection only.
+func (c *conn) idle(readBy time.Time) bool {
+	after := c.srv.parkAfter
+	if c.readLimit > 0 && c.readLimit <= after {
+		// Parking would not outlast the read deadline. (An error here is
+		// a closed socket, which the next Read reports.)
+		_ = c.nc.SetReadDeadline(readBy)
+		return false
+	}
+	if err := c.nc.SetReadDeadline(time.Now().Add(after)); err != nil {
+		return false
+	}
+	_, err := c.br.Peek(1)
+	// Back to the heart-beat limit (or none) for the frame.
+	if derr := c.nc.SetReadDeadline(readBy); derr != nil {
+		return false
+	}
+	if err == nil || c.br.Buffered() > 0 {
+		return false
+	}
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		return false // an end or a failure: Read reports it again
+	}
+	return c.parkNow(readBy)
+}
+
+// parkNow registers the connection with the poller and lends its buffer
+// back; false when it could not (the socket is closed, or the poller).
+func (c *conn) parkNow(readBy time.Time) bool {
+	p := &c.park
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	br := c.br
+	c.br = nil
+	c.rd.Reset(nil)
+	// unpark waits for p.mu, so the buffer is back before it takes one.
+	if err := c.srv.poller.Park(&p.h, p.rc, p.wake); err != nil {
+		c.br = br
+		c.rd.Reset(br)
+		return false
+	}
+	br.Reset(nil)
+	readers.Put(br)
+	p.parked = true
+	if c.readLimit > 0 {
+		p.readBy = readBy
+		if p.timer == nil {
+			p.timer = time.AfterFunc(time.Until(readBy), c.parkTimeout)
+		} else {
+			p.timer.Reset(time.Until(readBy))
+		}
+	}
+	return true
+}
+
+// unpark runs on a new goroutine when a parked socket is readable or hung
+// up: it reads on.
+func (c *conn) unpark() {
+	p := &c.park
+	p.mu.Lock()
+	p.parked = false
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	p.mu.Unlock()
+	c.takeReader()
+	c.readLoop()
+}
+
+// parkTimeout runs at a parked connection's heart-beat limit: the client
+// sent nothing in time.
+func (c *conn) parkTimeout() {
+	p := &c.park
+	p.mu.Lock()
+	if !p.parked || time.Now().Before(p.readBy) {
+		// Woken or closed meanwhile, or a late run of the timer of an
+		// earlier parking (the timer was reset since).
+		p.mu.Unlock()
+		return
+	}
+	p.parked = false
+	won := c.srv.poller.Cancel(&p.h)
+	p.mu.Unlock()
+	if !won {
+		return // woken: the new reader has the connection
+	}
+	c.readFailed(os.ErrDeadlineExceeded)
+	c.end()
+}
+
+// closeSocket closes the socket, from any goroutine, and, when the
+// connection was parked, ends it on a goroutine of its own (its callers
+// hold locks that close takes).
+func (c *conn) closeSocket() {
+	p := &c.park
+	won := false
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		if p.parked {
+			p.parked = false
+			won = c.srv.poller.Cancel(&p.h)
+		}
+		if p.timer != nil {
+			p.timer.Stop()
+		}
+	}
+	p.mu.Unlock()
+	c.nc.Close()
+	if won {
+		go c.end()
+	}
+}
