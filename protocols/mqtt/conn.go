@@ -2,9 +2,12 @@ package mqtt
 
 import (
 	"errors"
+	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -36,6 +39,8 @@ type wireConn struct {
 	rbuf     *[]byte
 	r        []byte
 	rerr     error // an error to report once r is empty
+	rn       int   // rawRead's answer: bytes read,
+	rerrno   error // or the system call's error
 	total    int64
 	consumed int64
 	park     parking
@@ -114,7 +119,7 @@ func (c *wireConn) Read(p []byte) (int, error) {
 		if err := c.Flush(); err != nil {
 			return 0, err
 		}
-		direct := len(p) >= readBufferSize
+		direct := len(p) >= readBufferSize || c.park.rc == nil
 		for {
 			n, err := c.readSocket(p, direct)
 			if err != nil && isTimeout(err) && c.park.req.Swap(false) {
@@ -155,9 +160,14 @@ func (c *wireConn) Read(p []byte) (int, error) {
 
 // readSocket reads from the socket into p (direct) or into a borrowed
 // buffer (c.r), marking the reader as waiting when this is the first read
-// of a packet.
+// of a packet. The buffer is taken only once the socket is readable, so a
+// reader blocked waiting for a client holds none. Connections that do not
+// park (TLS, WebSocket) read into p: their own layer buffers.
 func (c *wireConn) readSocket(p []byte, direct bool) (int, error) {
-	waiting := c.park.rc != nil && c.total == c.consumed
+	if c.park.rc == nil {
+		return c.Conn.Read(p)
+	}
+	waiting := c.total == c.consumed
 	if waiting {
 		c.park.waiting.Store(true)
 	}
@@ -166,11 +176,18 @@ func (c *wireConn) readSocket(p []byte, direct bool) (int, error) {
 	if direct {
 		n, err = c.Conn.Read(p)
 	} else {
-		if c.rbuf == nil {
-			c.rbuf = readBufs.Get().(*[]byte)
+		c.rn, c.rerrno = 0, nil
+		err = c.park.rc.Read(c.rawRead)
+		switch {
+		case err != nil:
+		case c.rerrno != nil:
+			err = os.NewSyscallError("read", c.rerrno)
+		case c.rn == 0:
+			err = io.EOF
+		default:
+			n = c.rn
+			c.r = (*c.rbuf)[:n]
 		}
-		n, err = c.Conn.Read(*c.rbuf)
-		c.r = (*c.rbuf)[:n]
 		if n == 0 {
 			c.lendBack()
 		}
@@ -179,6 +196,30 @@ func (c *wireConn) readSocket(p []byte, direct bool) (int, error) {
 		c.park.waiting.Store(false)
 	}
 	return n, err
+}
+
+// rawRead is readSocket's read on the descriptor (syscall.RawConn.Read):
+// false asks the runtime to wait until it is readable, with no buffer
+// held meanwhile.
+func (c *wireConn) rawRead(fd uintptr) bool {
+	if c.rbuf == nil {
+		c.rbuf = readBufs.Get().(*[]byte)
+	}
+	for {
+		n, err := syscall.Read(int(fd), *c.rbuf)
+		switch err {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			c.lendBack()
+			return false
+		case nil:
+			c.rn = n
+		default:
+			c.rerrno = err
+		}
+		return true
+	}
 }
 
 // lendBack returns the read buffer, empty, to the pool.
