@@ -1,9 +1,13 @@
 package mqtt
 
 import (
+	"errors"
+	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -28,6 +32,18 @@ type wireConn struct {
 	werr    error  // first write error, sticky; REQUIRES: mu
 
 	deadline time.Time // last deadline set on Conn; reader goroutine only
+
+	// The read side (park.go); reader goroutine only. rbuf is borrowed
+	// from readBufs while it holds bytes mochi has not taken (r); total
+	// counts the bytes handed on, consumed those of whole packets read.
+	rbuf     *[]byte
+	r        []byte
+	rerr     error // an error to report once r is empty
+	rn       int   // rawRead's answer: bytes read,
+	rerrno   error // or the system call's error
+	total    int64
+	consumed int64
+	park     parking
 }
 
 // deadlineSlack is how far behind the requested deadline the one in force
@@ -88,12 +104,135 @@ func (c *wireConn) WriteNow(p []byte) error {
 	return nil
 }
 
-// Read flushes what is pending, then reads.
+// Read hands on what the borrowed buffer holds. When it is empty it
+// flushes what is pending (so every response to a batch of received
+// packets leaves together), then reads the socket: into p when p is large,
+// else into a borrowed buffer, lent back once emptied. A read the sweeper
+// interrupted (park.go) ends with errPark between packets, and reads on
+// within one.
 func (c *wireConn) Read(p []byte) (int, error) {
-	if err := c.Flush(); err != nil {
-		return 0, err
+	if len(c.r) == 0 {
+		if err := c.rerr; err != nil {
+			c.rerr = nil
+			return 0, err
+		}
+		if err := c.Flush(); err != nil {
+			return 0, err
+		}
+		direct := len(p) >= readBufferSize || c.park.rc == nil
+		for {
+			n, err := c.readSocket(p, direct)
+			if err != nil && isTimeout(err) && c.park.req.Swap(false) {
+				if n == 0 && c.total == c.consumed {
+					return 0, errPark
+				}
+				// Inside a packet, or bytes came with the interruption:
+				// back to the keep-alive deadline.
+				if derr := c.Conn.SetReadDeadline(c.deadline); derr != nil {
+					return n, derr
+				}
+				if n == 0 {
+					continue
+				}
+				err = nil
+			}
+			if err != nil {
+				if n == 0 {
+					return 0, err
+				}
+				c.rerr = err // after the bytes that came with it
+			}
+			if direct {
+				c.total += int64(n)
+				return n, nil
+			}
+			break
+		}
 	}
-	return c.Conn.Read(p)
+	n := copy(p, c.r)
+	c.r = c.r[n:]
+	c.total += int64(n)
+	if len(c.r) == 0 {
+		c.lendBack()
+	}
+	return n, nil
+}
+
+// readSocket reads from the socket into p (direct) or into a borrowed
+// buffer (c.r), marking the reader as waiting when this is the first read
+// of a packet. The buffer is taken only once the socket is readable, so a
+// reader blocked waiting for a client holds none. Connections that do not
+// park (TLS, WebSocket) read into p: their own layer buffers.
+func (c *wireConn) readSocket(p []byte, direct bool) (int, error) {
+	if c.park.rc == nil {
+		return c.Conn.Read(p)
+	}
+	waiting := c.total == c.consumed
+	if waiting {
+		c.park.waiting.Store(true)
+	}
+	var n int
+	var err error
+	if direct {
+		n, err = c.Conn.Read(p)
+	} else {
+		c.rn, c.rerrno = 0, nil
+		err = c.park.rc.Read(c.rawRead)
+		switch {
+		case err != nil:
+		case c.rerrno != nil:
+			err = os.NewSyscallError("read", c.rerrno)
+		case c.rn == 0:
+			err = io.EOF
+		default:
+			n = c.rn
+			c.r = (*c.rbuf)[:n]
+		}
+		if n == 0 {
+			c.lendBack()
+		}
+	}
+	if waiting {
+		c.park.waiting.Store(false)
+	}
+	return n, err
+}
+
+// rawRead is readSocket's read on the descriptor (syscall.RawConn.Read):
+// false asks the runtime to wait until it is readable, with no buffer
+// held meanwhile.
+func (c *wireConn) rawRead(fd uintptr) bool {
+	if c.rbuf == nil {
+		c.rbuf = readBufs.Get().(*[]byte)
+	}
+	for {
+		n, err := syscall.Read(int(fd), *c.rbuf)
+		switch err {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			c.lendBack()
+			return false
+		case nil:
+			c.rn = n
+		default:
+			c.rerrno = err
+		}
+		return true
+	}
+}
+
+// lendBack returns the read buffer, empty, to the pool.
+func (c *wireConn) lendBack() {
+	if c.rbuf != nil {
+		readBufs.Put(c.rbuf)
+		c.rbuf, c.r = nil, nil
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // Flush writes the pending bytes.
@@ -125,8 +264,13 @@ func (c *wireConn) flushLocked() error {
 }
 
 // Close writes what is pending (a final DISCONNECT) and closes. When a
-// write is in progress it closes at once, which ends that write.
+// write is in progress it closes at once, which ends that write. A parked
+// connection is taken back from the poller first and ended on a goroutine
+// of its own (Close's callers hold locks that ending takes).
 func (c *wireConn) Close() error {
+	if c.closeParked() {
+		defer func() { go c.park.srv.endParked(c.park.cl, net.ErrClosed) }()
+	}
 	if c.mu.TryLock() {
 		if c.werr == nil && len(c.pending) > 0 {
 			_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))

@@ -38,6 +38,7 @@ func (s *Server) serveConn(listener string, c net.Conn) {
 		s.conns.Done()
 		return
 	}
+	s.initParking(cl, wc)
 	go s.readLoop(cl) // inherits this connection's count in s.conns
 }
 
@@ -57,6 +58,7 @@ func (s *Server) handshake(cl client, listener string, wc *wireConn) error {
 	if err != nil {
 		return err
 	}
+	wc.consumed += packetSize(fh.Remaining)
 	if !knownProtocolName(&pk) {
 		// Not MQTT: no CONNACK, the connection just closes
 		// [MQTT-3.1.2-1]; MQTT 5 allows this too (or CONNACK 0x84).

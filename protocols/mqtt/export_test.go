@@ -1,5 +1,7 @@
 package mqtt
 
+import "time"
+
 // Hooks into the server's state for the black-box tests.
 
 // MochiClients is the number of clients mochi keeps.
@@ -11,3 +13,9 @@ func (s *Server) Sessions() int {
 	defer s.mu.Unlock()
 	return len(s.sessions)
 }
+
+// SetParkAfter sets the parking sweeper's period; call it before Serve.
+func (s *Server) SetParkAfter(d time.Duration) { s.parkAfter = d }
+
+// Parked is the number of parked connections.
+func (s *Server) Parked() int { return s.parkedCount() }

@@ -88,7 +88,11 @@ func (ts *testServer) serve(t testing.TB) *testServer {
 		srv.MaxInflight = ts.Server.MaxInflight
 		srv.MaxQueueLength = ts.Server.MaxQueueLength
 		srv.MaxPacketSize = ts.Server.MaxPacketSize
+		srv.NoPark = ts.Server.NoPark
 	}
+	// Every test runs with idle connections parking after 20 to 40 ms,
+	// so that parking and waking happen all through them.
+	srv.SetParkAfter(20 * time.Millisecond)
 	ts.Server = srv
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -38,6 +38,8 @@ func (s *Server) startMochi() error {
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	m := mochi.New(&mochi.Options{
 		Capabilities: caps,
+		// wireConn batches socket reads in a borrowed buffer (park.go).
+		ClientNetReadBufferSize: mqttReadBuffer,
 		// mochi warns about every client's protocol slip and short
 		// keep-alive; those are debug information for a broker operator.
 		Logger: slog.New(demoteHandler{s.log.Handler()}),
@@ -140,7 +142,7 @@ func (c client) sessionExpiry() uint32     { return c.m.Properties.Props.Session
 func (c client) refreshDeadline() {
 	var t time.Time
 	if ka := c.m.State.Keepalive; ka > 0 {
-		t = time.Now().Add(time.Duration(ka+ka/2) * time.Second)
+		t = time.Now().Add(time.Duration(ka) * 1500 * time.Millisecond)
 	}
 	_ = c.m.Net.Conn.SetDeadline(t)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -13,15 +14,24 @@ import (
 // readLoop reads and processes the client's packets until the connection
 // ends, then ends the connection's session.
 func (s *Server) readLoop(cl client) {
-	defer s.conns.Done()
 	err := s.readPackets(cl)
+	if err == errParked {
+		return // the poller, Close or the keep-alive timer has it now
+	}
+	defer s.conns.Done()
+	if wc, ok := cl.wire(); ok {
+		s.forgetParking(wc)
+	}
 	s.endConnection(cl, err)
 }
 
 // readPackets is the packet loop. While it waits for input its stack holds
 // only itself and the read path; each packet is handled in nextPacket's
 // larger frame.
+// Between packets the connection may park (park.go): then it returns
+// errParked.
 func (s *Server) readPackets(cl client) error {
+	wc, _ := cl.wire()
 	for {
 		if cl.closed() {
 			return nil // DISCONNECT, or closed by the server
@@ -29,10 +39,21 @@ func (s *Server) readPackets(cl client) error {
 		cl.refreshDeadline()
 		var fh packets.FixedHeader
 		if err := cl.readFixedHeader(&fh); err != nil {
+			if errors.Is(err, errPark) && wc != nil {
+				if s.parkNow(wc) {
+					return errParked
+				}
+				wc.deadline = time.Time{} // the read deadline is in the past: set it again
+				continue
+			}
 			return s.packetError(cl, err)
 		}
 		if err := s.nextPacket(cl, &fh); err != nil {
 			return err
+		}
+		if wc != nil {
+			wc.consumed += packetSize(fh.Remaining)
+			wc.park.active.Store(true)
 		}
 	}
 }

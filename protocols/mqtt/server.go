@@ -15,6 +15,7 @@ import (
 	"github.com/unifiedms/ums/core"
 	"github.com/unifiedms/ums/core/auth"
 	"github.com/unifiedms/ums/internal/clock"
+	"github.com/unifiedms/ums/internal/netpark"
 )
 
 // ErrServerClosed is returned by Serve and ServeWebSocket after Shutdown.
@@ -69,6 +70,11 @@ type Server struct {
 	// slows its publishers down from nine tenths of the bound on. Default 100,000;
 	// negative: no bound.
 	MaxQueueLength int
+	// NoPark keeps a reading goroutine on every idle connection. By
+	// default (on Linux) a plain TCP connection that stays quiet is
+	// parked: an epoll instance shared by the server watches its socket,
+	// and it holds neither a goroutine nor a read buffer (park.go).
+	NoPark bool
 	// TopicAliasMaximum is advertised to MQTT 5 clients (default 1024).
 	TopicAliasMaximum uint16
 	// AllowAnonymous lets clients connect without a user name; they get
@@ -100,7 +106,11 @@ type Server struct {
 	wills     map[string]*pendingWill   // delayed wills by mochi client id; REQUIRES: mu
 	expiring  map[string]*expiryTimer   // disconnected persistent sessions by mochi client id; REQUIRES: mu
 	conns     sync.WaitGroup            // one per connection being served
-	bg        sync.WaitGroup            // background work: delayed wills, server-side disconnects
+	poller    *netpark.Poller           // nil: connections do not park
+	parkAfter time.Duration             // the sweeper's period (defaultParkAfter; tests shorten it)
+	parkMu    sync.Mutex
+	parkable  map[*wireConn]struct{} // REQUIRES: parkMu
+	bg        sync.WaitGroup         // background work: delayed wills, server-side disconnects
 }
 
 // start builds the embedded mochi server and loads stored state, once.
@@ -157,7 +167,22 @@ func (s *Server) init() error {
 	s.expiring = make(map[string]*expiryTimer)
 	s.retained = newRetainIndex(s.store)
 	s.loadStore()
-	return s.startMochi()
+	if err := s.startMochi(); err != nil {
+		return err
+	}
+	if !s.NoPark {
+		// Without a poller (netpark.ErrUnsupported, or no epoll instance
+		// to be had) connections just do not park.
+		s.poller, _ = netpark.New()
+	}
+	if s.poller != nil {
+		s.parkable = make(map[*wireConn]struct{})
+		if s.parkAfter == 0 {
+			s.parkAfter = defaultParkAfter
+		}
+		s.goBackground(s.parkSweep)
+	}
+	return nil
 }
 
 func (s *Server) isClosing() bool {
@@ -267,6 +292,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		select {
 		case <-waited:
 			s.closeMochi()
+			if s.poller != nil {
+				s.poller.Close() // no connection is left to park or cancel
+			}
 			return nil
 		case <-ctx.Done():
 			return fmt.Errorf("mqtt shutdown: %w", ctx.Err())

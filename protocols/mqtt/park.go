@@ -1,0 +1,268 @@
+package mqtt
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/unifiedms/ums/internal/connlimit"
+	"github.com/unifiedms/ums/internal/netpark"
+)
+
+// Parking: an idle plain TCP connection holds no goroutine and no read
+// buffer.
+//
+// Reads go through wireConn, which reads the socket into a buffer
+// borrowed from readBufs and lends it back once mochi's small bufio.Reader
+// (mqttReadBuffer bytes) has taken its bytes; wireConn counts the bytes it
+// handed on (total) and the packet loop counts the bytes of the packets it
+// read (consumed), so total == consumed means nothing is buffered anywhere:
+// the loop is between packets.
+//
+// A sweeper (parkSweep) looks at every parkable connection once per
+// parkAfter. One whose reader is blocked between packets (waiting) and read
+// no packet since the previous sweep is asked to park: parkReq is set and
+// its read deadline moved to the past, which ends the blocked Read with a
+// timeout. wireConn.Read turns that timeout into errPark when the read was
+// the first of a packet, and otherwise restores the deadline and reads on
+// (the client had started a packet meanwhile). On errPark the packet loop
+// registers the socket with the server's poller (internal/netpark) and its
+// goroutine returns; when bytes arrive, or the client hangs up, the poller
+// runs readLoop again on a new goroutine. A busy connection so pays one
+// atomic store per packet, and no timer.
+//
+// The keep-alive deadline is a timer while parked: at readBy it takes the
+// connection back from the poller and ends it as a read deadline would.
+//
+// Closing races with waking: every close goes through wireConn.Close,
+// which cancels the registration under parking.mu before closing the
+// socket, so the poller never acts on a closed descriptor. Whoever wins
+// the registration (the poller's wake, Close or the keep-alive timer)
+// owns the connection's end; the others do nothing.
+//
+// TLS and WebSocket connections, and every connection when Server.NoPark
+// is set or on systems without netpark, keep a goroutine blocked in Read.
+
+// defaultParkAfter is how often the sweeper runs: a connection quiet for
+// between one and two of these parks.
+const defaultParkAfter = time.Second
+
+// mqttReadBuffer is the size of mochi's own read buffer per connection;
+// wireConn's borrowed buffer (readBufferSize) does the batching.
+const mqttReadBuffer = 256
+
+// readBufferSize is the size of the borrowed read buffers.
+const readBufferSize = 4 << 10
+
+var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufferSize); return &b }}
+
+// errPark ends the packet loop's read to park the connection.
+var errPark = errors.New("mqtt: connection parks")
+
+// errParked is readPackets' answer when the connection was parked: its
+// goroutine must leave the connection alone.
+var errParked = errors.New("mqtt: connection parked")
+
+// parking is a connection's registration with the poller.
+type parking struct {
+	rc  syscall.RawConn // nil: this connection never parks
+	srv *Server
+	cl  client
+
+	// The reader and the sweeper.
+	active  atomic.Bool // a packet was read since the last sweep
+	waiting atomic.Bool // the reader is blocked in the first read of a packet
+	req     atomic.Bool // the sweeper asked the reader to park
+
+	mu     sync.Mutex
+	h      netpark.Handle // REQUIRES: mu
+	parked bool           // registered, and neither woken nor cancelled; REQUIRES: mu
+	closed bool           // Close ran; REQUIRES: mu
+	readBy time.Time      // the keep-alive deadline while parked; REQUIRES: mu
+	timer  *time.Timer    // fires parkTimeout at readBy; REQUIRES: mu
+}
+
+// initParking makes a plain TCP connection parkable when the server has a
+// poller, and registers it with the sweeper.
+func (s *Server) initParking(cl client, wc *wireConn) {
+	if s.poller == nil {
+		return
+	}
+	nc := wc.Conn
+	if lc, ok := nc.(*connlimit.Conn); ok {
+		nc = lc.NetConn()
+	}
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return
+	}
+	p := &wc.park
+	p.rc, p.srv, p.cl = rc, s, cl
+	p.active.Store(true)
+	s.parkMu.Lock()
+	s.parkable[wc] = struct{}{}
+	s.parkMu.Unlock()
+}
+
+// forgetParking takes an ended connection off the sweeper's list.
+func (s *Server) forgetParking(wc *wireConn) {
+	if wc.park.rc == nil {
+		return
+	}
+	s.parkMu.Lock()
+	delete(s.parkable, wc)
+	s.parkMu.Unlock()
+}
+
+// parkSweep asks the connections that stayed idle to park, every
+// parkAfter, until the server shuts down.
+func (s *Server) parkSweep() {
+	t := time.NewTicker(s.parkAfter)
+	defer t.Stop()
+	var quiet []*wireConn
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		quiet = quiet[:0]
+		s.parkMu.Lock()
+		for wc := range s.parkable {
+			p := &wc.park
+			if !p.active.Swap(false) && p.waiting.Load() {
+				quiet = append(quiet, wc)
+			}
+		}
+		s.parkMu.Unlock()
+		for _, wc := range quiet {
+			wc.park.req.Store(true)
+			_ = wc.Conn.SetReadDeadline(aLongTimeAgo)
+		}
+		clear(quiet)
+	}
+}
+
+// aLongTimeAgo is a deadline that has passed.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// parkNow registers the connection with the poller; false when it could
+// not (the socket is closed, or the poller). readBy is the keep-alive
+// deadline, zero when there is none.
+func (s *Server) parkNow(wc *wireConn) bool {
+	p := &wc.park
+	readBy := wc.deadline
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	// wake waits for p.mu, so everything here is done before it runs.
+	if err := s.poller.Park(&p.h, p.rc, wc.unpark); err != nil {
+		return false
+	}
+	p.parked = true
+	p.waiting.Store(false)
+	if !readBy.IsZero() {
+		p.readBy = readBy
+		if p.timer == nil {
+			p.timer = time.AfterFunc(time.Until(readBy), wc.parkTimeout)
+		} else {
+			p.timer.Reset(time.Until(readBy))
+		}
+	}
+	return true
+}
+
+// unpark runs on a new goroutine when a parked socket is readable or hung
+// up: it reads on.
+func (wc *wireConn) unpark() {
+	p := &wc.park
+	p.mu.Lock()
+	p.parked = false
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	p.mu.Unlock()
+	p.active.Store(true)
+	// The read deadline is still in the past: the next refresh sets it.
+	wc.deadline = time.Time{}
+	p.srv.readLoop(p.cl)
+}
+
+// parkTimeout runs at a parked connection's keep-alive deadline: the
+// client sent nothing in time.
+func (wc *wireConn) parkTimeout() {
+	p := &wc.park
+	p.mu.Lock()
+	if !p.parked || time.Now().Before(p.readBy) {
+		// Woken or closed meanwhile, or a late run of the timer of an
+		// earlier parking (the timer was reset since).
+		p.mu.Unlock()
+		return
+	}
+	p.parked = false
+	won := p.srv.poller.Cancel(&p.h)
+	p.mu.Unlock()
+	if won {
+		p.srv.endParked(p.cl, os.ErrDeadlineExceeded)
+	}
+}
+
+// closeParked is wireConn.Close's part: it reports whether the connection
+// was parked, in which case the caller must end it (no reader will).
+func (wc *wireConn) closeParked() bool {
+	p := &wc.park
+	if p.rc == nil {
+		return false
+	}
+	won := false
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		if p.parked {
+			p.parked = false
+			won = p.srv.poller.Cancel(&p.h)
+		}
+		if p.timer != nil {
+			p.timer.Stop()
+		}
+	}
+	p.mu.Unlock()
+	return won
+}
+
+// endParked ends a parked connection as its reader would have on err.
+func (s *Server) endParked(cl client, err error) {
+	defer s.conns.Done()
+	if wc, ok := cl.wire(); ok {
+		s.forgetParking(wc)
+	}
+	s.endConnection(cl, s.packetError(cl, err))
+}
+
+// parkedCount returns how many connections are parked (for tests).
+func (s *Server) parkedCount() int {
+	if s.poller == nil {
+		return 0
+	}
+	return s.poller.Parked()
+}
+
+// packetSize is the number of bytes of a packet whose fixed header is fh:
+// its first byte, its remaining length's bytes, and those.
+func packetSize(remaining int) int64 {
+	n := int64(2)
+	for r := remaining; r >= 128; r >>= 7 {
+		n++
+	}
+	return n + int64(remaining)
+}
