@@ -45,6 +45,7 @@ var importRules = []rule{
 		return !stdlib(d) && !strings.HasPrefix(d, "golang.org/x/crypto")
 	}},
 	{"protocols/amqp/wire", "the AMQP codec uses the standard library only", func(d string) bool { return !stdlib(d) }},
+	{"internal/netpark", "netpark (the idle-socket poller) uses the standard library only", func(d string) bool { return !stdlib(d) }},
 	{"protocols/amqp", "protocols never import each other", otherProtocol("amqp")},
 	{"protocols/mqtt", "protocols never import each other", otherProtocol("mqtt")},
 	{"protocols/stomp", "protocols never import each other", otherProtocol("stomp")},
