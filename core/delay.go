@@ -829,11 +829,20 @@ func heapPop[T any, P heapEntry[T]](h []T) (T, []T) {
 	return top, shrink(h)
 }
 
+// shrinkMax bounds the entries shrink copies at once.
+const shrinkMax = 1 << 18
+
 // shrink gives back the memory of a heap that emptied to a quarter of its
-// capacity, so a burst of millions of entries does not stay allocated.
+// capacity, so a burst of millions of entries does not stay allocated. It
+// runs under scheduler.mu on the release path, so it waits until at most
+// shrinkMax entries are left and then copies them to an array twice their
+// size: copying millions of entries, or allocating an array of tens of
+// megabytes (which makes the allocating goroutine help the garbage
+// collector in proportion), held releases up for 100 ms and more at ten
+// million scheduled (BenchmarkScheduleRelease).
 func shrink[T any](h []T) []T {
-	if c := cap(h); c > 1024 && len(h) < c/4 {
-		return append(make([]T, 0, c/2), h...)
+	if c := cap(h); c > 1024 && len(h) < c/4 && len(h) <= shrinkMax {
+		return append(make([]T, 0, max(2*len(h), 1024)), h...)
 	}
 	return h
 }

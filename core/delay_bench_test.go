@@ -37,9 +37,13 @@ type lateness struct {
 	buckets [100001]int64
 	n       int64
 	max     time.Duration
+	maxAt   int64 // the due time (unix ns) of the latest message
+	over    int64 // messages more than 10 ms late
 }
 
-func (l *lateness) add(d time.Duration) {
+func (l *lateness) add(d time.Duration) { l.addAt(d, 0) }
+
+func (l *lateness) addAt(d time.Duration, due int64) {
 	if d < 0 {
 		d = 0
 	}
@@ -50,7 +54,12 @@ func (l *lateness) add(d time.Duration) {
 	l.mu.Lock()
 	l.buckets[i]++
 	l.n++
-	l.max = max(l.max, d)
+	if d > l.max {
+		l.max, l.maxAt = d, due
+	}
+	if d > 10*time.Millisecond {
+		l.over++
+	}
 	l.mu.Unlock()
 }
 
@@ -121,7 +130,7 @@ func BenchmarkScheduleRelease(b *testing.B) {
 	allIn := make(chan struct{})
 	deliver := func(d Delivery) {
 		due := int64(binary.LittleEndian.Uint64(d.Msg.Body))
-		late.add(time.Duration(time.Now().UnixNano() - due))
+		late.addAt(time.Duration(time.Now().UnixNano()-due), due)
 		gotMu.Lock()
 		if got++; got == int64(n) {
 			close(allIn)
@@ -160,7 +169,26 @@ func BenchmarkScheduleRelease(b *testing.B) {
 	if time.Now().After(base) {
 		b.Logf("scheduling took longer than the lead of %v: the first releases are late by construction", lead)
 	}
+	// Note when the store compacts, to tell its pauses from others.
+	var compactedAt []time.Duration
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		last := lg.Stats().Compactions
+		for {
+			select {
+			case <-allIn:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if c := lg.Stats().Compactions; c != last {
+				last = c
+				compactedAt = append(compactedAt, time.Since(base).Round(time.Millisecond))
+			}
+		}
+	}()
 	<-allIn
+	<-watchDone
 	b.StopTimer()
 	release := time.Since(base)
 	hwm := procStatus("VmHWM")
@@ -174,7 +202,9 @@ func BenchmarkScheduleRelease(b *testing.B) {
 		n, scheduled.Round(time.Millisecond), float64(n)/scheduled.Seconds(), durable.Round(time.Millisecond),
 		rss0/1024, rss1/1024, ms.HeapInuse>>20, hwm/1024, release.Round(time.Millisecond), float64(n)/release.Seconds(),
 		late.quantile(0.5), late.quantile(0.99), late.max)
-	b.Logf("message store: %d segments compacted", lg.Stats().Compactions)
+	b.Logf("compactions seen at %v after the first due time", compactedAt)
+	b.Logf("message store: %d segments compacted; %d messages more than 10 ms late; the latest was due %v after the first",
+		lg.Stats().Compactions, late.over, time.Duration(late.maxAt-base.UnixNano()).Round(time.Millisecond))
 	if c := v.lookupExchange("d").DelayedCount(); c != 0 {
 		b.Fatalf("%d still delayed", c)
 	}

@@ -139,8 +139,12 @@
 // # Goroutines and locks
 //
 // One goroutine reads each connection (Server.readPackets); it starts
-// after the CONNECT handshake with a small stack, so an idle connection
-// costs little. Hooks run on it, and it owns the session's publishing
+// after the CONNECT handshake with a small stack. A plain TCP connection
+// that stays quiet between packets parks (park.go): a sweeper asks it to,
+// its reader registers the socket with the server's epoll poller
+// (internal/netpark) and returns, and a new reader starts when the client
+// sends again, so an idle connection holds no goroutine and no read
+// buffer. Hooks run on it, and it owns the session's publishing
 // state. Core deliveries are handed by the Deliver
 // callback (which must not block) to an outbox; a writer goroutine runs
 // while the outbox is not empty and exits when it is, so an idle connection
@@ -153,6 +157,9 @@
 //	session.mu -> core locks -> outbox.mu
 //	Server.mu and wireConn.mu are taken alone (Server.mu may be taken
 //	under session.mu).
+//
+//	Server.parkMu is taken alone; wireConn's parking.mu -> the
+//	poller's lock (netpark.Poller.mu).
 //
 //	session.acks.mu is taken alone.
 //
