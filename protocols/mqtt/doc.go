@@ -158,8 +158,8 @@
 //	Server.mu and wireConn.mu are taken alone (Server.mu may be taken
 //	under session.mu).
 //
-//	Server.parkMu is taken alone; wireConn's parking.mu -> the
-//	poller's lock (netpark.Poller.mu).
+//	Server.parkMu is taken alone; a wireConn's parking slot
+//	(netpark.Slot) -> the poller's lock (netpark.Poller.mu).
 //
 //	session.acks.mu is taken alone.
 //

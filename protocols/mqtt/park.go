@@ -39,7 +39,8 @@ import (
 // connection back from the poller and ends it as a read deadline would.
 //
 // Closing races with waking: every close goes through wireConn.Close,
-// which cancels the registration under parking.mu before closing the
+// which cancels the registration under the parking slot's lock
+// (netpark.Slot) before closing the
 // socket, so the poller never acts on a closed descriptor. Whoever wins
 // the registration (the poller's wake, Close or the keep-alive timer)
 // owns the connection's end; the others do nothing.
@@ -78,12 +79,7 @@ type parking struct {
 	waiting atomic.Bool // the reader is blocked in the first read of a packet
 	req     atomic.Bool // the sweeper asked the reader to park
 
-	mu     sync.Mutex
-	h      netpark.Handle // REQUIRES: mu
-	parked bool           // registered, and neither woken nor cancelled; REQUIRES: mu
-	closed bool           // Close ran; REQUIRES: mu
-	readBy time.Time      // the keep-alive deadline while parked; REQUIRES: mu
-	timer  *time.Timer    // fires parkTimeout at readBy; REQUIRES: mu
+	slot netpark.Slot // the race between waking, closing and the keep-alive deadline
 }
 
 // initParking makes a plain TCP connection parkable when the server has a
@@ -155,43 +151,19 @@ func (s *Server) parkSweep() {
 var aLongTimeAgo = time.Unix(1, 0)
 
 // parkNow registers the connection with the poller; false when it could
-// not (the socket is closed, or the poller). readBy is the keep-alive
-// deadline, zero when there is none.
+// not (the socket is closed, or the poller). The keep-alive deadline in
+// force (zero: none) ends it if the client sends nothing by then.
 func (s *Server) parkNow(wc *wireConn) bool {
 	p := &wc.park
-	readBy := wc.deadline
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return false
-	}
-	// wake waits for p.mu, so everything here is done before it runs.
-	if err := s.poller.Park(&p.h, p.rc, wc.unpark); err != nil {
-		return false
-	}
-	p.parked = true
 	p.waiting.Store(false)
-	if !readBy.IsZero() {
-		p.readBy = readBy
-		if p.timer == nil {
-			p.timer = time.AfterFunc(time.Until(readBy), wc.parkTimeout)
-		} else {
-			p.timer.Reset(time.Until(readBy))
-		}
-	}
-	return true
+	return p.slot.Park(s.poller, p.rc, wc.deadline, wc.unpark, wc.parkTimeout)
 }
 
 // unpark runs on a new goroutine when a parked socket is readable or hung
 // up: it reads on.
 func (wc *wireConn) unpark() {
 	p := &wc.park
-	p.mu.Lock()
-	p.parked = false
-	if p.timer != nil {
-		p.timer.Stop()
-	}
-	p.mu.Unlock()
+	p.slot.Woken()
 	p.active.Store(true)
 	// The read deadline is still in the past: the next refresh sets it.
 	wc.deadline = time.Time{}
@@ -201,43 +173,14 @@ func (wc *wireConn) unpark() {
 // parkTimeout runs at a parked connection's keep-alive deadline: the
 // client sent nothing in time.
 func (wc *wireConn) parkTimeout() {
-	p := &wc.park
-	p.mu.Lock()
-	if !p.parked || time.Now().Before(p.readBy) {
-		// Woken or closed meanwhile, or a late run of the timer of an
-		// earlier parking (the timer was reset since).
-		p.mu.Unlock()
-		return
-	}
-	p.parked = false
-	won := p.srv.poller.Cancel(&p.h)
-	p.mu.Unlock()
-	if won {
-		p.srv.endParked(p.cl, os.ErrDeadlineExceeded)
-	}
+	wc.park.srv.endParked(wc.park.cl, os.ErrDeadlineExceeded)
 }
 
 // closeParked is wireConn.Close's part: it reports whether the connection
 // was parked, in which case the caller must end it (no reader will).
 func (wc *wireConn) closeParked() bool {
 	p := &wc.park
-	if p.rc == nil {
-		return false
-	}
-	won := false
-	p.mu.Lock()
-	if !p.closed {
-		p.closed = true
-		if p.parked {
-			p.parked = false
-			won = p.srv.poller.Cancel(&p.h)
-		}
-		if p.timer != nil {
-			p.timer.Stop()
-		}
-	}
-	p.mu.Unlock()
-	return won
+	return p.rc != nil && p.slot.Close(p.srv.poller)
 }
 
 // endParked ends a parked connection as its reader would have on err.

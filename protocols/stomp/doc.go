@@ -85,7 +85,7 @@
 // Lock order (left before right):
 //
 //	core locks -> Pump.mu (core callbacks only Put and ask Ready)
-//	conn.wmu -> conn.park.mu -> netpark.Poller.mu (a failed write closes
+//	conn.wmu -> conn.park.slot's lock (netpark.Slot) -> netpark.Poller.mu (a failed write closes
 //	the socket, which cancels a parking)
 //	conn.mu: taken alone; core calls are made with none of conn's locks
 //	held.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"sync"
 	"syscall"
 	"time"
 
@@ -27,7 +26,7 @@ import (
 //
 // Closing races with waking: every close of the socket goes through
 // closeSocket, which cancels the registration before net.Conn.Close, under
-// parking.mu, so the poller never acts on a closed descriptor. Whoever
+// the parking slot's lock (netpark.Slot), so the poller never acts on a closed descriptor. Whoever
 // wins the registration (the poller's wake, closeSocket or the heart-beat
 // timer) owns the connection's end; the others do nothing.
 //
@@ -44,13 +43,7 @@ const defaultParkAfter = 100 * time.Millisecond // must be > 0
 type parking struct {
 	rc   syscall.RawConn // nil: this connection never parks
 	wake func()          // conn.unpark
-
-	mu     sync.Mutex
-	h      netpark.Handle // REQUIRES: mu
-	parked bool           // registered, and neither woken nor cancelled yet; REQUIRES: mu
-	closed bool           // closeSocket ran; REQUIRES: mu
-	readBy time.Time      // the heart-beat limit while parked; REQUIRES: mu
-	timer  *time.Timer    // fires conn.parkTimeout at readBy; made on first use; REQUIRES: mu
+	slot netpark.Slot    // the race between waking, closing and the heart-beat limit
 }
 
 // initParking makes a plain TCP connection parkable when the server has
@@ -112,44 +105,24 @@ func (c *conn) idle(readBy time.Time) bool {
 // back; false when it could not (the socket is closed, or the poller).
 func (c *conn) parkNow(readBy time.Time) bool {
 	p := &c.park
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return false
-	}
 	br := c.br
 	c.br = nil
 	c.rd.Reset(nil)
-	// unpark waits for p.mu, so the buffer is back before it takes one.
-	if err := c.srv.poller.Park(&p.h, p.rc, p.wake); err != nil {
+	if !p.slot.Park(c.srv.poller, p.rc, readBy, p.wake, c.parkTimeout) {
 		c.br = br
 		c.rd.Reset(br)
 		return false
 	}
+	// unpark may be running already, with a buffer of its own.
 	br.Reset(nil)
 	readers.Put(br)
-	p.parked = true
-	if c.readLimit > 0 {
-		p.readBy = readBy
-		if p.timer == nil {
-			p.timer = time.AfterFunc(time.Until(readBy), c.parkTimeout)
-		} else {
-			p.timer.Reset(time.Until(readBy))
-		}
-	}
 	return true
 }
 
 // unpark runs on a new goroutine when a parked socket is readable or hung
 // up: it reads on.
 func (c *conn) unpark() {
-	p := &c.park
-	p.mu.Lock()
-	p.parked = false
-	if p.timer != nil {
-		p.timer.Stop()
-	}
-	p.mu.Unlock()
+	c.park.slot.Woken()
 	c.takeReader()
 	c.readLoop()
 }
@@ -157,20 +130,6 @@ func (c *conn) unpark() {
 // parkTimeout runs at a parked connection's heart-beat limit: the client
 // sent nothing in time.
 func (c *conn) parkTimeout() {
-	p := &c.park
-	p.mu.Lock()
-	if !p.parked || time.Now().Before(p.readBy) {
-		// Woken or closed meanwhile, or a late run of the timer of an
-		// earlier parking (the timer was reset since).
-		p.mu.Unlock()
-		return
-	}
-	p.parked = false
-	won := c.srv.poller.Cancel(&p.h)
-	p.mu.Unlock()
-	if !won {
-		return // woken: the new reader has the connection
-	}
 	c.readFailed(os.ErrDeadlineExceeded)
 	c.end()
 }
@@ -179,20 +138,7 @@ func (c *conn) parkTimeout() {
 // connection was parked, ends it on a goroutine of its own (its callers
 // hold locks that close takes).
 func (c *conn) closeSocket() {
-	p := &c.park
-	won := false
-	p.mu.Lock()
-	if !p.closed {
-		p.closed = true
-		if p.parked {
-			p.parked = false
-			won = c.srv.poller.Cancel(&p.h)
-		}
-		if p.timer != nil {
-			p.timer.Stop()
-		}
-	}
-	p.mu.Unlock()
+	won := c.park.rc != nil && c.park.slot.Close(c.srv.poller)
 	c.nc.Close()
 	if won {
 		go c.end()
