@@ -1,6 +1,7 @@
 package netpark
 
 import (
+	"net"
 	"sync"
 	"syscall"
 	"time"
@@ -100,4 +101,16 @@ func (s *Slot) Close(p *Poller) bool {
 		s.timer.Stop()
 	}
 	return won
+}
+
+// RawConn returns the socket of c when c is a plain TCP connection: only
+// then can a Poller tell when its reader has something to read (a TLS or
+// WebSocket layer may hold bytes the socket no longer has).
+func RawConn(c net.Conn) (syscall.RawConn, bool) {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil, false
+	}
+	rc, err := tc.SyscallConn()
+	return rc, err == nil
 }

@@ -2,7 +2,6 @@ package mqtt
 
 import (
 	"errors"
-	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -90,14 +89,10 @@ func (s *Server) initParking(cl client, wc *wireConn) {
 	}
 	nc := wc.Conn
 	if lc, ok := nc.(*connlimit.Conn); ok {
-		nc = lc.NetConn()
+		nc = lc.NetConn() // counted by a listener's limit: reads go straight to the socket
 	}
-	tc, ok := nc.(*net.TCPConn)
+	rc, ok := netpark.RawConn(nc)
 	if !ok {
-		return
-	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
 		return
 	}
 	p := &wc.park

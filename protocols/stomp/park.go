@@ -59,12 +59,8 @@ func (c *conn) initParking() {
 		// a record while the socket has nothing to read.)
 		nc = lc.NetConn()
 	}
-	tc, ok := nc.(*net.TCPConn)
+	rc, ok := netpark.RawConn(nc)
 	if !ok {
-		return
-	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
 		return
 	}
 	c.park.rc, c.park.wake = rc, c.unpark
