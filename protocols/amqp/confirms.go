@@ -134,7 +134,9 @@ func (c *confirms) ackTo(ch *channel, upTo uint64) {
 	if upTo <= c.sent {
 		return
 	}
-	ch.c.send(ch.id, &wire.BasicAck{DeliveryTag: upTo, Multiple: upTo-c.sent > 1})
+	// Counted before the frame is queued: the writer may send it, and the
+	// client read /metrics, before this goroutine runs on.
 	ch.c.srv.Broker.CountConfirmed(upTo - c.sent)
+	ch.c.send(ch.id, &wire.BasicAck{DeliveryTag: upTo, Multiple: upTo-c.sent > 1})
 	c.sent = upTo
 }

@@ -177,7 +177,7 @@ func (c *wireConn) readSocket(p []byte, direct bool) (int, error) {
 		n, err = c.Conn.Read(p)
 	} else {
 		c.rn, c.rerrno = 0, nil
-		err = c.park.rc.Read(c.rawRead)
+		err = c.park.rc.Read(c.park.read)
 		switch {
 		case err != nil:
 		case c.rerrno != nil:

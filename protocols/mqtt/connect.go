@@ -30,6 +30,7 @@ const connectTimeout = 10 * time.Second
 func (s *Server) serveConn(listener string, c net.Conn) {
 	wc := newWireConn(c)
 	cl := s.newClient(wc, listener)
+	s.initParking(cl, wc)
 	if err := s.handshake(cl, listener, wc); err != nil {
 		cl.stop(err)
 		if !errors.Is(err, io.EOF) {
@@ -38,7 +39,7 @@ func (s *Server) serveConn(listener string, c net.Conn) {
 		s.conns.Done()
 		return
 	}
-	s.initParking(cl, wc)
+	s.trackParking(wc)
 	go s.readLoop(cl) // inherits this connection's count in s.conns
 }
 

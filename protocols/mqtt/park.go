@@ -72,6 +72,11 @@ type parking struct {
 	rc  syscall.RawConn // nil: this connection never parks
 	srv *Server
 	cl  client
+	// wireConn's methods as func values, made once: the socket read and
+	// the parking's ends (a method value the poller keeps would be
+	// allocated at every parking).
+	read         func(fd uintptr) bool
+	wake, expire func()
 
 	// The reader and the sweeper.
 	active  atomic.Bool // a packet was read since the last sweep
@@ -82,7 +87,9 @@ type parking struct {
 }
 
 // initParking makes a plain TCP connection parkable when the server has a
-// poller, and registers it with the sweeper.
+// poller. It runs before the handshake: once the client is known to mochi,
+// other goroutines (a takeover, a shutdown) may close the connection and
+// read these fields.
 func (s *Server) initParking(cl client, wc *wireConn) {
 	if s.poller == nil {
 		return
@@ -97,7 +104,15 @@ func (s *Server) initParking(cl client, wc *wireConn) {
 	}
 	p := &wc.park
 	p.rc, p.srv, p.cl = rc, s, cl
+	p.read, p.wake, p.expire = wc.rawRead, wc.unpark, wc.parkTimeout
 	p.active.Store(true)
+}
+
+// trackParking puts a connection past its handshake on the sweeper's list.
+func (s *Server) trackParking(wc *wireConn) {
+	if wc.park.rc == nil {
+		return
+	}
 	s.parkMu.Lock()
 	s.parkable[wc] = struct{}{}
 	s.parkMu.Unlock()
@@ -151,7 +166,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 func (s *Server) parkNow(wc *wireConn) bool {
 	p := &wc.park
 	p.waiting.Store(false)
-	return p.slot.Park(s.poller, p.rc, wc.deadline, wc.unpark, wc.parkTimeout)
+	return p.slot.Park(s.poller, p.rc, wc.deadline, p.wake, p.expire)
 }
 
 // unpark runs on a new goroutine when a parked socket is readable or hung

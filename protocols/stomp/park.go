@@ -41,9 +41,10 @@ const defaultParkAfter = 100 * time.Millisecond // must be > 0
 
 // parking is a connection's registration with the poller.
 type parking struct {
-	rc   syscall.RawConn // nil: this connection never parks
-	wake func()          // conn.unpark
-	slot netpark.Slot    // the race between waking, closing and the heart-beat limit
+	rc     syscall.RawConn // nil: this connection never parks
+	wake   func()          // conn.unpark, made once
+	expire func()          // conn.parkTimeout, made once
+	slot   netpark.Slot    // the race between waking, closing and the heart-beat limit
 }
 
 // initParking makes a plain TCP connection parkable when the server has
@@ -63,7 +64,7 @@ func (c *conn) initParking() {
 	if !ok {
 		return
 	}
-	c.park.rc, c.park.wake = rc, c.unpark
+	c.park.rc, c.park.wake, c.park.expire = rc, c.unpark, c.parkTimeout
 }
 
 // idle waits, with nothing buffered, for the client's next bytes; true
@@ -104,7 +105,7 @@ func (c *conn) parkNow(readBy time.Time) bool {
 	br := c.br
 	c.br = nil
 	c.rd.Reset(nil)
-	if !p.slot.Park(c.srv.poller, p.rc, readBy, p.wake, c.parkTimeout) {
+	if !p.slot.Park(c.srv.poller, p.rc, readBy, p.wake, p.expire) {
 		c.br = br
 		c.rd.Reset(br)
 		return false
