@@ -66,6 +66,10 @@
 //     it: one buffer for every frame keeps deliveries in order with the
 //     replies the reader sends (a delivery never follows a cancel-ok or
 //     close-ok sent after it), and encoding at delivery costs no hand-off.
+//     With ConsumeOptions.Flush, Deliver queues without waking the writer
+//     (UnlockDeferred) and the flush, which the core calls once the
+//     deliveries are made and its locks released, writes them on the
+//     delivering goroutine or wakes the writer (Signal).
 //   - [Pump] (push, items): Deliver puts the delivery (or an adapter's own
 //     item) into the pump, and a writer goroutine started only while
 //     something waits encodes and writes batches (MQTT, whose frames are

@@ -89,12 +89,24 @@ func (o *Outbox) Lock() []byte {
 // Unlock ends appending with b, the buffer Lock (or AppendRef) returned
 // with frames appended, and wakes the writer.
 func (o *Outbox) Unlock(b []byte) {
+	o.UnlockDeferred(b)
+	o.Signal()
+}
+
+// UnlockDeferred is Unlock without waking the writer, for a Deliver whose
+// consumer has ConsumeOptions.Flush: the flush writes the frames or calls
+// Signal.
+func (o *Outbox) UnlockDeferred(b []byte) {
 	o.cur = b
 	o.pending += len(b) - o.mark
 	if o.pending > o.limit && !o.over.Load() {
 		o.over.Store(true)
 	}
 	o.mu.Unlock()
+}
+
+// Signal wakes the writer.
+func (o *Outbox) Signal() {
 	select {
 	case o.wake <- struct{}{}:
 	default:

@@ -39,6 +39,7 @@ type Queue struct {
 	hadConsumer bool
 	deleted     bool
 	dead        []deadLetter // dead letters to publish once q.mu is released
+	flushes     []*Consumer  // consumers to flush once q.mu is released
 
 	pageAfter int // ready messages kept in memory before bodies are paged out (0: never)
 	pageIn    pageIn
@@ -172,7 +173,17 @@ func (q *Queue) checkOwner(c *Conn) error {
 func (q *Queue) unlock() {
 	dead := q.dead
 	q.dead = nil
+	var local [8]*Consumer
+	flushes := local[:0]
+	if len(q.flushes) > 0 {
+		flushes = append(flushes, q.flushes...)
+		clear(q.flushes)
+		q.flushes = q.flushes[:0]
+	}
 	q.mu.Unlock()
+	for _, c := range flushes {
+		c.flush()
+	}
 	for _, d := range dead {
 		if d.reason != "" {
 			msg := d.msg
@@ -529,6 +540,9 @@ func (q *Queue) offerLocked(e *entry) bool {
 		for k := 0; k < g; k++ {
 			c := cs[i+(start+k)%g]
 			if c.session.offer(c, q, e) {
+				if c.flush != nil && (len(q.flushes) == 0 || q.flushes[len(q.flushes)-1] != c) {
+					q.flushes = append(q.flushes, c)
+				}
 				ent := q.popFrontLocked()
 				if c.NoAck {
 					q.release(&ent)

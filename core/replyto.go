@@ -34,7 +34,7 @@ func (s *Session) ConsumeReplyTo(o ConsumeOptions) (*Consumer, error) {
 		s.mu.Unlock()
 		return nil, errorf(ErrNotAllowed, "attempt to reuse consumer tag '%s'", o.Tag)
 	}
-	c := &Consumer{Tag: o.Tag, NoAck: true, session: s, deliver: o.Deliver, cancelled: o.Cancelled, ready: o.Ready}
+	c := &Consumer{Tag: o.Tag, NoAck: true, session: s, deliver: o.Deliver, cancelled: o.Cancelled, ready: o.Ready, flush: o.Flush}
 	s.consumers[o.Tag] = c
 	s.replyTo = c
 	s.replyToken = randomName("")
@@ -88,13 +88,17 @@ func (v *Vhost) publishReply(msg *Message) bool {
 		return false
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	c := s.replyTo
 	if c == nil || s.closed {
+		s.mu.Unlock()
 		return false
 	}
 	s.nextTag++
 	c.deliver(Delivery{Tag: s.nextTag, ConsumerTag: c.Tag, Msg: msg})
+	s.mu.Unlock()
+	if c.flush != nil {
+		c.flush()
+	}
 	return true
 }
 

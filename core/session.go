@@ -166,6 +166,12 @@ type ConsumeOptions struct {
 	// before its first delivery (with core locks held), so an adapter can
 	// confirm the subscription ahead of any message.
 	Started func(tag string)
+	// Flush, when set, is called without locks, on the goroutine that made
+	// the deliveries, once after each run of deliveries a queue made to
+	// the consumer while it was locked and after each direct reply-to. An
+	// adapter whose Deliver only queues frames (Outbox.UnlockDeferred)
+	// writes them here, saving the hand-off to its writer goroutine.
+	Flush func()
 }
 
 // Consumer is a subscription of a session to a queue.
@@ -182,6 +188,7 @@ type Consumer struct {
 	cancelled func()
 	ready     func() bool
 	started   func(tag string)
+	flush     func()
 }
 
 // Queue returns the consumed queue.
@@ -284,7 +291,7 @@ func (s *Session) Consume(q *Queue, o ConsumeOptions) (*Consumer, error) {
 		return nil, errorf(ErrNotAllowed, "attempt to reuse consumer tag '%s'", o.Tag)
 	}
 	c := &Consumer{Tag: o.Tag, NoAck: o.NoAck, Exclusive: o.Exclusive, queue: q, session: s, priority: prio,
-		prefetch: s.consumerPrefetch, deliver: o.Deliver, cancelled: o.Cancelled, ready: o.Ready, started: o.Started}
+		prefetch: s.consumerPrefetch, deliver: o.Deliver, cancelled: o.Cancelled, ready: o.Ready, started: o.Started, flush: o.Flush}
 	s.consumers[o.Tag] = c
 	s.mu.Unlock()
 	if err := q.addConsumer(c); err != nil {

@@ -62,7 +62,6 @@ func (c *confirms) published(ch *channel, seq uint64, stored, rejected bool) {
 // stored is the store's answer for seq (from the store's goroutine).
 func (c *confirms) stored(ch *channel, seq uint64, err error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if e := c.find(seq); e != nil && e.state == confirmWaiting {
 		e.state = confirmAck
 		if err != nil {
@@ -72,7 +71,11 @@ func (c *confirms) stored(ch *channel, seq uint64, err error) {
 	} else if e != nil && err != nil {
 		e.state = confirmNack
 	}
-	c.flushLocked(ch)
+	sent := c.flushLocked(ch)
+	c.mu.Unlock()
+	if sent {
+		ch.c.flushDirect()
+	}
 }
 
 // find returns the entry of seq, or nil when it is no longer waiting.
@@ -94,13 +97,18 @@ func (c *confirms) find(seq uint64) *confirmEntry {
 // flush sends what is due (reader goroutine, after a batch of frames).
 func (c *confirms) flush(ch *channel) {
 	c.mu.Lock()
-	c.flushLocked(ch)
+	sent := c.flushLocked(ch)
 	c.mu.Unlock()
+	if sent {
+		ch.c.flushDirect()
+	}
 }
 
-// flushLocked sends acks and nacks in order up to the first publish still
-// waiting. REQUIRES: c.mu.
-func (c *confirms) flushLocked(ch *channel) {
+// flushLocked queues acks and nacks in order up to the first publish still
+// waiting, and reports whether it queued any; the caller writes them with
+// conn.flushDirect once it let go of c.mu. REQUIRES: c.mu.
+func (c *confirms) flushLocked(ch *channel) bool {
+	sent := c.sent
 	for {
 		upTo := c.routed
 		if c.head < len(c.waiting) {
@@ -113,7 +121,7 @@ func (c *confirms) flushLocked(ch *channel) {
 				upTo = min(upTo, e.seq-1)
 			case confirmNack:
 				c.ackTo(ch, e.seq-1)
-				ch.c.send(ch.id, &wire.BasicNack{DeliveryTag: e.seq})
+				ch.c.sendDeferred(ch.id, &wire.BasicNack{DeliveryTag: e.seq})
 				c.sent = e.seq
 				c.head++
 				continue
@@ -128,6 +136,7 @@ func (c *confirms) flushLocked(ch *channel) {
 		n := copy(c.waiting, c.waiting[c.head:])
 		c.waiting, c.head = c.waiting[:n], 0
 	}
+	return c.sent != sent
 }
 
 func (c *confirms) ackTo(ch *channel, upTo uint64) {
@@ -137,6 +146,6 @@ func (c *confirms) ackTo(ch *channel, upTo uint64) {
 	// Counted before the frame is queued: the writer may send it, and the
 	// client read /metrics, before this goroutine runs on.
 	ch.c.srv.Broker.CountConfirmed(upTo - c.sent)
-	ch.c.send(ch.id, &wire.BasicAck{DeliveryTag: upTo, Multiple: upTo-c.sent > 1})
+	ch.c.sendDeferred(ch.id, &wire.BasicAck{DeliveryTag: upTo, Multiple: upTo-c.sent > 1})
 	c.sent = upTo
 }

@@ -12,7 +12,7 @@ import (
 // number, before and after confirmed ones leave the head (and the slice is
 // compacted), and nothing outside the outstanding range.
 func TestConfirmsFind(t *testing.T) {
-	ch := &channel{id: 1, c: &conn{srv: &Server{Broker: core.NewBroker()}, out: core.NewOutbox(1<<30, nil)}}
+	ch := &channel{id: 1, c: &conn{srv: &Server{Broker: core.NewBroker()}, dc: &deadlineConn{}, out: core.NewOutbox(1<<30, nil)}}
 	var c confirms
 	for range 3000 {
 		c.next()

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/unifiedms/ums/internal/netpark"
 	"io"
 	"log/slog"
 	"net"
@@ -77,12 +78,16 @@ func fromCore(err error) *amqpError {
 // stays silent for longer than the timeout is dropped.
 type deadlineConn struct {
 	net.Conn
-	timeout atomic.Int64 // nanoseconds; 0 = none
+	sock    *netpark.Sock // plain TCP: read and written with raw system calls
+	timeout atomic.Int64  // nanoseconds; 0 = none
 }
 
 func (d *deadlineConn) Read(p []byte) (int, error) {
 	if t := d.timeout.Load(); t > 0 {
 		d.Conn.SetReadDeadline(time.Now().Add(time.Duration(t)))
+	}
+	if d.sock != nil {
+		return d.sock.Read(p)
 	}
 	return d.Conn.Read(p)
 }
@@ -120,8 +125,17 @@ type conn struct {
 	writerFailed  chan struct{} // closed when a write fails
 	drained       chan struct{} // the writer wrote a batch (capacity 1)
 	writing       atomic.Int64  // bytes of the batch being written
-	stop          chan struct{}
-	stopOnce      sync.Once
+	wrote         atomic.Bool   // a batch was written since the last heartbeat tick
+
+	// wmu is held by whoever writes to the socket: the writer goroutine,
+	// or a goroutine that delivered to this connection and writes the
+	// frames itself (flushDirect).
+	wmu      sync.Mutex
+	rest     net.Buffers // what flushDirect could not write at once; the writer writes it first. REQUIRES: wmu
+	dbufs    net.Buffers // flushDirect's batch. REQUIRES: wmu
+	flushFn  func()      // c.flushDirect, made once
+	stop     chan struct{}
+	stopOnce sync.Once
 
 	// scratch for encoding deliveries; guarded by the outbox's lock
 	deliverM wire.BasicDeliver
@@ -132,6 +146,7 @@ type conn struct {
 
 func newConn(s *Server, nc net.Conn) *conn {
 	dc := &deadlineConn{Conn: nc}
+	dc.sock, _ = netpark.NewSock(nc)
 	c := &conn{
 		srv: s, nc: nc, dc: dc,
 		log:          s.logger().With("proto", "amqp", "remote", nc.RemoteAddr().String()),
@@ -145,6 +160,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		forced:       make(chan struct{}),
 	}
 	c.out = core.NewOutbox(s.OutboxLimit, c.kickAll)
+	c.flushFn = c.flushDirect
 	c.r = wire.NewReader(dc)
 	c.r.SetFrameMax(c.frameMax)
 	return c
@@ -355,21 +371,26 @@ func (c *conn) send(ch uint16, m wire.Method) {
 	c.out.Unlock(wire.AppendMethodFrame(b, ch, m))
 }
 
+// sendDeferred queues one method frame without waking the writer; the
+// caller calls flushDirect.
+func (c *conn) sendDeferred(ch uint16, m wire.Method) {
+	b := c.out.Lock()
+	c.out.UnlockDeferred(wire.AppendMethodFrame(b, ch, m))
+}
+
 // writeLoop drains the outbox to the socket and sends heartbeats.
 func (c *conn) writeLoop() {
 	defer close(c.writerDone)
 	var tick <-chan time.Time
 	var bufs net.Buffers
-	wrote := false
 	for {
 		select {
 		case <-c.out.Wake():
 		case <-tick:
-			if !wrote {
+			if !c.wrote.Swap(false) {
 				b := c.out.Lock()
 				c.out.Unlock(wire.AppendHeartbeat(b))
 			}
-			wrote = false
 			continue
 		case <-c.stop:
 			c.flushOut(&bufs)
@@ -386,29 +407,95 @@ func (c *conn) writeLoop() {
 			<-c.stop
 			return
 		}
-		wrote = true
-		select {
-		case c.drained <- struct{}{}:
-		default:
-		}
+		c.signalDrained()
 	}
 }
 
+func (c *conn) signalDrained() {
+	c.wrote.Store(true)
+	select {
+	case c.drained <- struct{}{}:
+	default:
+	}
+}
+
+// flushOut writes what flushDirect left, then everything queued, waiting
+// for the socket as long as it takes (up to a 30 s write deadline).
 func (c *conn) flushOut(bufs *net.Buffers) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if len(c.rest) > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		err := c.writeAll(c.rest)
+		clear(c.rest)
+		c.rest = nil
+		if err != nil {
+			c.out.Written()
+			return err
+		}
+	}
 	b, n := c.out.Take((*bufs)[:0])
 	if n == 0 && len(b) == 0 {
 		c.out.Written()
 		return nil
 	}
-	w := b
 	c.writing.Store(int64(n))
 	c.nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	_, err := w.WriteTo(c.nc)
+	err := c.writeAll(b)
 	c.writing.Store(0)
 	clear(b)
 	*bufs = b[:0]
 	c.out.Written()
 	return err
+}
+
+func (c *conn) writeAll(b net.Buffers) error {
+	if c.dc.sock != nil {
+		_, err := c.dc.sock.Writev(b)
+		return err
+	}
+	_, err := b.WriteTo(c.nc)
+	return err
+}
+
+// flushDirect writes the frames Deliver queued, on the goroutine that made
+// the delivery (the core calls it as ConsumeOptions.Flush, without locks),
+// when the socket takes them at once; what it does not take, or a batch
+// the writer goroutine is busy with, is left to the writer goroutine.
+// A delivery to an idle consumer so costs no goroutine hand-off.
+func (c *conn) flushDirect() {
+	if c.dc.sock == nil || !c.wmu.TryLock() {
+		c.out.Signal()
+		return
+	}
+	if len(c.rest) > 0 {
+		c.wmu.Unlock()
+		c.out.Signal()
+		return
+	}
+	b, n := c.out.Take(c.dbufs[:0])
+	if n == 0 && len(b) == 0 {
+		c.out.Written()
+		c.wmu.Unlock()
+		return
+	}
+	c.writing.Store(int64(n))
+	rest, err := c.dc.sock.TryWritev(b)
+	c.writing.Store(0)
+	if err == nil && len(rest) == 0 {
+		clear(b)
+		c.dbufs = b[:0]
+		c.out.Written()
+		c.wmu.Unlock()
+		c.signalDrained()
+		return
+	}
+	// The writer goroutine writes the rest (and meets the error again);
+	// the outbox's buffers stay taken until then.
+	c.rest = rest
+	c.dbufs = nil
+	c.wmu.Unlock()
+	c.out.Signal()
 }
 
 // kickAll lets the core deliver again to every channel once the outbox

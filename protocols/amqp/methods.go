@@ -241,6 +241,7 @@ func (ch *channel) consume(m *wire.BasicConsume) error {
 		Exclusive: m.Exclusive,
 		Args:      core.Table(m.Arguments),
 		Deliver:   ch.deliver,
+		Flush:     c.flushFn,
 		Ready:     c.out.Ready,
 		Started: func(t string) {
 			tag = t
@@ -278,7 +279,7 @@ func (ch *channel) deliver(d core.Delivery) {
 	c.deliverM = wire.BasicDeliver{ConsumerTag: d.ConsumerTag, DeliveryTag: d.Tag, Redelivered: d.Redelivered,
 		Exchange: d.Msg.Exchange, RoutingKey: d.Msg.RoutingKey}
 	b = wire.AppendMethodFrame(b, ch.id, &c.deliverM)
-	c.out.Unlock(c.appendContent(b, ch.id, d.Msg))
+	c.out.UnlockDeferred(c.appendContent(b, ch.id, d.Msg)) // the core calls flushDirect
 }
 
 // refBodyMin is the body size from which a delivery's body is written from

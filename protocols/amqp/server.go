@@ -4,13 +4,22 @@
 //
 // Each connection has two goroutines: a reader that decodes frames and runs
 // methods in order, and a writer that drains the connection's outbox (the
-// core's delivery helper core.Outbox) with one writev per batch. There is no goroutine per channel. Deliveries are
-// encoded by the core's delivery callback straight into the outbox.
+// core's delivery helper core.Outbox) with one writev per batch. There is
+// no goroutine per channel. Deliveries are encoded by the core's delivery
+// callback straight into the outbox.
 //
-// Lock order: core locks -> the outbox's lock (held between its Lock and
-// Unlock). Channel state is owned by the reader goroutine; the fields
-// deliveries touch are immutable after channel.open or guarded by the
-// outbox's lock.
+// A plain TCP connection is read and written with raw system calls
+// (netpark.Sock). Frames that a delivery or a confirm queued are written
+// by the goroutine that made them, once it let go of the core's locks
+// (ConsumeOptions.Flush, conn.flushDirect), when the writer is idle and
+// the socket takes them at once; otherwise the writer goroutine is woken.
+// At a steady moderate rate a message so costs no goroutine hand-off.
+//
+// Lock order: conn.wmu (held by whoever writes the socket) -> core locks
+// -> the outbox's lock (held between its Lock and Unlock); flushDirect
+// only tries conn.wmu, so it may run anywhere outside core locks. Channel
+// state is owned by the reader goroutine; the fields deliveries touch are
+// immutable after channel.open or guarded by the outbox's lock.
 package amqp
 
 import (

@@ -1,0 +1,17 @@
+//go:build !linux
+
+package netpark
+
+import "net"
+
+// Sock is not available on this system; see NewSock.
+type Sock struct{}
+
+// NewSock returns false: callers use the net.Conn.
+func NewSock(c net.Conn) (*Sock, bool) { return nil, false }
+
+// Read is never called.
+func (s *Sock) Read(p []byte) (int, error) { return 0, ErrUnsupported }
+
+// Writev is never called.
+func (s *Sock) Writev(bufs [][]byte) (int64, error) { return 0, ErrUnsupported }
