@@ -35,6 +35,7 @@ type Sock struct {
 	wn   int
 	werr syscall.Errno
 	wait bool // rawWritev waits for room when the socket is full
+	one  [1][]byte
 	wfn  func(uintptr) bool
 }
 
@@ -87,6 +88,17 @@ func (s *Sock) rawRead(fd uintptr) bool {
 
 // maxIovecs is the most buffers one writev takes (Linux's IOV_MAX).
 const maxIovecs = 1024
+
+// Write writes every byte of b, like net.Conn.Write.
+func (s *Sock) Write(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	s.one[0] = b
+	n, err := s.Writev(s.one[:])
+	s.one[0] = nil
+	return int(n), err
+}
 
 // Writev writes every byte of bufs, in order, like net.Buffers.WriteTo,
 // waiting for room in the socket as long as the write deadline allows. It

@@ -13,5 +13,8 @@ func NewSock(c net.Conn) (*Sock, bool) { return nil, false }
 // Read is never called.
 func (s *Sock) Read(p []byte) (int, error) { return 0, ErrUnsupported }
 
+// Write is never called.
+func (s *Sock) Write(b []byte) (int, error) { return 0, ErrUnsupported }
+
 // Writev is never called.
 func (s *Sock) Writev(bufs [][]byte) (int64, error) { return 0, ErrUnsupported }

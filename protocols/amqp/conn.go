@@ -146,7 +146,11 @@ type conn struct {
 
 func newConn(s *Server, nc net.Conn) *conn {
 	dc := &deadlineConn{Conn: nc}
-	dc.sock, _ = netpark.NewSock(nc)
+	sc := nc
+	if lc, ok := nc.(*connlimit.Conn); ok {
+		sc = lc.NetConn() // the socket under a listener's connection count
+	}
+	dc.sock, _ = netpark.NewSock(sc)
 	c := &conn{
 		srv: s, nc: nc, dc: dc,
 		log:          s.logger().With("proto", "amqp", "remote", nc.RemoteAddr().String()),

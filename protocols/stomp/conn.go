@@ -15,6 +15,8 @@ import (
 	"github.com/go-stomp/stomp/v3/frame"
 
 	"github.com/unifiedms/ums/core"
+	"github.com/unifiedms/ums/internal/connlimit"
+	"github.com/unifiedms/ums/internal/netpark"
 	"github.com/unifiedms/ums/protocols/stomp/wire"
 )
 
@@ -66,6 +68,10 @@ type conn struct {
 
 	out core.Pump[outItem] // deliveries and late receipts to the writer
 
+	// sock reads and writes a plain TCP socket with raw system calls
+	// (nil for TLS and WebSocket connections).
+	sock *netpark.Sock
+
 	wmu   sync.Mutex
 	werr  error // sticky write error; REQUIRES: wmu
 	wrote atomic.Bool
@@ -86,6 +92,11 @@ var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBu
 
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{srv: s, nc: nc}
+	sc := nc
+	if lc, ok := nc.(*connlimit.Conn); ok {
+		sc = lc.NetConn() // the socket under a listener's connection count
+	}
+	c.sock, _ = netpark.NewSock(sc)
 	c.takeReader()
 	c.rd = wire.NewReader(c.br, s.limits)
 	c.initParking()
@@ -95,7 +106,11 @@ func newConn(s *Server, nc net.Conn) *conn {
 // takeReader gives the read goroutine a buffer from the pool.
 func (c *conn) takeReader() {
 	c.br = readers.Get().(*bufio.Reader)
-	c.br.Reset(c.nc)
+	if c.sock != nil {
+		c.br.Reset(c.sock)
+	} else {
+		c.br.Reset(c.nc)
+	}
 	if c.rd != nil {
 		c.rd.Reset(c.br)
 	}
@@ -309,7 +324,13 @@ func (c *conn) writeLocked(b []byte) {
 	if c.werr != nil {
 		return
 	}
-	if _, err := c.nc.Write(b); err != nil {
+	var err error
+	if c.sock != nil {
+		_, err = c.sock.Write(b)
+	} else {
+		_, err = c.nc.Write(b)
+	}
+	if err != nil {
 		c.werr = err
 		c.closeSocket()
 		return
