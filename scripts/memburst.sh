@@ -17,8 +17,8 @@ sleep 1.5
 rss() { awk '/VmRSS|RssAnon|RssFile/{printf "%s %.1f MB  ", $1, $2/1024}' /proc/$PID/status; }
 url=amqp://guest:guest@127.0.0.1:25672/
 echo "idle: $(rss)"
-"$tmp/umsbench" amqp -url $url -consumers 0 -count 300000 -size 1024 | head -1
+"$tmp/umsbench" amqp -url $url -consumers 0 -count 300000 -size 1024 | sed -n 1p
 echo "backlog queued: $(rss)"
-"$tmp/umsbench" amqp -url $url -publishers 0 -consumers 1 -count 300000 -size 1024 -duration 30s -keep | head -1
+"$tmp/umsbench" amqp -url $url -publishers 0 -consumers 1 -count 300000 -size 1024 -duration 30s -keep | sed -n 1p
 echo "drained: $(rss)"
 for i in 1 2 3 4 5 6; do sleep 10; echo "+${i}0s: $(rss)"; done
