@@ -155,6 +155,11 @@ func failure(err error) (int, map[string]any) {
 // submitOne decodes and accepts one notification.
 func (s *vstate) submitOne(r *http.Request, router *core.Router, body []byte) (int, any) {
 	n, err := notify.Decode(body)
+	return s.acceptOne(r, router, n, err)
+}
+
+// acceptOne accepts n, which decoding returned with err.
+func (s *vstate) acceptOne(r *http.Request, router *core.Router, n *notify.Notification, err error) (int, any) {
 	if err == nil {
 		var a Accepted
 		if a, err = s.accept(r.Context(), router, n, r.Header.Get("Idempotency-Key")); err == nil {
@@ -214,13 +219,23 @@ func (p *Pipeline) submitBatch(w http.ResponseWriter, r *http.Request, s *vstate
 			out[i] = result{http.StatusRequestEntityTooLarge, map[string]any{"error": "notification over 1 MiB"}}
 			continue
 		}
+		// Decoded on this goroutine, whose stack grows once for the
+		// decoder's recursion; on a new goroutine per notification the
+		// stack grew, and was copied, every time. Accepting waits for
+		// storage, so that part runs in parallel.
+		n, err := notify.Decode(raw)
+		if err != nil {
+			code, v := failure(err)
+			out[i] = result{code, v}
+			continue
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
 			var router core.Router
-			code, v := s.submitOne(r, &router, raw)
+			code, v := s.acceptOne(r, &router, n, nil)
 			out[i] = result{code, v}
 		}()
 	}
