@@ -261,11 +261,13 @@ func TestNotifyBatchAndAuth(t *testing.T) {
 		webhookNote(e.hook.URL+"/1", nil),
 		map[string]any{"channel": "email", "to": map[string]any{"email": "nope"}, "content": map[string]any{"text": "x"}},
 		webhookNote(e.hook.URL+"/3", nil),
+		map[string]any{"channel": "webhook", "to": map[string]any{"webhook": e.hook.URL + "/4"}, "colour": "red"},
 	}}
-	if got := apiCall(t, e.b, "POST", "/api/v1/notifications/batch", batch, nil, &out); got != http.StatusOK || len(out.Results) != 3 {
+	if got := apiCall(t, e.b, "POST", "/api/v1/notifications/batch", batch, nil, &out); got != http.StatusOK || len(out.Results) != 4 {
 		t.Fatalf("batch: %d %+v", got, out)
 	}
-	if r := out.Results; r[0].Code != 202 || r[0].ID == "" || r[1].Code != 422 || r[1].Field != "to.email" || r[2].Code != 202 {
+	if r := out.Results; r[0].Code != 202 || r[0].ID == "" || r[1].Code != 422 || r[1].Field != "to.email" || r[2].Code != 202 ||
+		r[3].Code != 422 || r[3].Field != "colour" {
 		t.Fatalf("results %+v", r)
 	}
 	calls := e.hook.wait(t, 2)
