@@ -34,6 +34,9 @@ import (
 // runs readLoop again on a new goroutine. A busy connection so pays one
 // atomic store per packet, and no timer.
 //
+// A new connection parks straight after its CONNACK when the client sent
+// nothing more (parkAfterConnect).
+//
 // The keep-alive deadline is a timer while parked: at readBy it takes the
 // connection back from the poller and ends it as a read deadline would.
 //
@@ -167,6 +170,23 @@ func (s *Server) parkNow(wc *wireConn) bool {
 	p := &wc.park
 	p.waiting.Store(false)
 	return p.slot.Park(s.poller, p.rc, wc.deadline, p.wake, p.expire)
+}
+
+// parkAfterConnect parks a connection right after its CONNACK when the
+// client sent nothing after CONNECT: most connections then stay quiet, and
+// a reader started only to wait would cost a goroutine, its stack and, at
+// a high connect rate, the runtime's record of every goroutine alive at
+// once (which it keeps for good), until the sweeper parks it a second or
+// two later. The CONNACK goes out first. False: the caller starts a
+// reader.
+func (s *Server) parkAfterConnect(cl client, wc *wireConn) bool {
+	if wc.park.rc == nil || cl.closed() || len(wc.r) > 0 || wc.total != wc.consumed {
+		return false
+	}
+	if wc.Flush() != nil {
+		return false // the reader ends the connection
+	}
+	return s.parkNow(wc)
 }
 
 // unpark runs on a new goroutine when a parked socket is readable or hung
