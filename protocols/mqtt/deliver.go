@@ -173,6 +173,9 @@ func (s *session) finishLocked(pk packets.Packet, tag uint64, v5 bool) (packets.
 			return pk, false, 0
 		}
 		pk.PacketID = id
+		if s.inflight == nil {
+			s.inflight = make(map[uint16]uint64)
+		}
 		s.inflight[id] = tag
 		if pk.FixedHeader.Qos == 2 {
 			// mochi answers the client's PUBREC from its in-flight table.

@@ -164,7 +164,7 @@
 //	Server.parkMu is taken alone; a wireConn's parking slot
 //	(netpark.Slot) -> the poller's lock (netpark.Poller.mu).
 //
-//	session.acks.mu is taken alone.
+//	session.pub.acks.mu is taken alone.
 //
 //	mochiServer.clientsMu is taken alone.
 //

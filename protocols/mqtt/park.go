@@ -54,9 +54,11 @@ import (
 // between one and two of these parks.
 const defaultParkAfter = time.Second
 
-// mqttReadBuffer is the size of mochi's own read buffer per connection;
-// wireConn's borrowed buffer (readBufferSize) does the batching.
-const mqttReadBuffer = 256
+// mqttReadBuffer is the size of mochi's own read buffer per connection
+// (bufio's smallest is 16): wireConn's borrowed buffer (readBufferSize)
+// does the batching, and mochi's buffer only spares it a call per byte of
+// a fixed header; a packet body larger than it is read past it.
+const mqttReadBuffer = 32
 
 // readBufferSize is the size of the borrowed read buffers.
 const readBufferSize = 4 << 10
@@ -111,7 +113,8 @@ func (s *Server) initParking(cl client, wc *wireConn) {
 	p.active.Store(true)
 }
 
-// trackParking puts a connection past its handshake on the sweeper's list.
+// trackParking puts a connection past its handshake, or woken from
+// parking, on the sweeper's list: the connections with a reader.
 func (s *Server) trackParking(wc *wireConn) {
 	if wc.park.rc == nil {
 		return
@@ -121,7 +124,8 @@ func (s *Server) trackParking(wc *wireConn) {
 	s.parkMu.Unlock()
 }
 
-// forgetParking takes an ended connection off the sweeper's list.
+// forgetParking takes an ended or parked connection off the sweeper's
+// list.
 func (s *Server) forgetParking(wc *wireConn) {
 	if wc.park.rc == nil {
 		return
@@ -169,7 +173,14 @@ var aLongTimeAgo = time.Unix(1, 0)
 func (s *Server) parkNow(wc *wireConn) bool {
 	p := &wc.park
 	p.waiting.Store(false)
-	return p.slot.Park(s.poller, p.rc, wc.deadline, p.wake, p.expire)
+	// Off the sweeper's list first: once parked, wake may already run
+	// and put it back.
+	s.forgetParking(wc)
+	if !p.slot.Park(s.poller, p.rc, wc.deadline, p.wake, p.expire) {
+		s.trackParking(wc)
+		return false
+	}
+	return true
 }
 
 // parkAfterConnect parks a connection right after its CONNACK when the
@@ -195,6 +206,7 @@ func (wc *wireConn) unpark() {
 	p := &wc.park
 	p.slot.Woken()
 	p.active.Store(true)
+	p.srv.trackParking(wc)
 	// The read deadline is still in the past: the next refresh sets it.
 	wc.deadline = time.Time{}
 	p.srv.readLoop(p.cl)

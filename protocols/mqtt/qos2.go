@@ -158,8 +158,17 @@ func (s *session) restoreQoS2() {
 		return
 	}
 	for _, id := range s.fetchQoS2Locked(0) {
-		s.inQoS2[id] = struct{}{}
+		s.pendingQoS2(id)
 	}
+}
+
+// pendingQoS2 records that the client's QoS 2 message id awaits PUBREL.
+// Read goroutine (or the handshake, before it starts).
+func (s *session) pendingQoS2(id uint16) {
+	if s.inQoS2 == nil {
+		s.inQoS2 = make(map[uint16]struct{})
+	}
+	s.inQoS2[id] = struct{}{}
 }
 
 // deleteQoS2Queue deletes the session's marker queue: the session ends.

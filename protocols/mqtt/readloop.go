@@ -34,7 +34,11 @@ func (s *Server) readPackets(cl client) error {
 	wc, _ := cl.wire()
 	for {
 		if cl.closed() {
-			return nil // DISCONNECT, or closed by the server
+			// nil after the client's DISCONNECT; the server's reason when
+			// it closed the connection (a shutdown, an administrator),
+			// which publishes the will [MQTT-3.1.2-8] as a failed read
+			// would have.
+			return cl.stopCause()
 		}
 		cl.refreshDeadline()
 		var fh packets.FixedHeader

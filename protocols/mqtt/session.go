@@ -25,7 +25,6 @@ type session struct {
 	vhost    *core.Vhost
 	user     string
 	clientID string // as the client knows it
-	key      string // mochi's client id: clientID, qualified by a non-default vhost
 	// admission is the session's place in its user's connection count
 	// (core.Broker.Admit), taken at login; close releases it.
 	admission *core.Admission
@@ -37,11 +36,7 @@ type session struct {
 	will    *willMsg
 
 	// Owned by the client's read goroutine (Server.readPackets).
-	router   core.Router
-	exch     *core.Exchange
-	doneCh   chan error
-	doneFn   func(error)
-	flow     <-chan struct{} // set by publish: a nearly full queue asks to wait (see waitForRoom)
+	pub      *publisher // made by the first PUBLISH (session.publisher)
 	subacks  map[uint16][]byte
 	unsubs   map[uint16][]byte
 	retainQ  []outItem
@@ -52,17 +47,15 @@ type session struct {
 	conn     *core.Conn               // REQUIRES: mu
 	cs       *core.Session            // REQUIRES: mu
 	q0, q1   *core.Queue              // REQUIRES: mu
-	subs     map[string]*subscription // by filter as subscribed; REQUIRES: mu
-	inflight map[uint16]uint64        // packet id → delivery tag (0: retained); REQUIRES: mu
+	subs     map[string]*subscription // by filter as subscribed (nil: none yet); REQUIRES: mu
+	inflight map[uint16]uint64        // packet id → delivery tag (0: retained; nil: none yet); REQUIRES: mu
 	lastID   uint16                   // REQUIRES: mu
 
 	out  core.Pump[outItem]
 	wbuf []byte // encoding buffer of the writer goroutine
 
-	acks ackQueue // QoS 1 acknowledgements waiting for the message store
-
 	q2     qos2State           // durable copy of inQoS2 for persistent sessions
-	inQoS2 map[uint16]struct{} // client's QoS 2 packet ids awaiting PUBREL; read goroutine
+	inQoS2 map[uint16]struct{} // client's QoS 2 packet ids awaiting PUBREL (nil: none yet); read goroutine
 }
 
 // closeReason says how a session ends.
@@ -72,10 +65,9 @@ type closeReason struct {
 }
 
 func newSession(srv *Server, cl client, wc *wireConn, v *core.Vhost, user, clientID string) *session {
-	s := &session{srv: srv, cl: cl, wc: wc, vhost: v, user: user, clientID: clientID,
-		subs: make(map[string]*subscription), inflight: make(map[uint16]uint64), lastID: 32767,
-		inQoS2: make(map[uint16]struct{})}
-	s.acks.space = make(chan struct{}, 1)
+	// The maps and channels are made on first use: most connections stay
+	// idle, and each would cost more than a hundred bytes on every one.
+	s := &session{srv: srv, cl: cl, wc: wc, vhost: v, user: user, clientID: clientID, lastID: 32767}
 	s.initPump()
 	return s
 }
@@ -89,6 +81,10 @@ func (s *session) logger() *slog.Logger {
 
 func (s *session) persistent() bool { return s.expiry > 0 }
 
+// key is mochi's client id: the client id, qualified by a non-default
+// vhost (set at login, before the session is made).
+func (s *session) key() string { return s.cl.id() }
+
 // establish runs before CONNACK: it takes over a live session with the
 // same client id, cancels a pending delayed will, and decides whether an
 // earlier session is resumed or discarded. It creates nothing in the core,
@@ -100,12 +96,12 @@ func (s *session) establish(pk *packets.Packet) {
 	s.takeWill(pk)
 
 	srv.mu.Lock()
-	old := srv.sessions[s.key]
-	srv.sessions[s.key] = s
-	will := srv.wills[s.key]
-	delete(srv.wills, s.key)
+	old := srv.sessions[s.key()]
+	srv.sessions[s.key()] = s
+	will := srv.wills[s.key()]
+	delete(srv.wills, s.key())
 	srv.mu.Unlock()
-	srv.cancelExpiry(s.key) // after taking the key: no expiry starts for it now
+	srv.cancelExpiry(s.key()) // after taking the key: no expiry starts for it now
 	if old != nil {
 		// [MQTT-3.1.4-3] The old connection gets DISCONNECT 0x8E (mochi's
 		// own attempt later finds it closed) and its session is closed
@@ -160,8 +156,6 @@ func (s *session) establish(pk *packets.Packet) {
 // subscriptions of a resumed one. Messages may flow from here on.
 func (s *session) start() error {
 	srv := s.srv
-	s.doneCh = make(chan error, 1)
-	s.doneFn = func(err error) { s.doneCh <- err }
 	cl := s.cl
 	proto := "MQTT 3.1.1"
 	switch cl.version() {
@@ -172,9 +166,8 @@ func (s *session) start() error {
 	}
 	peer, local := s.wc.RemoteAddr().String(), s.wc.LocalAddr().String()
 	conn := s.vhost.Open(s.user, core.ConnInfo{
-		Name: peer + " -> " + local, Protocol: proto, Peer: peer, Local: local,
-		ClientProperties: core.Table{"client_id": s.clientID},
-		ConnectedAt:      srv.clock.Now(),
+		Protocol: proto, Peer: peer, Local: local, // Info names it after these
+		ConnectedAt: srv.clock.Now(),
 		Close: func(string) {
 			srv.goBackground(func() { srv.kick(cl, packets.ErrAdministrativeAction) })
 		},
@@ -196,7 +189,6 @@ func (s *session) start() error {
 		return core.ErrClosed
 	}
 	s.conn, s.cs = conn, cs
-	s.router.CountFor(conn)
 	if s.persistent() {
 		if s.resume == nil {
 			if err := s.saveRecordLocked(); err != nil {
@@ -265,12 +257,12 @@ func (s *session) close(r closeReason) {
 	}
 	s.admission.Release() // when the session closed before its connection opened
 	srv.mu.Lock()
-	if srv.sessions[s.key] == s {
-		delete(srv.sessions, s.key)
+	if srv.sessions[s.key()] == s {
+		delete(srv.sessions, s.key())
 		if !r.end {
 			// No other connection took the session over: its expiry
 			// interval runs from now.
-			srv.scheduleExpiryLocked(s.key, s.vhost.Name, s.clientID, expiry)
+			srv.scheduleExpiryLocked(s.key(), s.vhost.Name, s.clientID, expiry)
 		}
 	}
 	srv.mu.Unlock()
@@ -283,7 +275,7 @@ func (s *session) close(r closeReason) {
 		if r.end {
 			delay = 0 // the session ended first [MQTT-3.1.3-9]
 		}
-		srv.scheduleWill(s.key, s.vhost, s.clientID, s.will, srv.clock.Now().Add(delay), false)
+		srv.scheduleWill(s.key(), s.vhost, s.clientID, s.will, srv.clock.Now().Add(delay), false)
 	}
 }
 

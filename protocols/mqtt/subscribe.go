@@ -193,6 +193,9 @@ func (s *session) applyLocked(o subOptions) (bool, error) {
 			}
 		}
 	}
+	if s.subs == nil {
+		s.subs = make(map[string]*subscription)
+	}
 	s.subs[o.filter] = sub
 	s.countNoLocal()
 	return old != nil, nil
