@@ -16,9 +16,9 @@ import (
 const connectTimeout = 10 * time.Second
 
 // serveConn runs the CONNECT handshake of a new connection on the calling
-// goroutine, then parks the connection when the client sent nothing more
-// (park.go), or else hands it to a fresh goroutine that reads its packets
-// (readLoop), and returns. The handshake runs deep (authentication,
+// goroutine (for TCP a handshaker, listen.go), then parks the connection
+// when the client sent nothing more (park.go), or else hands it to a
+// fresh goroutine that reads its packets (readLoop), and returns. The handshake runs deep (authentication,
 // session setup in the core) and leaves a large stack behind; the reader
 // starts small, and since it waits for input with only a few small frames
 // on its stack, the runtime shrinks it back after every burst of work. An

@@ -92,6 +92,7 @@ type Server struct {
 	store       Store
 	exchange    string
 	done        chan struct{} // closed by Shutdown
+	handoff     chan net.Conn // new TCP connections to waiting handshakers (listen.go)
 	// clock is the core's: session expiry, will delays and message
 	// expiry follow it. Socket deadlines (keep-alive, CONNECT timeout)
 	// are real time.
@@ -159,6 +160,7 @@ func (s *Server) init() error {
 	}
 	s.clock = clock.Or(s.Broker.Clock())
 	s.done = make(chan struct{})
+	s.handoff = make(chan net.Conn)
 	s.listeners = make(map[net.Listener]struct{})
 	s.https = make(map[*http.Server]struct{})
 	s.sessions = make(map[string]*session)
