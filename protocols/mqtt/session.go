@@ -132,9 +132,13 @@ func (s *session) establish(pk *packets.Packet) {
 				s.logger().Error("deleting session record failed", "err", err)
 			}
 		}
-		if q, err := s.vhost.Queue(nil, q1); err == nil && q.Durable {
-			if _, err := s.vhost.DeleteQueue(nil, q1, false, false); err != nil {
-				s.logger().Error("deleting the previous session's queue failed", "queue", q1, "err", err)
+		// Most clean sessions had no predecessor: HasQueue spares them
+		// building Queue's not-found error.
+		if s.vhost.HasQueue(q1) {
+			if q, err := s.vhost.Queue(nil, q1); err == nil && q.Durable {
+				if _, err := s.vhost.DeleteQueue(nil, q1, false, false); err != nil {
+					s.logger().Error("deleting the previous session's queue failed", "queue", q1, "err", err)
+				}
 			}
 		}
 		s.deleteQoS2Queue()
@@ -164,7 +168,7 @@ func (s *session) start() error {
 	case 5:
 		proto = "MQTT 5.0"
 	}
-	peer, local := s.wc.RemoteAddr().String(), s.wc.LocalAddr().String()
+	peer, local := cl.remote(), s.wc.LocalAddr().String() // mochi formatted the peer's already
 	conn := s.vhost.Open(s.user, core.ConnInfo{
 		Protocol: proto, Peer: peer, Local: local, // Info names it after these
 		ConnectedAt: srv.clock.Now(),
