@@ -176,7 +176,7 @@ func (s *Server) parkNow(wc *wireConn) bool {
 	// Off the sweeper's list first: once parked, wake may already run
 	// and put it back.
 	s.forgetParking(wc)
-	if !p.slot.Park(s.poller, p.rc, wc.deadline, p.wake, p.expire) {
+	if !p.slot.Park(s.poller, p.rc, wc.deadlineTime(), p.wake, p.expire) {
 		s.trackParking(wc)
 		return false
 	}
@@ -208,7 +208,7 @@ func (wc *wireConn) unpark() {
 	p.active.Store(true)
 	p.srv.trackParking(wc)
 	// The read deadline is still in the past: the next refresh sets it.
-	wc.deadline = time.Time{}
+	wc.deadline = 0
 	p.srv.readLoop(p.cl)
 }
 

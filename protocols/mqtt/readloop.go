@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -47,7 +46,7 @@ func (s *Server) readPackets(cl client) error {
 				if s.parkNow(wc) {
 					return errParked
 				}
-				wc.deadline = time.Time{} // the read deadline is in the past: set it again
+				wc.deadline = 0 // the read deadline is in the past: set it again
 				continue
 			}
 			return s.packetError(cl, err)
