@@ -79,9 +79,8 @@ func (s *Server) handshake(cl client, listener string, wc *wireConn) error {
 	}
 	cl.refreshDeadline()
 	sess := sessionOf(cl)
-	sess.establish(&pk)
-	s.inheritInflight(cl, &pk)
-	s.addClient(cl) // [MQTT-4.1.0-1]
+	resume, prev := sess.establish(&pk) // the session is known from here [MQTT-4.1.0-1]
+	s.inheritInflight(cl, prev, &pk)
 	if err := s.sendConnack(cl, packets.CodeSuccess, sess.present); err != nil {
 		s.endConnection(cl, err)
 		return err
@@ -92,7 +91,7 @@ func (s *Server) handshake(cl client, listener string, wc *wireConn) error {
 			return err
 		}
 	}
-	if err := sess.start(); err != nil {
+	if err := sess.start(resume); err != nil {
 		sess.logger().Error("MQTT session setup failed", "err", err)
 		s.kick(cl, reasonFor(err))
 		s.endConnection(cl, err)

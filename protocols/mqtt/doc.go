@@ -110,8 +110,8 @@
 //     AUTH (so SUBSCRIBE, UNSUBSCRIBE, PUBACK, PUBREC, PUBCOMP, PINGREQ and
 //     DISCONNECT are processed by mochi), SendConnack and
 //     DisconnectClient. mochi's client list is not used: the adapter keeps
-//     its clients (mochiServer.clients), so mochi's once-a-second sweeps
-//     over that list find it empty;
+//     its clients (Server.sessions and Server.offline, see mochi.go), so
+//     mochi's once-a-second sweeps over that list find it empty;
 //   - the client (type client): its codec (ReadFixedHeader, ReadPacket,
 //     WritePacket, ParseConnect, the CONNECT and PUBLISH validation), what
 //     CONNECT negotiated (version, receive maximum, maximum packet size,
@@ -165,8 +165,6 @@
 //	(netpark.Slot) -> the poller's lock (netpark.Poller.mu).
 //
 //	session.pub.acks.mu is taken alone.
-//
-//	mochiServer.clientsMu is taken alone.
 //
 //	session.q2.mu -> session.mu (qos2QueueLocked).
 //

@@ -202,7 +202,7 @@ func (s *session) publish(pk *packets.Packet, a *pubAck) (code packets.Code, sto
 	}
 	var publisher string
 	if s.noLocals.Load() > 0 {
-		publisher = s.clientID
+		publisher = s.clientID()
 	}
 	msg := toCoreMessage(srv.exchange, pk, publisher, now)
 	p := s.publisher()

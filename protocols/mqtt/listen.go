@@ -72,7 +72,7 @@ func (s *Server) Serve(l net.Listener) error {
 
 // handshakerIdle is how long a handshaker waits for a new connection
 // before it exits.
-const handshakerIdle = 5 * time.Second
+const handshakerIdle = 2 * time.Second
 
 // dispatch hands a new connection to a waiting handshaker, or to a new
 // one.

@@ -95,7 +95,7 @@ func (s *Server) login(cl client, pk *packets.Packet) error {
 	if vhost != s.DefaultVhost {
 		cl.setID(vhost + "\x00" + clientID)
 	}
-	sess := newSession(s, cl, wc, v, user, clientID)
+	sess := newSession(s, cl, wc, v, user)
 	sess.admission = adm // released when the session closes
 	wc.sess.Store(sess)
 	return nil

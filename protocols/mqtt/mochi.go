@@ -25,17 +25,6 @@ type mochiServer struct {
 	hook      *hook
 	mochiStop sync.Once
 
-	// clients are the connected clients, and those of persistent sessions
-	// that disconnected (their in-flight state is handed to the next
-	// connection, inheritInflight), by mochi client id [MQTT-4.1.0-1]. The
-	// adapter keeps them instead of mochi's client list: mochi walks that
-	// list every second, twice, copying it each time and every client's
-	// in-flight table once (expiry of clients and in-flight messages, both
-	// the adapter's business); at 19,000 idle connections that was most of
-	// an idle server's CPU. mochi's packet processing does not use it.
-	clientsMu sync.Mutex
-	clients   map[string]*mochi.Client // REQUIRES: clientsMu
-
 	// subsSink is every client's subscription table (newClient).
 	subsSink *mochi.Subscriptions
 }
@@ -63,7 +52,6 @@ func (s *Server) startMochi() error {
 		// traffic. The interval (seconds) is effectively never.
 		SysTopicResendInterval: 1 << 32,
 	})
-	s.clients = make(map[string]*mochi.Client)
 	s.subsSink = mochi.NewSubscriptions()
 	s.hook = &hook{srv: s}
 	if err := m.AddHook(s.hook, nil); err != nil {
@@ -321,14 +309,20 @@ func (s *Server) inboundAlias(c client, alias uint16, topic string) string {
 
 // inheritInflight carries the packet-level state of a resumed session (QoS
 // 2 handshakes in progress, which mochi tracks) over from the previous
-// connection with the same client id, and forgets it for a clean start.
-// The previous connection was already closed by establish.
-func (s *Server) inheritInflight(c client, pk *packets.Packet) {
-	cl := c.m
-	s.clientsMu.Lock()
-	old, ok := s.clients[cl.ID]
-	s.clientsMu.Unlock()
-	if !ok {
+// connection with the same client id, and forgets it for a clean start:
+// prev, the live connection establish took over (and closed), or else
+// the last connection of the stored session (Server.offline).
+func (s *Server) inheritInflight(c, prev client, pk *packets.Packet) {
+	cl, old := c.m, prev.m
+	s.mu.Lock()
+	if o, ok := s.offline[cl.ID]; ok {
+		delete(s.offline, cl.ID) // this connection is the session's now
+		if old == nil {
+			old = o.m
+		}
+	}
+	s.mu.Unlock()
+	if old == nil {
 		return
 	}
 	if pk.Connect.Clean || (old.Properties.Clean && old.Properties.ProtocolVersion < 5) {
@@ -345,38 +339,42 @@ func (s *Server) inheritInflight(c client, pk *packets.Packet) {
 
 // --- the server's side of a connection ---
 
-// addClient registers a connected client [MQTT-4.1.0-1].
-func (s *Server) addClient(cl client) {
-	s.clientsMu.Lock()
-	s.clients[cl.m.ID] = cl.m
-	s.clientsMu.Unlock()
-}
+// The adapter keeps its clients [MQTT-4.1.0-1], not mochi's client list:
+// mochi walks that list every second, twice, copying it each time and
+// every client's in-flight table once (expiry of clients and in-flight
+// messages, both the adapter's business); at 19,000 idle connections that
+// was most of an idle server's CPU, and mochi's packet processing does not
+// use it. A connected client is its session's (Server.sessions); the
+// client of a persistent session whose connection ended stays in
+// Server.offline (session.close), for its in-flight state, until the next
+// connection takes it (inheritInflight) or the session expires
+// (forgetExpired).
 
-// forgetClient drops an ended session's client and its in-flight state,
-// unless a newer connection took its client id over [MQTT-4.1.0-2].
+// forgetClient drops an ended session's in-flight state, unless a newer
+// connection took its client id over [MQTT-4.1.0-2].
 func (s *Server) forgetClient(cl client) {
-	s.clientsMu.Lock()
-	cur, ok := s.clients[cl.m.ID]
-	if ok && cur == cl.m {
-		delete(s.clients, cl.m.ID)
+	key := cl.id()
+	s.mu.Lock()
+	cur := s.sessions[key]
+	taken := cur != nil && cur.cl != cl
+	if o, ok := s.offline[key]; ok && o == cl {
+		delete(s.offline, key)
 	}
-	s.clientsMu.Unlock()
-	if ok && cur == cl.m {
+	s.mu.Unlock()
+	if !taken {
 		cl.m.ClearInflights()
 	}
 }
 
 // forgetExpired drops the client of a persistent session that expired
-// (key: mochi client id), unless one is connected under its id.
+// (key: mochi client id).
 func (s *Server) forgetExpired(key string) {
-	s.clientsMu.Lock()
-	cl, ok := s.clients[key]
-	if ok && cl.Closed() {
-		delete(s.clients, key)
-	}
-	s.clientsMu.Unlock()
-	if ok && cl.Closed() {
-		cl.ClearInflights()
+	s.mu.Lock()
+	cl, ok := s.offline[key]
+	delete(s.offline, key)
+	s.mu.Unlock()
+	if ok {
+		cl.m.ClearInflights()
 	}
 }
 
@@ -402,24 +400,24 @@ func (s *Server) kick(cl client, code packets.Code) {
 
 // disconnectAll ends every connected client's connection.
 func (s *Server) disconnectAll() {
-	s.clientsMu.Lock()
-	open := make([]*mochi.Client, 0, len(s.clients))
-	for _, cl := range s.clients {
-		if !cl.Closed() {
-			open = append(open, cl)
+	s.mu.Lock()
+	open := make([]client, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		if !sess.cl.closed() {
+			open = append(open, sess.cl)
 		}
 	}
-	s.clientsMu.Unlock()
+	s.mu.Unlock()
 	for _, cl := range open {
-		s.kick(client{cl}, packets.ErrServerShuttingDown)
+		s.kick(cl, packets.ErrServerShuttingDown)
 	}
 }
 
 // clientCount is the number of clients the adapter keeps (for tests).
 func (s *Server) clientCount() int {
-	s.clientsMu.Lock()
-	defer s.clientsMu.Unlock()
-	return len(s.clients)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions) + len(s.offline)
 }
 
 // --- the hook ---

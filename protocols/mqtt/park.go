@@ -55,10 +55,10 @@ import (
 const defaultParkAfter = time.Second
 
 // mqttReadBuffer is the size of mochi's own read buffer per connection
-// (bufio's smallest is 16): wireConn's borrowed buffer (readBufferSize)
+// (bufio's smallest): wireConn's borrowed buffer (readBufferSize)
 // does the batching, and mochi's buffer only spares it a call per byte of
 // a fixed header; a packet body larger than it is read past it.
-const mqttReadBuffer = 32
+const mqttReadBuffer = 16
 
 // readBufferSize is the size of the borrowed read buffers.
 const readBufferSize = 4 << 10

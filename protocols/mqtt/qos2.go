@@ -58,7 +58,7 @@ func (s *session) qos2QueueLocked(create bool) (*core.Queue, error) {
 	if closed || conn == nil {
 		return nil, core.ErrClosed
 	}
-	name := qos2QueueName(s.clientID)
+	name := qos2QueueName(s.clientID())
 	q, err := s.vhost.InternalQueue(name)
 	if err != nil {
 		if !create {
@@ -173,7 +173,7 @@ func (s *session) pendingQoS2(id uint16) {
 
 // deleteQoS2Queue deletes the session's marker queue: the session ends.
 func (s *session) deleteQoS2Queue() {
-	name := qos2QueueName(s.clientID)
+	name := qos2QueueName(s.clientID())
 	if _, err := s.vhost.DeleteInternalQueue(name); err != nil {
 		s.logger().Error("deleting the QoS 2 marker queue failed", "queue", name, "err", err)
 	}

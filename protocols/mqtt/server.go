@@ -106,6 +106,7 @@ type Server struct {
 	records   map[string]*sessionRecord // persistent sessions by storeKey; REQUIRES: mu
 	wills     map[string]*pendingWill   // delayed wills by mochi client id; REQUIRES: mu
 	expiring  map[string]*expiryTimer   // disconnected persistent sessions by mochi client id; REQUIRES: mu
+	offline   map[string]client         // their last connections' clients, by mochi client id (mochi.go); REQUIRES: mu
 	conns     sync.WaitGroup            // one per connection being served
 	poller    *netpark.Poller           // nil: connections do not park
 	parkAfter time.Duration             // the sweeper's period (defaultParkAfter; tests shorten it)
@@ -167,6 +168,7 @@ func (s *Server) init() error {
 	s.records = make(map[string]*sessionRecord)
 	s.wills = make(map[string]*pendingWill)
 	s.expiring = make(map[string]*expiryTimer)
+	s.offline = make(map[string]client)
 	s.retained = newRetainIndex(s.store)
 	s.loadStore()
 	if err := s.startMochi(); err != nil {
