@@ -93,6 +93,7 @@ type Server struct {
 	exchange    string
 	done        chan struct{} // closed by Shutdown
 	handoff     chan net.Conn // new TCP connections to waiting handshakers (listen.go)
+	locals      sync.Map      // the connections' local addresses, one copy each (localName)
 	// clock is the core's: session expiry, will delays and message
 	// expiry follow it. Socket deadlines (keep-alive, CONNECT timeout)
 	// are real time.
@@ -187,6 +188,14 @@ func (s *Server) init() error {
 		s.goBackground(s.parkSweep)
 	}
 	return nil
+}
+
+// localName returns one shared copy of a connection's local address:
+// every connection to a listener has the same, and a copy each would cost
+// an idle connection 32 bytes.
+func (s *Server) localName(addr string) string {
+	v, _ := s.locals.LoadOrStore(addr, addr)
+	return v.(string)
 }
 
 func (s *Server) isClosing() bool {

@@ -184,7 +184,7 @@ func (s *session) start(resume *sessionRecord) error {
 	case 5:
 		proto = "MQTT 5.0"
 	}
-	peer, local := cl.remote(), s.wc.LocalAddr().String() // mochi formatted the peer's already
+	peer, local := cl.remote(), srv.localName(s.wc.LocalAddr().String()) // mochi formatted the peer's already
 	conn := s.vhost.Open(s.user, core.ConnInfo{
 		Protocol: proto, Peer: peer, Local: local, // Info names it after these
 		ConnectedAt: srv.clock.Now(),
