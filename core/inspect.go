@@ -1,6 +1,9 @@
 package core
 
-import "sort"
+import (
+	"slices"
+	"sort"
+)
 
 // Read-only views of sessions and consumers for the management API. They
 // take the same locks as the message path, briefly, in its order (queue,
@@ -20,10 +23,7 @@ type SessionInfo struct {
 // consumers first.
 func (c *Conn) Sessions() []SessionInfo {
 	c.mu.Lock()
-	ss := make([]*Session, 0, len(c.sessions))
-	for s := range c.sessions {
-		ss = append(ss, s)
-	}
+	ss := slices.Clone(c.sessions)
 	c.mu.Unlock()
 	out := make([]SessionInfo, 0, len(ss))
 	for _, s := range ss {

@@ -51,6 +51,9 @@ func TestInternalQueue(t *testing.T) {
 	}
 	hidden := func(v *Vhost) {
 		t.Helper()
+		if v.HasQueue("state") {
+			t.Fatal("HasQueue finds an internal queue")
+		}
 		if _, err := v.Queue(nil, "state"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("Queue: %v, want not found", err)
 		}

@@ -35,7 +35,7 @@ func (s *Session) ConsumeReplyTo(o ConsumeOptions) (*Consumer, error) {
 		return nil, errorf(ErrNotAllowed, "attempt to reuse consumer tag '%s'", o.Tag)
 	}
 	c := &Consumer{Tag: o.Tag, NoAck: true, session: s, deliver: o.Deliver, cancelled: o.Cancelled, ready: o.Ready, flush: o.Flush}
-	s.consumers[o.Tag] = c
+	s.addConsumerLocked(c)
 	s.replyTo = c
 	s.replyToken = randomName("")
 	token := s.replyToken

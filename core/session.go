@@ -1,6 +1,7 @@
 package core
 
 import (
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -11,7 +12,7 @@ import (
 
 // ConnInfo describes a client connection for listings.
 type ConnInfo struct {
-	Name             string // RabbitMQ style: "peer -> local"
+	Name             string // RabbitMQ style: "peer -> local" (Info makes it from Peer and Local when empty)
 	Protocol         string // e.g. "AMQP 0-9-1"
 	Peer, Local      string
 	ClientProperties Table
@@ -36,10 +37,12 @@ type Conn struct {
 	User  string
 	info  ConnInfo
 
+	// The connection's exclusive queues (made by the first) and sessions
+	// (mostly one: a slice costs an idle connection less than a map).
 	mu        sync.Mutex
 	closed    bool
 	exclusive map[*Queue]struct{}
-	sessions  map[*Session]struct{}
+	sessions  []*Session
 
 	// Counters since the connection opened (see Stats).
 	published, delivered atomic.Uint64
@@ -58,7 +61,7 @@ func (c *Conn) Stats() ConnStats {
 
 // Open starts a connection to the vhost for an authenticated user.
 func (v *Vhost) Open(user string, info ConnInfo) *Conn {
-	c := &Conn{vhost: v, User: user, info: info, exclusive: make(map[*Queue]struct{}), sessions: make(map[*Session]struct{})}
+	c := &Conn{vhost: v, User: user, info: info}
 	b := v.broker
 	b.connMu.Lock()
 	b.conns[c] = struct{}{}
@@ -66,8 +69,25 @@ func (v *Vhost) Open(user string, info ConnInfo) *Conn {
 	return c
 }
 
-// Info returns the connection's description.
-func (c *Conn) Info() ConnInfo { return c.info }
+// Info returns the connection's description. Its Name is made from Peer
+// and Local when it was not given, and its ClientProperties include
+// client_id when TopicVars has one (MQTT): an idle connection need not
+// keep either.
+func (c *Conn) Info() ConnInfo {
+	info := c.info
+	if info.Name == "" && info.Peer != "" {
+		info.Name = info.Peer + " -> " + info.Local
+	}
+	if id := info.TopicVars.ClientID; id != "" {
+		props := make(Table, len(info.ClientProperties)+1)
+		for k, v := range info.ClientProperties {
+			props[k] = v
+		}
+		props["client_id"] = id
+		info.ClientProperties = props
+	}
+	return info
+}
 
 // Channels returns the number of open sessions.
 func (c *Conn) Channels() int {
@@ -94,6 +114,9 @@ func (c *Conn) addExclusive(q *Queue) bool {
 	if c.closed {
 		return false
 	}
+	if c.exclusive == nil {
+		c.exclusive = make(map[*Queue]struct{})
+	}
 	c.exclusive[q] = struct{}{}
 	return true
 }
@@ -118,10 +141,7 @@ func (c *Conn) Close() {
 	delete(b.conns, c)
 	b.connMu.Unlock()
 	c.info.Admission.Release()
-	sessions := make([]*Session, 0, len(c.sessions))
-	for s := range c.sessions {
-		sessions = append(sessions, s)
-	}
+	sessions := slices.Clone(c.sessions)
 	queues := make([]*Queue, 0, len(c.exclusive))
 	for q := range c.exclusive {
 		queues = append(queues, q)
@@ -224,12 +244,12 @@ type Session struct {
 
 // NewSession opens a session on the connection.
 func (c *Conn) NewSession() *Session {
-	s := &Session{conn: c, consumers: make(map[string]*Consumer)}
+	s := &Session{conn: c} // consumers: made by the first
 	c.mu.Lock()
 	if c.closed {
 		s.closed = true
 	} else {
-		c.sessions[s] = struct{}{}
+		c.sessions = append(c.sessions, s)
 	}
 	c.mu.Unlock()
 	return s
@@ -237,6 +257,26 @@ func (c *Conn) NewSession() *Session {
 
 // Conn returns the session's connection.
 func (s *Session) Conn() *Conn { return s.conn }
+
+// addConsumerLocked enters c under its tag. REQUIRES: s.mu.
+func (s *Session) addConsumerLocked(c *Consumer) {
+	if s.consumers == nil {
+		s.consumers = make(map[string]*Consumer)
+	}
+	s.consumers[c.Tag] = c
+}
+
+// removeSession forgets a closed session.
+func (c *Conn) removeSession(s *Session) {
+	c.mu.Lock()
+	if i := slices.Index(c.sessions, s); i >= 0 {
+		last := len(c.sessions) - 1
+		c.sessions[i] = c.sessions[last]
+		c.sessions[last] = nil
+		c.sessions = c.sessions[:last]
+	}
+	c.mu.Unlock()
+}
 
 // SetPrefetch sets the prefetch count: for the whole session when global,
 // otherwise for consumers created afterwards (RabbitMQ's basic.qos).
@@ -292,7 +332,7 @@ func (s *Session) Consume(q *Queue, o ConsumeOptions) (*Consumer, error) {
 	}
 	c := &Consumer{Tag: o.Tag, NoAck: o.NoAck, Exclusive: o.Exclusive, queue: q, session: s, priority: prio,
 		prefetch: s.consumerPrefetch, deliver: o.Deliver, cancelled: o.Cancelled, ready: o.Ready, started: o.Started, flush: o.Flush}
-	s.consumers[o.Tag] = c
+	s.addConsumerLocked(c)
 	s.mu.Unlock()
 	if err := q.addConsumer(c); err != nil {
 		s.mu.Lock()
@@ -593,12 +633,10 @@ func (s *Session) Close() {
 	for _, c := range s.consumers {
 		consumers = append(consumers, c)
 	}
-	s.consumers = map[string]*Consumer{}
+	s.consumers = nil
 	s.dropReplyToLocked()
 	s.mu.Unlock()
-	s.conn.mu.Lock()
-	delete(s.conn.sessions, s)
-	s.conn.mu.Unlock()
+	s.conn.removeSession(s)
 	// Requeue first, while the consumers are still attached (the closed
 	// session refuses offers): the requeued messages are back at their
 	// places before a single active consumer's successor is served, so it

@@ -124,6 +124,12 @@ func (v *Vhost) Exchange(name string) (*Exchange, error) {
 	return x, nil
 }
 
+// HasQueue reports whether the vhost has a queue named name that clients
+// can see (Queue finds it, unless an exclusive owner forbids). It builds
+// no error, for callers that mostly find nothing (an MQTT clean session
+// looking for its predecessor's queue at every connect).
+func (v *Vhost) HasQueue(name string) bool { return v.queue(name) != nil }
+
 // Queue returns the named queue, checking exclusive ownership against owner.
 func (v *Vhost) Queue(owner *Conn, name string) (*Queue, error) {
 	q := v.queue(name)
@@ -504,9 +510,9 @@ func (v *Vhost) DeleteQueue(owner *Conn, name string, ifUnused, ifEmpty bool) (i
 // and returns the number of messages it held; one that does not exist
 // succeeds with 0.
 func (v *Vhost) DeleteInternalQueue(name string) (int, error) {
-	q, err := v.InternalQueue(name)
-	if err != nil {
-		return 0, nil
+	q := v.anyQueue(name)
+	if q == nil || !q.Internal {
+		return 0, nil // no error to build: most calls find nothing
 	}
 	return v.deleteQueue(q, nil)
 }

@@ -9,7 +9,10 @@
 #   PROTO=stomp scripts/bench-mqtt-idle.sh  # UMS, STOMP connections
 #   BROKER=mosquitto scripts/bench-mqtt-idle.sh
 #
-# Settings: CONNS (19000), PROCS (4), PORT (18890), PROTO (mqtt).
+# Settings: CONNS (19000), PROCS (4), PORT (18890), PROTO (mqtt), SPREAD
+# (MQTT only: each client process connects from this many loopback source
+# addresses, umsbench mqtt -spread; without it the clients' kernel, looking
+# for free ephemeral ports, limits the connect rate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNS=${CONNS:-19000}
@@ -17,6 +20,7 @@ PROCS=${PROCS:-4}
 PORT=${PORT:-18890}
 BROKER=${BROKER:-ums}
 PROTO=${PROTO:-mqtt}
+SPREAD=${SPREAD:-0}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -51,7 +55,7 @@ for i in $(seq 1 "$PROCS"); do
 	if [ "$PROTO" = stomp ]; then
 		"$work/umsbench" stomp -addr 127.0.0.1:$PORT -idle "$per" -hold 600s >"$work/clients$i.log" 2>&1 &
 	else
-		"$work/umsbench" mqtt -addr 127.0.0.1:$PORT -idle "$per" -prefix "idle$i" -hold 600s \
+		"$work/umsbench" mqtt -addr 127.0.0.1:$PORT -idle "$per" -prefix "idle$i" -hold 600s -spread "$SPREAD" \
 			>"$work/clients$i.log" 2>&1 &
 	fi
 	clients[i]=$!

@@ -33,6 +33,7 @@ type mqttOptions struct {
 	parallel int
 	hold     time.Duration
 	prefix   string
+	spread   int
 
 	common commonOptions
 }
@@ -58,6 +59,7 @@ func mqttMain(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.parallel, "parallel", 64, "-idle: connections opened concurrently")
 	fs.DurationVar(&o.hold, "hold", 30*time.Second, "-idle: how long to hold the connections (SIGINT or SIGTERM ends it early)")
 	fs.StringVar(&o.prefix, "prefix", "", "-idle: client id prefix (default: unique per run), so several processes can share a broker")
+	fs.IntVar(&o.spread, "spread", 0, "-idle to a loopback address: open the connections from this many loopback source addresses (127.0.0.2 on), so that this client's kernel does not spend most of its time looking for a free ephemeral port to the one broker port (0: from the default address)")
 	o.common.register(fs)
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err

@@ -23,7 +23,18 @@ const (
 // CONNECT flags given (ConnectClean, ConnectPersistent) and waits for a
 // successful CONNACK.
 func Connect(addr, id, user, pass string, flags byte) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, 30*time.Second)
+	return ConnectWith(&net.Dialer{}, addr, id, user, pass, flags)
+}
+
+// ConnectWith is Connect through d (for instance from a chosen local
+// address); d's Timeout, when zero, is 30 s.
+func ConnectWith(d *net.Dialer, addr, id, user, pass string, flags byte) (net.Conn, error) {
+	if d.Timeout == 0 {
+		dd := *d
+		dd.Timeout = 30 * time.Second
+		d = &dd
+	}
+	c, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}

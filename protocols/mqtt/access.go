@@ -14,7 +14,7 @@ import (
 
 // perms returns the session's permissions.
 func (s *session) perms() core.Permissions {
-	return permsOf(s.srv, s.user, s.vhost, s.clientID)
+	return permsOf(s.srv, s.user, s.vhost, s.clientID())
 }
 
 func permsOf(srv *Server, user string, v *core.Vhost, clientID string) core.Permissions {

@@ -32,11 +32,14 @@ func (a *pubAck) complete() bool { return a.ready && a.durable }
 // publish order.
 type ackQueue struct {
 	mu      sync.Mutex
-	items   []*pubAck     // not yet written; REQUIRES: mu
-	n       int           // queued or being written; REQUIRES: mu
-	queued1 int           // PUBACKs in items (not yet being written); REQUIRES: mu
-	running bool          // a writer goroutine is active; REQUIRES: mu
-	space   chan struct{} // signalled when n drops (one waiter: the reader)
+	items   []*pubAck // not yet written; REQUIRES: mu
+	n       int       // queued or being written; REQUIRES: mu
+	queued1 int       // PUBACKs in items (not yet being written); REQUIRES: mu
+	running bool      // a writer goroutine is active; REQUIRES: mu
+	// space is signalled when n drops (one waiter: the reader). It is
+	// made with the first acknowledgement: most connections never
+	// publish at QoS 1 or 2.
+	space chan struct{} // REQUIRES: mu
 }
 
 // ackLimit is how many QoS 1 acknowledgements a connection may have
@@ -52,12 +55,16 @@ func (s *session) ackLimit() int {
 // (none when limit is 1). Read goroutine: only it adds to the queue, so the
 // condition holds on return.
 func (s *session) waitAcks(limit int) {
-	q := &s.acks
+	if s.pub == nil {
+		return // nothing was ever queued
+	}
+	q := &s.pub.acks
 	q.mu.Lock()
 	for q.n >= limit {
+		space := q.space // made by reserveAck: n > 0
 		q.mu.Unlock()
 		_ = s.wc.Flush()
-		<-q.space
+		<-space
 		q.mu.Lock()
 	}
 	q.mu.Unlock()
@@ -69,8 +76,11 @@ func (s *session) waitAcks(limit int) {
 func (s *session) reserveAck(id uint16, typ byte) *pubAck {
 	s.waitAcks(s.ackLimit())
 	a := &pubAck{id: id, typ: typ}
-	q := &s.acks
+	q := &s.publisher().acks
 	q.mu.Lock()
+	if q.space == nil {
+		q.space = make(chan struct{}, 1)
+	}
 	q.items = append(q.items, a)
 	q.n++
 	if typ == packets.Puback {
@@ -86,7 +96,10 @@ func (s *session) reserveAck(id uint16, typ byte) *pubAck {
 // counted (the client may have it already), so the count never exceeds
 // what the client can know to be outstanding. Read goroutine.
 func (s *session) unacknowledged() int {
-	q := &s.acks
+	if s.pub == nil {
+		return len(s.inQoS2)
+	}
+	q := &s.pub.acks
 	q.mu.Lock()
 	n := q.queued1
 	q.mu.Unlock()
@@ -97,7 +110,7 @@ func (s *session) unacknowledged() int {
 // false when a was the only outstanding acknowledgement and the message was
 // not stored: a is dropped and the caller acknowledges at once.
 func (s *session) finishAck(a *pubAck, code packets.Code, stored bool) bool {
-	q := &s.acks
+	q := &s.pub.acks
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	a.code, a.ready = code, true
@@ -117,16 +130,16 @@ func (s *session) finishAck(a *pubAck, code packets.Code, stored bool) bool {
 // ackDurable is the message store's done callback for a's message (or its
 // marker).
 func (s *session) ackDurable(a *pubAck, err error) {
-	q := &s.acks
+	q := &s.pub.acks
 	q.mu.Lock()
 	a.err, a.durable = err, true
 	s.kickAcksLocked()
 	q.mu.Unlock()
 }
 
-// REQUIRES: s.acks.mu.
+// REQUIRES: s.pub.acks.mu.
 func (s *session) kickAcksLocked() {
-	q := &s.acks
+	q := &s.pub.acks
 	if q.running || len(q.items) == 0 || !q.items[0].complete() {
 		return
 	}
@@ -137,7 +150,7 @@ func (s *session) kickAcksLocked() {
 // writeAcks writes the complete acknowledgements at the head of the queue
 // until there are none.
 func (s *session) writeAcks() {
-	q := &s.acks
+	q := &s.pub.acks
 	var batch []*pubAck
 	for {
 		q.mu.Lock()
@@ -169,9 +182,10 @@ func (s *session) writeAcks() {
 
 		q.mu.Lock()
 		q.n -= k
+		space := q.space
 		q.mu.Unlock()
 		select {
-		case q.space <- struct{}{}:
+		case space <- struct{}{}:
 		default:
 		}
 	}

@@ -31,16 +31,16 @@ type wireConn struct {
 	pending []byte // REQUIRES: mu
 	werr    error  // first write error, sticky; REQUIRES: mu
 
-	deadline time.Time // last deadline set on Conn; reader goroutine only
+	deadline int64 // last deadline set on Conn, Unix nanoseconds (0: none); reader goroutine only
 
 	// The read side (park.go); reader goroutine only. rbuf is borrowed
 	// from readBufs while it holds bytes mochi has not taken (r); total
 	// counts the bytes handed on, consumed those of whole packets read.
 	rbuf     *[]byte
 	r        []byte
-	rerr     error // an error to report once r is empty
-	rn       int   // rawRead's answer: bytes read,
-	rerrno   error // or the system call's error
+	rerr     error         // an error to report once r is empty
+	rn       int           // rawRead's answer: bytes read,
+	rerrno   syscall.Errno // or the system call's error (0: none)
 	total    int64
 	consumed int64
 	park     parking
@@ -57,14 +57,26 @@ const deadlineSlack = time.Second
 
 // SetDeadline sets the read and write deadline, lazily (see deadlineSlack).
 func (c *wireConn) SetDeadline(t time.Time) error {
-	if !t.IsZero() && !c.deadline.IsZero() && t.After(c.deadline) {
-		lag := t.Sub(c.deadline)
+	var d int64
+	if !t.IsZero() {
+		d = t.UnixNano()
+	}
+	if d != 0 && c.deadline != 0 && d > c.deadline {
+		lag := time.Duration(d - c.deadline)
 		if lag < deadlineSlack && lag < time.Until(t)/8 {
 			return nil
 		}
 	}
-	c.deadline = t
+	c.deadline = d
 	return c.Conn.SetDeadline(t)
+}
+
+// deadlineTime is the deadline in force (zero: none).
+func (c *wireConn) deadlineTime() time.Time {
+	if c.deadline == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, c.deadline)
 }
 
 func newWireConn(c net.Conn) *wireConn { return &wireConn{Conn: c} }
@@ -128,7 +140,7 @@ func (c *wireConn) Read(p []byte) (int, error) {
 				}
 				// Inside a packet, or bytes came with the interruption:
 				// back to the keep-alive deadline.
-				if derr := c.Conn.SetReadDeadline(c.deadline); derr != nil {
+				if derr := c.Conn.SetReadDeadline(c.deadlineTime()); derr != nil {
 					return n, derr
 				}
 				if n == 0 {
@@ -176,11 +188,11 @@ func (c *wireConn) readSocket(p []byte, direct bool) (int, error) {
 	if direct {
 		n, err = c.Conn.Read(p)
 	} else {
-		c.rn, c.rerrno = 0, nil
+		c.rn, c.rerrno = 0, 0
 		err = c.park.rc.Read(c.park.read)
 		switch {
 		case err != nil:
-		case c.rerrno != nil:
+		case c.rerrno != 0:
 			err = os.NewSyscallError("read", c.rerrno)
 		case c.rn == 0:
 			err = io.EOF
@@ -216,7 +228,10 @@ func (c *wireConn) rawRead(fd uintptr) bool {
 		case nil:
 			c.rn = n
 		default:
-			c.rerrno = err
+			c.rerrno = syscall.EIO
+			if errno, ok := err.(syscall.Errno); ok {
+				c.rerrno = errno
+			}
 		}
 		return true
 	}

@@ -16,8 +16,9 @@ import (
 const connectTimeout = 10 * time.Second
 
 // serveConn runs the CONNECT handshake of a new connection on the calling
-// goroutine, then hands the connection to a fresh goroutine that reads its
-// packets (readLoop) and returns. The handshake runs deep (authentication,
+// goroutine (for TCP a handshaker, listen.go), then parks the connection
+// when the client sent nothing more (park.go), or else hands it to a
+// fresh goroutine that reads its packets (readLoop), and returns. The handshake runs deep (authentication,
 // session setup in the core) and leaves a large stack behind; the reader
 // starts small, and since it waits for input with only a few small frames
 // on its stack, the runtime shrinks it back after every burst of work. An
@@ -40,6 +41,9 @@ func (s *Server) serveConn(listener string, c net.Conn) {
 		return
 	}
 	s.trackParking(wc)
+	if s.parkAfterConnect(cl, wc) {
+		return // the poller has it, with this connection's count in s.conns
+	}
 	go s.readLoop(cl) // inherits this connection's count in s.conns
 }
 
@@ -75,9 +79,8 @@ func (s *Server) handshake(cl client, listener string, wc *wireConn) error {
 	}
 	cl.refreshDeadline()
 	sess := sessionOf(cl)
-	sess.establish(&pk)
-	s.inheritInflight(cl, &pk)
-	s.addClient(cl) // [MQTT-4.1.0-1]
+	resume, prev := sess.establish(&pk) // the session is known from here [MQTT-4.1.0-1]
+	s.inheritInflight(cl, prev, &pk)
 	if err := s.sendConnack(cl, packets.CodeSuccess, sess.present); err != nil {
 		s.endConnection(cl, err)
 		return err
@@ -88,7 +91,7 @@ func (s *Server) handshake(cl client, listener string, wc *wireConn) error {
 			return err
 		}
 	}
-	if err := sess.start(); err != nil {
+	if err := sess.start(resume); err != nil {
 		sess.logger().Error("MQTT session setup failed", "err", err)
 		s.kick(cl, reasonFor(err))
 		s.endConnection(cl, err)

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -11,6 +12,11 @@ import (
 // PUBLISH packets (QoS, properties, packet ids, topic aliases) written with
 // one system call; the client's PUBACK or PUBREC settles each delivery in
 // the core (settle).
+
+// wbufs are the encoding buffers of send, shared by every session: a
+// buffer kept per session would stay, as large as its biggest batch, on a
+// subscriber gone idle.
+var wbufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // send writes a batch of items as PUBLISH packets, encoded into one buffer
 // and written with one system call.
@@ -25,7 +31,8 @@ func (s *session) send(batch []outItem) {
 	cs := s.cs
 	version := s.cl.version()
 	maxSize := s.cl.maxPacketSize()
-	buf := s.wbuf[:0]
+	bp := wbufs.Get().(*[]byte)
+	buf := (*bp)[:0]
 	for i := range batch {
 		pk, ok, ack := s.prepareLocked(&batch[i], now)
 		if ack != 0 {
@@ -54,9 +61,8 @@ func (s *session) send(batch []outItem) {
 		_ = s.wc.WriteNow(buf)
 	}
 	if cap(buf) <= maxPendingWrite {
-		s.wbuf = buf[:0]
-	} else {
-		s.wbuf = nil
+		*bp = buf[:0]
+		wbufs.Put(bp)
 	}
 	if cs != nil {
 		for _, tag := range acks {
@@ -102,7 +108,7 @@ func (s *session) prepareLocked(it *outItem, now time.Time) (pk packets.Packet, 
 	)
 	local := false
 	if s.noLocals.Load() > 0 {
-		local = publisherOf(msg) == s.clientID
+		local = publisherOf(msg) == s.clientID()
 	}
 	consider := func(sub *subscription) {
 		if (local && sub.noLocal) || !filterAccepts(sub.inner, topic, sub.literalStar) {
@@ -173,6 +179,9 @@ func (s *session) finishLocked(pk packets.Packet, tag uint64, v5 bool) (packets.
 			return pk, false, 0
 		}
 		pk.PacketID = id
+		if s.inflight == nil {
+			s.inflight = make(map[uint16]uint64)
+		}
 		s.inflight[id] = tag
 		if pk.FixedHeader.Qos == 2 {
 			// mochi answers the client's PUBREC from its in-flight table.

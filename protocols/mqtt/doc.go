@@ -108,9 +108,10 @@
 //     CONNACK, SUBACK and UNSUBACK;
 //   - InjectPacket for every packet after CONNECT but PUBLISH, PUBREL and
 //     AUTH (so SUBSCRIBE, UNSUBSCRIBE, PUBACK, PUBREC, PUBCOMP, PINGREQ and
-//     DISCONNECT are processed by mochi), SendConnack, DisconnectClient,
-//     and mochi's client list, which its packet processing and the
-//     hand-over of in-flight state on resume (inheritInflight) use;
+//     DISCONNECT are processed by mochi), SendConnack and
+//     DisconnectClient. mochi's client list is not used: the adapter keeps
+//     its clients (Server.sessions and Server.offline, see mochi.go), so
+//     mochi's once-a-second sweeps over that list find it empty;
 //   - the client (type client): its codec (ReadFixedHeader, ReadPacket,
 //     WritePacket, ParseConnect, the CONNECT and PUBLISH validation), what
 //     CONNECT negotiated (version, receive maximum, maximum packet size,
@@ -139,8 +140,10 @@
 // # Goroutines and locks
 //
 // One goroutine reads each connection (Server.readPackets); it starts
-// after the CONNECT handshake with a small stack. A plain TCP connection
-// that stays quiet between packets parks (park.go): a sweeper asks it to,
+// after the CONNECT handshake with a small stack, unless the client sent
+// nothing more, in which case the connection parks at once. A plain TCP
+// connection that stays quiet between packets parks (park.go): a sweeper
+// asks it to,
 // its reader registers the socket with the server's epoll poller
 // (internal/netpark) and returns, and a new reader starts when the client
 // sends again, so an idle connection holds no goroutine and no read
@@ -161,7 +164,7 @@
 //	Server.parkMu is taken alone; a wireConn's parking slot
 //	(netpark.Slot) -> the poller's lock (netpark.Poller.mu).
 //
-//	session.acks.mu is taken alone.
+//	session.pub.acks.mu is taken alone.
 //
 //	session.q2.mu -> session.mu (qos2QueueLocked).
 //

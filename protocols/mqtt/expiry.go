@@ -67,6 +67,7 @@ func (srv *Server) expire(key, vhost, clientID string, e *expiryTimer) {
 	if v, ok := srv.Broker.Vhost(vhost); ok {
 		srv.endStored(v, clientID)
 	}
+	srv.forgetExpired(key)
 	srv.mu.Lock()
 	if srv.expiring[key] == e {
 		delete(srv.expiring, key)

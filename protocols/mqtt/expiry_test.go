@@ -119,3 +119,22 @@ func TestSessionExpiryAcrossRestart(t *testing.T) {
 		t.Fatal("session present after its stored expiry interval")
 	}
 }
+
+// The adapter keeps the mochi client of a disconnected persistent session
+// (its in-flight state goes to the next connection) until the session
+// expires, and no longer: nothing else drops it.
+func TestSessionExpiryForgetsClient(t *testing.T) {
+	fake := clock.NewFake(time.Now())
+	ts := startMQTT(t, func(ts *testServer) { ts.broker = core.NewBrokerWith(core.Options{Clock: fake}) })
+	c, _, _, err := ts.dialV5(t, "kept-client", v5opts{expiry: 5, noCleanup: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Disconnect(&paho.Disconnect{})
+	eventually(t, "the session to close", func() bool { return ts.Sessions() == 0 })
+	if n := ts.MochiClients(); n != 1 {
+		t.Fatalf("%d clients kept for a disconnected persistent session, want 1", n)
+	}
+	fake.Advance(6 * time.Second)
+	eventually(t, "the expired session's client to go", func() bool { return ts.MochiClients() == 0 })
+}

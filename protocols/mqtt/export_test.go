@@ -4,8 +4,8 @@ import "time"
 
 // Hooks into the server's state for the black-box tests.
 
-// MochiClients is the number of clients mochi keeps.
-func (s *Server) MochiClients() int { return s.mochi.Clients.Len() }
+// MochiClients is the number of mochi clients the adapter keeps.
+func (s *Server) MochiClients() int { return s.clientCount() }
 
 // Sessions is the number of live sessions.
 func (s *Server) Sessions() int {

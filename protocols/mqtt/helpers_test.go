@@ -1,6 +1,7 @@
 package mqtt_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,8 @@ type testServer struct {
 	wsAddr string
 	store  mqtt.Store
 	anon   bool // clients connect without a user name (as the default user)
+	// parkAfter is the parking sweeper's period (0: 20 ms).
+	parkAfter time.Duration
 }
 
 // logins are the ways test clients log in: as guest, and anonymously,
@@ -92,7 +95,7 @@ func (ts *testServer) serve(t testing.TB) *testServer {
 	}
 	// Every test runs with idle connections parking after 20 to 40 ms,
 	// so that parking and waking happen all through them.
-	srv.SetParkAfter(20 * time.Millisecond)
+	srv.SetParkAfter(cmp.Or(ts.parkAfter, 20*time.Millisecond))
 	ts.Server = srv
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -24,7 +24,7 @@ func (s *Server) handlePublish(cl client, sess *session, pk *packets.Packet) err
 		return code
 	}
 	if pk.Properties.TopicAliasFlag && pk.Properties.TopicAlias > 0 { // [MQTT-3.3.2-11]
-		pk.TopicName = cl.inboundAlias(pk.Properties.TopicAlias, pk.TopicName)
+		pk.TopicName = s.inboundAlias(cl, pk.Properties.TopicAlias, pk.TopicName)
 		if pk.TopicName == "" {
 			// An alias this connection never set (aliases do not outlive
 			// their connection [MQTT-3.3.2-7]): a protocol error.
@@ -75,7 +75,7 @@ func (s *Server) handlePublish(cl client, sess *session, pk *packets.Packet) err
 		code, stored = sess.publish(pk, a)
 	}
 	if qos == 2 && code == packets.CodeSuccess {
-		sess.inQoS2[pk.PacketID] = struct{}{}
+		sess.pendingQoS2(pk.PacketID)
 		if a.marker {
 			var err error
 			if stored, err = sess.markQoS2(pk.PacketID, a); err != nil {
@@ -124,11 +124,11 @@ const maxFlowWait = 5 * time.Second
 // queue's limit. The wait is bounded (maxFlowWait); after it the queue's
 // limit refuses what does not fit, as before.
 func (s *Server) waitForRoom(sess *session) {
-	flow := sess.flow
-	if flow == nil {
+	if sess.pub == nil || sess.pub.flow == nil {
 		return
 	}
-	sess.flow = nil
+	flow := sess.pub.flow
+	sess.pub.flow = nil
 	_ = sess.wc.Flush() // acknowledgements already due go out now
 	t := time.NewTimer(maxFlowWait)
 	defer t.Stop()
@@ -202,17 +202,18 @@ func (s *session) publish(pk *packets.Packet, a *pubAck) (code packets.Code, sto
 	}
 	var publisher string
 	if s.noLocals.Load() > 0 {
-		publisher = s.clientID
+		publisher = s.clientID()
 	}
 	msg := toCoreMessage(srv.exchange, pk, publisher, now)
-	done := s.doneFn
+	p := s.publisher()
+	done := p.doneFn
 	switch {
 	case a != nil && a.marker:
 		done = nil // the marker's fsync covers the message
 	case a != nil:
 		done = func(err error) { s.ackDurable(a, err) }
 	}
-	res, err := s.vhost.PublishTo(&s.router, x, msg, done)
+	res, err := s.vhost.PublishTo(&p.router, x, msg, done)
 	if err != nil {
 		s.logger().Debug("publish failed", "topic", pk.TopicName, "err", err)
 		return reasonFor(err), false
@@ -220,7 +221,7 @@ func (s *session) publish(pk *packets.Packet, a *pubAck) (code packets.Code, sto
 	if res.Flow != nil && !s.ownQueue(res.Full) {
 		// Not its own queue: a client subscribed to what it publishes
 		// must go on reading its PUBACKs for that queue to drain.
-		s.flow = res.Flow
+		p.flow = res.Flow
 	}
 	code = packets.CodeSuccess
 	if res.Rejected > 0 {
@@ -231,7 +232,7 @@ func (s *session) publish(pk *packets.Packet, a *pubAck) (code packets.Code, sto
 	}
 	if res.Stored {
 		_ = s.wc.Flush() // earlier acknowledgements need not wait for this one
-		if err := <-s.doneCh; err != nil {
+		if err := <-p.doneCh; err != nil {
 			s.logger().Error("storing a message failed", "topic", pk.TopicName, "err", err)
 			return packets.ErrUnspecifiedError, false
 		}
@@ -253,12 +254,40 @@ func (s *session) ownQueue(q *core.Queue) bool {
 // exchange returns the publishing exchange, resolving it again if it was
 // deleted and re-declared.
 func (s *session) exchange() (*core.Exchange, error) {
-	if s.exch == nil || s.exch.Deleted() {
+	p := s.publisher()
+	if p.exch == nil || p.exch.Deleted() {
 		x, err := s.vhost.Exchange(s.srv.exchange)
 		if err != nil {
 			return nil, err
 		}
-		s.exch = x
+		p.exch = x
 	}
-	return s.exch, nil
+	return p.exch, nil
+}
+
+// publisher is what only a publishing session needs, made by its first
+// PUBLISH: most connections only subscribe, or stay idle, and this would
+// add a third to every session.
+type publisher struct {
+	router core.Router // counts for the session's connection
+	exch   *core.Exchange
+	doneCh chan error
+	doneFn func(error)     // the message store's completion, to doneCh
+	flow   <-chan struct{} // set by publish: a nearly full queue asks to wait (see waitForRoom)
+	acks   ackQueue        // QoS 1 and 2 acknowledgements waiting for the message store
+}
+
+// publisher returns the session's publishing state, made on first use.
+// Read goroutine; other goroutines reach it through an acknowledgement
+// it queued, made after it.
+func (s *session) publisher() *publisher {
+	if s.pub == nil {
+		p := &publisher{doneCh: make(chan error, 1)}
+		p.doneFn = func(err error) { p.doneCh <- err }
+		s.mu.Lock()
+		p.router.CountFor(s.conn)
+		s.mu.Unlock()
+		s.pub = p
+	}
+	return s.pub
 }

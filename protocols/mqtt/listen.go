@@ -55,7 +55,50 @@ func (s *Server) Serve(l net.Listener) error {
 			c.Close()
 			return ErrServerClosed
 		}
-		go s.serveConn(listenerTCP, c)
+		s.dispatch(c)
+	}
+}
+
+// New TCP connections go to handshakers, goroutines that run one CONNECT
+// handshake after another (serveConn). The handshake runs deep (login,
+// session setup in the core) and grows a goroutine's stack to 16 KiB or
+// more: a goroutine per connection paid for that growth, the stack copied
+// at each doubling, and for the goroutine itself, at every connect; at
+// thousands of connects per second that was a tenth of the broker's CPU.
+// A handshaker that is done waits a while (handshakerIdle) for the next
+// connection with its grown stack. The accept loop hands a connection to
+// one that waits, or starts a new one when none does, so a client slow to
+// send CONNECT holds up no other.
+
+// handshakerIdle is how long a handshaker waits for a new connection
+// before it exits.
+const handshakerIdle = 2 * time.Second
+
+// dispatch hands a new connection to a waiting handshaker, or to a new
+// one.
+func (s *Server) dispatch(c net.Conn) {
+	select {
+	case s.handoff <- c:
+	default:
+		go s.handshaker(c)
+	}
+}
+
+// handshaker serves c, then the connections dispatch hands it, until
+// none came for handshakerIdle or the server shuts down.
+func (s *Server) handshaker(c net.Conn) {
+	idle := time.NewTimer(handshakerIdle)
+	defer idle.Stop()
+	for {
+		s.serveConn(listenerTCP, c)
+		idle.Reset(handshakerIdle)
+		select {
+		case c = <-s.handoff:
+		case <-idle.C:
+			return
+		case <-s.done:
+			return
+		}
 	}
 }
 

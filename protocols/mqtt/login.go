@@ -89,15 +89,15 @@ func (s *Server) login(cl client, pk *packets.Packet) error {
 		s.log.Warn("MQTT login refused", "user", user, "reason", err)
 		return refuse(cl, reasonFor(err))
 	}
-	sess := newSession(s, cl, wc, v, user, clientID)
-	sess.admission = adm // released when the session closes
-	wc.sess.Store(sess)
 	// mochi keys clients by id across the whole server; ids are per vhost
 	// here, so the key carries the vhost (NUL cannot occur in either).
+	// The session's key is this id.
 	if vhost != s.DefaultVhost {
 		cl.setID(vhost + "\x00" + clientID)
 	}
-	sess.key = cl.id()
+	sess := newSession(s, cl, wc, v, user)
+	sess.admission = adm // released when the session closes
+	wc.sess.Store(sess)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package mqtt
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,9 @@ type mochiServer struct {
 	mochi     *mochi.Server
 	hook      *hook
 	mochiStop sync.Once
+
+	// subsSink is every client's subscription table (newClient).
+	subsSink *mochi.Subscriptions
 }
 
 // startMochi builds and starts the embedded mochi server. Its own
@@ -48,6 +52,7 @@ func (s *Server) startMochi() error {
 		// traffic. The interval (seconds) is effectively never.
 		SysTopicResendInterval: 1 << 32,
 	})
+	s.subsSink = mochi.NewSubscriptions()
 	s.hook = &hook{srv: s}
 	if err := m.AddHook(s.hook, nil); err != nil {
 		return err
@@ -105,7 +110,13 @@ type client struct{ m *mochi.Client }
 
 // newClient makes the mochi client of a new connection.
 func (s *Server) newClient(wc *wireConn, listener string) client {
-	return client{s.mochi.NewClient(wc, listener, "", false)}
+	m := s.mochi.NewClient(wc, listener, "", false)
+	// mochi enters each SUBSCRIBE's filters in the client's own table,
+	// which nothing reads (subscriptions live in the core; the hook
+	// deletes them again once SUBACK is out, OnPacketProcessed): one
+	// table serves every client, sparing each idle one 80 bytes.
+	m.State.Subscriptions = s.subsSink
+	return client{m}
 }
 
 // sessionOf returns the adapter session of a client.
@@ -123,11 +134,22 @@ func (c client) wire() (*wireConn, bool) {
 
 // id is mochi's client id: the client id, qualified by a non-default
 // vhost once login set it.
-func (c client) id() string       { return c.m.ID }
-func (c client) setID(id string)  { c.m.ID = id }
-func (c client) remote() string   { return c.m.Net.Remote }
-func (c client) version() byte    { return c.m.Properties.ProtocolVersion }
-func (c client) closed() bool     { return c.m.Closed() }
+func (c client) id() string      { return c.m.ID }
+func (c client) setID(id string) { c.m.ID = id }
+func (c client) remote() string  { return c.m.Net.Remote }
+func (c client) version() byte   { return c.m.Properties.ProtocolVersion }
+func (c client) closed() bool    { return c.m.Closed() }
+
+// stopCause is why a closed client stopped: nil after its DISCONNECT
+// (mochi's processDisconnect stops it with CodeDisconnect), else the
+// reason the server or a failed read gave.
+func (c client) stopCause() error {
+	err := c.m.StopCause()
+	if err == nil || err == error(packets.CodeDisconnect) {
+		return nil
+	}
+	return err
+}
 func (c client) stop(err error)   { c.m.Stop(err) }
 func (c client) cleanStart() bool { return c.m.Properties.Clean }
 
@@ -156,8 +178,23 @@ func (c client) readPacket(fh *packets.FixedHeader) (packets.Packet, error) {
 }
 
 // parseConnect takes CONNECT's client id, protocol version, properties and
-// will into the client.
-func (c client) parseConnect(listener string, pk packets.Packet) { c.m.ParseConnect(listener, pk) }
+// will into the client. Its topic alias tables are dropped and made on
+// first use (outboundAlias, inboundAlias): only MQTT 5 clients that
+// accept or send aliases need them, and on every idle connection they
+// would cost about 200 bytes.
+//
+// mochi's decoder leaves strings and byte slices pointing into the
+// packet's body, so the client id and the user name it keeps would hold
+// all of CONNECT (credentials included) for the life of the connection:
+// the id is copied, and the user name, which only mochi's own
+// authentication hooks (not used) read, is dropped (login reads the
+// packet).
+func (c client) parseConnect(listener string, pk packets.Packet) {
+	c.m.ParseConnect(listener, pk)
+	c.m.State.TopicAliases = mochi.TopicAliases{}
+	c.m.Properties.Username = nil
+	c.m.ID = strings.Clone(c.m.ID)
+}
 
 // write encodes pk (through the hook's OnPacketEncode) and writes it.
 func (c client) write(pk packets.Packet) error { return c.m.WritePacket(pk) }
@@ -251,24 +288,41 @@ func (c client) resendInflight() error { return c.m.ResendInflightMessages(true)
 
 // outboundAlias returns the topic alias for a delivery's topic (0: none)
 // and whether the client knows it already.
+// REQUIRES: the session's mu (deliveries are numbered under it).
 func (c client) outboundAlias(topic string) (uint16, bool) {
-	return c.m.State.TopicAliases.Outbound.Set(topic)
+	a := &c.m.State.TopicAliases
+	if a.Outbound == nil {
+		a.Outbound = mochi.NewOutboundTopicAliases(c.m.Properties.Props.TopicAliasMaximum)
+	}
+	return a.Outbound.Set(topic)
 }
 
 // inboundAlias resolves the client's topic alias, setting it when topic is
-// not empty; "" means the alias is unknown.
-func (c client) inboundAlias(alias uint16, topic string) string {
-	return c.m.State.TopicAliases.Inbound.Set(alias, topic)
+// not empty; "" means the alias is unknown. Read goroutine.
+func (s *Server) inboundAlias(c client, alias uint16, topic string) string {
+	a := &c.m.State.TopicAliases
+	if a.Inbound == nil {
+		a.Inbound = mochi.NewInboundTopicAliases(s.mochi.Options.Capabilities.TopicAliasMaximum)
+	}
+	return a.Inbound.Set(alias, topic)
 }
 
 // inheritInflight carries the packet-level state of a resumed session (QoS
 // 2 handshakes in progress, which mochi tracks) over from the previous
-// connection with the same client id, and forgets it for a clean start.
-// The previous connection was already closed by establish.
-func (s *Server) inheritInflight(c client, pk *packets.Packet) {
-	cl := c.m
-	old, ok := s.mochi.Clients.Get(cl.ID)
-	if !ok {
+// connection with the same client id, and forgets it for a clean start:
+// prev, the live connection establish took over (and closed), or else
+// the last connection of the stored session (Server.offline).
+func (s *Server) inheritInflight(c, prev client, pk *packets.Packet) {
+	cl, old := c.m, prev.m
+	s.mu.Lock()
+	if o, ok := s.offline[cl.ID]; ok {
+		delete(s.offline, cl.ID) // this connection is the session's now
+		if old == nil {
+			old = o.m
+		}
+	}
+	s.mu.Unlock()
+	if old == nil {
 		return
 	}
 	if pk.Connect.Clean || (old.Properties.Clean && old.Properties.ProtocolVersion < 5) {
@@ -285,16 +339,42 @@ func (s *Server) inheritInflight(c client, pk *packets.Packet) {
 
 // --- the server's side of a connection ---
 
-// addClient registers a connected client with mochi [MQTT-4.1.0-1].
-func (s *Server) addClient(cl client) { s.mochi.Clients.Add(cl.m) }
+// The adapter keeps its clients [MQTT-4.1.0-1], not mochi's client list:
+// mochi walks that list every second, twice, copying it each time and
+// every client's in-flight table once (expiry of clients and in-flight
+// messages, both the adapter's business); at 19,000 idle connections that
+// was most of an idle server's CPU, and mochi's packet processing does not
+// use it. A connected client is its session's (Server.sessions); the
+// client of a persistent session whose connection ended stays in
+// Server.offline (session.close), for its in-flight state, until the next
+// connection takes it (inheritInflight) or the session expires
+// (forgetExpired).
 
-// forgetClient drops an ended session's client and its in-flight state
-// from mochi, unless a newer connection took its client id over
-// [MQTT-4.1.0-2].
+// forgetClient drops an ended session's in-flight state, unless a newer
+// connection took its client id over [MQTT-4.1.0-2].
 func (s *Server) forgetClient(cl client) {
-	if cur, ok := s.mochi.Clients.Get(cl.m.ID); ok && cur == cl.m {
+	key := cl.id()
+	s.mu.Lock()
+	cur := s.sessions[key]
+	taken := cur != nil && cur.cl != cl
+	if o, ok := s.offline[key]; ok && o == cl {
+		delete(s.offline, key)
+	}
+	s.mu.Unlock()
+	if !taken {
 		cl.m.ClearInflights()
-		s.mochi.Clients.Delete(cl.m.ID)
+	}
+}
+
+// forgetExpired drops the client of a persistent session that expired
+// (key: mochi client id).
+func (s *Server) forgetExpired(key string) {
+	s.mu.Lock()
+	cl, ok := s.offline[key]
+	delete(s.offline, key)
+	s.mu.Unlock()
+	if ok {
+		cl.m.ClearInflights()
 	}
 }
 
@@ -320,11 +400,24 @@ func (s *Server) kick(cl client, code packets.Code) {
 
 // disconnectAll ends every connected client's connection.
 func (s *Server) disconnectAll() {
-	for _, cl := range s.mochi.Clients.GetAll() {
-		if !cl.Closed() {
-			s.kick(client{cl}, packets.ErrServerShuttingDown)
+	s.mu.Lock()
+	open := make([]client, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		if !sess.cl.closed() {
+			open = append(open, sess.cl)
 		}
 	}
+	s.mu.Unlock()
+	for _, cl := range open {
+		s.kick(cl, packets.ErrServerShuttingDown)
+	}
+}
+
+// clientCount is the number of clients the adapter keeps (for tests).
+func (s *Server) clientCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions) + len(s.offline)
 }
 
 // --- the hook ---

@@ -34,6 +34,9 @@ import (
 // runs readLoop again on a new goroutine. A busy connection so pays one
 // atomic store per packet, and no timer.
 //
+// A new connection parks straight after its CONNACK when the client sent
+// nothing more (parkAfterConnect).
+//
 // The keep-alive deadline is a timer while parked: at readBy it takes the
 // connection back from the poller and ends it as a read deadline would.
 //
@@ -51,9 +54,11 @@ import (
 // between one and two of these parks.
 const defaultParkAfter = time.Second
 
-// mqttReadBuffer is the size of mochi's own read buffer per connection;
-// wireConn's borrowed buffer (readBufferSize) does the batching.
-const mqttReadBuffer = 256
+// mqttReadBuffer is the size of mochi's own read buffer per connection
+// (bufio's smallest): wireConn's borrowed buffer (readBufferSize)
+// does the batching, and mochi's buffer only spares it a call per byte of
+// a fixed header; a packet body larger than it is read past it.
+const mqttReadBuffer = 16
 
 // readBufferSize is the size of the borrowed read buffers.
 const readBufferSize = 4 << 10
@@ -108,7 +113,8 @@ func (s *Server) initParking(cl client, wc *wireConn) {
 	p.active.Store(true)
 }
 
-// trackParking puts a connection past its handshake on the sweeper's list.
+// trackParking puts a connection past its handshake, or woken from
+// parking, on the sweeper's list: the connections with a reader.
 func (s *Server) trackParking(wc *wireConn) {
 	if wc.park.rc == nil {
 		return
@@ -118,7 +124,8 @@ func (s *Server) trackParking(wc *wireConn) {
 	s.parkMu.Unlock()
 }
 
-// forgetParking takes an ended connection off the sweeper's list.
+// forgetParking takes an ended or parked connection off the sweeper's
+// list.
 func (s *Server) forgetParking(wc *wireConn) {
 	if wc.park.rc == nil {
 		return
@@ -166,7 +173,31 @@ var aLongTimeAgo = time.Unix(1, 0)
 func (s *Server) parkNow(wc *wireConn) bool {
 	p := &wc.park
 	p.waiting.Store(false)
-	return p.slot.Park(s.poller, p.rc, wc.deadline, p.wake, p.expire)
+	// Off the sweeper's list first: once parked, wake may already run
+	// and put it back.
+	s.forgetParking(wc)
+	if !p.slot.Park(s.poller, p.rc, wc.deadlineTime(), p.wake, p.expire) {
+		s.trackParking(wc)
+		return false
+	}
+	return true
+}
+
+// parkAfterConnect parks a connection right after its CONNACK when the
+// client sent nothing after CONNECT: most connections then stay quiet, and
+// a reader started only to wait would cost a goroutine, its stack and, at
+// a high connect rate, the runtime's record of every goroutine alive at
+// once (which it keeps for good), until the sweeper parks it a second or
+// two later. The CONNACK goes out first. False: the caller starts a
+// reader.
+func (s *Server) parkAfterConnect(cl client, wc *wireConn) bool {
+	if wc.park.rc == nil || cl.closed() || len(wc.r) > 0 || wc.total != wc.consumed {
+		return false
+	}
+	if wc.Flush() != nil {
+		return false // the reader ends the connection
+	}
+	return s.parkNow(wc)
 }
 
 // unpark runs on a new goroutine when a parked socket is readable or hung
@@ -175,8 +206,9 @@ func (wc *wireConn) unpark() {
 	p := &wc.park
 	p.slot.Woken()
 	p.active.Store(true)
+	p.srv.trackParking(wc)
 	// The read deadline is still in the past: the next refresh sets it.
-	wc.deadline = time.Time{}
+	wc.deadline = 0
 	p.srv.readLoop(p.cl)
 }
 

@@ -65,6 +65,31 @@ func TestParkIdleAndBack(t *testing.T) {
 	}
 }
 
+// A new connection whose client sends nothing after CONNECT parks with its
+// CONNACK, before the sweeper's first pass (an hour here); one whose client
+// sent its next packet with CONNECT is read at once, and parks later.
+func TestParkAfterConnect(t *testing.T) {
+	ts := startMQTT(t, func(ts *testServer) { ts.parkAfter = time.Hour })
+	c := ts.raw(t)
+	connectRaw(t, c, connectKA("quiet", 30, "", ""))
+	eventually(t, "the new connection parked", func() bool { return ts.Parked() == 1 })
+	c.send(t, 0xC0, 0) // PINGREQ wakes it
+	if h, _, err := c.packet(); err != nil || h != 0xD0 {
+		t.Fatalf("PINGRESP: %#x %v", h, err)
+	}
+	if n := ts.Parked(); n != 0 {
+		t.Fatalf("%d parked after a PINGREQ, want 0 (the sweeper parks it later)", n)
+	}
+
+	b := ts.raw(t)
+	b.send(t, append(connectKA("busy", 30, "", ""), 0xC0, 0)...) // CONNECT and PINGREQ at once
+	for _, want := range []byte{0x20, 0xD0} {
+		if h, _, err := b.packet(); err != nil || h != want {
+			t.Fatalf("got %#x %v, want %#x", h, err, want)
+		}
+	}
+}
+
 // A packet that arrives a byte at a time, with pauses longer than the
 // sweeper's period, is read whole: a connection parks only between
 // packets.

@@ -58,7 +58,7 @@ func (s *session) qos2QueueLocked(create bool) (*core.Queue, error) {
 	if closed || conn == nil {
 		return nil, core.ErrClosed
 	}
-	name := qos2QueueName(s.clientID)
+	name := qos2QueueName(s.clientID())
 	q, err := s.vhost.InternalQueue(name)
 	if err != nil {
 		if !create {
@@ -158,13 +158,22 @@ func (s *session) restoreQoS2() {
 		return
 	}
 	for _, id := range s.fetchQoS2Locked(0) {
-		s.inQoS2[id] = struct{}{}
+		s.pendingQoS2(id)
 	}
+}
+
+// pendingQoS2 records that the client's QoS 2 message id awaits PUBREL.
+// Read goroutine (or the handshake, before it starts).
+func (s *session) pendingQoS2(id uint16) {
+	if s.inQoS2 == nil {
+		s.inQoS2 = make(map[uint16]struct{})
+	}
+	s.inQoS2[id] = struct{}{}
 }
 
 // deleteQoS2Queue deletes the session's marker queue: the session ends.
 func (s *session) deleteQoS2Queue() {
-	name := qos2QueueName(s.clientID)
+	name := qos2QueueName(s.clientID())
 	if _, err := s.vhost.DeleteInternalQueue(name); err != nil {
 		s.logger().Error("deleting the QoS 2 marker queue failed", "queue", name, "err", err)
 	}

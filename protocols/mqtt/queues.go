@@ -31,7 +31,7 @@ func (s *session) ensureQ1Locked() error {
 	if s.q1 != nil {
 		return nil
 	}
-	name := queueName(s.clientID, 1)
+	name := queueName(s.clientID(), 1)
 	q, err := s.vhost.Queue(s.conn, name)
 	if err != nil || q.Deleted() {
 		durable := s.persistent()
@@ -59,7 +59,7 @@ func (s *session) ensureQ0Locked() error {
 	if s.q0 != nil {
 		return nil
 	}
-	q, err := s.conn.DeclareQueue(queueName(s.clientID, 0), core.QueueOptions{
+	q, err := s.conn.DeclareQueue(queueName(s.clientID(), 0), core.QueueOptions{
 		Exclusive: true, ReportBindings: true, HoldPublishers: true, Args: s.queueArgs(0, false)})
 	if err != nil {
 		return err

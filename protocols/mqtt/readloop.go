@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -34,7 +33,11 @@ func (s *Server) readPackets(cl client) error {
 	wc, _ := cl.wire()
 	for {
 		if cl.closed() {
-			return nil // DISCONNECT, or closed by the server
+			// nil after the client's DISCONNECT; the server's reason when
+			// it closed the connection (a shutdown, an administrator),
+			// which publishes the will [MQTT-3.1.2-8] as a failed read
+			// would have.
+			return cl.stopCause()
 		}
 		cl.refreshDeadline()
 		var fh packets.FixedHeader
@@ -43,7 +46,7 @@ func (s *Server) readPackets(cl client) error {
 				if s.parkNow(wc) {
 					return errParked
 				}
-				wc.deadline = time.Time{} // the read deadline is in the past: set it again
+				wc.deadline = 0 // the read deadline is in the past: set it again
 				continue
 			}
 			return s.packetError(cl, err)

@@ -77,7 +77,7 @@ func decodeSessionRecord(b []byte) (*sessionRecord, error) {
 }
 
 // recordKey is the Store key of the session's record.
-func (s *session) recordKey() string { return storeKey(kindSession, s.vhost.Name, s.clientID) }
+func (s *session) recordKey() string { return storeKey(kindSession, s.vhost.Name, s.clientID()) }
 
 // saveRecordLocked stores the subscriptions of a persistent session.
 // REQUIRES: s.mu.

@@ -92,6 +92,8 @@ type Server struct {
 	store       Store
 	exchange    string
 	done        chan struct{} // closed by Shutdown
+	handoff     chan net.Conn // new TCP connections to waiting handshakers (listen.go)
+	locals      sync.Map      // the connections' local addresses, one copy each (localName)
 	// clock is the core's: session expiry, will delays and message
 	// expiry follow it. Socket deadlines (keep-alive, CONNECT timeout)
 	// are real time.
@@ -105,6 +107,7 @@ type Server struct {
 	records   map[string]*sessionRecord // persistent sessions by storeKey; REQUIRES: mu
 	wills     map[string]*pendingWill   // delayed wills by mochi client id; REQUIRES: mu
 	expiring  map[string]*expiryTimer   // disconnected persistent sessions by mochi client id; REQUIRES: mu
+	offline   map[string]client         // their last connections' clients, by mochi client id (mochi.go); REQUIRES: mu
 	conns     sync.WaitGroup            // one per connection being served
 	poller    *netpark.Poller           // nil: connections do not park
 	parkAfter time.Duration             // the sweeper's period (defaultParkAfter; tests shorten it)
@@ -159,12 +162,14 @@ func (s *Server) init() error {
 	}
 	s.clock = clock.Or(s.Broker.Clock())
 	s.done = make(chan struct{})
+	s.handoff = make(chan net.Conn)
 	s.listeners = make(map[net.Listener]struct{})
 	s.https = make(map[*http.Server]struct{})
 	s.sessions = make(map[string]*session)
 	s.records = make(map[string]*sessionRecord)
 	s.wills = make(map[string]*pendingWill)
 	s.expiring = make(map[string]*expiryTimer)
+	s.offline = make(map[string]client)
 	s.retained = newRetainIndex(s.store)
 	s.loadStore()
 	if err := s.startMochi(); err != nil {
@@ -183,6 +188,14 @@ func (s *Server) init() error {
 		s.goBackground(s.parkSweep)
 	}
 	return nil
+}
+
+// localName returns one shared copy of a connection's local address:
+// every connection to a listener has the same, and a copy each would cost
+// an idle connection 32 bytes.
+func (s *Server) localName(addr string) string {
+	v, _ := s.locals.LoadOrStore(addr, addr)
+	return v.(string)
 }
 
 func (s *Server) isClosing() bool {

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,50 +20,42 @@ import (
 // messages are not kept for a disconnected client). Shared subscriptions
 // consume from a queue per group and filter.
 type session struct {
-	srv      *Server
-	cl       client
-	wc       *wireConn
-	vhost    *core.Vhost
-	user     string
-	clientID string // as the client knows it
-	key      string // mochi's client id: clientID, qualified by a non-default vhost
+	srv   *Server
+	cl    client
+	wc    *wireConn
+	vhost *core.Vhost
+	user  string
 	// admission is the session's place in its user's connection count
 	// (core.Broker.Admit), taken at login; close releases it.
 	admission *core.Admission
 
 	// Set by establish, before CONNACK; read-only afterwards.
-	expiry  uint32 // granted session expiry interval, seconds; 0 = ends with the connection
-	present bool   // session present in CONNACK
-	resume  *sessionRecord
-	will    *willMsg
+	expiry uint32 // granted session expiry interval, seconds; 0 = ends with the connection
+	// noLocals counts the subscriptions with no-local: publishes carry the
+	// publisher. (Next to expiry: they share a word.)
+	noLocals atomic.Int32
+	will     *willMsg
 
 	// Owned by the client's read goroutine (Server.readPackets).
-	router   core.Router
-	exch     *core.Exchange
-	doneCh   chan error
-	doneFn   func(error)
-	flow     <-chan struct{} // set by publish: a nearly full queue asks to wait (see waitForRoom)
-	subacks  map[uint16][]byte
-	unsubs   map[uint16][]byte
+	pub      *publisher        // made by the first PUBLISH (session.publisher)
+	ackCodes map[uint32][]byte // SUBACK and UNSUBACK codes by type<<16 | packet id (putAckCodes)
 	retainQ  []outItem
-	noLocals atomic.Int32 // subscriptions with no-local: publishes carry the publisher
 
-	mu       sync.Mutex
-	closed   bool                     // REQUIRES: mu
+	mu      sync.Mutex
+	closed  bool   // REQUIRES: mu
+	present bool   // session present in CONNACK; set by establish, read-only afterwards
+	lastID  uint16 // REQUIRES: mu
+	// (The small fields share a word.)
 	conn     *core.Conn               // REQUIRES: mu
 	cs       *core.Session            // REQUIRES: mu
 	q0, q1   *core.Queue              // REQUIRES: mu
-	subs     map[string]*subscription // by filter as subscribed; REQUIRES: mu
-	inflight map[uint16]uint64        // packet id → delivery tag (0: retained); REQUIRES: mu
-	lastID   uint16                   // REQUIRES: mu
+	subs     map[string]*subscription // by filter as subscribed (nil: none yet); REQUIRES: mu
+	inflight map[uint16]uint64        // packet id → delivery tag (0: retained; nil: none yet); REQUIRES: mu
 
-	out  core.Pump[outItem]
-	wbuf []byte // encoding buffer of the writer goroutine
-
-	acks ackQueue // QoS 1 acknowledgements waiting for the message store
+	out core.Pump[outItem]
 
 	q2     qos2State           // durable copy of inQoS2 for persistent sessions
-	inQoS2 map[uint16]struct{} // client's QoS 2 packet ids awaiting PUBREL; read goroutine
+	inQoS2 map[uint16]struct{} // client's QoS 2 packet ids awaiting PUBREL (nil: none yet); read goroutine
 }
 
 // closeReason says how a session ends.
@@ -71,11 +64,10 @@ type closeReason struct {
 	will bool // publish the will
 }
 
-func newSession(srv *Server, cl client, wc *wireConn, v *core.Vhost, user, clientID string) *session {
-	s := &session{srv: srv, cl: cl, wc: wc, vhost: v, user: user, clientID: clientID,
-		subs: make(map[string]*subscription), inflight: make(map[uint16]uint64), lastID: 32767,
-		inQoS2: make(map[uint16]struct{})}
-	s.acks.space = make(chan struct{}, 1)
+func newSession(srv *Server, cl client, wc *wireConn, v *core.Vhost, user string) *session {
+	// The maps and channels are made on first use: most connections stay
+	// idle, and each would cost more than a hundred bytes on every one.
+	s := &session{srv: srv, cl: cl, wc: wc, vhost: v, user: user, lastID: 32767}
 	s.initPump()
 	return s
 }
@@ -84,34 +76,52 @@ func newSession(srv *Server, cl client, wc *wireConn, v *core.Vhost, user, clien
 // keeping one per idle connection would cost more than the rest of the
 // session.
 func (s *session) logger() *slog.Logger {
-	return s.srv.log.With("client", s.clientID, "vhost", s.vhost.Name)
+	return s.srv.log.With("client", s.clientID(), "vhost", s.vhost.Name)
 }
 
 func (s *session) persistent() bool { return s.expiry > 0 }
 
+// key is mochi's client id: the client id, qualified by a non-default
+// vhost (set at login, before the session is made).
+func (s *session) key() string { return s.cl.id() }
+
+// clientID is the client id as the client knows it: key without its
+// vhost (the session keeps no copy of its own).
+func (s *session) clientID() string {
+	k := s.cl.id()
+	if i := strings.IndexByte(k, 0); i >= 0 {
+		return k[i+1:]
+	}
+	return k
+}
+
 // establish runs before CONNACK: it takes over a live session with the
 // same client id, cancels a pending delayed will, and decides whether an
-// earlier session is resumed or discarded. It creates nothing in the core,
-// so a CONNACK that cannot be written leaves nothing behind.
-func (s *session) establish(pk *packets.Packet) {
+// earlier session is resumed (its record returned, for start) or
+// discarded. It creates nothing in the core, so a CONNACK that cannot be
+// written leaves nothing behind.
+//
+// prev is the live connection it took over, if any.
+func (s *session) establish(pk *packets.Packet) (resume *sessionRecord, prev client) {
 	srv := s.srv
 	clean := pk.Connect.Clean
 	s.expiry = srv.grantedExpiry(s.cl.version(), pk)
 	s.takeWill(pk)
 
 	srv.mu.Lock()
-	old := srv.sessions[s.key]
-	srv.sessions[s.key] = s
-	will := srv.wills[s.key]
-	delete(srv.wills, s.key)
+	old := srv.sessions[s.key()]
+	srv.sessions[s.key()] = s
+	will := srv.wills[s.key()]
+	delete(srv.wills, s.key())
 	srv.mu.Unlock()
-	srv.cancelExpiry(s.key) // after taking the key: no expiry starts for it now
+	srv.cancelExpiry(s.key()) // after taking the key: no expiry starts for it now
 	if old != nil {
 		// [MQTT-3.1.4-3] The old connection gets DISCONNECT 0x8E (mochi's
 		// own attempt later finds it closed) and its session is closed
 		// here, before the new one touches the same queues.
 		srv.kick(old.cl, packets.ErrSessionTakenOver)
 		old.close(closeReason{end: false, will: true})
+		prev = old.cl
 	}
 	if will != nil {
 		if will.t.Stop() && clean {
@@ -124,7 +134,7 @@ func (s *session) establish(pk *packets.Packet) {
 	}
 
 	rkey := s.recordKey()
-	q1 := queueName(s.clientID, 1)
+	q1 := queueName(s.clientID(), 1)
 	if clean {
 		// [MQTT-3.1.2-4] Discard any earlier session.
 		srv.mu.Lock()
@@ -136,13 +146,17 @@ func (s *session) establish(pk *packets.Packet) {
 				s.logger().Error("deleting session record failed", "err", err)
 			}
 		}
-		if q, err := s.vhost.Queue(nil, q1); err == nil && q.Durable {
-			if _, err := s.vhost.DeleteQueue(nil, q1, false, false); err != nil {
-				s.logger().Error("deleting the previous session's queue failed", "queue", q1, "err", err)
+		// Most clean sessions had no predecessor: HasQueue spares them
+		// building Queue's not-found error.
+		if s.vhost.HasQueue(q1) {
+			if q, err := s.vhost.Queue(nil, q1); err == nil && q.Durable {
+				if _, err := s.vhost.DeleteQueue(nil, q1, false, false); err != nil {
+					s.logger().Error("deleting the previous session's queue failed", "queue", q1, "err", err)
+				}
 			}
 		}
 		s.deleteQoS2Queue()
-		return
+		return nil, prev
 	}
 	srv.mu.Lock()
 	rec := srv.records[rkey]
@@ -150,18 +164,18 @@ func (s *session) establish(pk *packets.Packet) {
 	if rec != nil {
 		if q, err := s.vhost.Queue(nil, q1); err == nil && q.Durable {
 			s.present = true
-			s.resume = rec
+			return rec, prev
 		}
 	}
+	return nil, prev
 }
 
 // start runs after CONNACK: it opens the core connection and session,
 // declares the session queue of a persistent session and restores the
-// subscriptions of a resumed one. Messages may flow from here on.
-func (s *session) start() error {
+// subscriptions of a resumed one (resume, from establish). Messages may
+// flow from here on.
+func (s *session) start(resume *sessionRecord) error {
 	srv := s.srv
-	s.doneCh = make(chan error, 1)
-	s.doneFn = func(err error) { s.doneCh <- err }
 	cl := s.cl
 	proto := "MQTT 3.1.1"
 	switch cl.version() {
@@ -170,11 +184,10 @@ func (s *session) start() error {
 	case 5:
 		proto = "MQTT 5.0"
 	}
-	peer, local := s.wc.RemoteAddr().String(), s.wc.LocalAddr().String()
+	peer, local := cl.remote(), srv.localName(s.wc.LocalAddr().String()) // mochi formatted the peer's already
 	conn := s.vhost.Open(s.user, core.ConnInfo{
-		Name: peer + " -> " + local, Protocol: proto, Peer: peer, Local: local,
-		ClientProperties: core.Table{"client_id": s.clientID},
-		ConnectedAt:      srv.clock.Now(),
+		Protocol: proto, Peer: peer, Local: local, // Info names it after these
+		ConnectedAt: srv.clock.Now(),
 		Close: func(string) {
 			srv.goBackground(func() { srv.kick(cl, packets.ErrAdministrativeAction) })
 		},
@@ -196,9 +209,8 @@ func (s *session) start() error {
 		return core.ErrClosed
 	}
 	s.conn, s.cs = conn, cs
-	s.router.CountFor(conn)
 	if s.persistent() {
-		if s.resume == nil {
+		if resume == nil {
 			if err := s.saveRecordLocked(); err != nil {
 				return err
 			}
@@ -213,13 +225,12 @@ func (s *session) start() error {
 			return err
 		}
 	}
-	if s.resume != nil {
-		for _, o := range s.resume.subs {
+	if resume != nil {
+		for _, o := range resume.subs {
 			if _, err := s.applyLocked(o); err != nil {
 				s.logger().Warn("restoring subscription failed", "filter", o.filter, "err", err)
 			}
 		}
-		s.resume = nil
 	}
 	return nil
 }
@@ -265,12 +276,14 @@ func (s *session) close(r closeReason) {
 	}
 	s.admission.Release() // when the session closed before its connection opened
 	srv.mu.Lock()
-	if srv.sessions[s.key] == s {
-		delete(srv.sessions, s.key)
+	if srv.sessions[s.key()] == s {
+		delete(srv.sessions, s.key())
 		if !r.end {
 			// No other connection took the session over: its expiry
-			// interval runs from now.
-			srv.scheduleExpiryLocked(s.key, s.vhost.Name, s.clientID, expiry)
+			// interval runs from now, and its client keeps the in-flight
+			// state for the next connection (inheritInflight).
+			srv.scheduleExpiryLocked(s.key(), s.vhost.Name, s.clientID(), expiry)
+			srv.offline[s.key()] = s.cl
 		}
 	}
 	srv.mu.Unlock()
@@ -283,9 +296,9 @@ func (s *session) close(r closeReason) {
 		if r.end {
 			delay = 0 // the session ended first [MQTT-3.1.3-9]
 		}
-		srv.scheduleWill(s.key, s.vhost, s.clientID, s.will, srv.clock.Now().Add(delay), false)
+		srv.scheduleWill(s.key(), s.vhost, s.clientID(), s.will, srv.clock.Now().Add(delay), false)
 	}
 }
 
 // endDurable deletes what a persistent session keeps between connections.
-func (s *session) endDurable() { s.srv.endStored(s.vhost, s.clientID) }
+func (s *session) endDurable() { s.srv.endStored(s.vhost, s.clientID()) }

@@ -62,10 +62,7 @@ func (s *session) subscribePacket(pk *packets.Packet) {
 		s.mu.Unlock()
 		s.srv.dropShared(s.vhost, left)
 	}
-	if s.subacks == nil {
-		s.subacks = make(map[uint16][]byte)
-	}
-	s.subacks[pk.PacketID] = codes
+	s.putAckCodes(packets.Suback, pk.PacketID, codes)
 }
 
 // subChange is a subscription a SUBSCRIBE created or replaced: the filter's
@@ -154,7 +151,7 @@ func (s *session) applyLocked(o subOptions) (bool, error) {
 		sub.tag = "mqtt-share:" + o.filter
 		sub.noAck = o.qos == 0
 	} else {
-		sub.queue = queueName(s.clientID, o.qos)
+		sub.queue = queueName(s.clientID(), o.qos)
 	}
 	// Checked before anything changes: the binding's rule (write on the
 	// queue, read on the exchange, topic read permission on the key);
@@ -192,6 +189,9 @@ func (s *session) applyLocked(o subOptions) (bool, error) {
 				s.logger().Warn("unbinding the previous subscription failed", "filter", o.filter, "err", err)
 			}
 		}
+	}
+	if s.subs == nil {
+		s.subs = make(map[string]*subscription)
 	}
 	s.subs[o.filter] = sub
 	s.countNoLocal()
@@ -256,22 +256,25 @@ func (s *session) unsubscribePacket(pk *packets.Packet) {
 		s.srv.kick(s.cl, packets.ErrUnspecifiedError)
 	}
 	s.srv.dropShared(s.vhost, left)
-	if s.unsubs == nil {
-		s.unsubs = make(map[uint16][]byte)
+	s.putAckCodes(packets.Unsuback, pk.PacketID, codes)
+}
+
+// putAckCodes keeps the reason codes of the SUBACK or UNSUBACK (typ)
+// answering packet id, for takeAckCodes.
+func (s *session) putAckCodes(typ byte, id uint16, codes []byte) {
+	if s.ackCodes == nil {
+		s.ackCodes = make(map[uint32][]byte)
 	}
-	s.unsubs[pk.PacketID] = codes
+	s.ackCodes[uint32(typ)<<16|uint32(id)] = codes
 }
 
 // takeAckCodes returns the reason codes for a SUBACK or UNSUBACK being
 // written (on the read goroutine, like the SUBSCRIBE it answers).
 func (s *session) takeAckCodes(typ byte, id uint16) ([]byte, bool) {
-	m := s.subacks
-	if typ == packets.Unsuback {
-		m = s.unsubs
-	}
-	codes, ok := m[id]
+	k := uint32(typ)<<16 | uint32(id)
+	codes, ok := s.ackCodes[k]
 	if ok {
-		delete(m, id)
+		delete(s.ackCodes, k)
 	}
 	return codes, ok
 }
