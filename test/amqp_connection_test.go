@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -82,6 +83,38 @@ func TestConnectionHeartbeat(t *testing.T) {
 	ch := newChannel(t, conn)
 	if _, err := ch.QueueDeclare("", false, true, true, false, nil); err != nil {
 		t.Fatalf("connection unusable after idling: %v", err)
+	}
+}
+
+// TestConnectionSilentPeerDropped: a client that asked for heartbeats
+// every second and then sends nothing is dropped after two seconds of
+// silence (the server renews its read deadline lazily: at most an eighth
+// later), while the server's own heartbeats keep coming until then.
+func TestConnectionSilentPeerDropped(t *testing.T) {
+	t.Parallel()
+	s := amqpServer(t)
+	c := dialRaw(t, s)
+	c.handshakeHeartbeat(1)
+	opened := time.Now()
+	beats := 0
+	for {
+		f, err := c.r.ReadFrame()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("after %v: %v, want the socket closed", time.Since(opened).Round(time.Millisecond), err)
+			}
+			break
+		}
+		if f.Type == wire.FrameHeartbeat {
+			beats++
+		}
+	}
+	silent := time.Since(opened)
+	if silent < 1900*time.Millisecond || silent > 4*time.Second {
+		t.Fatalf("dropped after %v of silence, want about 2 s (two heartbeat intervals)", silent.Round(time.Millisecond))
+	}
+	if beats < 2 {
+		t.Fatalf("%d heartbeats from the server before it dropped the peer, want at least 2", beats)
 	}
 }
 

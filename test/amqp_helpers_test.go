@@ -387,6 +387,12 @@ func (c *rawConn) readMethod() (uint16, wire.Method) {
 // accepting the server's tuning but no heartbeats.
 func (c *rawConn) handshake() {
 	c.t.Helper()
+	c.handshakeHeartbeat(0)
+}
+
+// handshakeHeartbeat is handshake asking for heartbeats every hb seconds.
+func (c *rawConn) handshakeHeartbeat(hb uint16) {
+	c.t.Helper()
 	c.write(wire.ProtocolHeader[:])
 	if _, m := c.readMethod(); m.Name() != "connection.start" {
 		c.t.Fatalf("got %s, want connection.start", m.Name())
@@ -397,7 +403,7 @@ func (c *rawConn) handshake() {
 	if !ok {
 		c.t.Fatalf("got %s, want connection.tune", m.Name())
 	}
-	c.sendMethod(0, &wire.ConnectionTuneOk{ChannelMax: tune.ChannelMax, FrameMax: tune.FrameMax})
+	c.sendMethod(0, &wire.ConnectionTuneOk{ChannelMax: tune.ChannelMax, FrameMax: tune.FrameMax, Heartbeat: hb})
 	c.r.SetFrameMax(tune.FrameMax)
 	c.sendMethod(0, &wire.ConnectionOpen{VirtualHost: "/"})
 	if _, m := c.readMethod(); m.Name() != "connection.open-ok" {
