@@ -97,3 +97,37 @@ func TestConsumeFlush(t *testing.T) {
 		t.Fatalf("reply: %d delivered, %d flushes seeing %d; want one of each", rp.delivered.Load(), rp.flushed.Load(), rp.seen.Load())
 	}
 }
+
+// TestConsumeFlushOncePerConsumer: a run of deliveries that alternates
+// between two consumers flushes each of them once, not once per delivery.
+func TestConsumeFlushOncePerConsumer(t *testing.T) {
+	v := NewBroker().AddVhost("/")
+	conn := v.Open("flush", ConnInfo{})
+	q, err := v.DeclareQueue(conn, "q", QueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ready atomic.Bool // both consumers hold deliveries back until set
+	probes := []*flushProbe{{t: t}, {t: t}}
+	var sess *Session
+	for _, p := range probes {
+		sess = conn.NewSession()
+		if _, err := sess.Consume(q, ConsumeOptions{NoAck: true, Deliver: p.deliver, Flush: p.flush, Ready: ready.Load}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var r Router
+	for range 6 {
+		if _, err := v.Publish(&r, "", &Message{RoutingKey: "q", Body: []byte("x")}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ready.Store(true)
+	sess.Kick() // one dispatch run hands the 6 out round-robin
+	for i, p := range probes {
+		if p.delivered.Load() != 3 || p.flushed.Load() != 1 || p.seen.Load() != 3 {
+			t.Fatalf("consumer %d: %d delivered, %d flushes seeing %d; want 3 and one flush after them",
+				i, p.delivered.Load(), p.flushed.Load(), p.seen.Load())
+		}
+	}
+}

@@ -177,6 +177,9 @@ func (q *Queue) unlock() {
 	flushes := local[:0]
 	if len(q.flushes) > 0 {
 		flushes = append(flushes, q.flushes...)
+		for _, c := range q.flushes {
+			c.flushQueued = false
+		}
 		clear(q.flushes)
 		q.flushes = q.flushes[:0]
 	}
@@ -540,7 +543,8 @@ func (q *Queue) offerLocked(e *entry) bool {
 		for k := 0; k < g; k++ {
 			c := cs[i+(start+k)%g]
 			if c.session.offer(c, q, e) {
-				if c.flush != nil && (len(q.flushes) == 0 || q.flushes[len(q.flushes)-1] != c) {
+				if c.flush != nil && !c.flushQueued {
+					c.flushQueued = true
 					q.flushes = append(q.flushes, c)
 				}
 				ent := q.popFrontLocked()

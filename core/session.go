@@ -209,6 +209,9 @@ type Consumer struct {
 	ready     func() bool
 	started   func(tag string)
 	flush     func()
+	// flushQueued: the consumer is on its queue's flush list. REQUIRES:
+	// the queue's mu.
+	flushQueued bool
 }
 
 // Queue returns the consumed queue.

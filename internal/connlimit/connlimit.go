@@ -109,6 +109,17 @@ func (c *Conn) Close() error {
 // NetConn returns the wrapped connection.
 func (c *Conn) NetConn() net.Conn { return c.Conn }
 
+// Socket returns the connection under c's listener count, or c itself when
+// it is not counted: what reads, writes and parks the socket directly. A
+// TLS or WebSocket connection is returned as it is (its own layer may hold
+// bytes the socket no longer has).
+func Socket(c net.Conn) net.Conn {
+	if lc, ok := c.(*Conn); ok {
+		return lc.Conn
+	}
+	return c
+}
+
 // Refused returns an *Error when c (or the connection it wraps: TLS,
 // WebSocket) was accepted beyond its listener's limit, else nil.
 func Refused(c net.Conn) error {

@@ -50,6 +50,9 @@ func NewSock(c net.Conn) (*Sock, bool) {
 	return s, true
 }
 
+// RawConn returns the socket, for a Poller.
+func (s *Sock) RawConn() syscall.RawConn { return s.rc }
+
 // Read reads into p like net.Conn.Read.
 func (s *Sock) Read(p []byte) (int, error) {
 	if len(p) == 0 {

@@ -2,13 +2,19 @@
 
 package netpark
 
-import "net"
+import (
+	"net"
+	"syscall"
+)
 
 // Sock is not available on this system; see NewSock.
 type Sock struct{}
 
 // NewSock returns false: callers use the net.Conn.
 func NewSock(c net.Conn) (*Sock, bool) { return nil, false }
+
+// RawConn is never called.
+func (s *Sock) RawConn() syscall.RawConn { return nil }
 
 // Read is never called.
 func (s *Sock) Read(p []byte) (int, error) { return 0, ErrUnsupported }

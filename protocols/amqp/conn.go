@@ -158,11 +158,7 @@ type conn struct {
 
 func newConn(s *Server, nc net.Conn) *conn {
 	dc := &deadlineConn{Conn: nc}
-	sc := nc
-	if lc, ok := nc.(*connlimit.Conn); ok {
-		sc = lc.NetConn() // the socket under a listener's connection count
-	}
-	dc.sock, _ = netpark.NewSock(sc)
+	dc.sock, _ = netpark.NewSock(connlimit.Socket(nc))
 	c := &conn{
 		srv: s, nc: nc, dc: dc,
 		log:          s.logger().With("proto", "amqp", "remote", nc.RemoteAddr().String()),

@@ -99,11 +99,7 @@ func (s *Server) initParking(cl client, wc *wireConn) {
 	if s.poller == nil {
 		return
 	}
-	nc := wc.Conn
-	if lc, ok := nc.(*connlimit.Conn); ok {
-		nc = lc.NetConn() // counted by a listener's limit: reads go straight to the socket
-	}
-	rc, ok := netpark.RawConn(nc)
+	rc, ok := netpark.RawConn(connlimit.Socket(wc.Conn))
 	if !ok {
 		return
 	}

@@ -92,11 +92,7 @@ var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, readBu
 
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{srv: s, nc: nc}
-	sc := nc
-	if lc, ok := nc.(*connlimit.Conn); ok {
-		sc = lc.NetConn() // the socket under a listener's connection count
-	}
-	c.sock, _ = netpark.NewSock(sc)
+	c.sock, _ = netpark.NewSock(connlimit.Socket(nc))
 	c.takeReader()
 	c.rd = wire.NewReader(c.br, s.limits)
 	c.initParking()

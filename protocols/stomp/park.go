@@ -7,7 +7,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/unifiedms/ums/internal/connlimit"
 	"github.com/unifiedms/ums/internal/netpark"
 )
 
@@ -50,21 +49,10 @@ type parking struct {
 // initParking makes a plain TCP connection parkable when the server has
 // a poller.
 func (c *conn) initParking() {
-	if c.srv.poller == nil {
-		return
+	if c.srv.poller == nil || c.sock == nil {
+		return // a TLS or WebSocket connection, or no poller
 	}
-	nc := c.nc
-	if lc, ok := nc.(*connlimit.Conn); ok {
-		// A listener's connection count: reads and deadlines go straight
-		// to the socket. (TLS is not unwrapped: its own buffer may hold
-		// a record while the socket has nothing to read.)
-		nc = lc.NetConn()
-	}
-	rc, ok := netpark.RawConn(nc)
-	if !ok {
-		return
-	}
-	c.park.rc, c.park.wake, c.park.expire = rc, c.unpark, c.parkTimeout
+	c.park.rc, c.park.wake, c.park.expire = c.sock.RawConn(), c.unpark, c.parkTimeout
 }
 
 // idle waits, with nothing buffered, for the client's next bytes; true
