@@ -43,17 +43,23 @@ func (l *Log) run() {
 			}
 			l.window.Stop()
 			l.mu.Lock()
+		} else if l.opts.SyncWindow == 0 {
+			l.gatherLocked()
 		}
 		buf, ops := l.mu.buf, l.mu.ops
 		l.mu.buf, l.mu.ops = l.spareBuf[:0], l.spareOps[:0]
+		l.gather.lastWaiters = l.mu.waiters
+		l.mu.waiters = 0
 		err := l.mu.err
 		l.mu.space.Broadcast()
 		l.mu.Unlock()
 
 		if err == nil && len(buf) > 0 {
+			start := time.Now() // the wall clock: this measures the disk
 			if err = l.commit(buf, ops); err != nil {
 				l.poison(err)
 			}
+			l.gather.observe(time.Since(start))
 		}
 		l.complete(ops, err)
 		if len(ops) > 1 {
@@ -219,6 +225,7 @@ func (l *Log) complete(ops []op, err error) {
 	}
 	l.mu.Lock()
 	l.mu.inCallbacks = true
+	l.gather.early = l.mu.waiters
 	l.mu.Unlock()
 	for i := range ops {
 		o := &ops[i]

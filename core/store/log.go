@@ -105,6 +105,12 @@ type LogStats struct {
 	LiveBytes   int64  // on-disk bytes of those records
 	Syncs       uint64 // fsyncs of segment data since OpenLog
 	Compactions uint64 // segments copied forward since OpenLog
+	// Gathers is how many times the flusher waited for writers it had
+	// just released to queue their next record before a batch (see
+	// "Group commit" in the package documentation); GatherMisses, how
+	// many of those waits ended before they all came.
+	Gathers      uint64
+	GatherMisses uint64
 	// Draining is the number of segments worth compacting that are left
 	// alone for now because records are being released from them (see
 	// drainPasses).
@@ -124,18 +130,21 @@ type Log struct {
 	opts   Options
 	logger *slog.Logger
 
-	kick  chan struct{} // cap 1: the queue became non-empty, or reclaim may have work
-	full  chan struct{} // cap 1: the queue passed half of MaxPendingBytes
-	stop  chan struct{} // closed by Close
-	ended chan struct{} // closed when the flusher returns
+	kick   chan struct{} // cap 1: the queue became non-empty, or reclaim may have work
+	full   chan struct{} // cap 1: the queue passed half of MaxPendingBytes
+	enough chan struct{} // cap 1: the queue holds the waiters the flusher gathers for
+	stop   chan struct{} // closed by Close
+	ended  chan struct{} // closed when the flusher returns
 
 	// reclaimMu serializes reclaiming (deleting and compacting segments,
 	// done by the flusher) with Replay, which reads segment files.
 	// Lock order: reclaimMu -> mu.
 	reclaimMu sync.Mutex
 
-	syncs       atomic.Uint64
-	compactions atomic.Uint64
+	syncs        atomic.Uint64
+	compactions  atomic.Uint64
+	gathers      atomic.Uint64
+	gatherMisses atomic.Uint64
 
 	// Owned by the flusher goroutine (by OpenLog before it starts).
 	active     File   // the active segment, open for writing
@@ -146,6 +155,7 @@ type Log struct {
 	scan       scanner
 	maskBuf    []byte
 	window     *time.Timer
+	gather     gatherState
 
 	closeOnce sync.Once
 	closeErr  error
@@ -177,6 +187,8 @@ type Log struct {
 		dirty       bool  // reclaim may find work
 		draining    int   // segments worth compacting but draining (LogStats.Draining)
 		inCallbacks bool  // the flusher is running callbacks
+		waiters     int   // queued ops with a callback
+		want        int   // while gathering: wake the flusher once waiters reaches this
 	}
 }
 
@@ -389,12 +401,14 @@ func (l *Log) Stats() LogStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st := LogStats{
-		Segments:    len(l.mu.segs),
-		LiveRecords: l.mu.liveRecords,
-		LiveBytes:   l.mu.liveBytes,
-		Syncs:       l.syncs.Load(),
-		Compactions: l.compactions.Load(),
-		Draining:    l.mu.draining,
+		Segments:     len(l.mu.segs),
+		LiveRecords:  l.mu.liveRecords,
+		LiveBytes:    l.mu.liveBytes,
+		Syncs:        l.syncs.Load(),
+		Gathers:      l.gathers.Load(),
+		GatherMisses: l.gatherMisses.Load(),
+		Compactions:  l.compactions.Load(),
+		Draining:     l.mu.draining,
 	}
 	for _, s := range l.mu.segs {
 		st.DiskBytes += s.size
@@ -438,6 +452,13 @@ func (l *Log) enqueueLocked(o op) {
 	l.mu.ops = append(l.mu.ops, o)
 	if wasEmpty {
 		signal(l.kick)
+	}
+	if o.done != nil {
+		l.mu.waiters++
+		if l.mu.want > 0 && l.mu.waiters >= l.mu.want {
+			l.mu.want = 0
+			signal(l.enough)
+		}
 	}
 	if l.opts.SyncWindow > 0 && int64(len(l.mu.buf)) >= l.opts.MaxPendingBytes/2 {
 		signal(l.full)
