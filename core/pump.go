@@ -75,6 +75,15 @@ func (p *Pump[T]) Ready() bool {
 	return true
 }
 
+// Idle reports whether nothing waits and no writer runs: a write the
+// caller makes now, under the lock Write takes, cannot overtake an item
+// put before. Items put after Idle returns may still be written after it.
+func (p *Pump[T]) Idle() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.running && len(p.items) == 0 && !p.closed
+}
+
 // Close drops what waits, stops taking items and returns once the writer
 // (if one runs) has finished its current batch.
 func (p *Pump[T]) Close() {

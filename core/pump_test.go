@@ -69,3 +69,39 @@ func TestPumpFlowControl(t *testing.T) {
 		t.Fatal("Put after Close accepted an item")
 	}
 }
+
+// Idle says no while an item waits or the writer is writing one, so a
+// write made outside the pump cannot overtake it; yes once it is done.
+func TestPumpIdle(t *testing.T) {
+	entered, release, wrote := make(chan struct{}), make(chan struct{}), make(chan struct{}, 1)
+	p := &Pump[int]{}
+	p.Write = func([]int) {
+		entered <- struct{}{}
+		<-release
+		wrote <- struct{}{}
+	}
+	if !p.Idle() {
+		t.Fatal("a new pump is not idle")
+	}
+	p.Put(1)
+	if p.Idle() {
+		t.Fatal("idle with an item put")
+	}
+	<-entered
+	if p.Idle() {
+		t.Fatal("idle while the writer writes")
+	}
+	close(release)
+	<-wrote
+	deadline := time.Now().Add(5 * time.Second)
+	for !p.Idle() {
+		if time.Now().After(deadline) {
+			t.Fatal("not idle after the writer finished")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	p.Close()
+	if p.Idle() {
+		t.Fatal("a closed pump is idle: a direct write would go to a closed connection")
+	}
+}

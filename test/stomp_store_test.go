@@ -2,6 +2,9 @@ package test
 
 import (
 	"errors"
+	"fmt"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -91,5 +94,49 @@ func TestStompDisconnectReceiptAfterStores(t *testing.T) {
 	_, ch := newServer(b).channel(t)
 	if q, err := ch.QueueDeclarePassive("bye", true, false, false, false, nil); err != nil || q.Messages != 50 {
 		t.Fatalf("%+v %v", q, err)
+	}
+}
+
+// Receipts of persistent SENDs reach a client that stops reading for a
+// while, every one, whole and in order: the store's flusher writes a
+// receipt itself when the socket takes it at once, leaves what it does
+// not take to the connection's writer, and queues the rest behind it.
+func TestStompReceiptsToSlowReader(t *testing.T) {
+	b := startStomp(t)
+	r := dialRawStomp(t, b.STOMPAddr)
+	if tc, ok := r.nc.(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(64 << 10)
+	}
+	r.connect("accept-version:1.2")
+	r.write("SUBSCRIBE\nid:0\ndestination:/queue/slow-reader\nack:client-individual\n\n\x00")
+	r.write("UNSUBSCRIBE\nid:0\nreceipt:declared\n\n\x00")
+	if f := r.expect("RECEIPT"); f.Header.Get("receipt-id") != "declared" {
+		t.Fatalf("RECEIPT %v", headers(f))
+	}
+	const n = 4000
+	pad := strings.Repeat("x", 3000)
+	sent := make(chan error, 1)
+	go func() {
+		var sb strings.Builder
+		for i := range n {
+			sb.Reset()
+			fmt.Fprintf(&sb, "SEND\ndestination:/queue/slow-reader\npersistent:true\nreceipt:r-%d-%s\n\n%d\x00", i, pad, i)
+			if _, err := io.WriteString(r.nc, sb.String()); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	time.Sleep(500 * time.Millisecond) // the server's socket fills meanwhile
+	for i := range n {
+		f := r.expect("RECEIPT")
+		if want := fmt.Sprintf("r-%d-%s", i, pad); f.Header.Get("receipt-id") != want {
+			got := f.Header.Get("receipt-id")
+			t.Fatalf("receipt %d: got receipt-id %.12q... (%d bytes), want %.12q... (%d bytes)", i, got, len(got), want, len(want))
+		}
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
 	}
 }

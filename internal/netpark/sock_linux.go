@@ -120,6 +120,18 @@ func (s *Sock) TryWritev(bufs [][]byte) ([][]byte, error) {
 	return rest, err
 }
 
+// TryWrite writes what the socket takes of b now, without waiting for
+// room, and returns how many bytes that was.
+func (s *Sock) TryWrite(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	s.one[0] = b
+	_, n, err := s.writev(s.one[:], false)
+	s.one[0] = nil
+	return int(n), err
+}
+
 func (s *Sock) writev(bufs [][]byte, wait bool) ([][]byte, int64, error) {
 	var total int64
 	for {

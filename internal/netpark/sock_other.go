@@ -24,3 +24,9 @@ func (s *Sock) Write(b []byte) (int, error) { return 0, ErrUnsupported }
 
 // Writev is never called.
 func (s *Sock) Writev(bufs [][]byte) (int64, error) { return 0, ErrUnsupported }
+
+// TryWritev is never called.
+func (s *Sock) TryWritev(bufs [][]byte) ([][]byte, error) { return bufs, ErrUnsupported }
+
+// TryWrite is never called.
+func (s *Sock) TryWrite(b []byte) (int, error) { return 0, ErrUnsupported }

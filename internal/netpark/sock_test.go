@@ -126,3 +126,23 @@ func TestSockRead(t *testing.T) {
 		t.Fatalf("Read after the peer closed: %v, want EOF", err)
 	}
 }
+
+func TestSockTryWrite(t *testing.T) {
+	a, b := pair(t)
+	s, _ := NewSock(a)
+	if n, err := s.TryWrite([]byte("hello")); n != 5 || err != nil {
+		t.Fatalf("TryWrite to an empty socket = %d, %v; want 5, nil", n, err)
+	}
+	big := make([]byte, 64<<20)
+	n, err := s.TryWrite(big)
+	if err != nil || n == 0 || n == len(big) {
+		t.Fatalf("TryWrite of 64 MiB to a peer that does not read = %d, %v; want a part written", n, err)
+	}
+	if n, err := s.TryWrite(big); n != 0 || err != nil {
+		t.Fatalf("TryWrite to a full socket = %d, %v; want 0, nil", n, err)
+	}
+	got := make([]byte, 5)
+	if _, err := io.ReadFull(b, got); err != nil || string(got) != "hello" {
+		t.Fatalf("peer read %q, %v", got, err)
+	}
+}

@@ -73,7 +73,8 @@ type conn struct {
 	sock *netpark.Sock
 
 	wmu   sync.Mutex
-	werr  error // sticky write error; REQUIRES: wmu
+	werr  error  // sticky write error; REQUIRES: wmu
+	rest  []byte // the part of a direct receipt the socket did not take; REQUIRES: wmu
 	wrote atomic.Bool
 	beat  *time.Timer // heart-beats; armed under wmu
 
@@ -315,16 +316,22 @@ func putWriteBuf(bp *[]byte, b []byte) {
 	}
 }
 
-// writeLocked writes b. REQUIRES: wmu.
+// writeLocked writes b, after what a direct receipt left. REQUIRES: wmu.
 func (c *conn) writeLocked(b []byte) {
 	if c.werr != nil {
 		return
 	}
 	var err error
-	if c.sock != nil {
-		_, err = c.sock.Write(b)
-	} else {
-		_, err = c.nc.Write(b)
+	if len(c.rest) > 0 {
+		_, err = c.sock.Write(c.rest)
+		c.rest = nil
+	}
+	if err == nil && len(b) > 0 {
+		if c.sock != nil {
+			_, err = c.sock.Write(b)
+		} else {
+			_, err = c.nc.Write(b)
+		}
 	}
 	if err != nil {
 		c.werr = err
@@ -332,6 +339,43 @@ func (c *conn) writeLocked(b []byte) {
 		return
 	}
 	c.wrote.Store(true)
+}
+
+// receiptDirect writes a stored SEND's receipt from the message store's
+// flusher, which runs the callbacks that make receipts, when that can be
+// done at once: no other write in progress and the socket takes the frame
+// without waiting (a part it does not take is written by the writer
+// goroutine before anything else). It saves waking a writer goroutine per
+// receipt, which is most of a receipt's cost when clients wait for each
+// one. Receipts stay in order: the others wait in c.out only when they
+// were put there by earlier callbacks of the same flusher, and then
+// c.out is not idle.
+func (c *conn) receiptDirect(id string) bool {
+	if c.sock == nil || !c.out.Idle() || !c.wmu.TryLock() {
+		return false
+	}
+	defer c.wmu.Unlock()
+	if c.werr != nil || len(c.rest) > 0 {
+		return false
+	}
+	bp := writeBufs.Get().(*[]byte)
+	defer func() { putWriteBuf(bp, *bp) }()
+	b := wire.AppendFrame((*bp)[:0], frame.New(frame.RECEIPT, frame.ReceiptId, id), c.esc)
+	*bp = b
+	n, err := c.sock.TryWrite(b)
+	switch {
+	case err != nil:
+		c.werr = err
+		c.closeSocket()
+		return true
+	case n == 0:
+		return false
+	case n < len(b):
+		c.rest = append([]byte(nil), b[n:]...)
+		c.out.Put(outItem{flush: true})
+	}
+	c.wrote.Store(true)
+	return true
 }
 
 // startHeartBeats arms the heart-beat timer (after CONNECTED).

@@ -24,6 +24,7 @@ type outItem struct {
 	receipt   string
 	err       error
 	last      bool // DISCONNECT's receipt: the connection ends after it
+	flush     bool // nothing but what a direct receipt left (conn.rest)
 }
 
 // send writes a batch (core.Pump's Write).
@@ -40,6 +41,8 @@ loop:
 	for i := range batch {
 		it := &batch[i]
 		switch {
+		case it.flush:
+			continue // writeLocked writes conn.rest first
 		case it.cancelled:
 			if it.sub.gone {
 				continue

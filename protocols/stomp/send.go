@@ -69,7 +69,11 @@ func (c *conn) handleSend(f *frame.Frame, direct bool) error {
 	receipt, wantReceipt := f.Header.Contains(frame.Receipt)
 	var done func(error)
 	if wantReceipt && direct {
-		done = func(err error) { c.out.Put(outItem{receipt: receipt, err: err}) }
+		done = func(err error) {
+			if err != nil || !c.receiptDirect(receipt) {
+				c.out.Put(outItem{receipt: receipt, err: err})
+			}
+		}
 	}
 	res, err := c.vhost.PublishTo(&c.router, x, msg, done)
 	if err != nil {
