@@ -20,6 +20,12 @@
 //	umsbench stomp -dest /topic/bench -consumers 10 -ack auto
 //	umsbench stomp -dest /queue/bench-durable -persistent -receipt -publishers 8
 //
+// The floor mode sends the stream of a fixed-rate latency run through a
+// relay process that only copies bytes: the latency no broker can beat on
+// the machine.
+//
+//	umsbench floor -rate 5000 -size 1024 -duration 8s
+//
 // Without a mode, umsbench runs the amqp mode (umsbench -url … works as it
 // always did). Every run prints a human-readable summary and then one line
 // of JSON with the same numbers, for scripts. Every mode takes
@@ -38,7 +44,7 @@ import (
 	"strings"
 )
 
-const usage = `usage: umsbench [amqp|mqtt|notify|stomp|report] [flags]
+const usage = `usage: umsbench [amqp|mqtt|notify|stomp|floor|report] [flags]
 
 modes:
   amqp   amqp091-go publishers and consumers on one or more queues (the default)
@@ -48,6 +54,8 @@ modes:
          local endpoint that counts them
   stomp  go-stomp publishers and subscribers on one destination (/queue/: competing
          consumers; /topic/, /exchange/: every subscriber gets every message)
+  floor  the same fixed-rate stream through a relay process that only copies bytes:
+         the lowest latency any broker can show on this machine
   report turn files of JSON lines (-json-out) into Markdown tables: medians and
          spreads per scenario and broker, the ratios to UMS, and issue 16's targets
 
@@ -74,6 +82,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = notifyMain(args, stdout, stderr)
 	case "stomp":
 		err = stompMain(args, stdout, stderr)
+	case "floor":
+		err = floorMain(args, stdout, stderr)
 	case "report":
 		err = reportMain(args, stdout, stderr)
 	case "help":

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -47,10 +49,32 @@ func TestModes(t *testing.T) {
 		{[]string{"notify", "-batch", "1001"}, 1, "want 0 to 1000"},
 		{[]string{"help"}, 0, "notify"},
 		{[]string{"stomp", "-ack", "never"}, 1, "want auto, client or client-individual"},
+		{[]string{"floor", "-size", "4"}, 2, "-size at least 8"},
+		{[]string{"floor", "-via-pub", "127.0.0.1:1"}, 2, "go together"},
 	} {
 		var out bytes.Buffer
 		if code := run(c.args, &out, &out); code != c.code || !strings.Contains(out.String(), c.out) {
 			t.Errorf("%q: exit %d, output %q; want %d and %q", c.args, code, out.String(), c.code, c.out)
 		}
+	}
+}
+
+// The floor mode's stream goes through its relay and every message is
+// measured.
+func TestFloorThroughRelay(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	go func() { _ = runRelay(addr) }()
+	time.Sleep(50 * time.Millisecond)
+	var out bytes.Buffer
+	if code := run([]string{"floor", "-rate", "2000", "-duration", "100ms", "-via-pub", addr, "-via-sub", addr}, &out, &out); code != 0 {
+		t.Fatalf("exit %d: %s", code, out.String())
+	}
+	if want := fmt.Sprintf("floor: %d messages of 1024 B at 2000 msg/s", 200); !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "p99") {
+		t.Fatalf("output %q, want %q and the latencies", out.String(), want)
 	}
 }
