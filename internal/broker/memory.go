@@ -40,7 +40,7 @@ type reclaimer struct {
 const (
 	// reclaimQuiet is how long the runtime must have gone without a
 	// collection before a reclaim.
-	reclaimQuiet = 15 * time.Second
+	reclaimQuiet = 3 * time.Second
 	// reclaimFloor is the mapped memory below which nothing is done.
 	reclaimFloor      = 48 << 20
 	reclaimMinBackoff = 15 * time.Second
