@@ -69,7 +69,7 @@ scenarios=(
 	"stomp-persistent-receipt|stomp|ums rabbitmq|-dest /queue/umsbench-durable -persistent -receipt -publishers 4 -ack client-individual -prefetch 100"
 	"stomp-topic-fanout|stomp|ums rabbitmq|-dest /topic/umsbench -consumers 10 -ack auto"
 	"notify-http-batch|notify|ums|-via http -c 16 -batch 100 -n 0"
-	"mqtt-idle|mqtt|ums mosquitto rabbitmq|-idle IDLE -hold HOLD"
+	"mqtt-idle|mqtt|ums mosquitto rabbitmq|-idle IDLE -hold HOLD -spread 16"
 	"stomp-idle|stomp|ums rabbitmq|-idle IDLE -hold HOLD"
 )
 all_names=$(for s in "${scenarios[@]}"; do printf '%s ' "${s%%|*}"; done)
