@@ -121,6 +121,8 @@ type Exchange struct {
 	headers *route.Headers[dest]
 	fanout  []dest
 	refs    map[matchKey]int // how many bindings share a matcher entry
+	// matched counts the entries of refs, read by Routes without a lock.
+	matched atomic.Int64
 }
 
 type bindingKey struct {
@@ -159,6 +161,31 @@ func newExchange(v *Vhost, name, kind string, opts ExchangeOptions) *Exchange {
 // an *Exchange check it before use.
 func (x *Exchange) Deleted() bool { return x.deleted.Load() }
 
+// Routes reports whether a message published to x now with routing key
+// key would reach a queue or an exchange, or wait in a delayed exchange;
+// for an exchange that matches on headers or routes by its alternate,
+// whether it could. A publisher whose message costs something to build
+// (an event nobody may be listening to) checks it first. A binding made
+// at the same moment may miss that one message, as it would had the
+// message been published a moment earlier.
+func (x *Exchange) Routes(key string) bool {
+	if x.Name == "" || x.delayed {
+		return true
+	}
+	if _, alt := x.Args["alternate-exchange"].(string); alt {
+		return true
+	}
+	if x.matched.Load() == 0 {
+		return false
+	}
+	if x.rkind != KindDirect && x.rkind != KindTopic {
+		return true
+	}
+	var buf [4]dest
+	m := Message{RoutingKey: key}
+	return len(x.match(&m, buf[:0])) > 0
+}
+
 func argsID(args Table) string {
 	if len(args) == 0 {
 		return ""
@@ -188,6 +215,7 @@ func (x *Exchange) addMatch(b *binding) {
 	if x.refs[mk] > 1 {
 		return
 	}
+	x.matched.Add(1)
 	switch x.rkind {
 	case KindHeaders:
 		x.headers.Add(b.args, b.dst)
@@ -210,6 +238,7 @@ func (x *Exchange) removeMatch(b *binding) {
 		return
 	}
 	delete(x.refs, mk)
+	x.matched.Add(-1)
 	switch x.rkind {
 	case KindHeaders:
 		x.headers.Remove(b.args, b.dst)

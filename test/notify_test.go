@@ -327,3 +327,32 @@ func TestNotifyNewVhost(t *testing.T) {
 		t.Fatalf("sent %s, want %s", id, a.ID)
 	}
 }
+
+// Events go to whoever subscribes, also after notifications went by with
+// nobody listening, and after ums.events was deleted and declared again.
+func TestNotifyEventsForLateSubscribers(t *testing.T) {
+	e := startNotify(t)
+	first := submit(t, e.b, webhookNote(e.hook.URL+"/hook", nil), http.StatusAccepted, nil)
+	waitStatus(t, e.b, first.ID, "sent")
+
+	conn, err := amqp.Dial(e.b.AMQPURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch := newChannel(t, conn)
+	if err := ch.ExchangeDelete("ums.events", false, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.ExchangeDeclare("ums.events", "topic", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	second := submit(t, e.b, webhookNote(e.hook.URL+"/hook", nil), http.StatusAccepted, nil)
+	waitStatus(t, e.b, second.ID, "sent")
+
+	events := eventQueue(t, e.b.AMQPURL)
+	a := submit(t, e.b, webhookNote(e.hook.URL+"/hook", nil), http.StatusAccepted, nil)
+	if got := strings.Join(eventsOf(t, events, a.ID, "sent"), ","); got != "queued,sending,sent" {
+		t.Fatalf("events of a notification submitted after the subscriber bound: %s", got)
+	}
+}

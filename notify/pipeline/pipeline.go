@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/unifiedms/ums/core"
@@ -146,6 +147,9 @@ type vstate struct {
 
 	deadMu sync.Mutex
 	dead   map[string]deadEntry // dead-lettered notifications by id
+
+	// The exchanges events go to, looked up again once deleted.
+	eventsX, mqttX atomic.Pointer[core.Exchange]
 }
 
 // deadEntry is a dead-lettered notification held by the pipeline's

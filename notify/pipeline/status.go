@@ -4,6 +4,7 @@ import (
 	"errors"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/unifiedms/ums/core"
@@ -273,6 +274,24 @@ func (sh *statusShard) list(f Filter) []Record {
 	return out
 }
 
+// mqttEventPrefix makes an event's routing key its key on the MQTT
+// exchange: MQTT topic ums/events/<key with / for .>.
+const mqttEventPrefix = "ums.events."
+
+// exchange returns the vhost's exchange named name, cached in c until it
+// is deleted; nil when there is none.
+func (s *vstate) exchange(c *atomic.Pointer[core.Exchange], name string) *core.Exchange {
+	if x := c.Load(); x != nil && !x.Deleted() {
+		return x
+	}
+	x, err := s.v.Exchange(name)
+	if err != nil {
+		return nil
+	}
+	c.Store(x)
+	return x
+}
+
 func classOf(n *notify.Notification) string {
 	if n.Class == "" {
 		return notify.ClassTransactional
@@ -296,7 +315,16 @@ func (s *vstate) publishEvent(r *core.Router, e *notify.Event) {
 	if f := s.p.o.OnEvent; f != nil {
 		f(e.Channel, e.Status)
 	}
-	msg := &core.Message{Exchange: notify.EventsExchange, RoutingKey: notify.EventKey(e.Status, e.Channel), Body: e.Body(), Props: core.Properties{
+	key := notify.EventKey(e.Status, e.Channel)
+	evX := s.exchange(&s.eventsX, notify.EventsExchange)
+	var mqX *core.Exchange
+	if name := s.p.o.MQTTExchange; name != "" {
+		mqX = s.exchange(&s.mqttX, name)
+	}
+	if evX != nil && !evX.Routes(key) && (mqX == nil || !mqX.Routes(mqttEventPrefix+key)) {
+		return // nobody listens: skip encoding and routing the event
+	}
+	msg := &core.Message{Exchange: notify.EventsExchange, RoutingKey: key, Body: e.Body(), Props: core.Properties{
 		ContentType: "application/json", DeliveryMode: core.Persistent, CorrelationID: e.ID,
 		Timestamp: e.At, Type: "notification." + e.Status,
 	}}
@@ -308,7 +336,7 @@ func (s *vstate) publishEvent(r *core.Router, e *notify.Event) {
 	// prefix keys).
 	if x := s.p.o.MQTTExchange; x != "" {
 		m := *msg
-		m.Exchange, m.RoutingKey = x, "ums.events."+msg.RoutingKey
+		m.Exchange, m.RoutingKey = x, mqttEventPrefix+msg.RoutingKey
 		if _, err := s.v.Publish(r, x, &m, func(error) {}); err != nil && !errors.Is(err, core.ErrNotFound) {
 			s.p.log.Warn("notification event not published to MQTT", "id", e.ID, "status", e.Status, "err", err)
 		}
