@@ -377,8 +377,8 @@ mkdir -p "$(dirname "$OUT")"
 	else
 		cat <<-EOF
 			Memory given back after a burst and memory per queued paged-out message are not
-			measured by this script. umsd exposes no profiling endpoint (\`umsd --help\` has
-			no pprof flag); profiles of the misses go in $NOTES.
+			measured by this script. \`umsd --pprof-listen ADDR\` serves Go's profiles;
+			profiles of the misses go in $NOTES.
 
 		EOF
 	fi
