@@ -97,10 +97,7 @@ func (s *Sock) Write(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	s.one[0] = b
-	n, err := s.Writev(s.one[:])
-	s.one[0] = nil
-	return int(n), err
+	return s.writeOne(b, true)
 }
 
 // Writev writes every byte of bufs, in order, like net.Buffers.WriteTo,
@@ -126,8 +123,13 @@ func (s *Sock) TryWrite(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
+	return s.writeOne(b, false)
+}
+
+// writeOne is Write (wait) or TryWrite (not) of one non-empty buffer.
+func (s *Sock) writeOne(b []byte, wait bool) (int, error) {
 	s.one[0] = b
-	_, n, err := s.writev(s.one[:], false)
+	_, n, err := s.writev(s.one[:], wait)
 	s.one[0] = nil
 	return int(n), err
 }

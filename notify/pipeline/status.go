@@ -328,16 +328,22 @@ func (s *vstate) publishEvent(r *core.Router, e *notify.Event) {
 		ContentType: "application/json", DeliveryMode: core.Persistent, CorrelationID: e.ID,
 		Timestamp: e.At, Type: "notification." + e.Status,
 	}}
-	if _, err := s.v.Publish(r, notify.EventsExchange, msg, func(error) {}); err != nil {
+	var err error
+	if evX != nil {
+		_, err = s.v.PublishTo(r, evX, msg, func(error) {})
+	} else {
+		_, err = s.v.Publish(r, notify.EventsExchange, msg, func(error) {}) // says it is missing
+	}
+	if err != nil {
 		s.p.log.Warn("notification event not published", "id", e.ID, "status", e.Status, "err", err)
 	}
 	// MQTT clients subscribe to ums/events/#: the same event goes to the
 	// MQTT exchange under ums.events.<key> (an exchange binding cannot
 	// prefix keys).
-	if x := s.p.o.MQTTExchange; x != "" {
+	if mqX != nil {
 		m := *msg
-		m.Exchange, m.RoutingKey = x, mqttEventPrefix+msg.RoutingKey
-		if _, err := s.v.Publish(r, x, &m, func(error) {}); err != nil && !errors.Is(err, core.ErrNotFound) {
+		m.Exchange, m.RoutingKey = mqX.Name, mqttEventPrefix+msg.RoutingKey
+		if _, err := s.v.PublishTo(r, mqX, &m, func(error) {}); err != nil && !errors.Is(err, core.ErrNotFound) {
 			s.p.log.Warn("notification event not published to MQTT", "id", e.ID, "status", e.Status, "err", err)
 		}
 	}

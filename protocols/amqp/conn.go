@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/unifiedms/ums/internal/netpark"
 	"io"
 	"log/slog"
 	"net"
@@ -18,6 +17,7 @@ import (
 	"github.com/unifiedms/ums/core"
 	"github.com/unifiedms/ums/core/auth"
 	"github.com/unifiedms/ums/internal/connlimit"
+	"github.com/unifiedms/ums/internal/netpark"
 	"github.com/unifiedms/ums/protocols/amqp/wire"
 )
 

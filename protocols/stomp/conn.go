@@ -359,10 +359,12 @@ func (c *conn) receiptDirect(id string) bool {
 		return false
 	}
 	bp := writeBufs.Get().(*[]byte)
-	defer func() { putWriteBuf(bp, *bp) }()
 	b := wire.AppendFrame((*bp)[:0], frame.New(frame.RECEIPT, frame.ReceiptId, id), c.esc)
-	*bp = b
 	n, err := c.sock.TryWrite(b)
+	if err == nil && n > 0 && n < len(b) {
+		c.rest = append([]byte(nil), b[n:]...)
+	}
+	putWriteBuf(bp, b)
 	switch {
 	case err != nil:
 		c.werr = err
@@ -370,8 +372,7 @@ func (c *conn) receiptDirect(id string) bool {
 		return true
 	case n == 0:
 		return false
-	case n < len(b):
-		c.rest = append([]byte(nil), b[n:]...)
+	case len(c.rest) > 0:
 		c.out.Put(outItem{flush: true})
 	}
 	c.wrote.Store(true)
