@@ -132,7 +132,10 @@ func dedupKey(tenant, key string) string { return "idem:" + tenant + ":" + key }
 
 // jobMessage encodes j as a message for its channel's queue.
 func (s *vstate) jobMessage(j *job) *core.Message {
-	body, _ := json.Marshal(j) // plain data: cannot fail
+	body, err := j.appendJSON(make([]byte, 0, 512))
+	if err != nil {
+		body, _ = json.Marshal(j) // says nothing better: the document was checked at submission
+	}
 	return &core.Message{RoutingKey: notify.ChannelQueue(j.channel()), Body: body, Props: core.Properties{
 		ContentType: jobType, DeliveryMode: core.Persistent, Priority: uint8(j.N.PriorityOf()),
 		MessageID: j.ID, Timestamp: s.p.clk.Now(),

@@ -358,7 +358,7 @@ func (s *vstate) message(j *job) (*notify.Message, error) {
 		m.Push = n.To.Push
 	}
 	if channel == notify.ChannelWebhook {
-		body, err := json.Marshal(webhookBody{ID: j.ID, Notification: n, Content: c, Attempt: j.Attempt})
+		body, err := webhookBody{ID: j.ID, Notification: n, Content: c, Attempt: j.Attempt}.appendJSON(make([]byte, 0, 512))
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,76 @@
+package pipeline
+
+import (
+	"encoding/json"
+
+	"github.com/unifiedms/ums/internal/jsonenc"
+)
+
+// Hand-written encoders of the documents written once per notification
+// step: each appends exactly what json.Marshal writes.
+
+// appendJSON appends j as json.Marshal encodes it.
+func (j *job) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"id":`...)
+	b = jsonenc.String(b, j.ID)
+	b = append(b, `,"notification":`...)
+	if j.N == nil {
+		b = append(b, "null"...)
+	} else {
+		var err error
+		if b, err = j.N.AppendJSON(b); err != nil {
+			return b, err
+		}
+	}
+	b = append(b, `,"channels":`...)
+	b = jsonenc.Strings(b, j.Channels)
+	b = append(b, `,"channel_index":`...)
+	b = jsonenc.Int(b, j.CI)
+	b = append(b, `,"attempt":`...)
+	b = jsonenc.Int(b, j.Attempt)
+	b = append(b, `,"accepted_at":`...)
+	b, ok := jsonenc.Time(b, j.Accepted)
+	if !ok {
+		return b, errTime
+	}
+	if j.Hops != 0 {
+		b = append(b, `,"hops":`...)
+		b = jsonenc.Int(b, j.Hops)
+	}
+	if !j.ExpiresAt.IsZero() {
+		b = append(b, `,"expires_at":`...)
+		if b, ok = jsonenc.Time(b, j.ExpiresAt); !ok {
+			return b, errTime
+		}
+	}
+	if j.LastError != "" {
+		b = append(b, `,"last_error":`...)
+		b = jsonenc.String(b, j.LastError)
+	}
+	b = append(b, `,"step":`...)
+	b = jsonenc.Int(b, j.Step)
+	return append(b, '}'), nil
+}
+
+// errTime stands for json.Marshal's error on a time it cannot encode.
+var errTime = &json.UnsupportedValueError{Str: "time outside what JSON holds"}
+
+// appendJSON appends w as json.Marshal encodes it.
+func (w webhookBody) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"id":`...)
+	b = jsonenc.String(b, w.ID)
+	b = append(b, `,"attempt":`...)
+	b = jsonenc.Int(b, w.Attempt)
+	b = append(b, `,"content":`...)
+	b = w.Content.AppendJSON(b)
+	b = append(b, `,"notification":`...)
+	if w.Notification == nil {
+		b = append(b, "null"...)
+	} else {
+		var err error
+		if b, err = w.Notification.AppendJSON(b); err != nil {
+			return b, err
+		}
+	}
+	return append(b, '}'), nil
+}
