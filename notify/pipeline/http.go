@@ -220,8 +220,9 @@ func (p *Pipeline) submitBatch(w http.ResponseWriter, r *http.Request, s *vstate
 			continue
 		}
 		// Decoded on this goroutine, whose stack grows once for the
-		// decoder's recursion. Accepting waits for storage, so that part
-		// runs in parallel, on helpers whose stacks have grown already.
+		// decoder's recursion; on a new goroutine per notification the
+		// stack grew, and was copied, every time. Accepting waits for
+		// storage, so that part runs in parallel.
 		n, err := notify.Decode(raw)
 		if err != nil {
 			code, v := failure(err)
@@ -230,13 +231,13 @@ func (p *Pipeline) submitBatch(w http.ResponseWriter, r *http.Request, s *vstate
 		}
 		wg.Add(1)
 		sem <- struct{}{}
-		p.helpers.run(func() {
+		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
 			var router core.Router
 			code, v := s.acceptOne(r, &router, n, nil)
 			out[i] = result{code, v}
-		})
+		}()
 	}
 	wg.Wait()
 	results := make([]map[string]any, len(out))

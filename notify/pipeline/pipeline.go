@@ -133,8 +133,6 @@ type Pipeline struct {
 	// pending holds the job copies being stored (stepKey -> a channel
 	// closed once the store answered).
 	pending sync.Map
-	// helpers accept a batch's notifications in parallel.
-	helpers helpers
 
 	mu     sync.Mutex
 	vhosts map[string]*vstate
@@ -181,7 +179,7 @@ func New(o Options) (*Pipeline, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	p := &Pipeline{o: o, clk: o.Broker.Clock(), log: o.Logger, vhosts: map[string]*vstate{}, helpers: helpers{handoff: make(chan func())}}
+	p := &Pipeline{o: o, clk: o.Broker.Clock(), log: o.Logger, vhosts: map[string]*vstate{}}
 	for c := range o.Senders {
 		p.channels = append(p.channels, c)
 	}
