@@ -182,8 +182,15 @@ func (x *Exchange) Routes(key string) bool {
 		return true
 	}
 	var buf [4]dest
-	m := Message{RoutingKey: key}
-	return len(x.match(&m, buf[:0])) > 0
+	var out []dest
+	x.mu.RLock()
+	if x.rkind == KindDirect {
+		out = x.direct.Match(key, buf[:0])
+	} else {
+		out = x.topic.Match(key, buf[:0])
+	}
+	x.mu.RUnlock()
+	return len(out) > 0
 }
 
 func argsID(args Table) string {

@@ -82,8 +82,9 @@ func (e *Event) Body() []byte {
 	b, ok := jsonenc.Time(b, e.At)
 	if !ok {
 		// A time JSON cannot hold: json.Marshal's answer (an error, so no
-		// body) stands.
-		b, _ = json.Marshal(e)
+		// body) stands. A copy, so that e itself does not escape.
+		ev := *e
+		b, _ = json.Marshal(&ev)
 		return b
 	}
 	if e.Tenant != "" {

@@ -116,6 +116,95 @@ func Decode(data []byte) (*Notification, error) {
 	return &n, nil
 }
 
+// BatchItem is one notification of a batch: decoded (N), or refused
+// (Err, an *InvalidError naming the field), with the bytes it took.
+type BatchItem struct {
+	N    *Notification
+	Err  error
+	Size int64
+}
+
+// DecodeBatch parses {"notifications": [...]} in one pass, each
+// notification straight into its Notification. A notification of the wrong
+// shape (a value of the wrong type, an unknown field) is refused on its
+// own; anything that is not JSON, an unknown field beside
+// "notifications", or data after the object fails the whole batch with an
+// error wrapping ErrMalformed. null or a missing "notifications" is an
+// empty batch.
+func DecodeBatch(data []byte) ([]BatchItem, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	malformed := func(err error) error { return fmt.Errorf("%w: %v", ErrMalformed, err) }
+	if err := expectDelim(dec, '{', "the batch"); err != nil {
+		return nil, malformed(err)
+	}
+	var items []BatchItem
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, malformed(err)
+		}
+		// Field names match as encoding/json matches them: ignoring case.
+		if key, _ := t.(string); !strings.EqualFold(key, "notifications") {
+			return nil, malformed(fmt.Errorf("json: unknown field %q", key))
+		}
+		items = items[:0] // a repeated key replaces the list, as it would a field
+		t, err = dec.Token()
+		if err != nil {
+			return nil, malformed(err)
+		}
+		if t == nil {
+			continue // null
+		}
+		if t != json.Delim('[') {
+			return nil, malformed(errors.New("notifications: expected an array"))
+		}
+		for dec.More() {
+			start := dec.InputOffset()
+			var n Notification
+			err := dec.Decode(&n)
+			item := BatchItem{N: &n, Size: dec.InputOffset() - start}
+			if err != nil {
+				if !valueError(err) {
+					return nil, malformed(err)
+				}
+				item = BatchItem{Err: decodeError(err), Size: item.Size}
+			}
+			items = append(items, item)
+		}
+		if _, err := dec.Token(); err != nil { // ]
+			return nil, malformed(err)
+		}
+	}
+	if _, err := dec.Token(); err != nil { // }
+		return nil, malformed(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: data after the JSON object", ErrMalformed)
+	}
+	return items, nil
+}
+
+// expectDelim reads the token d (what names the value expected).
+func expectDelim(dec *json.Decoder, d json.Delim, what string) error {
+	t, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if t != d {
+		return fmt.Errorf("%s: expected %q", what, string(d))
+	}
+	return nil
+}
+
+// valueError reports whether err, from a Decoder's Decode, concerns only
+// the value decoded (a wrong type, an unknown field): the decoder is then
+// past that value and may go on.
+func valueError(err error) bool {
+	var te *json.UnmarshalTypeError
+	return errors.As(err, &te) || strings.HasPrefix(err.Error(), "json: unknown field ")
+}
+
 func decodeError(err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {

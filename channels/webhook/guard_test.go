@@ -2,7 +2,9 @@ package webhook
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -108,5 +110,55 @@ func TestDialControl(t *testing.T) {
 	}
 	if r := refusedReason(netip.MustParseAddr("8.8.8.8")); r != "" {
 		t.Errorf("public address refused: %s", r)
+	}
+}
+
+// The sender's URL cache answers as parsing does, keeps refusing what it
+// refused, and starts over when full.
+func TestURLCache(t *testing.T) {
+	var c urlCache
+	calls := 0
+	check := func(raw string) (*url.URL, error) {
+		calls++
+		return parseURL(raw, false, false)
+	}
+	u1, err := c.parse("https://hooks.example.com/a?x=1", check)
+	if err != nil || u1.Host != "hooks.example.com" || u1.RawQuery != "x=1" {
+		t.Fatalf("%v %v", u1, err)
+	}
+	if u2, err := c.parse("https://hooks.example.com/a?x=1", check); err != nil || u2 != u1 || calls != 1 {
+		t.Fatalf("second parse: %v %v, %d checks", u2, err, calls)
+	}
+	for range 2 {
+		if _, err := c.parse("http://hooks.example.com/", check); err == nil {
+			t.Fatal("http URL accepted")
+		}
+	}
+	if calls != 3 {
+		t.Fatalf("%d checks, want 3 (a refused URL is checked each time)", calls)
+	}
+	for i := range maxCachedURLs + 1 {
+		if _, err := c.parse(fmt.Sprintf("https://h%d.example.com/", i), check); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(c.m) > maxCachedURLs {
+		t.Fatalf("cache holds %d URLs, bound %d", len(c.m), maxCachedURLs)
+	}
+}
+
+// A sender's ValidateURL answers as ValidateURL with its settings.
+func TestSenderValidateURL(t *testing.T) {
+	s, err := New(Config{Secret: []byte("k"), AllowHTTP: false, AllowPrivate: false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, raw := range []string{"https://hooks.example.com/x", "http://hooks.example.com/x", "https://127.0.0.1/x",
+		"https://10.0.0.1/", "ftp://x/", "/relative", "https://hooks.example.com/x"} {
+		want := ValidateURL(raw, false, false)
+		if got := s.ValidateURL(raw); (got == nil) != (want == nil) {
+			t.Fatalf("%s: %v, want %v", raw, got, want)
+		}
 	}
 }

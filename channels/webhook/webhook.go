@@ -103,6 +103,41 @@ type Sender struct {
 	// client.go).
 	lean   *leanClient
 	signer *signer
+	urls   urlCache
+}
+
+// urlCache keeps the URLs sent to lately, parsed and checked: the
+// notifications of a campaign go to a few endpoints, and parsing the URL
+// of each was a tenth of what a send allocated. The URLs it returns are
+// shared and must not be changed.
+type urlCache struct {
+	mu sync.Mutex
+	m  map[string]*url.URL
+}
+
+// maxCachedURLs bounds the cache; a full cache starts over.
+const maxCachedURLs = 1024
+
+// parse returns raw parsed and checked (by check, which is the same for
+// every call on one cache), from the cache when it is there.
+func (c *urlCache) parse(raw string, check func(string) (*url.URL, error)) (*url.URL, error) {
+	c.mu.Lock()
+	u := c.m[raw]
+	c.mu.Unlock()
+	if u != nil {
+		return u, nil
+	}
+	u, err := check(raw)
+	if err != nil {
+		return nil, err // not kept: a refused URL is rare and cheap to refuse again
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxCachedURLs {
+		c.m = make(map[string]*url.URL)
+	}
+	c.m[raw] = u
+	c.mu.Unlock()
+	return u, nil
 }
 
 var _ notify.Sender = (*Sender)(nil)
@@ -190,11 +225,24 @@ func (s *Sender) Send(ctx context.Context, m *notify.Message) (notify.Result, er
 	if m == nil {
 		return notify.Result{}, notify.Permanent(0, errors.New("webhook: no message"))
 	}
-	u, err := parseURL(m.To, s.allowHTTP, s.allowPrivate)
+	u, err := s.urls.parse(m.To, s.checkURL)
 	if err != nil {
 		return notify.Result{}, notify.Permanent(0, err)
 	}
 	return s.deliver(ctx, m, u)
+}
+
+// ValidateURL is the package's ValidateURL with the sender's settings
+// (Config.AllowHTTP, Config.AllowPrivate), for checking submissions: the
+// URLs it passes are kept for sending to them.
+func (s *Sender) ValidateURL(raw string) error {
+	_, err := s.urls.parse(raw, s.checkURL)
+	return err
+}
+
+// checkURL is parseURL with the sender's settings.
+func (s *Sender) checkURL(raw string) (*url.URL, error) {
+	return parseURL(raw, s.allowHTTP, s.allowPrivate)
 }
 
 // The header names of a request in their canonical form, set without
@@ -230,9 +278,10 @@ func (s *Sender) deliverHTTP(ctx context.Context, m *notify.Message, u *url.URL)
 
 	body := m.Body
 	host := strings.TrimSuffix(u.Host, ":") // as http.NewRequest has it
+	uc := *u                                // the request's own: u is shared (urlCache)
 	req := (&http.Request{
 		Method:     http.MethodPost,
-		URL:        u,
+		URL:        &uc,
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
 		ProtoMinor: 1,

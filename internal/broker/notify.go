@@ -119,8 +119,7 @@ func channelSenders(cfg *config.Config, now func() time.Time, o *pipeline.Option
 		}
 		np.close = append(np.close, s.Close)
 		o.Senders[notify.ChannelWebhook] = s
-		allowHTTP, allowPrivate := cfg.WebhookAllowHTTP, cfg.WebhookAllowPrivate
-		o.Address[notify.ChannelWebhook] = func(u string) error { return webhook.ValidateURL(u, allowHTTP, allowPrivate) }
+		o.Address[notify.ChannelWebhook] = s.ValidateURL
 	}
 	return providerSenders(cfg, now, o, np)
 }

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -95,7 +96,7 @@ func (s *vstate) accept(ctx context.Context, r *core.Router, n *notify.Notificat
 		}
 		if !claimed && holder != j.ID {
 			status := p.status.current(holder)
-			s.publishEvent(r, &notify.Event{ID: holder, Status: notify.StatusDeduplicated, Channel: channels[0],
+			s.publishEvent(r, notify.Event{ID: holder, Status: notify.StatusDeduplicated, Channel: channels[0],
 				At: p.clk.Now(), Tenant: n.Tenant, Tags: n.Tags})
 			return Accepted{ID: holder, Status: status, Deduplicated: true}, nil
 		}
@@ -132,7 +133,10 @@ func dedupKey(tenant, key string) string { return "idem:" + tenant + ":" + key }
 
 // jobMessage encodes j as a message for its channel's queue.
 func (s *vstate) jobMessage(j *job) *core.Message {
-	body, err := j.appendJSON(make([]byte, 0, 512))
+	sp := scratchBufs.Get().(*[]byte)
+	b, err := j.appendJSON((*sp)[:0])
+	body := bytes.Clone(b) // the message keeps it: its own, of its size
+	putScratch(sp, b)
 	if err != nil {
 		body, _ = json.Marshal(j) // says nothing better: the document was checked at submission
 	}

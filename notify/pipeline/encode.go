@@ -2,12 +2,21 @@ package pipeline
 
 import (
 	"encoding/json"
+	"sync"
 
 	"github.com/unifiedms/ums/internal/jsonenc"
 )
 
 // Hand-written encoders of the documents written once per notification
 // step: each appends exactly what json.Marshal writes.
+
+// scratchBufs hold documents while they are encoded; what is kept is
+// copied out at its size, so that no document pays for a buffer grown by
+// doubling.
+var scratchBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// maxScratch is the largest scratch buffer put back in the pool.
+const maxScratch = 64 << 10
 
 // appendJSON appends j as json.Marshal encodes it.
 func (j *job) appendJSON(b []byte) ([]byte, error) {
@@ -73,4 +82,14 @@ func (w webhookBody) appendJSON(b []byte) ([]byte, error) {
 		}
 	}
 	return append(b, '}'), nil
+}
+
+// putScratch gives the scratch buffer sp back, as grown to b, unless it
+// grew large.
+func putScratch(sp *[]byte, b []byte) {
+	if cap(b) > maxScratch {
+		return
+	}
+	*sp = b[:0]
+	scratchBufs.Put(sp)
 }

@@ -120,7 +120,9 @@ func (h *history) read(name string, load func(Record)) (int64, error) {
 
 // add journals r.
 func (h *history) add(r Record) {
-	line, ok := appendRecord(make([]byte, 0, 512), &r)
+	sp := scratchBufs.Get().(*[]byte)
+	line, ok := appendRecord((*sp)[:0], &r)
+	defer putScratch(sp, line)
 	if !ok {
 		var err error
 		if line, err = json.Marshal(r); err != nil {

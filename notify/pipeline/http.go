@@ -189,20 +189,16 @@ func (p *Pipeline) submitBatch(w http.ResponseWriter, r *http.Request, s *vstate
 	if !ok {
 		return
 	}
-	var in struct {
-		Notifications []json.RawMessage `json:"notifications"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
-		apiError(w, http.StatusBadRequest, "malformed JSON: "+err.Error(), "", "")
+	items, err := notify.DecodeBatch(body)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, err.Error(), "", "")
 		return
 	}
-	if len(in.Notifications) == 0 {
+	if len(items) == 0 {
 		apiError(w, http.StatusUnprocessableEntity, "invalid notifications: required", "notifications", "required")
 		return
 	}
-	if len(in.Notifications) > MaxBatch {
+	if len(items) > MaxBatch {
 		apiError(w, http.StatusUnprocessableEntity, "invalid notifications: too many", "notifications",
 			"at most "+strconv.Itoa(MaxBatch)+" per batch")
 		return
@@ -211,24 +207,20 @@ func (p *Pipeline) submitBatch(w http.ResponseWriter, r *http.Request, s *vstate
 		code int
 		v    any
 	}
-	out := make([]result, len(in.Notifications))
+	out := make([]result, len(items))
 	sem := make(chan struct{}, batchParallel)
 	var wg sync.WaitGroup
-	for i, raw := range in.Notifications {
-		if len(raw) > MaxBody {
+	for i, item := range items {
+		if item.Size > MaxBody {
 			out[i] = result{http.StatusRequestEntityTooLarge, map[string]any{"error": "notification over 1 MiB"}}
 			continue
 		}
-		// Decoded on this goroutine, whose stack grows once for the
-		// decoder's recursion; on a new goroutine per notification the
-		// stack grew, and was copied, every time. Accepting waits for
-		// storage, so that part runs in parallel.
-		n, err := notify.Decode(raw)
-		if err != nil {
-			code, v := failure(err)
+		if item.Err != nil {
+			code, v := failure(item.Err)
 			out[i] = result{code, v}
 			continue
 		}
+		n := item.N
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {

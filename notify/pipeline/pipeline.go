@@ -429,7 +429,7 @@ func (p *Pipeline) ProviderReport(provider, providerID, status, errText string) 
 	p.status.update(rec.ID, status, rec.Channel, errText, now, &Attempt{Channel: rec.Channel, At: now,
 		Status: status, Provider: provider, Answer: "delivery report", Error: errText})
 	var r core.Router
-	s.publishEvent(&r, &notify.Event{ID: rec.ID, Status: status, Channel: rec.Channel, Attempt: len(rec.Attempts),
+	s.publishEvent(&r, notify.Event{ID: rec.ID, Status: status, Channel: rec.Channel, Attempt: len(rec.Attempts),
 		Error: errText, At: now, Tenant: rec.Tenant, Tags: rec.Tags})
 	return true
 }

@@ -278,6 +278,34 @@ func (sh *statusShard) list(f Filter) []Record {
 // exchange: MQTT topic ums/events/<key with / for .>.
 const mqttEventPrefix = "ums.events."
 
+// eventKeys are the routing keys of events on ums.events and on the MQTT
+// exchange, by status and channel, made once: an event is looked at at
+// every step of every notification, mostly to find that nobody listens.
+type eventKeys struct{ key, mqtt string }
+
+var knownEventKeys = func() map[string]map[string]eventKeys {
+	m := make(map[string]map[string]eventKeys)
+	for _, st := range []string{notify.StatusQueued, notify.StatusScheduled, notify.StatusSending, notify.StatusSent,
+		notify.StatusDelivered, notify.StatusRetrying, notify.StatusRateLimited, notify.StatusFailed,
+		notify.StatusExpired, notify.StatusDeadLettered, notify.StatusDeduplicated} {
+		m[st] = make(map[string]eventKeys)
+		for _, ch := range []string{"", notify.ChannelEmail, notify.ChannelWebhook, notify.ChannelSMS, notify.ChannelPush} {
+			k := notify.EventKey(st, ch)
+			m[st][ch] = eventKeys{k, mqttEventPrefix + k}
+		}
+	}
+	return m
+}()
+
+// keysOf returns the routing keys of an event.
+func keysOf(status, channel string) eventKeys {
+	if k, ok := knownEventKeys[status][channel]; ok {
+		return k
+	}
+	k := notify.EventKey(status, channel)
+	return eventKeys{k, mqttEventPrefix + k}
+}
+
 // exchange returns the vhost's exchange named name, cached in c until it
 // is deleted; nil when there is none.
 func (s *vstate) exchange(c *atomic.Pointer[core.Exchange], name string) *core.Exchange {
@@ -303,25 +331,26 @@ func classOf(n *notify.Notification) string {
 func (s *vstate) event(r *core.Router, j *job, status, errText string, a *Attempt) {
 	now := s.p.clk.Now()
 	s.p.status.update(j.ID, status, j.channel(), errText, now, a)
-	s.publishEvent(r, &notify.Event{ID: j.ID, Status: status, Channel: j.channel(), Attempt: j.Hops,
+	s.publishEvent(r, notify.Event{ID: j.ID, Status: status, Channel: j.channel(), Attempt: j.Hops,
 		Error: errText, At: now, Tenant: j.N.Tenant, Tags: j.N.Tags})
 }
 
 // publishEvent publishes e to ums.events. Events are persistent (durable
 // subscriber queues keep them across restarts); the pipeline does not wait
 // for them to be stored.
-func (s *vstate) publishEvent(r *core.Router, e *notify.Event) {
+func (s *vstate) publishEvent(r *core.Router, e notify.Event) {
 	s.p.counters.event(e.Channel, e.Status)
 	if f := s.p.o.OnEvent; f != nil {
 		f(e.Channel, e.Status)
 	}
-	key := notify.EventKey(e.Status, e.Channel)
+	keys := keysOf(e.Status, e.Channel)
+	key := keys.key
 	evX := s.exchange(&s.eventsX, notify.EventsExchange)
 	var mqX *core.Exchange
 	if name := s.p.o.MQTTExchange; name != "" {
 		mqX = s.exchange(&s.mqttX, name)
 	}
-	if evX != nil && !evX.Routes(key) && (mqX == nil || !mqX.Routes(mqttEventPrefix+key)) {
+	if evX != nil && !evX.Routes(key) && (mqX == nil || !mqX.Routes(keys.mqtt)) {
 		return // nobody listens: skip encoding and routing the event
 	}
 	msg := &core.Message{Exchange: notify.EventsExchange, RoutingKey: key, Body: e.Body(), Props: core.Properties{
@@ -342,7 +371,7 @@ func (s *vstate) publishEvent(r *core.Router, e *notify.Event) {
 	// prefix keys).
 	if mqX != nil {
 		m := *msg
-		m.Exchange, m.RoutingKey = mqX.Name, mqttEventPrefix+msg.RoutingKey
+		m.Exchange, m.RoutingKey = mqX.Name, keys.mqtt
 		if _, err := s.v.PublishTo(r, mqX, &m, func(error) {}); err != nil && !errors.Is(err, core.ErrNotFound) {
 			s.p.log.Warn("notification event not published to MQTT", "id", e.ID, "status", e.Status, "err", err)
 		}

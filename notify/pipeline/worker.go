@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -358,11 +359,13 @@ func (s *vstate) message(j *job) (*notify.Message, error) {
 		m.Push = n.To.Push
 	}
 	if channel == notify.ChannelWebhook {
-		body, err := webhookBody{ID: j.ID, Notification: n, Content: c, Attempt: j.Attempt}.appendJSON(make([]byte, 0, 512))
+		sp := scratchBufs.Get().(*[]byte)
+		b, err := webhookBody{ID: j.ID, Notification: n, Content: c, Attempt: j.Attempt}.appendJSON((*sp)[:0])
+		m.Body = bytes.Clone(b) // the sender's (net/http may read it after Send returned)
+		putScratch(sp, b)
 		if err != nil {
 			return nil, err
 		}
-		m.Body = body
 	}
 	return m, nil
 }
