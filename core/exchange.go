@@ -181,16 +181,12 @@ func (x *Exchange) Routes(key string) bool {
 	if x.rkind != KindDirect && x.rkind != KindTopic {
 		return true
 	}
-	var buf [4]dest
-	var out []dest
 	x.mu.RLock()
+	defer x.mu.RUnlock()
 	if x.rkind == KindDirect {
-		out = x.direct.Match(key, buf[:0])
-	} else {
-		out = x.topic.Match(key, buf[:0])
+		return x.direct.Any(key)
 	}
-	x.mu.RUnlock()
-	return len(out) > 0
+	return x.topic.Any(key)
 }
 
 func argsID(args Table) string {

@@ -76,6 +76,13 @@ func (t *Direct[D]) Match(key string, out []D) []D {
 	return out
 }
 
+// Any reports whether a destination is bound with key.
+func (t *Direct[D]) Any(key string) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.keys[key]) > 0
+}
+
 // Len returns the number of bindings.
 func (t *Direct[D]) Len() int {
 	t.mu.RLock()

@@ -155,6 +155,16 @@ func TestZeroAllocs(t *testing.T) {
 	}{
 		{"Direct.Match", func() { out = d.Match("key", out[:0]) }},
 		{"Topic.Match cache hit", func() { out = tp.Match("a.b.c", out[:0]) }},
+		{"Topic.Any cache hit", func() {
+			if !tp.Any("a.b.c") {
+				panic("no match")
+			}
+		}},
+		{"Direct.Any", func() {
+			if !d.Any("key") || d.Any("other") {
+				panic("wrong answer")
+			}
+		}},
 		{"Headers.Match", func() { out = h.Match(hdrs, out[:0]) }},
 		{"HeadersMatch", func() {
 			if !HeadersMatch(args, hdrs) {

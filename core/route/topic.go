@@ -195,6 +195,20 @@ func (t *Topic[D]) Match(key string, out []D) []D {
 	return t.matchMiss(key, out)
 }
 
+// Any reports whether a pattern matches key; from the cache, it
+// allocates nothing.
+func (t *Topic[D]) Any(key string) bool {
+	if t.cache != nil {
+		t.cacheMu.RLock()
+		res, ok := t.cache[key]
+		t.cacheMu.RUnlock()
+		if ok {
+			return len(res) > 0
+		}
+	}
+	return len(t.Match(key, nil)) > 0
+}
+
 // walkLocked appends the distinct destinations of the patterns matching
 // key. REQUIRES: t.mu held for reading.
 func (t *Topic[D]) walkLocked(key string, out []D) []D {

@@ -171,7 +171,12 @@ func TestTopicRandom(t *testing.T) {
 					want = append(want, i%25)
 				}
 			}
-			for range 2 {
+			for i := range 2 {
+				if i == 1 || rng.IntN(2) == 0 { // Any before or after Match filled the cache
+					if got := tp.Any(key); got != (len(want) > 0) {
+						t.Fatalf("round %d: Any(%q) = %v, want %v (patterns %q)", round, key, got, len(want) > 0, patterns)
+					}
+				}
 				got := tp.Match(key, nil)
 				slices.Sort(got)
 				slices.Sort(want)

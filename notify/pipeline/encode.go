@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"encoding/json"
 	"sync"
 
@@ -92,4 +93,41 @@ func putScratch(sp *[]byte, b []byte) {
 	}
 	*sp = b[:0]
 	scratchBufs.Put(sp)
+}
+
+// jobDecoder decodes the jobs one worker takes, one after the other,
+// through one json.Decoder fed each body in turn: json.Unmarshal made a
+// new decoder state and scanner stack for every job. A body is taken from
+// the stream only when it decoded without error and nothing followed the
+// value; anything else (an error, white space or data after the value, a
+// body too large to keep a buffer for) is decoded again by json.Unmarshal,
+// whose answer stands, and the stream starts afresh.
+type jobDecoder struct {
+	r   bytes.Reader
+	dec *json.Decoder
+	fed int64 // bytes given to dec
+}
+
+// maxStreamedJob is the largest body decoded through the kept decoder
+// (whose buffer grows to the largest body it read).
+const maxStreamedJob = 16 << 10
+
+// decode decodes body into j, which is the zero job.
+func (d *jobDecoder) decode(body []byte, j *job) error {
+	if len(body) <= maxStreamedJob {
+		if d.dec == nil {
+			d.dec, d.fed = json.NewDecoder(&d.r), 0
+		}
+		d.r.Reset(body)
+		d.fed += int64(len(body))
+		if d.dec.Decode(j) == nil {
+			d.dec.More() // reads on to the next non-space byte, if any
+			if d.dec.InputOffset() == d.fed {
+				return nil
+			}
+		}
+		d.dec = nil
+		*j = job{}
+	}
+	return json.Unmarshal(body, j)
 }

@@ -3,6 +3,8 @@ package pipeline
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,4 +49,59 @@ func TestEncodersMatchMarshal(t *testing.T) {
 	if _, err := bad.appendJSON(nil); err == nil {
 		t.Fatal("appendJSON took year 10000")
 	}
+}
+
+// jobSeeds are job bodies, good and bad, for the job decoder.
+var jobSeeds = []string{
+	`{"id":"01","notification":{"channel":"webhook","to":{"webhook":"https://x"},"content":{"text":"a"}},"channels":["webhook"],"channel_index":0,"attempt":1,"accepted_at":"2026-01-02T03:04:05Z","step":1}`,
+	`{"id":"02","notification":{"channels":["email","webhook"],"to":{"email":"a@example.com"},"data":{"n":[1,{"x":null}]}},"channels":["email","webhook"],"channel_index":1,"attempt":0,"accepted_at":"2026-01-02T03:04:05+09:00","hops":3,"step":4}` + "\n",
+	`{"id":"03"} {"id":"04"}`,
+	`{"id":"05","attempt":"x"}`,
+	`{"id":"06","notification":{`,
+	`{"id":"07"}]`,
+	``,
+	`null`,
+	`{"id":"08","channels":["sms"]}`,
+}
+
+// decodeAlike checks that decoding a, then b, through one jobDecoder gives
+// what json.Unmarshal gives for each.
+func decodeAlike(t *testing.T, bodies ...[]byte) {
+	t.Helper()
+	var d jobDecoder
+	for _, body := range bodies {
+		var got, want job
+		gerr := d.decode(body, &got)
+		werr := json.Unmarshal(body, &want)
+		if (gerr == nil) != (werr == nil) || (gerr != nil && gerr.Error() != werr.Error()) {
+			t.Fatalf("%q: error %v, json.Unmarshal %v", body, gerr, werr)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q:\ndecoded      %+v\njson.Unmarshal %+v", body, got, want)
+		}
+	}
+}
+
+// The job decoder decodes and refuses what json.Unmarshal does, and a bad
+// body does not spoil the next.
+func TestJobDecoderMatchesUnmarshal(t *testing.T) {
+	var all [][]byte
+	for _, s := range jobSeeds {
+		all = append(all, []byte(s))
+	}
+	decodeAlike(t, all...)
+	for _, a := range all {
+		for _, b := range all {
+			decodeAlike(t, a, b, a)
+		}
+	}
+	big := []byte(`{"id":"big","last_error":"` + strings.Repeat("x", maxStreamedJob) + `"}`)
+	decodeAlike(t, all[0], big, all[0])
+}
+
+func FuzzJobDecoder(f *testing.F) {
+	for _, a := range jobSeeds {
+		f.Add([]byte(a), []byte(jobSeeds[0]))
+	}
+	f.Fuzz(func(t *testing.T, a, b []byte) { decodeAlike(t, a, b, a) })
 }

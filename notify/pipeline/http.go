@@ -232,23 +232,40 @@ func (p *Pipeline) submitBatch(w http.ResponseWriter, r *http.Request, s *vstate
 		}()
 	}
 	wg.Wait()
-	results := make([]map[string]any, len(out))
+	results := make([]batchResult, len(out))
 	for i, res := range out {
-		m := map[string]any{"code": res.code}
-		switch v := res.v.(type) {
-		case Accepted:
-			m["id"], m["status"] = v.ID, v.Status
-			if v.Deduplicated {
-				m["deduplicated"] = true
-			}
-		case map[string]any:
-			for k, x := range v {
-				m[k] = x
-			}
-		}
-		results[i] = m
+		results[i] = newBatchResult(res.code, res.v)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"results": results})
+	writeJSON(w, http.StatusOK, struct {
+		Results []batchResult `json:"results"`
+	}{results})
+}
+
+// batchResult is the answer to one notification of a batch: its HTTP
+// status, and what the answer to it alone would hold.
+type batchResult struct {
+	Code         int    `json:"code"`
+	ID           string `json:"id,omitempty"`
+	Status       string `json:"status,omitempty"`
+	Deduplicated bool   `json:"deduplicated,omitempty"`
+	Error        string `json:"error,omitempty"`
+	Field        string `json:"field,omitempty"`
+	Reason       string `json:"reason,omitempty"`
+}
+
+// newBatchResult is the result of code and v, an Accepted or a failure's
+// map.
+func newBatchResult(code int, v any) batchResult {
+	r := batchResult{Code: code}
+	switch v := v.(type) {
+	case Accepted:
+		r.ID, r.Status, r.Deduplicated = v.ID, v.Status, v.Deduplicated
+	case map[string]any:
+		r.Error, _ = v["error"].(string)
+		r.Field, _ = v["field"].(string)
+		r.Reason, _ = v["reason"].(string)
+	}
+	return r
 }
 
 func (p *Pipeline) getNotification(w http.ResponseWriter, r *http.Request, s *vstate) {

@@ -124,6 +124,7 @@ func (s *vstate) deadLetter(r *core.Router, queue string, msg *core.Message, rea
 // work is one worker of a channel.
 func (s *vstate) work(channel string, p *core.Puller) {
 	var r core.Router
+	var jd jobDecoder
 	for {
 		d, err := p.Next(s.p.ctx)
 		if err != nil || s.p.ctx.Err() != nil {
@@ -135,7 +136,7 @@ func (s *vstate) work(channel string, p *core.Puller) {
 			continue
 		}
 		var j job
-		if err := json.Unmarshal(d.Msg.Body, &j); err != nil || j.N == nil || j.CI >= len(j.Channels) || j.Channels[j.CI] != channel {
+		if err := jd.decode(d.Msg.Body, &j); err != nil || j.N == nil || j.CI >= len(j.Channels) || j.Channels[j.CI] != channel {
 			if err == nil {
 				err = errors.New("not a notification job of this channel")
 			}
