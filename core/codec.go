@@ -174,7 +174,7 @@ const (
 
 // encodeRecord returns the persistent form of msg held by queues.
 func encodeRecord(vhost string, msg *Message, queues []string) []byte {
-	e := encoder{b: make([]byte, 0, 64+len(msg.Body))}
+	e := encoder{b: make([]byte, 0, 1+recordCap(vhost, msg, queues))}
 	e.b = append(e.b, recordVersion)
 	e.message(vhost, msg, queues)
 	return e.b
@@ -183,12 +183,28 @@ func encodeRecord(vhost string, msg *Message, queues []string) []byte {
 // encodeDelayedRecord returns the persistent form of msg scheduled to be
 // routed through exchange target at due (unix nanoseconds).
 func encodeDelayedRecord(vhost, target string, due int64, msg *Message) []byte {
-	e := encoder{b: make([]byte, 0, 80+len(target)+len(msg.Body))}
+	e := encoder{b: make([]byte, 0, 16+len(target)+recordCap(vhost, msg, nil))}
 	e.b = append(e.b, recordVersionDelayed)
 	e.uvarint(uint64(due))
 	e.str(target)
 	e.message(vhost, msg, nil)
 	return e.b
+}
+
+// recordCap is about the size message encodes, a little more unless the
+// headers are large: enough that encoding a record allocates its buffer
+// once (the body alone plus 64 bytes was short of a notification job's
+// properties, and the copy to a buffer twice the size was a tenth of the
+// cost of queueing one).
+func recordCap(vhost string, msg *Message, queues []string) int {
+	p := &msg.Props
+	n := 40 + len(vhost) + len(msg.Exchange) + len(msg.RoutingKey) + len(msg.Body) +
+		len(p.ContentType) + len(p.ContentEncoding) + len(p.CorrelationID) + len(p.ReplyTo) + len(p.Expiration) +
+		len(p.MessageID) + len(p.Type) + len(p.UserID) + len(p.AppID) + len(p.ClusterID) + 10*3
+	for _, q := range queues {
+		n += 3 + len(q)
+	}
+	return n + 48*len(p.Headers)
 }
 
 // message appends the fields every record version shares.

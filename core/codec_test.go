@@ -34,6 +34,34 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
+// Encoding a record allocates its buffer once: recordCap covers every
+// field of a message with the usual properties and a few headers, however
+// long its strings.
+func TestRecordEncodedInOneAllocation(t *testing.T) {
+	long := string(make([]byte, 300))
+	for _, m := range []*Message{
+		{RoutingKey: "q", Body: []byte("x")},
+		{RoutingKey: "ums.notify.webhook", Body: make([]byte, 700), Props: Properties{
+			ContentType: "application/vnd.ums.notification-job+json", DeliveryMode: Persistent, Priority: 9,
+			MessageID: "0123456789abcdefghjkmnpqrs", Timestamp: time.Unix(1700000000, 0)}},
+		{Exchange: long, RoutingKey: long, Body: make([]byte, 1<<16), Props: Properties{ContentType: long,
+			CorrelationID: long, ReplyTo: long, MessageID: long, Type: long, UserID: long, AppID: long,
+			Headers: Table{"a": "b", "n": int64(1), "t": time.Unix(5, 0)}}},
+	} {
+		queues := []string{"ums.notify.webhook", long}
+		want := 1.0
+		if len(m.Props.Headers) > 0 {
+			want = 2 // and the headers' keys, sorted
+		}
+		if n := testing.AllocsPerRun(20, func() { encodeRecord("/", m, queues) }); n != want {
+			t.Fatalf("%v allocations encoding a record of %d bytes, want %v", n, len(encodeRecord("/", m, queues)), want)
+		}
+		if got, cap := len(encodeRecord("/", m, queues)), 1+recordCap("/", m, queues); got > cap {
+			t.Fatalf("record of %d bytes, estimated %d", got, cap)
+		}
+	}
+}
+
 // FuzzDecodeRecord: no input panics or allocates without bound, and what
 // decodes re-encodes to something that decodes the same.
 func FuzzDecodeRecord(f *testing.F) {

@@ -35,7 +35,19 @@ const (
 )
 
 // ChannelQueue is the durable priority queue of a channel's work.
-func ChannelQueue(channel string) string { return "ums.notify." + channel }
+func ChannelQueue(channel string) string {
+	switch channel { // the known ones without building the name each time
+	case ChannelWebhook:
+		return "ums.notify.webhook"
+	case ChannelEmail:
+		return "ums.notify.email"
+	case ChannelSMS:
+		return "ums.notify.sms"
+	case ChannelPush:
+		return "ums.notify.push"
+	}
+	return "ums.notify." + channel
+}
 
 // Event is a status change, published to EventsExchange with routing key
 // EventKey and the notification id as correlation-id.

@@ -81,3 +81,12 @@ func BenchmarkEventBody(b *testing.B) {
 		e.Body()
 	}
 }
+
+// ChannelQueue names every channel's queue alike, known or not.
+func TestChannelQueue(t *testing.T) {
+	for _, c := range []string{ChannelWebhook, ChannelEmail, ChannelSMS, ChannelPush, "kakao"} {
+		if got := ChannelQueue(c); got != "ums.notify."+c {
+			t.Fatalf("ChannelQueue(%q) = %q", c, got)
+		}
+	}
+}

@@ -133,6 +133,9 @@ type Pipeline struct {
 	// pending holds the job copies being stored (stepKey -> a channel
 	// closed once the store answered).
 	pending sync.Map
+	// templateVars is settings.templateVars, made once (Rules of every
+	// submission carry it).
+	templateVars func(id, locale string) ([]string, bool)
 
 	mu     sync.Mutex
 	vhosts map[string]*vstate
@@ -194,6 +197,7 @@ func New(o Options) (*Pipeline, error) {
 		return nil, err
 	}
 	p.settings = s
+	p.templateVars = s.templateVars
 	if o.HistoryDir != "" {
 		fsys := o.FS
 		if fsys == nil {
@@ -409,7 +413,7 @@ func (s *vstate) run(fn func()) {
 
 // rules are the validation rules of this server now.
 func (p *Pipeline) rules() notify.Rules {
-	return notify.Rules{Configured: p.configured, Address: p.o.Address, Template: p.settings.templateVars, Now: p.clk.Now()}
+	return notify.Rules{Configured: p.configured, Address: p.o.Address, Template: p.templateVars, Now: p.clk.Now()}
 }
 
 // ProviderReport records what a provider reported later about a message it
