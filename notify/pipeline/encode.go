@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/unifiedms/ums/internal/jsonenc"
+	"github.com/unifiedms/ums/notify"
 )
 
 // Hand-written encoders of the documents written once per notification
@@ -24,13 +25,9 @@ func (j *job) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"id":`...)
 	b = jsonenc.String(b, j.ID)
 	b = append(b, `,"notification":`...)
-	if j.N == nil {
-		b = append(b, "null"...)
-	} else {
-		var err error
-		if b, err = j.N.AppendJSON(b); err != nil {
-			return b, err
-		}
+	b, err := appendNotification(b, j.N)
+	if err != nil {
+		return b, err
 	}
 	b = append(b, `,"channels":`...)
 	b = jsonenc.Strings(b, j.Channels)
@@ -74,15 +71,19 @@ func (w webhookBody) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `,"content":`...)
 	b = w.Content.AppendJSON(b)
 	b = append(b, `,"notification":`...)
-	if w.Notification == nil {
-		b = append(b, "null"...)
-	} else {
-		var err error
-		if b, err = w.Notification.AppendJSON(b); err != nil {
-			return b, err
-		}
+	b, err := appendNotification(b, w.Notification)
+	if err != nil {
+		return b, err
 	}
 	return append(b, '}'), nil
+}
+
+// appendNotification appends n, or null, as json.Marshal encodes it.
+func appendNotification(b []byte, n *notify.Notification) ([]byte, error) {
+	if n == nil {
+		return append(b, "null"...), nil
+	}
+	return n.AppendJSON(b)
 }
 
 // putScratch gives the scratch buffer sp back, as grown to b, unless it
