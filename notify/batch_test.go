@@ -78,6 +78,7 @@ var batchSeeds = []string{
 	`{"Notifications":[{}]}`,
 	`{"notifications":[]}`,
 	`{"notifications":null}`,
+	`null`,
 	`{}`,
 	`{"notifications":[{}],"notifications":[{},{}]}`,
 	`{"notes":[]}`,

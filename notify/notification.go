@@ -135,10 +135,18 @@ func DecodeBatch(data []byte) ([]BatchItem, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	malformed := func(err error) error { return fmt.Errorf("%w: %v", ErrMalformed, err) }
-	if err := expectDelim(dec, '{', "the batch"); err != nil {
+	t, err := dec.Token()
+	if err != nil {
 		return nil, malformed(err)
 	}
 	var items []BatchItem
+	switch t {
+	case nil: // null: an empty batch, as decoding it into a struct has it
+		return items, trailing(dec)
+	case json.Delim('{'):
+	default:
+		return nil, malformed(errors.New(`the batch: expected "{"`))
+	}
 	for dec.More() {
 		t, err := dec.Token()
 		if err != nil {
@@ -179,20 +187,16 @@ func DecodeBatch(data []byte) ([]BatchItem, error) {
 	if _, err := dec.Token(); err != nil { // }
 		return nil, malformed(err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: data after the JSON object", ErrMalformed)
+	if err := trailing(dec); err != nil {
+		return nil, err
 	}
 	return items, nil
 }
 
-// expectDelim reads the token d (what names the value expected).
-func expectDelim(dec *json.Decoder, d json.Delim, what string) error {
-	t, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	if t != d {
-		return fmt.Errorf("%s: expected %q", what, string(d))
+// trailing fails when anything but white space follows the value dec read.
+func trailing(dec *json.Decoder) error {
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: data after the JSON value", ErrMalformed)
 	}
 	return nil
 }
