@@ -22,17 +22,34 @@ import (
 // was given (a URL may turn its own off).
 const batchTimeout = 5 * time.Second
 
-// call is one command of a batch.
+// call is one command of a batch: a claim, or a run of the rate-limit
+// script. Its fields are plain data rather than closures, so that a call
+// costs one allocation besides its channel.
 type call struct {
-	// add queues the command on a pipeline and returns it.
-	add func(ctx context.Context, p redis.Pipeliner) redis.Cmder
-	// retry, when set, re-sends the command if the script it runs was
-	// not cached by Redis (NOSCRIPT after a restart or SCRIPT FLUSH).
-	retry func(ctx context.Context, p redis.Pipeliner) redis.Cmder
-	cmd   redis.Cmder // the answered command
+	claim bool // SET key id NX GET with ttl; else gcraScript over keys and args
+	key   string
+	id    string
+	ttl   time.Duration
+	keys  []string
+	args  []any
 
-	done chan struct{} // closed once cmd is answered
-	lead chan struct{} // closed when this call is to send the next batch
+	cmd redis.Cmder // the answered command
+	// wake gets false once cmd is answered, or true when this call is
+	// to send the next batch (while it is still queued).
+	wake chan bool
+}
+
+// add queues the command on p and returns it; again re-sends a script
+// that Redis did not have cached (NOSCRIPT after a restart or SCRIPT
+// FLUSH) in full.
+func (c *call) add(ctx context.Context, p redis.Pipeliner, again bool) redis.Cmder {
+	switch {
+	case c.claim:
+		return p.SetArgs(ctx, c.key, c.id, redis.SetArgs{Mode: "NX", Get: true, TTL: c.ttl})
+	case again:
+		return gcraScript.Eval(ctx, p, c.keys, c.args...)
+	}
+	return gcraScript.EvalSha(ctx, p, c.keys, c.args...)
 }
 
 // batcher queues calls; the lock rule: mu guards queue and busy, and is
@@ -49,7 +66,7 @@ type batcher struct {
 // answered, or the caller's context error if it ends first while c is
 // still queued.
 func (b *batcher) do(ctx context.Context, c *call) (redis.Cmder, error) {
-	c.done, c.lead = make(chan struct{}), make(chan struct{})
+	c.wake = make(chan bool, 1)
 	b.mu.Lock()
 	b.queue = append(b.queue, c)
 	if !b.busy {
@@ -60,33 +77,33 @@ func (b *batcher) do(ctx context.Context, c *call) (redis.Cmder, error) {
 	}
 	b.mu.Unlock()
 	select {
-	case <-c.done:
-		return c.cmd, nil
-	case <-c.lead:
-		b.leadFrom(ctx)
+	case lead := <-c.wake:
+		if lead {
+			b.leadFrom(ctx)
+		}
 		return c.cmd, nil
 	case <-ctx.Done():
 	}
 	// Leave the queue if still in it; once taken into a batch, or handed
 	// the lead, the call goes on (a round trip is bounded by the client's
-	// timeouts).
+	// timeouts). The lead is handed only to a queued call, under mu.
 	b.mu.Lock()
 	for i, q := range b.queue {
 		if q == c {
 			select {
-			case <-c.lead:
+			case <-c.wake: // the lead, handed before the lock was taken
+				b.mu.Unlock()
+				b.leadFrom(ctx)
+				return c.cmd, nil
 			default:
 				b.queue = append(b.queue[:i], b.queue[i+1:]...)
 				b.mu.Unlock()
 				return nil, ctx.Err()
 			}
-			break
 		}
 	}
 	b.mu.Unlock()
-	select {
-	case <-c.done:
-	case <-c.lead:
+	if <-c.wake {
 		b.leadFrom(ctx)
 	}
 	return c.cmd, nil
@@ -107,7 +124,7 @@ func (b *batcher) leadFrom(ctx context.Context) {
 	cancel()
 	b.mu.Lock()
 	if len(b.queue) > 0 {
-		close(b.queue[0].lead)
+		b.queue[0].wake <- true // the first it sends: its own wake is empty while it is queued
 	} else {
 		b.busy = false
 	}
@@ -119,17 +136,17 @@ func (b *batcher) leadFrom(ctx context.Context) {
 func (b *batcher) send(ctx context.Context, batch []*call) {
 	defer func() {
 		for _, c := range batch {
-			close(c.done)
+			c.wake <- false // never blocks: a batched call is no longer queued, so holds no lead
 		}
 	}()
 	p := b.rdb.Pipeline()
 	for _, c := range batch {
-		c.cmd = c.add(ctx, p)
+		c.cmd = c.add(ctx, p, false)
 	}
 	_, _ = p.Exec(ctx) // the first error again: each command keeps its own
 	var again []*call
 	for _, c := range batch {
-		if c.retry != nil && redis.HasErrorPrefix(c.cmd.Err(), "NOSCRIPT") {
+		if !c.claim && redis.HasErrorPrefix(c.cmd.Err(), "NOSCRIPT") {
 			again = append(again, c)
 		}
 	}
@@ -138,7 +155,7 @@ func (b *batcher) send(ctx context.Context, batch []*call) {
 	}
 	p = b.rdb.Pipeline()
 	for _, c := range again {
-		c.cmd = c.retry(ctx, p)
+		c.cmd = c.add(ctx, p, true)
 	}
 	_, _ = p.Exec(ctx) // each command keeps its own error
 }

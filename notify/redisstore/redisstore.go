@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -79,6 +80,24 @@ type Store struct {
 	rdb   redis.UniversalClient
 	clk   clock.Clock
 	batch batcher
+	// gcra holds each limit's script arguments (interval, tolerance),
+	// made into interface values once (notify.Limit -> [2]any): limits
+	// are few, and boxing them anew cost two allocations per check.
+	gcra sync.Map
+}
+
+// params returns l's interval and tolerance as script arguments.
+func (s *Store) params(l notify.Limit) ([2]any, error) {
+	if p, ok := s.gcra.Load(l); ok {
+		return p.([2]any), nil
+	}
+	interval, tolerance, err := l.GCRA()
+	if err != nil {
+		return [2]any{}, err
+	}
+	p := [2]any{interval, tolerance}
+	s.gcra.Store(l, p)
+	return p, nil
 }
 
 var (
@@ -99,9 +118,7 @@ func (s *Store) Claim(ctx context.Context, key, id string, ttl time.Duration) (s
 	if ttl < time.Millisecond {
 		ttl = time.Millisecond
 	}
-	cmd, err := s.batch.do(ctx, &call{add: func(ctx context.Context, p redis.Pipeliner) redis.Cmder {
-		return p.SetArgs(ctx, DedupPrefix+key, id, redis.SetArgs{Mode: "NX", Get: true, TTL: ttl})
-	}})
+	cmd, err := s.batch.do(ctx, &call{claim: true, key: DedupPrefix + key, id: id, ttl: ttl})
 	if err != nil {
 		return "", false, fmt.Errorf("redisstore: claim: %w", err)
 	}
@@ -129,22 +146,15 @@ func (s *Store) AllowAll(ctx context.Context, checks []notify.LimitCheck) (bool,
 	keys := make([]string, len(checks))
 	args := make([]any, 1, 1+2*len(checks))
 	for i, c := range checks {
-		interval, tolerance, err := c.Limit.GCRA()
+		p, err := s.params(c.Limit)
 		if err != nil {
 			return false, 0, err
 		}
 		keys[i] = RatePrefix + c.Key
-		args = append(args, interval, tolerance)
+		args = append(args, p[0], p[1])
 	}
 	args[0] = s.clk.Now().UnixMicro()
-	cmd, err := s.batch.do(ctx, &call{
-		add: func(ctx context.Context, p redis.Pipeliner) redis.Cmder {
-			return gcraScript.EvalSha(ctx, p, keys, args...)
-		},
-		retry: func(ctx context.Context, p redis.Pipeliner) redis.Cmder {
-			return gcraScript.Eval(ctx, p, keys, args...)
-		},
-	})
+	cmd, err := s.batch.do(ctx, &call{keys: keys, args: args})
 	if err != nil {
 		return false, 0, fmt.Errorf("redisstore: rate limit: %w", err)
 	}

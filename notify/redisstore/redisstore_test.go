@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -240,4 +241,41 @@ func TestRedisBatchedCalls(t *testing.T) {
 	if _, _, err := s.Allow(done, "cancelled", lim); err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatalf("Allow with an ended context: %v", err)
 	}
+}
+
+// Callers whose contexts end while their calls wait in the queue, or just
+// as the lead is handed to them, all return: with an answer or with their
+// context's error, and the batches of the others go on.
+func TestRedisBatchedCallsCancelled(t *testing.T) {
+	srv := redisserver.Start(t)
+	s := redisstore.New(client(t, srv.Addr), clock.NewFake(epoch))
+	lim := notify.Limit{Rate: 1000000, Per: time.Second}
+	var wg sync.WaitGroup
+	var answered, cancelled atomic.Int64
+	for i := range 400 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%8)*100*time.Microsecond)
+			defer cancel()
+			_, _, err := s.Allow(ctx, "k"+strconv.Itoa(i%16), lim)
+			switch {
+			case err == nil:
+				answered.Add(1)
+			case errors.Is(err, context.DeadlineExceeded):
+				cancelled.Add(1)
+			default:
+				t.Errorf("Allow: %v", err)
+			}
+		})
+	}
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(30 * time.Second):
+		t.Fatal("callers still waiting after 30 s")
+	}
+	if ok, _, err := s.Allow(context.Background(), "after", lim); err != nil || !ok {
+		t.Fatalf("Allow after the cancellations: %v, %v", ok, err)
+	}
+	t.Logf("%d answered, %d cancelled while queued", answered.Load(), cancelled.Load())
 }
