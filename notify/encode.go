@@ -101,10 +101,7 @@ func (c *Content) AppendJSON(b []byte) []byte {
 		b = jsonenc.String(b, f.v)
 	}
 	if len(c.Media) > 0 {
-		if sep {
-			b = append(b, ',')
-		}
-		b = append(b, `"media":`...)
+		b, _ = key(b, sep, "media")
 		b = jsonenc.Strings(b, c.Media)
 	}
 	return append(b, '}')

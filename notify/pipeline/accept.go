@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -133,10 +132,7 @@ func dedupKey(tenant, key string) string { return "idem:" + tenant + ":" + key }
 
 // jobMessage encodes j as a message for its channel's queue.
 func (s *vstate) jobMessage(j *job) *core.Message {
-	sp := scratchBufs.Get().(*[]byte)
-	b, err := j.appendJSON((*sp)[:0])
-	body := bytes.Clone(b) // the message keeps it: its own, of its size
-	putScratch(sp, b)
+	body, err := encodeSized(j.appendJSON)
 	if err != nil {
 		body, _ = json.Marshal(j) // says nothing better: the document was checked at submission
 	}

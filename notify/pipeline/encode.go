@@ -86,6 +86,16 @@ func appendNotification(b []byte, n *notify.Notification) ([]byte, error) {
 	return n.AppendJSON(b)
 }
 
+// encodeSized encodes with appendTo into a scratch buffer and returns a
+// copy of the document's own size, for a message to keep.
+func encodeSized(appendTo func([]byte) ([]byte, error)) ([]byte, error) {
+	sp := scratchBufs.Get().(*[]byte)
+	b, err := appendTo((*sp)[:0])
+	out := bytes.Clone(b)
+	putScratch(sp, b)
+	return out, err
+}
+
 // putScratch gives the scratch buffer sp back, as grown to b, unless it
 // grew large.
 func putScratch(sp *[]byte, b []byte) {

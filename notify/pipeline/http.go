@@ -203,21 +203,16 @@ func (p *Pipeline) submitBatch(w http.ResponseWriter, r *http.Request, s *vstate
 			"at most "+strconv.Itoa(MaxBatch)+" per batch")
 		return
 	}
-	type result struct {
-		code int
-		v    any
-	}
-	out := make([]result, len(items))
+	out := make([]batchResult, len(items))
 	sem := make(chan struct{}, batchParallel)
 	var wg sync.WaitGroup
 	for i, item := range items {
 		if item.Size > MaxBody {
-			out[i] = result{http.StatusRequestEntityTooLarge, map[string]any{"error": "notification over 1 MiB"}}
+			out[i] = batchResult{Code: http.StatusRequestEntityTooLarge, Error: "notification over 1 MiB"}
 			continue
 		}
 		if item.Err != nil {
-			code, v := failure(item.Err)
-			out[i] = result{code, v}
+			out[i] = newBatchResult(failure(item.Err))
 			continue
 		}
 		n := item.N
@@ -227,18 +222,13 @@ func (p *Pipeline) submitBatch(w http.ResponseWriter, r *http.Request, s *vstate
 			defer wg.Done()
 			defer func() { <-sem }()
 			var router core.Router
-			code, v := s.acceptOne(r, &router, n, nil)
-			out[i] = result{code, v}
+			out[i] = newBatchResult(s.acceptOne(r, &router, n, nil))
 		}()
 	}
 	wg.Wait()
-	results := make([]batchResult, len(out))
-	for i, res := range out {
-		results[i] = newBatchResult(res.code, res.v)
-	}
 	writeJSON(w, http.StatusOK, struct {
 		Results []batchResult `json:"results"`
-	}{results})
+	}{out})
 }
 
 // batchResult is the answer to one notification of a batch: its HTTP

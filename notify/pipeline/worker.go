@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -360,13 +359,12 @@ func (s *vstate) message(j *job) (*notify.Message, error) {
 		m.Push = n.To.Push
 	}
 	if channel == notify.ChannelWebhook {
-		sp := scratchBufs.Get().(*[]byte)
-		b, err := webhookBody{ID: j.ID, Notification: n, Content: c, Attempt: j.Attempt}.appendJSON((*sp)[:0])
-		m.Body = bytes.Clone(b) // the sender's (net/http may read it after Send returned)
-		putScratch(sp, b)
+		// The sender's own copy: net/http may read it after Send returned.
+		body, err := encodeSized(webhookBody{ID: j.ID, Notification: n, Content: c, Attempt: j.Attempt}.appendJSON)
 		if err != nil {
 			return nil, err
 		}
+		m.Body = body
 	}
 	return m, nil
 }
