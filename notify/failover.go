@@ -61,6 +61,7 @@ type Failover struct {
 var (
 	_ Guards       = (*Failover)(nil)
 	_ MultiLimiter = (*Failover)(nil)
+	_ MultiDeduper = (*Failover)(nil)
 )
 
 // NewFailover returns guards over primary with fallback behind it.
@@ -113,6 +114,72 @@ func (f *Failover) Claim(ctx context.Context, key, id string, ttl time.Duration)
 		return err
 	})
 	return holder, claimed, err
+}
+
+// ClaimAll implements MultiDeduper as Claim does, with one call to each
+// guard for all of reqs.
+func (f *Failover) ClaimAll(ctx context.Context, reqs []ClaimRequest, ttl time.Duration) []ClaimResult {
+	if ttl <= 0 {
+		out := make([]ClaimResult, len(reqs))
+		for i, r := range reqs {
+			out[i].Err = fmt.Errorf("notify: claim %q: ttl %v is not positive", r.Key, ttl)
+		}
+		return out
+	}
+	if !f.o.FailOpen {
+		var out []ClaimResult
+		err := f.do(ctx, func(g Guards) error {
+			out = ClaimAll(ctx, g, reqs, ttl)
+			return FirstClaimErr(out)
+		})
+		if err != nil {
+			out = make([]ClaimResult, len(reqs))
+			for i := range out {
+				out[i].Err = err
+			}
+			return out
+		}
+		// Recorded here too (see Claim).
+		held := make([]ClaimRequest, len(reqs))
+		for i, r := range reqs {
+			held[i] = ClaimRequest{Key: r.Key, ID: out[i].Holder}
+		}
+		ClaimAll(ctx, f.fallback, held, ttl)
+		return out
+	}
+	// Fail-open: the fallback first (see Claim), then the primary for the
+	// claims the fallback let through.
+	out := ClaimAll(ctx, f.fallback, reqs, ttl)
+	var idx []int
+	var rest []ClaimRequest
+	for i, r := range out {
+		if r.Err == nil && (r.Claimed || r.Holder == reqs[i].ID) {
+			idx = append(idx, i)
+			rest = append(rest, reqs[i])
+		}
+	}
+	if len(rest) == 0 {
+		return out
+	}
+	err := f.do(ctx, func(g Guards) error {
+		if g == f.fallback {
+			return nil // done above
+		}
+		res := ClaimAll(ctx, g, rest, ttl)
+		if err := FirstClaimErr(res); err != nil {
+			return err
+		}
+		for k, i := range idx {
+			out[i] = res[k]
+		}
+		return nil
+	})
+	if err != nil {
+		for _, i := range idx {
+			out[i].Err = err
+		}
+	}
+	return out
 }
 
 // Allow implements Limiter.

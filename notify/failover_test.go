@@ -212,13 +212,26 @@ func (m *mapGuards) Claim(ctx context.Context, key, id string, ttl time.Duration
 // claimed twice on the node, in both modes.
 func TestFailoverClaimsSurviveOutages(t *testing.T) {
 	ctx := context.Background()
-	for _, failOpen := range []bool{true, false} {
+	for _, c := range []struct{ failOpen, all bool }{{true, false}, {false, false}, {true, true}, {false, true}} {
+		failOpen := c.failOpen
 		clk := clock.NewFake(time.Unix(0, 0))
 		primary := &mapGuards{claims: map[string]string{}}
 		fallback := &mapGuards{claims: map[string]string{}}
 		f := NewFailover(primary, fallback, FailoverOptions{FailOpen: failOpen, Clock: clk,
 			Logger: slog.New(slog.NewTextHandler(&syncBuffer{}, nil))})
 		claim := func(key, id string) (string, bool) {
+			if c.all { // ClaimAll, with a claim of a key of its own alongside
+				res := f.ClaimAll(ctx, []ClaimRequest{{Key: key, ID: id}, {Key: "other-" + id, ID: id}}, time.Hour)
+				for _, r := range res {
+					if r.Err != nil {
+						t.Fatalf("failOpen %v: ClaimAll(%s, %s): %v", failOpen, key, id, r.Err)
+					}
+				}
+				if res[1] != (ClaimResult{Holder: id, Claimed: true}) {
+					t.Fatalf("failOpen %v: ClaimAll of a new key: %+v", failOpen, res[1])
+				}
+				return res[0].Holder, res[0].Claimed
+			}
 			h, c, err := f.Claim(ctx, key, id, time.Hour)
 			if err != nil {
 				t.Fatalf("failOpen %v: Claim(%s, %s): %v", failOpen, key, id, err)

@@ -28,6 +28,52 @@ type Deduper interface {
 	Claim(ctx context.Context, key, id string, ttl time.Duration) (holder string, claimed bool, err error)
 }
 
+// ClaimRequest is one claim of a ClaimAll call: id for key.
+type ClaimRequest struct {
+	Key string
+	ID  string
+}
+
+// ClaimResult answers one ClaimRequest as Claim would have.
+type ClaimResult struct {
+	Holder  string
+	Claimed bool
+	Err     error
+}
+
+// MultiDeduper is a Deduper that takes several claims in one call (the
+// embedded guards: one write and fsync; Redis: one round trip).
+type MultiDeduper interface {
+	// ClaimAll makes every claim of reqs with ttl and answers each as
+	// that many Claim calls in order would: a key given twice is claimed
+	// by the first and held against the second. It returns once every
+	// answer is known (claims recorded are durable).
+	ClaimAll(ctx context.Context, reqs []ClaimRequest, ttl time.Duration) []ClaimResult
+}
+
+// ClaimAll makes reqs' claims with d's ClaimAll when it has one,
+// otherwise with one Claim after another.
+func ClaimAll(ctx context.Context, d Deduper, reqs []ClaimRequest, ttl time.Duration) []ClaimResult {
+	if m, ok := d.(MultiDeduper); ok {
+		return m.ClaimAll(ctx, reqs, ttl)
+	}
+	out := make([]ClaimResult, len(reqs))
+	for i, r := range reqs {
+		out[i].Holder, out[i].Claimed, out[i].Err = d.Claim(ctx, r.Key, r.ID, ttl)
+	}
+	return out
+}
+
+// FirstClaimErr returns the first error among res, or nil.
+func FirstClaimErr(res []ClaimResult) error {
+	for _, r := range res {
+		if r.Err != nil {
+			return r.Err
+		}
+	}
+	return nil
+}
+
 // Limiter applies rate limits with the generic cell rate algorithm: a
 // key's state is its theoretical arrival time (TAT), the time at which
 // it would be back to an empty bucket.

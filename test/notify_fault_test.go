@@ -30,6 +30,17 @@ func TestNotifyStorageFailure(t *testing.T) {
 	hook.wait(t, 1)
 	fsys.FailWrite(fmt.Errorf("injected: %w", syscall.EIO))
 	submit(t, b, webhookNote(hook.URL+"/second", nil), http.StatusServiceUnavailable, nil)
+	var out struct {
+		Results []struct {
+			Code int    `json:"code"`
+			ID   string `json:"id"`
+		} `json:"results"`
+	}
+	batch := map[string]any{"notifications": []any{webhookNote(hook.URL+"/batch1", nil), webhookNote(hook.URL+"/batch2", nil)}}
+	if got := apiCall(t, b, "POST", "/api/v1/notifications/batch", batch, nil, &out); got != http.StatusOK || len(out.Results) != 2 ||
+		out.Results[0].Code != http.StatusServiceUnavailable || out.Results[1].Code != http.StatusServiceUnavailable {
+		t.Fatalf("batch on a failing disk: %d %+v", got, out)
+	}
 	if got := apiCall(t, b, "PUT", "/api/v1/templates/t", map[string]any{"locales": map[string]any{"en": map[string]any{"text": "x"}}}, nil, nil); got != http.StatusInternalServerError {
 		t.Fatalf("template PUT on a failing disk: %d", got)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/unifiedms/ums/config"
 	"github.com/unifiedms/ums/core/auth"
 	"github.com/unifiedms/ums/internal/testutil"
+	"github.com/unifiedms/ums/internal/testutil/redisserver"
 )
 
 // A notification submitted over HTTP, AMQP and MQTT reaches a real SMTP
@@ -354,5 +355,65 @@ func TestNotifyEventsForLateSubscribers(t *testing.T) {
 	a := submit(t, e.b, webhookNote(e.hook.URL+"/hook", nil), http.StatusAccepted, nil)
 	if got := strings.Join(eventsOf(t, events, a.ID, "sent"), ","); got != "queued,sending,sent" {
 		t.Fatalf("events of a notification submitted after the subscriber bound: %s", got)
+	}
+}
+
+// A batch claims its idempotency keys together, on the embedded guards and
+// on Redis: a key held before answers 200 with the first id, a key given
+// twice in the batch is sent once, an invalid notification claims nothing,
+// and the answers stay in order.
+func TestNotifyBatchDeduplication(t *testing.T) {
+	for _, withRedis := range []bool{false, true} {
+		name := "embedded"
+		if withRedis {
+			name = "redis"
+		}
+		t.Run(name, func(t *testing.T) {
+			var redisURL string
+			if withRedis {
+				redisURL = "redis://" + redisserver.Start(t).Addr + "/0"
+			}
+			e := startNotify(t, testutil.WithConfig(func(c *config.Config) {
+				c.RedisURL = redisURL
+				c.NotifyWorkers = "webhook=1" // in order, so the marker comes last
+			}))
+			held := submit(t, e.b, webhookNote(e.hook.URL, nil), http.StatusAccepted, map[string]string{"Idempotency-Key": "held"})
+			note := func(key string) map[string]any {
+				return webhookNote(e.hook.URL, map[string]any{"idempotency_key": key})
+			}
+			invalid := note("b")
+			invalid["to"] = map[string]any{"webhook": "not a url"}
+			var out struct {
+				Results []struct {
+					Code         int    `json:"code"`
+					ID           string `json:"id"`
+					Deduplicated bool   `json:"deduplicated"`
+				} `json:"results"`
+			}
+			batch := map[string]any{"notifications": []any{note("a"), note("held"), note("a"), invalid, note("b")}}
+			if got := apiCall(t, e.b, "POST", "/api/v1/notifications/batch", batch, nil, &out); got != http.StatusOK || len(out.Results) != 5 {
+				t.Fatalf("batch: %d %+v", got, out)
+			}
+			r := out.Results
+			if r[0].Code != 202 || r[0].ID == "" || r[0].Deduplicated ||
+				r[1].Code != 200 || r[1].ID != held.ID || !r[1].Deduplicated ||
+				r[2].Code != 200 || r[2].ID != r[0].ID || !r[2].Deduplicated ||
+				r[3].Code != 422 ||
+				r[4].Code != 202 || r[4].ID == "" || r[4].ID == r[0].ID {
+				t.Fatalf("results %+v (held %s)", r, held.ID)
+			}
+			marker := submit(t, e.b, webhookNote(e.hook.URL, nil), http.StatusAccepted, nil)
+			calls := e.hook.wait(t, 4)
+			if len(calls) != 4 || calls[3].Header.Get("X-UMS-Id") != marker.ID {
+				t.Fatalf("%d webhook calls, want 4 ending with the marker", len(calls))
+			}
+			sent := map[string]bool{}
+			for _, c := range calls[:3] {
+				sent[c.Header.Get("X-UMS-Id")] = true
+			}
+			if !sent[held.ID] || !sent[r[0].ID] || !sent[r[4].ID] {
+				t.Fatalf("sent %v, want %s, %s and %s once each", sent, held.ID, r[0].ID, r[4].ID)
+			}
+		})
 	}
 }

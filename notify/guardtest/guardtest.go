@@ -177,7 +177,90 @@ func Run(t *testing.T, newHarness func(t *testing.T) *Harness) {
 		})
 	}
 	allowAll(t, newHarness)
+	claimAll(t, newHarness)
 	concurrent(t, newHarness)
+}
+
+func cr(key, id string) notify.ClaimRequest { return notify.ClaimRequest{Key: key, ID: id} }
+
+// claimAll: several claims in one call answer as that many Claim calls.
+func claimAll(t *testing.T, newHarness func(t *testing.T) *Harness) {
+	t.Run("several claims in one call", func(t *testing.T) {
+		h := newHarness(t)
+		ctx := context.Background()
+		if _, _, err := h.Guards.Claim(ctx, "held", "0", time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		reqs := []notify.ClaimRequest{cr("a", "1"), cr("b", "2"), cr("a", "3"), cr("held", "4"), cr("held", "0"), cr("c", "5")}
+		want := []notify.ClaimResult{{Holder: "1", Claimed: true}, {Holder: "2", Claimed: true}, {Holder: "1"},
+			{Holder: "0"}, {Holder: "0"}, {Holder: "5", Claimed: true}}
+		got := notify.ClaimAll(ctx, h.Guards, reqs, time.Minute)
+		if len(got) != len(want) {
+			t.Fatalf("ClaimAll answered %d claims, want %d", len(got), len(want))
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("ClaimAll claim %d (%v) = %+v, want %+v", i, reqs[i], got[i], want[i])
+			}
+		}
+		for _, k := range []string{"a", "b", "c"} {
+			if holder, claimed, err := h.Guards.Claim(ctx, k, "x", time.Minute); err != nil || claimed || holder == "x" {
+				t.Fatalf("Claim(%q) after ClaimAll = %q, %v, %v; want it held", k, holder, claimed, err)
+			}
+		}
+		h.advance(61 * time.Second)
+		got = notify.ClaimAll(ctx, h.Guards, []notify.ClaimRequest{cr("a", "6"), cr("held", "7")}, time.Minute)
+		if got[0] != (notify.ClaimResult{Holder: "6", Claimed: true}) || got[1] != (notify.ClaimResult{Holder: "0"}) {
+			t.Fatalf("ClaimAll after a's claim expired = %+v", got)
+		}
+		for i, r := range notify.ClaimAll(ctx, h.Guards, []notify.ClaimRequest{cr("d", "8"), cr("e", "9")}, 0) {
+			if r.Err == nil {
+				t.Fatalf("ClaimAll with ttl 0: claim %d = %+v, want an error", i, r)
+			}
+		}
+		if holder, claimed, err := h.Guards.Claim(ctx, "d", "10", time.Minute); err != nil || !claimed || holder != "10" {
+			t.Fatalf("Claim(d) after a refused ClaimAll = %q, %v, %v; want it free", holder, claimed, err)
+		}
+	})
+	t.Run("concurrent claim calls have one winner per key", func(t *testing.T) {
+		h := newHarness(t)
+		const callers, keys = 8, 20
+		holders := make([][]string, callers)
+		var wg sync.WaitGroup
+		for i := range callers {
+			wg.Go(func() {
+				holders[i] = make([]string, keys)
+				if i%2 == 0 { // half claim one at a time
+					for k := range keys {
+						holder, _, err := h.Guards.Claim(context.Background(), "k"+itoa(k), "id"+itoa(i), time.Hour)
+						if err != nil {
+							t.Error(err)
+						}
+						holders[i][k] = holder
+					}
+					return
+				}
+				reqs := make([]notify.ClaimRequest, keys)
+				for k := range keys {
+					reqs[k] = notify.ClaimRequest{Key: "k" + itoa(k), ID: "id" + itoa(i)}
+				}
+				for k, r := range notify.ClaimAll(context.Background(), h.Guards, reqs, time.Hour) {
+					if r.Err != nil {
+						t.Error(r.Err)
+					}
+					holders[i][k] = r.Holder
+				}
+			})
+		}
+		wg.Wait()
+		for k := range keys {
+			for i := range callers {
+				if holders[i][k] != holders[0][k] || holders[i][k] == "" {
+					t.Fatalf("key %d: caller %d saw holder %q, caller 0 %q", k, i, holders[i][k], holders[0][k])
+				}
+			}
+		}
+	})
 }
 
 // allowAll: several limits in one call count as that many Allow calls.

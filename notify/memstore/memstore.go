@@ -81,7 +81,10 @@ type batch struct {
 
 func newBatch() *batch { return &batch{done: make(chan struct{})} }
 
-var _ notify.Guards = (*Store)(nil)
+var (
+	_ notify.Guards       = (*Store)(nil)
+	_ notify.MultiDeduper = (*Store)(nil)
+)
 
 // Open opens (creating if needed) the embedded guards whose claims are
 // stored in dir.
@@ -183,6 +186,93 @@ func (s *Store) Claim(ctx context.Context, key, id string, ttl time.Duration) (s
 		}
 		return id, true, nil
 	}
+}
+
+// ClaimAll implements notify.MultiDeduper: every new claim of reqs goes
+// into the same write and fsync, and the call waits once for it.
+func (s *Store) ClaimAll(ctx context.Context, reqs []notify.ClaimRequest, ttl time.Duration) []notify.ClaimResult {
+	out := make([]notify.ClaimResult, len(reqs))
+	if ttl <= 0 {
+		for i, r := range reqs {
+			out[i].Err = fmt.Errorf("memstore: claim %q: ttl %v is not positive", r.Key, ttl)
+		}
+		return out
+	}
+	todo := make([]int, 0, len(reqs))
+	for i, r := range reqs {
+		if recordLen(r.Key, r.ID) > frameLen+maxRecord {
+			out[i].Err = errTooLong
+			continue
+		}
+		todo = append(todo, i)
+	}
+	// held[i] is the batch still writing the claim that holds reqs[i]'s
+	// key (another caller's, or one of this call's own).
+	held := make(map[int]*batch)
+	for len(todo) > 0 {
+		now := s.clk.Now().UnixNano()
+		var mine *batch
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			for _, i := range todo {
+				out[i].Err = fmt.Errorf("memstore: %w", store.ErrClosed)
+			}
+			return out
+		}
+		for _, i := range todo {
+			key, id := reqs[i].Key, reqs[i].ID
+			if c, ok := s.claims[key]; ok && c.expires > now {
+				out[i] = notify.ClaimResult{Holder: c.id}
+				if c.batch != nil {
+					held[i] = c.batch
+				}
+				continue
+			}
+			if s.err != nil {
+				out[i].Err = s.err
+				continue
+			}
+			c := &claim{id: id, expires: now + int64(ttl), batch: s.cur}
+			if old, ok := s.claims[key]; ok {
+				s.live -= recordLen(key, old.id)
+			}
+			s.claims[key] = c
+			s.live += recordLen(key, id)
+			s.pending = appendRecord(s.pending, key, c)
+			c.batch.keys = append(c.batch.keys, key)
+			out[i] = notify.ClaimResult{Holder: id, Claimed: true}
+			mine = c.batch
+		}
+		leader := mine != nil && !s.flushing
+		if mine != nil {
+			s.flushing = true
+		}
+		s.mu.Unlock()
+		if leader {
+			s.flush()
+		}
+		var again []int
+		for _, i := range todo {
+			switch b := held[i]; {
+			case out[i].Claimed:
+				<-mine.done
+				if mine.err != nil {
+					out[i] = notify.ClaimResult{Err: mine.err}
+				}
+			case b != nil:
+				// Held by a claim still being written: answer once it
+				// is durable, or claim again if writing it failed.
+				<-b.done
+				delete(held, i)
+				if b.err != nil {
+					again = append(again, i)
+				}
+			}
+		}
+		todo = again
+	}
+	return out
 }
 
 // flush writes and fsyncs pending records, batch after batch, until there

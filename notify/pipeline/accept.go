@@ -75,6 +75,35 @@ func newID() string {
 // once it is stored (or refused). key is an idempotency key given outside
 // the document (HTTP header, message header).
 func (s *vstate) accept(ctx context.Context, r *core.Router, n *notify.Notification, key string) (Accepted, error) {
+	pr, err := s.prepare(n, key)
+	if err != nil {
+		return Accepted{}, err
+	}
+	if c, ok := s.claimOf(pr); ok {
+		var res notify.ClaimResult
+		res.Holder, res.Claimed, res.Err = s.p.o.Guards.Claim(ctx, c.Key, c.ID, s.p.o.DedupTTL)
+		if a, done, err := s.afterClaim(r, pr, res); done {
+			return a, err
+		}
+	}
+	ch := make(chan error, 1)
+	s.start(r, pr, func(err error) { ch <- err })
+	return s.stored(r, pr, <-ch)
+}
+
+// prepared is a valid notification on its way to its queue: accept's
+// steps are apart so that a batch takes each step for all of its
+// notifications at once (one claim call, one store batch).
+type prepared struct {
+	j      *job
+	status string    // queued or scheduled
+	at     time.Time // when it is to be sent (zero: now)
+	now    time.Time
+}
+
+// prepare validates n (with key as its idempotency key unless it has one)
+// and makes its job.
+func (s *vstate) prepare(n *notify.Notification, key string) (prepared, error) {
 	p := s.p
 	if key != "" && n.IdempotencyKey == "" {
 		n.IdempotencyKey = key
@@ -85,35 +114,61 @@ func (s *vstate) accept(ctx context.Context, r *core.Router, n *notify.Notificat
 		err = p.extraChecks(n, channels)
 	}
 	if err != nil {
-		return Accepted{}, err
+		return prepared{}, err
 	}
-	j := &job{ID: newID(), N: n, Channels: channels, Accepted: rules.Now, ExpiresAt: times.ExpiresAt}
-	if n.IdempotencyKey != "" && p.o.Guards != nil {
-		holder, claimed, err := p.o.Guards.Claim(ctx, dedupKey(n.Tenant, n.IdempotencyKey), j.ID, p.o.DedupTTL)
-		if err != nil {
-			return Accepted{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
-		}
-		if !claimed && holder != j.ID {
-			status := p.status.current(holder)
-			s.publishEvent(r, notify.Event{ID: holder, Status: notify.StatusDeduplicated, Channel: channels[0],
-				At: p.clk.Now(), Tenant: n.Tenant, Tags: n.Tags})
-			return Accepted{ID: holder, Status: status, Deduplicated: true}, nil
-		}
+	pr := prepared{
+		j:      &job{ID: newID(), N: n, Channels: channels, Accepted: rules.Now, ExpiresAt: times.ExpiresAt},
+		status: notify.StatusQueued, at: times.SendAt, now: rules.Now,
 	}
-	status := notify.StatusQueued
-	at := times.SendAt
-	if at.After(rules.Now) {
-		status = notify.StatusScheduled
+	if pr.at.After(rules.Now) {
+		pr.status = notify.StatusScheduled
 	}
+	return pr, nil
+}
+
+// claimOf returns the claim of pr's idempotency key, if it has one to
+// claim.
+func (s *vstate) claimOf(pr prepared) (notify.ClaimRequest, bool) {
+	n := pr.j.N
+	if n.IdempotencyKey == "" || s.p.o.Guards == nil {
+		return notify.ClaimRequest{}, false
+	}
+	return notify.ClaimRequest{Key: dedupKey(n.Tenant, n.IdempotencyKey), ID: pr.j.ID}, true
+}
+
+// afterClaim takes the answer to pr's claim: done when pr is not to be
+// queued, with what to answer (a duplicate, or the guards' failure).
+func (s *vstate) afterClaim(r *core.Router, pr prepared, res notify.ClaimResult) (a Accepted, done bool, err error) {
+	if res.Err != nil {
+		return Accepted{}, true, fmt.Errorf("%w: %v", ErrUnavailable, res.Err)
+	}
+	if res.Claimed || res.Holder == pr.j.ID {
+		return Accepted{}, false, nil
+	}
+	n := pr.j.N
+	status := s.p.status.current(res.Holder)
+	s.publishEvent(r, notify.Event{ID: res.Holder, Status: notify.StatusDeduplicated, Channel: pr.j.Channels[0],
+		At: s.p.clk.Now(), Tenant: n.Tenant, Tags: n.Tags})
+	return Accepted{ID: res.Holder, Status: status, Deduplicated: true}, true, nil
+}
+
+// start records pr's first status and stores its job; done is called once
+// with the result of storing it (see enqueueAsync).
+func (s *vstate) start(r *core.Router, pr prepared, done func(error)) {
 	// The event goes first: a worker may take the job as soon as it is
 	// stored, and its events must come after this one.
-	p.status.create(j, s.v.Name, status, rules.Now)
-	s.event(r, j, status, "", nil)
-	if err := s.enqueueWait(j, at); err != nil {
-		s.event(r, j, notify.StatusFailed, "not stored: "+err.Error(), nil)
+	s.p.status.create(pr.j, s.v.Name, pr.status, pr.now)
+	s.event(r, pr.j, pr.status, "", nil)
+	s.enqueueAsync(pr.j, pr.at, done)
+}
+
+// stored is the answer to pr once storing it ended with err.
+func (s *vstate) stored(r *core.Router, pr prepared, err error) (Accepted, error) {
+	if err != nil {
+		s.event(r, pr.j, notify.StatusFailed, "not stored: "+err.Error(), nil)
 		return Accepted{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	return Accepted{ID: j.ID, Status: status}, nil
+	return Accepted{ID: pr.j.ID, Status: pr.status}, nil
 }
 
 // extraChecks runs the channels' own submission checks.
@@ -160,32 +215,36 @@ func (s *vstate) enqueue(j *job, at time.Time, done func(error)) {
 	}
 }
 
-// enqueueWait is enqueue that waits until it is stored.
+// enqueueWait is enqueueAsync that waits until it is stored.
+func (s *vstate) enqueueWait(j *job, at time.Time) error {
+	ch := make(chan error, 1)
+	s.enqueueAsync(j, at, func(err error) { ch <- err })
+	return <-ch
+}
+
+// enqueueAsync stores a new copy of j (its Step counted up) on its
+// channel's queue and calls done once with the result; a copy that could
+// not be stored leaves j's Step as it was.
 //
 // The copy is in the queue in memory before it is stored, and a worker may
 // take it at once: the worker waits for it to be resolved (pending). When
 // storing fails the copy is marked refused and the worker drops it (the
 // caller keeps or requeues the copy it had, or answered that nothing was
 // accepted), so nothing refused is ever sent.
-func (s *vstate) enqueueWait(j *job, at time.Time) error {
+func (s *vstate) enqueueAsync(j *job, at time.Time, done func(error)) {
 	j.Step++
 	key := j.stepKey()
 	resolved := make(chan struct{})
 	s.p.pending.Store(key, resolved)
-	ch := make(chan error, 1)
 	s.enqueue(j, at, func(err error) {
 		if err != nil {
 			s.p.refused.Store(key, struct{}{})
+			j.Step--
 		}
 		s.p.pending.Delete(key)
 		close(resolved)
-		ch <- err
+		done(err)
 	})
-	err := <-ch
-	if err != nil {
-		j.Step--
-	}
-	return err
 }
 
 // refusedCopy reports whether a job copy taken from a queue is one whose

@@ -21,9 +21,6 @@ const (
 	MaxBody      = 1 << 20 // one notification, template or tenant
 	MaxBatch     = 1000
 	MaxBatchBody = 64 << 20
-	// batchParallel bounds the notifications of a batch accepted at once
-	// (their stores and dedup claims share fsyncs).
-	batchParallel = 64
 )
 
 // VhostHeader picks the vhost of a request (default "/").
@@ -160,16 +157,10 @@ func (s *vstate) submitOne(r *http.Request, router *core.Router, body []byte) (i
 
 // acceptOne accepts n, which decoding returned with err.
 func (s *vstate) acceptOne(r *http.Request, router *core.Router, n *notify.Notification, err error) (int, any) {
-	if err == nil {
-		var a Accepted
-		if a, err = s.accept(r.Context(), router, n, r.Header.Get("Idempotency-Key")); err == nil {
-			if a.Deduplicated {
-				return http.StatusOK, a
-			}
-			return http.StatusAccepted, a
-		}
+	if err != nil {
+		return failure(err)
 	}
-	return failure(err)
+	return answer(s.accept(r.Context(), router, n, r.Header.Get("Idempotency-Key")))
 }
 
 func (p *Pipeline) submit(w http.ResponseWriter, r *http.Request, s *vstate) {
@@ -203,32 +194,80 @@ func (p *Pipeline) submitBatch(w http.ResponseWriter, r *http.Request, s *vstate
 			"at most "+strconv.Itoa(MaxBatch)+" per batch")
 		return
 	}
-	out := make([]batchResult, len(items))
-	sem := make(chan struct{}, batchParallel)
-	var wg sync.WaitGroup
-	for i, item := range items {
-		if item.Size > MaxBody {
-			out[i] = batchResult{Code: http.StatusRequestEntityTooLarge, Error: "notification over 1 MiB"}
-			continue
-		}
-		if item.Err != nil {
-			out[i] = newBatchResult(failure(item.Err))
-			continue
-		}
-		n := item.N
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			var router core.Router
-			out[i] = newBatchResult(s.acceptOne(r, &router, n, nil))
-		}()
-	}
-	wg.Wait()
+	out := s.acceptBatch(r, items)
 	writeJSON(w, http.StatusOK, struct {
 		Results []batchResult `json:"results"`
 	}{out})
+}
+
+// acceptBatch accepts a batch's notifications step by step, each step for
+// all of them at once: validation, one call claiming their idempotency
+// keys, then their jobs stored together (one store batch), waiting once.
+func (s *vstate) acceptBatch(r *http.Request, items []notify.BatchItem) []batchResult {
+	out := make([]batchResult, len(items))
+	preps := make([]prepared, len(items))
+	key := r.Header.Get("Idempotency-Key")
+	var router core.Router
+	var claims []notify.ClaimRequest
+	var claimOf []int // index in items of each claim
+	for i, item := range items {
+		switch {
+		case item.Size > MaxBody:
+			out[i] = batchResult{Code: http.StatusRequestEntityTooLarge, Error: "notification over 1 MiB"}
+			continue
+		case item.Err != nil:
+			out[i] = newBatchResult(failure(item.Err))
+			continue
+		}
+		pr, err := s.prepare(item.N, key)
+		if err != nil {
+			out[i] = newBatchResult(failure(err))
+			continue
+		}
+		preps[i] = pr
+		if c, ok := s.claimOf(pr); ok {
+			claims = append(claims, c)
+			claimOf = append(claimOf, i)
+		}
+	}
+	if len(claims) > 0 {
+		for k, res := range notify.ClaimAll(r.Context(), s.p.o.Guards, claims, s.p.o.DedupTTL) {
+			i := claimOf[k]
+			if a, done, err := s.afterClaim(&router, preps[i], res); done {
+				out[i] = newBatchResult(answer(a, err))
+				preps[i].j = nil
+			}
+		}
+	}
+	errs := make([]error, len(items))
+	var wg sync.WaitGroup
+	for i := range preps {
+		if preps[i].j != nil {
+			wg.Add(1)
+			s.start(&router, preps[i], func(err error) {
+				errs[i] = err
+				wg.Done()
+			})
+		}
+	}
+	wg.Wait()
+	for i := range preps {
+		if preps[i].j != nil {
+			out[i] = newBatchResult(answer(s.stored(&router, preps[i], errs[i])))
+		}
+	}
+	return out
+}
+
+// answer is the HTTP status and body answering a submission.
+func answer(a Accepted, err error) (int, any) {
+	switch {
+	case err != nil:
+		return failure(err)
+	case a.Deduplicated:
+		return http.StatusOK, a
+	}
+	return http.StatusAccepted, a
 }
 
 // batchResult is the answer to one notification of a batch: its HTTP

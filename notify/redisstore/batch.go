@@ -109,6 +109,31 @@ func (b *batcher) do(ctx context.Context, c *call) (redis.Cmder, error) {
 	return c.cmd, nil
 }
 
+// doAll sends calls (with whatever else is queued) and returns once every
+// one is answered. They are queued together, so they go in one batch. They
+// stay queued when ctx ends: the round trip is bounded by batchTimeout.
+func (b *batcher) doAll(ctx context.Context, calls []*call) {
+	for _, c := range calls {
+		c.wake = make(chan bool, 1)
+	}
+	b.mu.Lock()
+	b.queue = append(b.queue, calls...)
+	if !b.busy {
+		b.busy = true
+		b.mu.Unlock()
+		b.leadFrom(ctx)
+		return
+	}
+	b.mu.Unlock()
+	// The lead goes to the oldest queued call, and these leave the queue
+	// only in a batch, so only the first can be handed it.
+	for _, c := range calls {
+		if <-c.wake {
+			b.leadFrom(ctx)
+		}
+	}
+}
+
 // leadFrom sends the queued calls as one batch, then hands the lead on
 // (or ends the busy state when nothing more is queued).
 // REQUIRES: b.busy set by this caller.

@@ -103,6 +103,7 @@ func (s *Store) params(l notify.Limit) ([2]any, error) {
 var (
 	_ notify.Guards       = (*Store)(nil)
 	_ notify.MultiLimiter = (*Store)(nil)
+	_ notify.MultiDeduper = (*Store)(nil)
 )
 
 // New returns guards over rdb taking time from clk (nil: the system clock).
@@ -130,6 +131,38 @@ func (s *Store) Claim(ctx context.Context, key, id string, ttl time.Duration) (s
 		return "", false, fmt.Errorf("redisstore: claim: %w", err)
 	}
 	return old, false, nil
+}
+
+// ClaimAll implements notify.MultiDeduper: every claim in one round trip
+// (run in order by Redis, so a key given twice is held by the first).
+func (s *Store) ClaimAll(ctx context.Context, reqs []notify.ClaimRequest, ttl time.Duration) []notify.ClaimResult {
+	out := make([]notify.ClaimResult, len(reqs))
+	if ttl <= 0 {
+		for i, r := range reqs {
+			out[i].Err = fmt.Errorf("redisstore: claim %q: ttl %v is not positive", r.Key, ttl)
+		}
+		return out
+	}
+	ttl = max(ttl, time.Millisecond)
+	calls := make([]call, len(reqs))
+	ptrs := make([]*call, len(reqs))
+	for i, r := range reqs {
+		calls[i] = call{claim: true, key: DedupPrefix + r.Key, id: r.ID, ttl: ttl}
+		ptrs[i] = &calls[i]
+	}
+	s.batch.doAll(ctx, ptrs)
+	for i, r := range reqs {
+		old, err := calls[i].cmd.(*redis.StatusCmd).Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			out[i] = notify.ClaimResult{Holder: r.ID, Claimed: true}
+		case err != nil:
+			out[i].Err = fmt.Errorf("redisstore: claim: %w", err)
+		default:
+			out[i].Holder = old
+		}
+	}
+	return out
 }
 
 // Allow implements notify.Limiter with one script call.
