@@ -251,8 +251,9 @@ func messageDelay(msg *Message) (time.Duration, bool) {
 // the fsync or with the storage error; it survives restarts and keeps its
 // due time. Otherwise done is not called and the message lives in memory.
 // PublishResult.Scheduled tells how many queues it would reach now.
-// The message must not be modified afterwards.
-func (v *Vhost) Schedule(at time.Time, exchange string, msg *Message, done func(error)) (PublishResult, error) {
+// The message must not be modified afterwards. r is the caller's router
+// (as for Publish; nil: a new one).
+func (v *Vhost) Schedule(r *Router, at time.Time, exchange string, msg *Message, done func(error)) (PublishResult, error) {
 	x := v.lookupExchange(exchange)
 	if x == nil {
 		return PublishResult{}, v.noExchange(exchange)
@@ -260,11 +261,13 @@ func (v *Vhost) Schedule(at time.Time, exchange string, msg *Message, done func(
 	if err := ValidateMessage(msg); err != nil {
 		return PublishResult{}, err
 	}
-	var r Router
-	if !at.After(v.broker.clock.Now()) {
-		return v.routeNow(&r, x, msg, done), nil
+	if r == nil {
+		r = new(Router)
 	}
-	return v.schedule(&r, x, at.UnixNano(), msg, done), nil
+	if !at.After(v.broker.clock.Now()) {
+		return v.routeNow(r, x, msg, done), nil
+	}
+	return v.schedule(r, x, at.UnixNano(), msg, done), nil
 }
 
 // publishDelayed publishes to an x-delayed-message exchange.

@@ -151,7 +151,7 @@ func BenchmarkScheduleRelease(b *testing.B) {
 		body := make([]byte, 16)
 		binary.LittleEndian.PutUint64(body, uint64(at.UnixNano()))
 		msg := &Message{Exchange: "d", Body: body, Props: Properties{DeliveryMode: Persistent}}
-		if _, err := v.Schedule(at, "d", msg, nil); err != nil {
+		if _, err := v.Schedule(nil, at, "d", msg, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -261,13 +261,13 @@ func TestSchedule(t *testing.T) {
 	conn := v.Open("t", ConnInfo{})
 	s := consumeDelayed(t, v, conn, "q", "", "", nil, clk)
 	at := delayEpoch.Add(90 * time.Second)
-	if _, err := v.Schedule(at, "", &Message{RoutingKey: "q", Body: []byte("later")}, nil); err != nil {
+	if _, err := v.Schedule(nil, at, "", &Message{RoutingKey: "q", Body: []byte("later")}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.Schedule(delayEpoch, "", &Message{RoutingKey: "q", Body: []byte("now")}, nil); err != nil {
+	if _, err := v.Schedule(nil, delayEpoch, "", &Message{RoutingKey: "q", Body: []byte("now")}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.Schedule(at, "missing", &Message{}, nil); !errors.Is(err, ErrNotFound) {
+	if _, err := v.Schedule(nil, at, "missing", &Message{}, nil); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown exchange: %v", err)
 	}
 	clk.Set(at.Add(-time.Nanosecond))

@@ -159,7 +159,7 @@ func (s *vstate) start(r *core.Router, pr prepared, done func(error)) {
 	// stored, and its events must come after this one.
 	s.p.status.create(pr.j, s.v.Name, pr.status, pr.now)
 	s.event(r, pr.j, pr.status, "", nil)
-	s.enqueueAsync(pr.j, pr.at, done)
+	s.enqueueAsync(r, pr.j, pr.at, done)
 }
 
 // stored is the answer to pr once storing it ended with err.
@@ -199,8 +199,8 @@ func (s *vstate) jobMessage(j *job) *core.Message {
 
 // enqueue stores j on its channel's queue, routed at at (now when zero or
 // past); done is called once with the result of storing it.
-func (s *vstate) enqueue(j *job, at time.Time, done func(error)) {
-	res, err := s.v.Schedule(at, "", s.jobMessage(j), done)
+func (s *vstate) enqueue(r *core.Router, j *job, at time.Time, done func(error)) {
+	res, err := s.v.Schedule(r, at, "", s.jobMessage(j), done)
 	switch {
 	case err != nil:
 		done(err)
@@ -216,9 +216,9 @@ func (s *vstate) enqueue(j *job, at time.Time, done func(error)) {
 }
 
 // enqueueWait is enqueueAsync that waits until it is stored.
-func (s *vstate) enqueueWait(j *job, at time.Time) error {
+func (s *vstate) enqueueWait(r *core.Router, j *job, at time.Time) error {
 	ch := make(chan error, 1)
-	s.enqueueAsync(j, at, func(err error) { ch <- err })
+	s.enqueueAsync(r, j, at, func(err error) { ch <- err })
 	return <-ch
 }
 
@@ -231,12 +231,12 @@ func (s *vstate) enqueueWait(j *job, at time.Time) error {
 // storing fails the copy is marked refused and the worker drops it (the
 // caller keeps or requeues the copy it had, or answered that nothing was
 // accepted), so nothing refused is ever sent.
-func (s *vstate) enqueueAsync(j *job, at time.Time, done func(error)) {
+func (s *vstate) enqueueAsync(r *core.Router, j *job, at time.Time, done func(error)) {
 	j.Step++
 	key := j.stepKey()
 	resolved := make(chan struct{})
 	s.p.pending.Store(key, resolved)
-	s.enqueue(j, at, func(err error) {
+	s.enqueue(r, j, at, func(err error) {
 		if err != nil {
 			s.p.refused.Store(key, struct{}{})
 			j.Step--

@@ -201,7 +201,7 @@ func (s *vstate) later(r *core.Router, j *job, at time.Time, status, reason stri
 	// once, and the next events must follow this one. Should storing fail,
 	// the delivery is requeued and comes back with new events.
 	s.event(r, j, status, reason, nil)
-	if err := s.enqueueWait(j, at); err != nil {
+	if err := s.enqueueWait(r, j, at); err != nil {
 		s.p.log.Error("notification not rescheduled; requeued", "id", j.ID, "err", err)
 		return false
 	}
@@ -299,7 +299,7 @@ func (s *vstate) send(r *core.Router, j *job) bool {
 		a.Status = notify.StatusRetrying
 		at := now.Add(p.o.Backoff.Delay(j.Attempt, err))
 		s.event(r, j, notify.StatusRetrying, a.Error, a)
-		if err := s.enqueueWait(j, at); err != nil {
+		if err := s.enqueueWait(r, j, at); err != nil {
 			p.log.Error("notification retry not stored; requeued", "id", j.ID, "err", err)
 			return false
 		}
@@ -312,7 +312,7 @@ func (s *vstate) send(r *core.Router, j *job) bool {
 		j.CI++
 		j.Attempt = 0
 		s.event(r, j, notify.StatusQueued, "", nil)
-		if err := s.enqueueWait(j, time.Time{}); err != nil {
+		if err := s.enqueueWait(r, j, time.Time{}); err != nil {
 			p.log.Error("notification fallback not stored; requeued", "id", j.ID, "err", err)
 			return false
 		}
@@ -428,7 +428,7 @@ func (s *vstate) retry(r *core.Router, id string) (Accepted, error) {
 	j.CI, j.Attempt, j.LastError = 0, 0, ""
 	s.p.status.ensure(&j, s.v.Name, notify.StatusQueued, s.p.clk.Now())
 	s.event(r, &j, notify.StatusQueued, "", nil)
-	if err := s.enqueueWait(&j, time.Time{}); err != nil {
+	if err := s.enqueueWait(r, &j, time.Time{}); err != nil {
 		s.putBackDead(id, e)
 		s.event(r, &j, notify.StatusDeadLettered, "retry not stored: "+err.Error(), nil)
 		return Accepted{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
