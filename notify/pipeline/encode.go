@@ -106,8 +106,10 @@ func putScratch(sp *[]byte, b []byte) {
 	scratchBufs.Put(sp)
 }
 
-// jobDecoder decodes the jobs one worker takes, one after the other,
-// through one json.Decoder fed each body in turn: json.Unmarshal made a
+// jobDecoder decodes the jobs one worker takes, one after the other. A
+// body in the plain form the pipeline writes is parsed by parseJob
+// (jobparse.go); any other goes through one json.Decoder fed each body in
+// turn: json.Unmarshal made a
 // new decoder state and scanner stack for every job. A body is taken from
 // the stream only when it decoded without error and nothing followed the
 // value; anything else (an error, white space or data after the value, a
@@ -125,6 +127,10 @@ const maxStreamedJob = 16 << 10
 
 // decode decodes body into j, which is the zero job.
 func (d *jobDecoder) decode(body []byte, j *job) error {
+	if parseJob(body, j) {
+		return nil
+	}
+	*j = job{}
 	if len(body) <= maxStreamedJob {
 		if d.dec == nil {
 			d.dec, d.fed = json.NewDecoder(&d.r), 0
