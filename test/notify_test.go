@@ -387,6 +387,7 @@ func TestNotifyBatchDeduplication(t *testing.T) {
 				Results []struct {
 					Code         int    `json:"code"`
 					ID           string `json:"id"`
+					Status       string `json:"status"`
 					Deduplicated bool   `json:"deduplicated"`
 				} `json:"results"`
 			}
@@ -397,7 +398,7 @@ func TestNotifyBatchDeduplication(t *testing.T) {
 			r := out.Results
 			if r[0].Code != 202 || r[0].ID == "" || r[0].Deduplicated ||
 				r[1].Code != 200 || r[1].ID != held.ID || !r[1].Deduplicated ||
-				r[2].Code != 200 || r[2].ID != r[0].ID || !r[2].Deduplicated ||
+				r[2].Code != 200 || r[2].ID != r[0].ID || !r[2].Deduplicated || r[2].Status == "" || r[2].Status == "accepted" ||
 				r[3].Code != 422 ||
 				r[4].Code != 202 || r[4].ID == "" || r[4].ID == r[0].ID {
 				t.Fatalf("results %+v (held %s)", r, held.ID)

@@ -230,12 +230,16 @@ func (s *vstate) acceptBatch(r *http.Request, items []notify.BatchItem) []batchR
 			claimOf = append(claimOf, i)
 		}
 	}
+	var dups []int // deduplicated: their status is read once the batch is queued
 	if len(claims) > 0 {
 		for k, res := range notify.ClaimAll(r.Context(), s.p.o.Guards, claims, s.p.o.DedupTTL) {
 			i := claimOf[k]
 			if a, done, err := s.afterClaim(&router, preps[i], res); done {
 				out[i] = newBatchResult(answer(a, err))
 				preps[i].j = nil
+				if a.Deduplicated {
+					dups = append(dups, i)
+				}
 			}
 		}
 	}
@@ -255,6 +259,11 @@ func (s *vstate) acceptBatch(r *http.Request, items []notify.BatchItem) []batchR
 		if preps[i].j != nil {
 			out[i] = newBatchResult(answer(s.stored(&router, preps[i], errs[i])))
 		}
+	}
+	// A key given twice in the batch is held by a notification queued
+	// just now: its status is known only now.
+	for _, i := range dups {
+		out[i].Status = s.p.status.current(out[i].ID)
 	}
 	return out
 }
