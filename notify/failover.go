@@ -120,11 +120,7 @@ func (f *Failover) Claim(ctx context.Context, key, id string, ttl time.Duration)
 // guard for all of reqs.
 func (f *Failover) ClaimAll(ctx context.Context, reqs []ClaimRequest, ttl time.Duration) []ClaimResult {
 	if ttl <= 0 {
-		out := make([]ClaimResult, len(reqs))
-		for i, r := range reqs {
-			out[i].Err = fmt.Errorf("notify: claim %q: ttl %v is not positive", r.Key, ttl)
-		}
-		return out
+		return ClaimTTLRefused("notify", reqs, ttl)
 	}
 	if !f.o.FailOpen {
 		var out []ClaimResult

@@ -64,6 +64,16 @@ func ClaimAll(ctx context.Context, d Deduper, reqs []ClaimRequest, ttl time.Dura
 	return out
 }
 
+// ClaimTTLRefused answers every claim of reqs with the error of a ttl
+// that is not positive, named as Claim names it (prefix: the guards').
+func ClaimTTLRefused(prefix string, reqs []ClaimRequest, ttl time.Duration) []ClaimResult {
+	out := make([]ClaimResult, len(reqs))
+	for i, r := range reqs {
+		out[i].Err = fmt.Errorf("%s: claim %q: ttl %v is not positive", prefix, r.Key, ttl)
+	}
+	return out
+}
+
 // FirstClaimErr returns the first error among res, or nil.
 func FirstClaimErr(res []ClaimResult) error {
 	for _, r := range res {

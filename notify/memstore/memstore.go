@@ -165,15 +165,7 @@ func (s *Store) Claim(ctx context.Context, key, id string, ttl time.Duration) (s
 			s.mu.Unlock()
 			return "", false, s.err
 		}
-		c := &claim{id: id, expires: now + int64(ttl), batch: s.cur}
-		if old, ok := s.claims[key]; ok {
-			s.live -= recordLen(key, old.id)
-		}
-		s.claims[key] = c
-		s.live += recordLen(key, id)
-		s.pending = appendRecord(s.pending, key, c)
-		b := c.batch
-		b.keys = append(b.keys, key)
+		b := s.addLocked(key, id, now+int64(ttl))
 		leader := !s.flushing
 		s.flushing = true
 		s.mu.Unlock()
@@ -188,16 +180,28 @@ func (s *Store) Claim(ctx context.Context, key, id string, ttl time.Duration) (s
 	}
 }
 
+// addLocked records a new claim of key by id, expiring at expires (unix
+// ns), in the batch being gathered, and returns that batch.
+// REQUIRES: s.mu.
+func (s *Store) addLocked(key, id string, expires int64) *batch {
+	c := &claim{id: id, expires: expires, batch: s.cur}
+	if old, ok := s.claims[key]; ok {
+		s.live -= recordLen(key, old.id)
+	}
+	s.claims[key] = c
+	s.live += recordLen(key, id)
+	s.pending = appendRecord(s.pending, key, c)
+	c.batch.keys = append(c.batch.keys, key)
+	return c.batch
+}
+
 // ClaimAll implements notify.MultiDeduper: every new claim of reqs goes
 // into the same write and fsync, and the call waits once for it.
 func (s *Store) ClaimAll(ctx context.Context, reqs []notify.ClaimRequest, ttl time.Duration) []notify.ClaimResult {
-	out := make([]notify.ClaimResult, len(reqs))
 	if ttl <= 0 {
-		for i, r := range reqs {
-			out[i].Err = fmt.Errorf("memstore: claim %q: ttl %v is not positive", r.Key, ttl)
-		}
-		return out
+		return notify.ClaimTTLRefused("memstore", reqs, ttl)
 	}
+	out := make([]notify.ClaimResult, len(reqs))
 	todo := make([]int, 0, len(reqs))
 	for i, r := range reqs {
 		if recordLen(r.Key, r.ID) > frameLen+maxRecord {
@@ -233,16 +237,8 @@ func (s *Store) ClaimAll(ctx context.Context, reqs []notify.ClaimRequest, ttl ti
 				out[i].Err = s.err
 				continue
 			}
-			c := &claim{id: id, expires: now + int64(ttl), batch: s.cur}
-			if old, ok := s.claims[key]; ok {
-				s.live -= recordLen(key, old.id)
-			}
-			s.claims[key] = c
-			s.live += recordLen(key, id)
-			s.pending = appendRecord(s.pending, key, c)
-			c.batch.keys = append(c.batch.keys, key)
+			mine = s.addLocked(key, id, now+int64(ttl))
 			out[i] = notify.ClaimResult{Holder: id, Claimed: true}
-			mine = c.batch
 		}
 		leader := mine != nil && !s.flushing
 		if mine != nil {

@@ -136,13 +136,10 @@ func (s *Store) Claim(ctx context.Context, key, id string, ttl time.Duration) (s
 // ClaimAll implements notify.MultiDeduper: every claim in one round trip
 // (run in order by Redis, so a key given twice is held by the first).
 func (s *Store) ClaimAll(ctx context.Context, reqs []notify.ClaimRequest, ttl time.Duration) []notify.ClaimResult {
-	out := make([]notify.ClaimResult, len(reqs))
 	if ttl <= 0 {
-		for i, r := range reqs {
-			out[i].Err = fmt.Errorf("redisstore: claim %q: ttl %v is not positive", r.Key, ttl)
-		}
-		return out
+		return notify.ClaimTTLRefused("redisstore", reqs, ttl)
 	}
+	out := make([]notify.ClaimResult, len(reqs))
 	ttl = max(ttl, time.Millisecond)
 	calls := make([]call, len(reqs))
 	ptrs := make([]*call, len(reqs))
