@@ -140,17 +140,24 @@ func checkedPayload(buf []byte, off int64) ([]byte, error) {
 	return e.payload, nil
 }
 
-// maxReadSpan bounds the bytes ReadMany reads with one call.
-const maxReadSpan = 256 << 10
+// maxReadSpan bounds the bytes ReadMany reads with one call, and
+// maxReadGap the bytes of other records it reads past between two of
+// those asked for (a queue's backlog is interleaved with other queues'
+// messages and with releases).
+const (
+	maxReadSpan = 256 << 10
+	maxReadGap  = 8 << 10
+)
 
 // ReadMany is Read of each of ids, in order: it fills dst[i] (dst is at
 // least as long as ids) with the payload of ids[i] and returns how many it
 // read; when that is less than len(ids), err says why ids[n] could not be
 // read. It looks the records up under one lock and reads records that lie
-// next to each other in a segment with one read (up to 256 KiB), where Read
-// takes the lock and makes a system call per record: the scheduler of
-// delayed messages reads back thousands at a time, usually appended in
-// that order. Payloads of one read share its buffer.
+// in order close to each other in a segment (at most 8 KiB apart) with one
+// read of up to 256 KiB, where Read takes the lock and makes a system call
+// per record: the scheduler of delayed messages reads back thousands at a
+// time, and a queue pages in hundreds, usually appended in that order.
+// Payloads of one read share its buffer.
 func (l *Log) ReadMany(ids []uint64, dst [][]byte) (n int, err error) {
 	rs := make([]recState, len(ids))
 	fast := 0 // ids[:fast] are live and written: read them in spans
@@ -167,8 +174,9 @@ func (l *Log) ReadMany(ids []uint64, dst [][]byte) (n int, err error) {
 	for n < fast {
 		first, end := rs[n], rs[n].off+int64(rs[n].size)
 		j := n + 1
-		for j < fast && rs[j].seg == first.seg && rs[j].off == end && end+int64(rs[j].size)-first.off <= maxReadSpan {
-			end += int64(rs[j].size)
+		for j < fast && rs[j].seg == first.seg && rs[j].off >= end && rs[j].off-end <= maxReadGap &&
+			rs[j].off+int64(rs[j].size)-first.off <= maxReadSpan {
+			end = rs[j].off + int64(rs[j].size)
 			j++
 		}
 		if !l.readSpan(uint64(first.seg), first.off, rs[n:j], dst[n:j]) {

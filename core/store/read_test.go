@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"sync/atomic"
 	"testing"
 )
 
@@ -121,4 +123,65 @@ func TestReadMany(t *testing.T) {
 			t.Fatalf("released record: read %d, %v", n, err)
 		}
 	})
+}
+
+// countingFS counts the ReadAt calls made on the files it opens.
+type countingFS struct {
+	FS
+	reads *atomic.Int64
+}
+
+func (c countingFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
+	f, err := c.FS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return countingFile{f, c.reads}, nil
+}
+
+type countingFile struct {
+	File
+	reads *atomic.Int64
+}
+
+func (f countingFile) ReadAt(p []byte, off int64) (int, error) {
+	f.reads.Add(1)
+	return f.File.ReadAt(p, off)
+}
+
+// ReadMany reads records that lie close together, with others between
+// them (a queue's backlog interleaved with another's), in a few reads,
+// not one each; records far apart are read on their own.
+func TestReadManyAcrossGaps(t *testing.T) {
+	var reads atomic.Int64
+	l, _, err := OpenLog(countingFS{NewMemFS(), &reads}, "log", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	want := func(i int) string { return fmt.Sprintf("mine-%d", i) }
+	var mine []uint64
+	for i := range 1000 {
+		mine = append(mine, l.Append([]byte(want(i)), 1, func(error) {}))
+		l.Append(bytes.Repeat([]byte{'o'}, 200+i%50), 1, func(error) {}) // another queue's
+		if i%100 == 99 {
+			l.Append(bytes.Repeat([]byte{'b'}, 3*maxReadGap), 1, func(error) {}) // too far to read past
+		}
+	}
+	waitDurable(t, l)
+	dst := make([][]byte, len(mine))
+	reads.Store(0)
+	if n, err := l.ReadMany(mine, dst); err != nil || n != len(mine) {
+		t.Fatalf("read %d of %d: %v", n, len(mine), err)
+	}
+	for i := range mine {
+		if string(dst[i]) != want(i) {
+			t.Fatalf("record %d: %q", i, dst[i])
+		}
+	}
+	// 10 runs of 100 records about 250 bytes apart (25 KiB each): one
+	// read per run, where Read makes 1,000.
+	if got := reads.Load(); got > 12 {
+		t.Fatalf("%d reads for %d records in 10 runs", got, len(mine))
+	}
 }
