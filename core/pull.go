@@ -113,6 +113,38 @@ func (p *Puller) Next(ctx context.Context) (Delivery, error) {
 	}
 }
 
+// NextBatch is Next for up to limit deliveries at once: it waits as Next
+// does for the first, then takes those already buffered behind it. They
+// are appended to dst.
+func (p *Puller) NextBatch(ctx context.Context, dst []Delivery, limit int) ([]Delivery, error) {
+	for {
+		p.mu.Lock()
+		if n := len(p.buf); n > 0 {
+			k := min(n, max(limit, 1))
+			dst = append(dst, p.buf[:k]...)
+			rest := copy(p.buf, p.buf[k:])
+			clear(p.buf[rest:])
+			p.buf = p.buf[:rest]
+			wasFull := n >= p.max
+			p.mu.Unlock()
+			if wasFull {
+				p.s.Kick() // room again: let the queue deliver
+			}
+			return dst, nil
+		}
+		closed := p.closed
+		p.mu.Unlock()
+		if closed {
+			return dst, errorf(ErrClosed, "consumer '%s' ended", p.c.Tag)
+		}
+		select {
+		case <-p.wake:
+		case <-ctx.Done():
+			return dst, ctx.Err()
+		}
+	}
+}
+
 // Ack acknowledges a delivery taken with Next.
 func (p *Puller) Ack(d Delivery) error { return p.s.Ack(d.Tag, false) }
 

@@ -112,3 +112,65 @@ func TestPullerCloseRequeuesBuffered(t *testing.T) {
 		t.Fatalf("Next after the queue was deleted: %v", err)
 	}
 }
+
+// NextBatch takes what is buffered, up to its limit, in order; a full
+// buffer taken makes room for the queue's next deliveries; it waits for
+// the first like Next.
+func TestPullerNextBatch(t *testing.T) {
+	v := NewBroker().AddVhost("/")
+	conn := v.Open("worker", ConnInfo{})
+	q, err := v.DeclareQueue(conn, "jobs", QueueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Router
+	for i := 0; i < 10; i++ {
+		if _, err := v.Publish(&r, "", &Message{RoutingKey: "jobs", Body: []byte(fmt.Sprint(i))}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := conn.NewSession().Pull(q, PullOptions{Buffer: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var got []string
+	var batches []int
+	for len(got) < 10 {
+		ds, err := p.NextBatch(ctx, nil, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) == 0 || len(ds) > 3 {
+			t.Fatalf("a batch of %d with limit 3", len(ds))
+		}
+		batches = append(batches, len(ds))
+		for _, d := range ds {
+			got = append(got, string(d.Msg.Body))
+			if err := p.Ack(d); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i, b := range got {
+		if b != fmt.Sprint(i) {
+			t.Fatalf("message %d is %q (batches %v)", i, b, batches)
+		}
+	}
+	if batches[0] != 3 {
+		t.Fatalf("first batch %d of a full buffer, want 3", batches[0])
+	}
+	if ready, _ := q.Counts(); ready != 0 || q.Unacked() != 0 {
+		t.Fatalf("after all: %d ready, %d unacked", ready, q.Unacked())
+	}
+	short, cancel2 := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel2()
+	if ds, err := p.NextBatch(short, nil, 3); !errors.Is(err, context.DeadlineExceeded) || len(ds) != 0 {
+		t.Fatalf("NextBatch on an empty queue: %d, %v", len(ds), err)
+	}
+	p.Close()
+	if _, err := p.NextBatch(ctx, nil, 3); !errors.Is(err, ErrClosed) {
+		t.Fatalf("NextBatch after Close: %v", err)
+	}
+}

@@ -418,3 +418,85 @@ func TestNotifyBatchDeduplication(t *testing.T) {
 		})
 	}
 }
+
+// A burst published over AMQP is taken from the intake queue in batches:
+// each idempotency key is sent once however many times it comes (also
+// twice in one batch), each invalid notification is dead-lettered, and
+// every message is settled; on the embedded guards and on Redis.
+func TestNotifyIntakeBurst(t *testing.T) {
+	for _, withRedis := range []bool{false, true} {
+		name := "embedded"
+		if withRedis {
+			name = "redis"
+		}
+		t.Run(name, func(t *testing.T) {
+			var redisURL string
+			if withRedis {
+				redisURL = "redis://" + redisserver.Start(t).Addr + "/0"
+			}
+			e := startNotify(t, testutil.WithConfig(func(c *config.Config) { c.RedisURL = redisURL }))
+			conn, err := amqp.Dial(e.b.AMQPURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			ch := confirmChannel(t, conn)
+			const burst = 300
+			keys, invalid := map[string]bool{}, 0
+			var dcs []*amqp.DeferredConfirmation
+			for i := range burst {
+				key := "k" + itoa(i/2) // two messages for each key
+				body, _ := json.Marshal(webhookNote(e.hook.URL, nil))
+				if i%10 == 9 {
+					body = []byte(`{"channel":"webhook","to":{"webhook":"not a url"},"content":{"text":"x"}}`)
+					invalid++
+				} else {
+					keys[key] = true
+				}
+				dc, err := ch.PublishWithDeferredConfirm("ums.notify", "webhook", false, false, amqp.Publishing{
+					DeliveryMode: amqp.Persistent, Body: body, Headers: amqp.Table{"idempotency-key": key}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				dcs = append(dcs, dc)
+			}
+			for i, dc := range dcs {
+				if !dc.Wait() {
+					t.Fatalf("publish %d nacked", i)
+				}
+			}
+			// Settled: nothing left in the intake queue nor on its way to
+			// the webhook, and the invalid ones dead-lettered.
+			queue := func(name string) (ready, unacked int) {
+				var q struct {
+					Ready   int `json:"messages_ready"`
+					Unacked int `json:"messages_unacknowledged"`
+				}
+				apiCall(t, e.b, "GET", "/api/queues/%2F/"+name, nil, nil, &q)
+				return q.Ready, q.Unacked
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				ir, iu := queue("ums.notify.intake")
+				wr, wu := queue("ums.notify.webhook")
+				dr, _ := queue("ums.notify.invalid")
+				if ir+iu+wr+wu == 0 && dr == invalid && len(e.hook.received()) >= len(keys) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("not settled: intake %d+%d, webhook %d+%d, invalid %d of %d, %d sent of %d",
+						ir, iu, wr, wu, dr, invalid, len(e.hook.received()), len(keys))
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			calls := e.hook.received()
+			ids := map[string]bool{}
+			for _, c := range calls {
+				ids[c.Header.Get("X-UMS-Id")] = true
+			}
+			if len(calls) != len(keys) || len(ids) != len(keys) {
+				t.Fatalf("%d sends of %d notifications for %d keys", len(calls), len(ids), len(keys))
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/unifiedms/ums/core"
@@ -89,6 +90,74 @@ func (s *vstate) accept(ctx context.Context, r *core.Router, n *notify.Notificat
 	ch := make(chan error, 1)
 	s.start(r, pr, func(err error) { ch <- err })
 	return s.stored(r, pr, <-ch)
+}
+
+// outcome is what accepting one notification of several came to.
+type outcome struct {
+	a   Accepted
+	err error
+}
+
+// acceptAll accepts ns step by step, each step for all of them at once:
+// validation, one call claiming their idempotency keys (keys[i]: one
+// given outside the document, or ""), then their jobs stored together (one
+// store batch) with one wait. A nil ns[i] is skipped; out[i] gets the
+// outcome of the others, as accept would give it.
+func (s *vstate) acceptAll(ctx context.Context, r *core.Router, ns []*notify.Notification, keys []string, out []outcome) {
+	preps := make([]prepared, len(ns))
+	var claims []notify.ClaimRequest
+	var claimOf []int // index in ns of each claim
+	for i, n := range ns {
+		if n == nil {
+			continue
+		}
+		pr, err := s.prepare(n, keys[i])
+		if err != nil {
+			out[i] = outcome{err: err}
+			continue
+		}
+		preps[i] = pr
+		if c, ok := s.claimOf(pr); ok {
+			claims = append(claims, c)
+			claimOf = append(claimOf, i)
+		}
+	}
+	var dups []int // deduplicated: their status is read once all are queued
+	if len(claims) > 0 {
+		for k, res := range notify.ClaimAll(ctx, s.p.o.Guards, claims, s.p.o.DedupTTL) {
+			i := claimOf[k]
+			if a, done, err := s.afterClaim(r, preps[i], res); done {
+				out[i] = outcome{a, err}
+				preps[i].j = nil
+				if a.Deduplicated {
+					dups = append(dups, i)
+				}
+			}
+		}
+	}
+	errs := make([]error, len(ns))
+	var wg sync.WaitGroup
+	for i := range preps {
+		if preps[i].j != nil {
+			wg.Add(1)
+			s.start(r, preps[i], func(err error) {
+				errs[i] = err
+				wg.Done()
+			})
+		}
+	}
+	wg.Wait()
+	for i := range preps {
+		if preps[i].j != nil {
+			a, err := s.stored(r, preps[i], errs[i])
+			out[i] = outcome{a, err}
+		}
+	}
+	// A key given twice is held by a notification queued just now: its
+	// status is known only now.
+	for _, i := range dups {
+		out[i].a.Status = s.p.status.current(out[i].a.ID)
+	}
 }
 
 // prepared is a valid notification on its way to its queue: accept's

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/unifiedms/ums/core"
@@ -200,70 +199,30 @@ func (p *Pipeline) submitBatch(w http.ResponseWriter, r *http.Request, s *vstate
 	}{out})
 }
 
-// acceptBatch accepts a batch's notifications step by step, each step for
-// all of them at once: validation, one call claiming their idempotency
-// keys, then their jobs stored together (one store batch), waiting once.
+// acceptBatch accepts a batch's notifications (acceptAll) and answers
+// each.
 func (s *vstate) acceptBatch(r *http.Request, items []notify.BatchItem) []batchResult {
 	out := make([]batchResult, len(items))
-	preps := make([]prepared, len(items))
+	ns := make([]*notify.Notification, len(items))
+	keys := make([]string, len(items))
 	key := r.Header.Get("Idempotency-Key")
-	var router core.Router
-	var claims []notify.ClaimRequest
-	var claimOf []int // index in items of each claim
 	for i, item := range items {
 		switch {
 		case item.Size > MaxBody:
 			out[i] = batchResult{Code: http.StatusRequestEntityTooLarge, Error: "notification over 1 MiB"}
-			continue
 		case item.Err != nil:
 			out[i] = newBatchResult(failure(item.Err))
-			continue
-		}
-		pr, err := s.prepare(item.N, key)
-		if err != nil {
-			out[i] = newBatchResult(failure(err))
-			continue
-		}
-		preps[i] = pr
-		if c, ok := s.claimOf(pr); ok {
-			claims = append(claims, c)
-			claimOf = append(claimOf, i)
+		default:
+			ns[i], keys[i] = item.N, key
 		}
 	}
-	var dups []int // deduplicated: their status is read once the batch is queued
-	if len(claims) > 0 {
-		for k, res := range notify.ClaimAll(r.Context(), s.p.o.Guards, claims, s.p.o.DedupTTL) {
-			i := claimOf[k]
-			if a, done, err := s.afterClaim(&router, preps[i], res); done {
-				out[i] = newBatchResult(answer(a, err))
-				preps[i].j = nil
-				if a.Deduplicated {
-					dups = append(dups, i)
-				}
-			}
+	var router core.Router
+	res := make([]outcome, len(items))
+	s.acceptAll(r.Context(), &router, ns, keys, res)
+	for i, n := range ns {
+		if n != nil {
+			out[i] = newBatchResult(answer(res[i].a, res[i].err))
 		}
-	}
-	errs := make([]error, len(items))
-	var wg sync.WaitGroup
-	for i := range preps {
-		if preps[i].j != nil {
-			wg.Add(1)
-			s.start(&router, preps[i], func(err error) {
-				errs[i] = err
-				wg.Done()
-			})
-		}
-	}
-	wg.Wait()
-	for i := range preps {
-		if preps[i].j != nil {
-			out[i] = newBatchResult(answer(s.stored(&router, preps[i], errs[i])))
-		}
-	}
-	// A key given twice in the batch is held by a notification queued
-	// just now: its status is known only now.
-	for _, i := range dups {
-		out[i].Status = s.p.status.current(out[i].ID)
 	}
 	return out
 }

@@ -51,7 +51,10 @@ const (
 	DefaultWorkers     = 8
 	DefaultSendTimeout = 30 * time.Second
 	DefaultHistory     = 100_000
-	intakeWorkers      = 64
+	// intakeWorkers take submissions from the intake queue, up to
+	// intakeBatch at a time each.
+	intakeWorkers = 16
+	intakeBatch   = 64
 	// guardWait is how long a notification waits when the guards cannot
 	// answer (Redis down with fail-open off).
 	guardWait = 5 * time.Second
@@ -372,12 +375,12 @@ func (s *vstate) startConsumers() error {
 		ss.SetPrefetch(prefetch, false)
 		return ss.Pull(q, core.PullOptions{Buffer: buffer})
 	}
-	in, err := pull(IntakeQueue, 2*intakeWorkers, intakeWorkers)
+	in, err := pull(IntakeQueue, 2*intakeWorkers*intakeBatch, intakeWorkers*intakeBatch)
 	if err != nil {
 		return err
 	}
-	// Each intake worker waits for its notification to be stored (an
-	// fsync shared with the others): many of them keep the disk's group
+	// Each intake worker waits for its batch to be stored (an fsync
+	// shared with the others): several of them keep the disk's group
 	// commits full.
 	for range intakeWorkers {
 		s.run(func() { s.intake(in) })

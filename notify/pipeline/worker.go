@@ -13,47 +13,74 @@ import (
 )
 
 // intake takes notifications published as messages (to ums.notify over
-// AMQP, MQTT or STOMP) and accepts them like the HTTP API does. An invalid
-// one is dead-lettered to ums.notify.invalid with the reason in the
-// x-ums-error header. The publisher's confirm was sent when the intake
-// queue stored the message; the message is acknowledged here only once the
+// AMQP, MQTT or STOMP) and accepts them like the HTTP API does, those it
+// finds waiting together as one batch (acceptAll). An invalid one is
+// dead-lettered to ums.notify.invalid with the reason in the x-ums-error
+// header. The publisher's confirm was sent when the intake queue stored
+// the message; the message is acknowledged here only once the
 // notification is queued or dead-lettered.
 func (s *vstate) intake(p *core.Puller) {
 	var r core.Router
+	var ds []core.Delivery
 	for {
-		d, err := p.Next(s.p.ctx)
+		var err error
+		ds, err = p.NextBatch(s.p.ctx, ds[:0], intakeBatch)
 		if err != nil || s.p.ctx.Err() != nil {
 			return // closing: what was taken is requeued when the connection closes
 		}
-		s.submitMessage(&r, p, d)
+		s.submitMessages(&r, p, ds)
+		clear(ds)
 	}
 }
 
 // submitMessage accepts the notification in d's body and settles d.
 func (s *vstate) submitMessage(r *core.Router, p *core.Puller, d core.Delivery) {
-	msg := d.Msg
-	n, err := notify.Decode(msg.Body)
-	if err == nil {
+	s.submitMessages(r, p, []core.Delivery{d})
+}
+
+// submitMessages accepts the notifications in ds' bodies and settles
+// each delivery: acknowledged once queued (or deduplicated), or
+// dead-lettered as invalid; requeued when it cannot be taken now.
+func (s *vstate) submitMessages(r *core.Router, p *core.Puller, ds []core.Delivery) {
+	ns := make([]*notify.Notification, len(ds))
+	keys := make([]string, len(ds))
+	out := make([]outcome, len(ds))
+	for i, d := range ds {
+		n, err := notify.Decode(d.Msg.Body)
+		if err != nil {
+			out[i].err = err
+			continue
+		}
 		if n.Channel == "" && len(n.Channels) == 0 {
-			n.Channel = channelFromKey(msg)
+			n.Channel = channelFromKey(d.Msg)
 		}
-		_, err = s.accept(s.p.ctx, r, n, headerString(msg.Props.Headers, "idempotency-key"))
+		ns[i], keys[i] = n, headerString(d.Msg.Props.Headers, "idempotency-key")
 	}
-	switch {
-	case err == nil:
-		p.Ack(d)
-	case errors.Is(err, ErrUnavailable):
-		s.p.log.Warn("notification not accepted now; requeued", "err", err)
-		s.pause()
-		p.Nack(d, true)
-	default:
-		if err := s.deadLetter(r, notify.InvalidQueue, msg, errorText(err)); err != nil {
-			s.p.log.Error("invalid notification not dead-lettered; requeued", "err", err)
+	s.acceptAll(s.p.ctx, r, ns, keys, out)
+	paused := false
+	pause := func() {
+		if !paused {
+			paused = true
 			s.pause()
-			p.Nack(d, true)
-			return
 		}
-		p.Ack(d)
+	}
+	for i, d := range ds {
+		switch err := out[i].err; {
+		case err == nil:
+			p.Ack(d)
+		case errors.Is(err, ErrUnavailable):
+			s.p.log.Warn("notification not accepted now; requeued", "err", err)
+			pause()
+			p.Nack(d, true)
+		default:
+			if err := s.deadLetter(r, notify.InvalidQueue, d.Msg, errorText(err)); err != nil {
+				s.p.log.Error("invalid notification not dead-lettered; requeued", "err", err)
+				pause()
+				p.Nack(d, true)
+				continue
+			}
+			p.Ack(d)
+		}
 	}
 }
 
