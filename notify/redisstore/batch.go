@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -22,34 +23,27 @@ import (
 // was given (a URL may turn its own off).
 const batchTimeout = 5 * time.Second
 
-// call is one command of a batch: a claim, or a run of the rate-limit
-// script. Its fields are plain data rather than closures, so that a call
-// costs one allocation besides its channel.
+// call is one request of a batch: a claim, or a group of rate-limit
+// checks. Its fields are plain data rather than closures.
 type call struct {
-	claim bool // SET key id NX GET with ttl; else gcraScript over keys and args
+	claim bool // SET key id NX GET with ttl; else limit checks of keys
 	key   string
 	id    string
 	ttl   time.Duration
-	keys  []string
-	args  []any
 
-	cmd redis.Cmder // the answered command
-	// wake gets false once cmd is answered, or true when this call is
-	// to send the next batch (while it is still queued).
+	now    int64    // limit checks: now, in microseconds,
+	keys   []string // and the keys
+	params [][2]any // with their interval and tolerance
+
+	cmd redis.Cmder // a claim's answered command
+	// A limit check's answer (gcraScript's for its group), or the error
+	// of the script's run.
+	allowed bool
+	wait    int64
+	err     error
+	// wake gets false once the call is answered, or true when this call
+	// is to send the next batch (while it is still queued).
 	wake chan bool
-}
-
-// add queues the command on p and returns it; again re-sends a script
-// that Redis did not have cached (NOSCRIPT after a restart or SCRIPT
-// FLUSH) in full.
-func (c *call) add(ctx context.Context, p redis.Pipeliner, again bool) redis.Cmder {
-	switch {
-	case c.claim:
-		return p.SetArgs(ctx, c.key, c.id, redis.SetArgs{Mode: "NX", Get: true, TTL: c.ttl})
-	case again:
-		return gcraScript.Eval(ctx, p, c.keys, c.args...)
-	}
-	return gcraScript.EvalSha(ctx, p, c.keys, c.args...)
 }
 
 // batcher queues calls; the lock rule: mu guards queue and busy, and is
@@ -156,31 +150,59 @@ func (b *batcher) leadFrom(ctx context.Context) {
 	b.mu.Unlock()
 }
 
-// send runs batch as one pipeline and closes every call's done. Errors
-// are per command (cmd.Err()); a failed round trip fails them all.
+// send runs batch as one pipeline: each claim a command, and all the
+// limit checks one run of gcraScript. Errors are per command; a failed
+// round trip fails them all. Every call is woken when it ends.
 func (b *batcher) send(ctx context.Context, batch []*call) {
 	defer func() {
 		for _, c := range batch {
 			c.wake <- false // never blocks: a batched call is no longer queued, so holds no lead
 		}
 	}()
+	var checks []*call
+	var nkeys int
 	p := b.rdb.Pipeline()
 	for _, c := range batch {
-		c.cmd = c.add(ctx, p, false)
+		if c.claim {
+			c.cmd = p.SetArgs(ctx, c.key, c.id, redis.SetArgs{Mode: "NX", Get: true, TTL: c.ttl})
+			continue
+		}
+		checks = append(checks, c)
+		nkeys += len(c.keys)
+	}
+	var keys []string
+	var argv []any
+	var run *redis.Cmd
+	if len(checks) > 0 {
+		keys = make([]string, 0, nkeys)
+		argv = make([]any, 0, 1+2*len(checks)+2*nkeys)
+		argv = append(argv, len(checks))
+		for _, c := range checks {
+			keys = append(keys, c.keys...)
+			argv = append(argv, c.now, len(c.keys))
+			for _, pr := range c.params {
+				argv = append(argv, pr[0], pr[1])
+			}
+		}
+		run = gcraScript.EvalSha(ctx, p, keys, argv...)
 	}
 	_, _ = p.Exec(ctx) // the first error again: each command keeps its own
-	var again []*call
-	for _, c := range batch {
-		if !c.claim && redis.HasErrorPrefix(c.cmd.Err(), "NOSCRIPT") {
-			again = append(again, c)
-		}
-	}
-	if len(again) == 0 {
+	if run == nil {
 		return
 	}
-	p = b.rdb.Pipeline()
-	for _, c := range again {
-		c.cmd = c.add(ctx, p, true)
+	if redis.HasErrorPrefix(run.Err(), "NOSCRIPT") {
+		// Not cached (a restart or SCRIPT FLUSH): send it in full.
+		run = gcraScript.Eval(ctx, b.rdb, keys, argv...)
 	}
-	_, _ = p.Exec(ctx) // each command keeps its own error
+	res, err := run.Int64Slice()
+	if err == nil && len(res) != 2*len(checks) {
+		err = fmt.Errorf("script answered %d values for %d checks", len(res), len(checks))
+	}
+	for i, c := range checks {
+		if err != nil {
+			c.err = err
+			continue
+		}
+		c.allowed, c.wait = res[2*i] == 1, res[2*i+1]
+	}
 }

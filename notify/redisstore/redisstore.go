@@ -46,27 +46,49 @@ const (
 	RatePrefix  = Prefix + "rate:"
 )
 
-// gcraScript decides one event for each of KEYS in order, with ARGV now
-// and, per key, its interval and tolerance, all in microseconds. A key
-// that fits is counted; the first that does not stops the script, which
-// answers {0, wait}; {1, 0} when every key was counted. Numbers are
-// written with %.0f so that large values keep every digit. (Several keys
-// in one script need a single Redis, not a cluster: NewClient makes
-// such a client.)
+// gcraScript runs the limit checks of several calls (groups), each as one
+// call alone would: a group's keys are decided in order, with its own now
+// and, per key, an interval and a tolerance, all in microseconds. A key
+// that fits is counted; the first that does not stops its group, which
+// answers 0 and the wait; a group whose keys were all counted answers 1
+// and 0. ARGV is the number of groups, then per group its now, its number
+// of keys and their interval and tolerance; KEYS are the groups' keys one
+// after the other; the answer is {ok, wait} per group, in order. Numbers
+// are written with %.0f so that large values keep every digit. (Several
+// keys in one script need a single Redis, not a cluster: NewClient makes
+// such a client.) The batcher sends the limit checks of a batch as one
+// run: one script call instead of one per notification, which is most of
+// what a check costs Redis.
 var gcraScript = redis.NewScript(`
-local now = tonumber(ARGV[1])
-for i, key in ipairs(KEYS) do
-  local interval = tonumber(ARGV[2*i])
-  local tolerance = tonumber(ARGV[2*i+1])
-  local tat = tonumber(redis.call('GET', key) or now) or now
-  if tat < now then tat = now end
-  local new = tat + interval
-  local wait = new - tolerance - now
-  if wait > 0 then return {0, wait} end
-  local ms = math.ceil((new - now) / 1000) + ` + slackMS + `
-  redis.call('SET', key, string.format('%.0f', new), 'PX', string.format('%.0f', ms))
+local out = {}
+local a, k = 2, 1
+for g = 1, tonumber(ARGV[1]) do
+  local now = tonumber(ARGV[a])
+  local n = tonumber(ARGV[a+1])
+  a = a + 2
+  local ok, wait = 1, 0
+  for i = 1, n do
+    if ok == 1 then
+      local key = KEYS[k]
+      local interval = tonumber(ARGV[a])
+      local tolerance = tonumber(ARGV[a+1])
+      local tat = tonumber(redis.call('GET', key) or now) or now
+      if tat < now then tat = now end
+      local new = tat + interval
+      local w = new - tolerance - now
+      if w > 0 then
+        ok, wait = 0, w
+      else
+        local ms = math.ceil((new - now) / 1000) + ` + slackMS + `
+        redis.call('SET', key, string.format('%.0f', new), 'PX', string.format('%.0f', ms))
+      end
+    end
+    a, k = a + 2, k + 1
+  end
+  out[#out+1] = ok
+  out[#out+1] = wait
 end
-return {1, 0}
+return out
 `)
 
 // RateKeySlack is how long a rate key outlives the time it holds.
@@ -167,38 +189,31 @@ func (s *Store) Allow(ctx context.Context, key string, l notify.Limit) (bool, ti
 	return s.AllowAll(ctx, []notify.LimitCheck{{Key: key, Limit: l}})
 }
 
-// AllowAll implements notify.MultiLimiter with one script call for every
-// check.
+// AllowAll implements notify.MultiLimiter: the checks go as one group of
+// the batch's script run.
 func (s *Store) AllowAll(ctx context.Context, checks []notify.LimitCheck) (bool, time.Duration, error) {
 	if len(checks) == 0 {
 		return true, 0, nil
 	}
-	keys := make([]string, len(checks))
-	args := make([]any, 1, 1+2*len(checks))
-	for i, c := range checks {
-		p, err := s.params(c.Limit)
+	c := &call{keys: make([]string, len(checks)), params: make([][2]any, len(checks))}
+	for i, lc := range checks {
+		p, err := s.params(lc.Limit)
 		if err != nil {
 			return false, 0, err
 		}
-		keys[i] = RatePrefix + c.Key
-		args = append(args, p[0], p[1])
+		c.keys[i], c.params[i] = RatePrefix+lc.Key, p
 	}
-	args[0] = s.clk.Now().UnixMicro()
-	cmd, err := s.batch.do(ctx, &call{keys: keys, args: args})
-	if err != nil {
+	c.now = s.clk.Now().UnixMicro()
+	if _, err := s.batch.do(ctx, c); err != nil {
 		return false, 0, fmt.Errorf("redisstore: rate limit: %w", err)
 	}
-	res, err := cmd.(*redis.Cmd).Int64Slice()
-	if err != nil {
-		return false, 0, fmt.Errorf("redisstore: rate limit: %w", err)
+	if c.err != nil {
+		return false, 0, fmt.Errorf("redisstore: rate limit: %w", c.err)
 	}
-	if len(res) != 2 {
-		return false, 0, fmt.Errorf("redisstore: rate limit: script answered %v", res)
-	}
-	if res[0] == 1 {
+	if c.allowed {
 		return true, 0, nil
 	}
-	return false, time.Duration(res[1]) * time.Microsecond, nil
+	return false, time.Duration(c.wait) * time.Microsecond, nil
 }
 
 // Client defaults for guards: a call must fail fast when Redis is down,

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -235,6 +236,15 @@ func TestRedisBatchedCalls(t *testing.T) {
 			})
 		}
 		wg.Wait()
+		// The limit checks made together went as shared script runs.
+		runs := scriptRuns(t, rdb)
+		t.Logf("round %d: %d limit checks in %d script runs", round, 2*callers, runs)
+		if runs >= 2*callers {
+			t.Fatalf("round %d: %d limit checks in %d script runs", round, 2*callers, runs)
+		}
+		if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	done, cancel := context.WithCancel(ctx)
 	cancel()
@@ -278,4 +288,28 @@ func TestRedisBatchedCallsCancelled(t *testing.T) {
 		t.Fatalf("Allow after the cancellations: %v, %v", ok, err)
 	}
 	t.Logf("%d answered, %d cancelled while queued", answered.Load(), cancelled.Load())
+}
+
+// scriptRuns returns the scripts Redis ran (EVAL and EVALSHA, failed ones
+// included) since its statistics were last reset.
+func scriptRuns(t *testing.T, rdb *redis.Client) int {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(info, "\n") {
+		if !strings.HasPrefix(line, "cmdstat_eval:") && !strings.HasPrefix(line, "cmdstat_evalsha:") {
+			continue
+		}
+		// cmdstat_evalsha:calls=12,usec=...,rejected_calls=0,failed_calls=1
+		for _, f := range strings.Split(line[strings.IndexByte(line, ':')+1:], ",") {
+			if v, ok := strings.CutPrefix(f, "calls="); ok {
+				c, _ := strconv.Atoi(strings.TrimSpace(v))
+				n += c
+			}
+		}
+	}
+	return n
 }
