@@ -13,10 +13,10 @@ import (
 // find no batch under way becomes the leader; it sends every call queued
 // so far as one pipeline (one write, one read) and, when it is answered,
 // hands the lead to the oldest call queued meanwhile. The pipeline
-// workers call the guards concurrently (two limit checks per
-// notification, a claim per keyed submission), so at load a batch holds
-// dozens of calls, and Redis and this process each pay one system call
-// per batch instead of one per call. A call alone is sent at once, as
+// workers call the guards concurrently (a call of limit checks per send,
+// a claim per keyed submission), so at load a batch holds dozens of calls,
+// and Redis and this process each pay one system call per batch instead
+// of one per call; the batch's limit checks are one script run. A call alone is sent at once, as
 // before. No goroutine is started: leaders are callers.
 
 // batchTimeout bounds a batch's round trip, whatever timeouts the client

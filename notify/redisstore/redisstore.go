@@ -1,7 +1,7 @@
 // Package redisstore is the Redis-backed notify.Deduper and notify.Limiter,
 // shared by every UMS node that points at the same Redis (7.0 or later).
-// Each call is one command, and calls made at the same time share a
-// round trip.
+// Calls made at the same time share a round trip: each claim is one
+// command in it, and all the limit checks one run of a script.
 //
 // Key layout (the caller's key, already scoped by tenant, channel or
 // recipient, follows the prefix):
