@@ -705,15 +705,9 @@ func (s *scheduler) readBack(fs []farEntry) ([]nearEntry, error) {
 	for i := range fs {
 		ids[i] = fs[i].sid
 	}
-	data := make([][]byte, len(fs))
-	n, err := br.ReadMany(ids, data)
-	for i := range n {
-		_, m, _, derr := decodeRecord(data[i])
-		if derr != nil {
-			return got, fmt.Errorf("decoding stored message %d: %w", ids[i], derr)
-		}
+	err := readStoredMany(br, ids, func(i int, m *Message) {
 		got = append(got, nearEntry{due: fs[i].due, sid: fs[i].sid, msg: m, stored: true})
-	}
+	})
 	return got, err
 }
 

@@ -114,16 +114,24 @@ func (q *Queue) readBodies(ids []uint64) (map[uint64]*Message, error) {
 		}
 		return msgs, nil
 	}
+	err := readStoredMany(br, ids, func(i int, m *Message) { msgs[ids[i]] = m })
+	return msgs, err
+}
+
+// readStoredMany reads the stored messages of ids with one ReadMany and
+// hands each to got with its index, in order, stopping at the first that
+// cannot be read or decoded.
+func readStoredMany(br batchReader, ids []uint64, got func(i int, m *Message)) error {
 	data := make([][]byte, len(ids))
 	n, err := br.ReadMany(ids, data)
 	for i := range n {
 		_, m, _, derr := decodeRecord(data[i])
 		if derr != nil {
-			return msgs, fmt.Errorf("decoding stored message %d: %w", ids[i], derr)
+			return fmt.Errorf("decoding stored message %d: %w", ids[i], derr)
 		}
-		msgs[ids[i]] = m
+		got(i, m)
 	}
-	return msgs, err
+	return err
 }
 
 // attachLocked gives the paged-out entries their bodies. REQUIRES: q.mu.

@@ -86,31 +86,12 @@ func (p *Puller) end() {
 // Next returns the next delivery, waiting until one comes, the context
 // ends (its error) or the consumer ends (ErrClosed once the buffer is empty).
 func (p *Puller) Next(ctx context.Context) (Delivery, error) {
-	for {
-		p.mu.Lock()
-		if n := len(p.buf); n > 0 {
-			d := p.buf[0]
-			copy(p.buf, p.buf[1:])
-			p.buf[n-1] = Delivery{}
-			p.buf = p.buf[:n-1]
-			wasFull := n >= p.max
-			p.mu.Unlock()
-			if wasFull {
-				p.s.Kick() // room again: let the queue deliver
-			}
-			return d, nil
-		}
-		closed := p.closed
-		p.mu.Unlock()
-		if closed {
-			return Delivery{}, errorf(ErrClosed, "consumer '%s' ended", p.c.Tag)
-		}
-		select {
-		case <-p.wake:
-		case <-ctx.Done():
-			return Delivery{}, ctx.Err()
-		}
+	var one [1]Delivery
+	ds, err := p.NextBatch(ctx, one[:0], 1)
+	if err != nil {
+		return Delivery{}, err
 	}
+	return ds[0], nil
 }
 
 // NextBatch is Next for up to limit deliveries at once: it waits as Next

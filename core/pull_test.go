@@ -8,7 +8,10 @@ import (
 	"time"
 )
 
-func TestPullerBuffersAndSettles(t *testing.T) {
+// jobsQueue returns a vhost, a connection and its queue "jobs" holding
+// messages "0" to "n-1".
+func jobsQueue(t *testing.T, n int) (*Vhost, *Conn, *Queue) {
+	t.Helper()
 	v := NewBroker().AddVhost("/")
 	conn := v.Open("worker", ConnInfo{})
 	q, err := v.DeclareQueue(conn, "jobs", QueueOptions{})
@@ -16,11 +19,17 @@ func TestPullerBuffersAndSettles(t *testing.T) {
 		t.Fatal(err)
 	}
 	var r Router
-	for i := 0; i < 10; i++ {
+	for i := 0; i < n; i++ {
 		if _, err := v.Publish(&r, "", &Message{RoutingKey: "jobs", Body: []byte(fmt.Sprint(i))}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return v, conn, q
+}
+
+func TestPullerBuffersAndSettles(t *testing.T) {
+	v, conn, q := jobsQueue(t, 10)
+	var r Router
 	s := conn.NewSession()
 	p, err := s.Pull(q, PullOptions{Buffer: 3})
 	if err != nil {
@@ -117,18 +126,7 @@ func TestPullerCloseRequeuesBuffered(t *testing.T) {
 // buffer taken makes room for the queue's next deliveries; it waits for
 // the first like Next.
 func TestPullerNextBatch(t *testing.T) {
-	v := NewBroker().AddVhost("/")
-	conn := v.Open("worker", ConnInfo{})
-	q, err := v.DeclareQueue(conn, "jobs", QueueOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r Router
-	for i := 0; i < 10; i++ {
-		if _, err := v.Publish(&r, "", &Message{RoutingKey: "jobs", Body: []byte(fmt.Sprint(i))}, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, conn, q := jobsQueue(t, 10)
 	p, err := conn.NewSession().Pull(q, PullOptions{Buffer: 4})
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/unifiedms/ums/channels/webhook"
 	"github.com/unifiedms/ums/config"
 	"github.com/unifiedms/ums/internal/testutil"
+	"github.com/unifiedms/ums/internal/testutil/redisserver"
 	"github.com/unifiedms/ums/internal/testutil/smtpserver"
 )
 
@@ -288,3 +289,10 @@ func webhookNote(url string, extra map[string]any) map[string]any {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// forEachGuards runs f on the embedded guards (redisURL "") and on a
+// redis-server started for it.
+func forEachGuards(t *testing.T, f func(t *testing.T, redisURL string)) {
+	t.Run("embedded", func(t *testing.T) { f(t, "") })
+	t.Run("redis", func(t *testing.T) { f(t, "redis://"+redisserver.Start(t).Addr+"/0") })
+}

@@ -13,7 +13,6 @@ import (
 	"github.com/unifiedms/ums/config"
 	"github.com/unifiedms/ums/core/auth"
 	"github.com/unifiedms/ums/internal/testutil"
-	"github.com/unifiedms/ums/internal/testutil/redisserver"
 )
 
 // A notification submitted over HTTP, AMQP and MQTT reaches a real SMTP
@@ -363,60 +362,50 @@ func TestNotifyEventsForLateSubscribers(t *testing.T) {
 // twice in the batch is sent once, an invalid notification claims nothing,
 // and the answers stay in order.
 func TestNotifyBatchDeduplication(t *testing.T) {
-	for _, withRedis := range []bool{false, true} {
-		name := "embedded"
-		if withRedis {
-			name = "redis"
+	forEachGuards(t, func(t *testing.T, redisURL string) {
+		e := startNotify(t, testutil.WithConfig(func(c *config.Config) {
+			c.RedisURL = redisURL
+			c.NotifyWorkers = "webhook=1" // in order, so the marker comes last
+		}))
+		held := submit(t, e.b, webhookNote(e.hook.URL, nil), http.StatusAccepted, map[string]string{"Idempotency-Key": "held"})
+		note := func(key string) map[string]any {
+			return webhookNote(e.hook.URL, map[string]any{"idempotency_key": key})
 		}
-		t.Run(name, func(t *testing.T) {
-			var redisURL string
-			if withRedis {
-				redisURL = "redis://" + redisserver.Start(t).Addr + "/0"
-			}
-			e := startNotify(t, testutil.WithConfig(func(c *config.Config) {
-				c.RedisURL = redisURL
-				c.NotifyWorkers = "webhook=1" // in order, so the marker comes last
-			}))
-			held := submit(t, e.b, webhookNote(e.hook.URL, nil), http.StatusAccepted, map[string]string{"Idempotency-Key": "held"})
-			note := func(key string) map[string]any {
-				return webhookNote(e.hook.URL, map[string]any{"idempotency_key": key})
-			}
-			invalid := note("b")
-			invalid["to"] = map[string]any{"webhook": "not a url"}
-			var out struct {
-				Results []struct {
-					Code         int    `json:"code"`
-					ID           string `json:"id"`
-					Status       string `json:"status"`
-					Deduplicated bool   `json:"deduplicated"`
-				} `json:"results"`
-			}
-			batch := map[string]any{"notifications": []any{note("a"), note("held"), note("a"), invalid, note("b")}}
-			if got := apiCall(t, e.b, "POST", "/api/v1/notifications/batch", batch, nil, &out); got != http.StatusOK || len(out.Results) != 5 {
-				t.Fatalf("batch: %d %+v", got, out)
-			}
-			r := out.Results
-			if r[0].Code != 202 || r[0].ID == "" || r[0].Deduplicated ||
-				r[1].Code != 200 || r[1].ID != held.ID || !r[1].Deduplicated ||
-				r[2].Code != 200 || r[2].ID != r[0].ID || !r[2].Deduplicated || r[2].Status == "" || r[2].Status == "accepted" ||
-				r[3].Code != 422 ||
-				r[4].Code != 202 || r[4].ID == "" || r[4].ID == r[0].ID {
-				t.Fatalf("results %+v (held %s)", r, held.ID)
-			}
-			marker := submit(t, e.b, webhookNote(e.hook.URL, nil), http.StatusAccepted, nil)
-			calls := e.hook.wait(t, 4)
-			if len(calls) != 4 || calls[3].Header.Get("X-UMS-Id") != marker.ID {
-				t.Fatalf("%d webhook calls, want 4 ending with the marker", len(calls))
-			}
-			sent := map[string]bool{}
-			for _, c := range calls[:3] {
-				sent[c.Header.Get("X-UMS-Id")] = true
-			}
-			if !sent[held.ID] || !sent[r[0].ID] || !sent[r[4].ID] {
-				t.Fatalf("sent %v, want %s, %s and %s once each", sent, held.ID, r[0].ID, r[4].ID)
-			}
-		})
-	}
+		invalid := note("b")
+		invalid["to"] = map[string]any{"webhook": "not a url"}
+		var out struct {
+			Results []struct {
+				Code         int    `json:"code"`
+				ID           string `json:"id"`
+				Status       string `json:"status"`
+				Deduplicated bool   `json:"deduplicated"`
+			} `json:"results"`
+		}
+		batch := map[string]any{"notifications": []any{note("a"), note("held"), note("a"), invalid, note("b")}}
+		if got := apiCall(t, e.b, "POST", "/api/v1/notifications/batch", batch, nil, &out); got != http.StatusOK || len(out.Results) != 5 {
+			t.Fatalf("batch: %d %+v", got, out)
+		}
+		r := out.Results
+		if r[0].Code != 202 || r[0].ID == "" || r[0].Deduplicated ||
+			r[1].Code != 200 || r[1].ID != held.ID || !r[1].Deduplicated ||
+			r[2].Code != 200 || r[2].ID != r[0].ID || !r[2].Deduplicated || r[2].Status == "" || r[2].Status == "accepted" ||
+			r[3].Code != 422 ||
+			r[4].Code != 202 || r[4].ID == "" || r[4].ID == r[0].ID {
+			t.Fatalf("results %+v (held %s)", r, held.ID)
+		}
+		marker := submit(t, e.b, webhookNote(e.hook.URL, nil), http.StatusAccepted, nil)
+		calls := e.hook.wait(t, 4)
+		if len(calls) != 4 || calls[3].Header.Get("X-UMS-Id") != marker.ID {
+			t.Fatalf("%d webhook calls, want 4 ending with the marker", len(calls))
+		}
+		sent := map[string]bool{}
+		for _, c := range calls[:3] {
+			sent[c.Header.Get("X-UMS-Id")] = true
+		}
+		if !sent[held.ID] || !sent[r[0].ID] || !sent[r[4].ID] {
+			t.Fatalf("sent %v, want %s, %s and %s once each", sent, held.ID, r[0].ID, r[4].ID)
+		}
+	})
 }
 
 // A burst published over AMQP is taken from the intake queue in batches:
@@ -424,79 +413,69 @@ func TestNotifyBatchDeduplication(t *testing.T) {
 // twice in one batch), each invalid notification is dead-lettered, and
 // every message is settled; on the embedded guards and on Redis.
 func TestNotifyIntakeBurst(t *testing.T) {
-	for _, withRedis := range []bool{false, true} {
-		name := "embedded"
-		if withRedis {
-			name = "redis"
+	forEachGuards(t, func(t *testing.T, redisURL string) {
+		e := startNotify(t, testutil.WithConfig(func(c *config.Config) { c.RedisURL = redisURL }))
+		conn, err := amqp.Dial(e.b.AMQPURL)
+		if err != nil {
+			t.Fatal(err)
 		}
-		t.Run(name, func(t *testing.T) {
-			var redisURL string
-			if withRedis {
-				redisURL = "redis://" + redisserver.Start(t).Addr + "/0"
+		defer conn.Close()
+		ch := confirmChannel(t, conn)
+		const burst = 300
+		keys, invalid := map[string]bool{}, 0
+		var dcs []*amqp.DeferredConfirmation
+		for i := range burst {
+			key := "k" + itoa(i/2) // two messages for each key
+			body, _ := json.Marshal(webhookNote(e.hook.URL, nil))
+			if i%10 == 9 {
+				body = []byte(`{"channel":"webhook","to":{"webhook":"not a url"},"content":{"text":"x"}}`)
+				invalid++
+			} else {
+				keys[key] = true
 			}
-			e := startNotify(t, testutil.WithConfig(func(c *config.Config) { c.RedisURL = redisURL }))
-			conn, err := amqp.Dial(e.b.AMQPURL)
+			dc, err := ch.PublishWithDeferredConfirm("ums.notify", "webhook", false, false, amqp.Publishing{
+				DeliveryMode: amqp.Persistent, Body: body, Headers: amqp.Table{"idempotency-key": key}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer conn.Close()
-			ch := confirmChannel(t, conn)
-			const burst = 300
-			keys, invalid := map[string]bool{}, 0
-			var dcs []*amqp.DeferredConfirmation
-			for i := range burst {
-				key := "k" + itoa(i/2) // two messages for each key
-				body, _ := json.Marshal(webhookNote(e.hook.URL, nil))
-				if i%10 == 9 {
-					body = []byte(`{"channel":"webhook","to":{"webhook":"not a url"},"content":{"text":"x"}}`)
-					invalid++
-				} else {
-					keys[key] = true
-				}
-				dc, err := ch.PublishWithDeferredConfirm("ums.notify", "webhook", false, false, amqp.Publishing{
-					DeliveryMode: amqp.Persistent, Body: body, Headers: amqp.Table{"idempotency-key": key}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				dcs = append(dcs, dc)
+			dcs = append(dcs, dc)
+		}
+		for i, dc := range dcs {
+			if !dc.Wait() {
+				t.Fatalf("publish %d nacked", i)
 			}
-			for i, dc := range dcs {
-				if !dc.Wait() {
-					t.Fatalf("publish %d nacked", i)
-				}
+		}
+		// Settled: nothing left in the intake queue nor on its way to
+		// the webhook, and the invalid ones dead-lettered.
+		queue := func(name string) (ready, unacked int) {
+			var q struct {
+				Ready   int `json:"messages_ready"`
+				Unacked int `json:"messages_unacknowledged"`
 			}
-			// Settled: nothing left in the intake queue nor on its way to
-			// the webhook, and the invalid ones dead-lettered.
-			queue := func(name string) (ready, unacked int) {
-				var q struct {
-					Ready   int `json:"messages_ready"`
-					Unacked int `json:"messages_unacknowledged"`
-				}
-				apiCall(t, e.b, "GET", "/api/queues/%2F/"+name, nil, nil, &q)
-				return q.Ready, q.Unacked
+			apiCall(t, e.b, "GET", "/api/queues/%2F/"+name, nil, nil, &q)
+			return q.Ready, q.Unacked
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			ir, iu := queue("ums.notify.intake")
+			wr, wu := queue("ums.notify.webhook")
+			dr, _ := queue("ums.notify.invalid")
+			if ir+iu+wr+wu == 0 && dr == invalid && len(e.hook.received()) >= len(keys) {
+				break
 			}
-			deadline := time.Now().Add(20 * time.Second)
-			for {
-				ir, iu := queue("ums.notify.intake")
-				wr, wu := queue("ums.notify.webhook")
-				dr, _ := queue("ums.notify.invalid")
-				if ir+iu+wr+wu == 0 && dr == invalid && len(e.hook.received()) >= len(keys) {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("not settled: intake %d+%d, webhook %d+%d, invalid %d of %d, %d sent of %d",
-						ir, iu, wr, wu, dr, invalid, len(e.hook.received()), len(keys))
-				}
-				time.Sleep(20 * time.Millisecond)
+			if time.Now().After(deadline) {
+				t.Fatalf("not settled: intake %d+%d, webhook %d+%d, invalid %d of %d, %d sent of %d",
+					ir, iu, wr, wu, dr, invalid, len(e.hook.received()), len(keys))
 			}
-			calls := e.hook.received()
-			ids := map[string]bool{}
-			for _, c := range calls {
-				ids[c.Header.Get("X-UMS-Id")] = true
-			}
-			if len(calls) != len(keys) || len(ids) != len(keys) {
-				t.Fatalf("%d sends of %d notifications for %d keys", len(calls), len(ids), len(keys))
-			}
-		})
-	}
+			time.Sleep(20 * time.Millisecond)
+		}
+		calls := e.hook.received()
+		ids := map[string]bool{}
+		for _, c := range calls {
+			ids[c.Header.Get("X-UMS-Id")] = true
+		}
+		if len(calls) != len(keys) || len(ids) != len(keys) {
+			t.Fatalf("%d sends of %d notifications for %d keys", len(calls), len(ids), len(keys))
+		}
+	})
 }
