@@ -1,10 +1,13 @@
 package test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"testing"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/unifiedms/ums/config"
 	"github.com/unifiedms/ums/internal/clock"
@@ -93,5 +96,65 @@ func TestNotifyRedisFailClosed(t *testing.T) {
 	waitStatus(t, e.b, b.ID, "sent")
 	if n := len(e.hook.wait(t, 2)); n != 2 {
 		t.Fatalf("%d sends, want 2", n)
+	}
+}
+
+// Fail-closed, submissions published over AMQP while Redis is down stay
+// in the intake queue (they cannot be deduplicated), none is sent or
+// lost, and once Redis answers again each is sent once.
+func TestNotifyIntakeWaitsForRedis(t *testing.T) {
+	rs := redisserver.Start(t)
+	clk := clock.NewFake(notifyT0)
+	e := startNotify(t, testutil.WithClock(clk), testutil.WithConfig(func(c *config.Config) {
+		c.RedisURL = "redis://" + rs.Addr + "/0"
+		c.RedisFailOpen = false
+	}))
+	rs.Stop()
+	conn, err := amqp.Dial(e.b.AMQPURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch := confirmChannel(t, conn)
+	const n = 20
+	for i := range n {
+		body, _ := json.Marshal(webhookNote(e.hook.URL, nil))
+		publishConfirmed(t, ch, "ums.notify", "webhook", amqp.Publishing{DeliveryMode: amqp.Persistent, Body: body,
+			Headers: amqp.Table{"idempotency-key": fmt.Sprintf("k%d", i)}})
+	}
+	intake := func() int {
+		var q struct {
+			Ready   int `json:"messages_ready"`
+			Unacked int `json:"messages_unacknowledged"`
+		}
+		apiCall(t, e.b, "GET", "/api/queues/%2F/ums.notify.intake", nil, nil, &q)
+		return q.Ready + q.Unacked
+	}
+	// Taken and held back: still in the intake queue, nothing sent.
+	for range 5 {
+		clk.Advance(time.Second) // the intake's pauses before requeueing
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := intake(); got != n {
+		t.Fatalf("%d of %d submissions in the intake queue while Redis is down", got, n)
+	}
+	if got := len(e.hook.received()); got != 0 {
+		t.Fatalf("%d sent while Redis is down (fail-closed)", got)
+	}
+	rs.Restart()
+	deadline := time.Now().Add(20 * time.Second)
+	for len(e.hook.received()) < n || intake() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after Redis came back: %d of %d sent, %d left in the intake queue", len(e.hook.received()), n, intake())
+		}
+		clk.Advance(time.Second) // the guards' next probe, the intake's pauses
+		time.Sleep(10 * time.Millisecond)
+	}
+	ids := map[string]bool{}
+	for _, c := range e.hook.received() {
+		ids[c.Header.Get("X-UMS-Id")] = true
+	}
+	if len(e.hook.received()) != n || len(ids) != n {
+		t.Fatalf("%d sends of %d notifications, want %d", len(e.hook.received()), len(ids), n)
 	}
 }
