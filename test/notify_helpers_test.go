@@ -296,3 +296,15 @@ func forEachGuards(t *testing.T, f func(t *testing.T, redisURL string)) {
 	t.Run("embedded", func(t *testing.T) { f(t, "") })
 	t.Run("redis", func(t *testing.T) { f(t, "redis://"+redisserver.Start(t).Addr+"/0") })
 }
+
+// queueDepth returns the ready and unacknowledged messages of a queue of
+// vhost /, from the management API.
+func queueDepth(t testing.TB, b *testutil.Broker, name string) (ready, unacked int) {
+	t.Helper()
+	var q struct {
+		Ready   int `json:"messages_ready"`
+		Unacked int `json:"messages_unacknowledged"`
+	}
+	apiCall(t, b, "GET", "/api/queues/%2F/"+name, nil, nil, &q)
+	return q.Ready, q.Unacked
+}

@@ -81,12 +81,7 @@ func TestNotifyRedisOutage(t *testing.T) {
 // need a dedup check are refused with 503 and nothing is queued; once
 // Redis answers again they are taken (fake clock for the probe).
 func TestNotifyRedisFailClosed(t *testing.T) {
-	rs := redisserver.Start(t)
-	clk := clock.NewFake(notifyT0)
-	e := startNotify(t, testutil.WithClock(clk), testutil.WithConfig(func(c *config.Config) {
-		c.RedisURL = "redis://" + rs.Addr + "/0"
-		c.RedisFailOpen = false
-	}))
+	rs, clk, e := startFailClosed(t)
 	submit(t, e.b, webhookNote(e.hook.URL, nil), http.StatusAccepted, map[string]string{"Idempotency-Key": "a"})
 	rs.Stop()
 	submit(t, e.b, webhookNote(e.hook.URL, nil), http.StatusServiceUnavailable, map[string]string{"Idempotency-Key": "b"})
@@ -103,12 +98,7 @@ func TestNotifyRedisFailClosed(t *testing.T) {
 // in the intake queue (they cannot be deduplicated), none is sent or
 // lost, and once Redis answers again each is sent once.
 func TestNotifyIntakeWaitsForRedis(t *testing.T) {
-	rs := redisserver.Start(t)
-	clk := clock.NewFake(notifyT0)
-	e := startNotify(t, testutil.WithClock(clk), testutil.WithConfig(func(c *config.Config) {
-		c.RedisURL = "redis://" + rs.Addr + "/0"
-		c.RedisFailOpen = false
-	}))
+	rs, clk, e := startFailClosed(t)
 	rs.Stop()
 	conn, err := amqp.Dial(e.b.AMQPURL)
 	if err != nil {
@@ -123,12 +113,8 @@ func TestNotifyIntakeWaitsForRedis(t *testing.T) {
 			Headers: amqp.Table{"idempotency-key": fmt.Sprintf("k%d", i)}})
 	}
 	intake := func() int {
-		var q struct {
-			Ready   int `json:"messages_ready"`
-			Unacked int `json:"messages_unacknowledged"`
-		}
-		apiCall(t, e.b, "GET", "/api/queues/%2F/ums.notify.intake", nil, nil, &q)
-		return q.Ready + q.Unacked
+		ready, unacked := queueDepth(t, e.b, "ums.notify.intake")
+		return ready + unacked
 	}
 	// Taken and held back: still in the intake queue, nothing sent.
 	for range 5 {
@@ -157,4 +143,18 @@ func TestNotifyIntakeWaitsForRedis(t *testing.T) {
 	if len(e.hook.received()) != n || len(ids) != n {
 		t.Fatalf("%d sends of %d notifications, want %d", len(e.hook.received()), len(ids), n)
 	}
+}
+
+// startFailClosed starts the notification server with Redis guards that
+// hold submissions while Redis is down (--redis-fail-open=false) and a
+// fake clock (for the guards' probes).
+func startFailClosed(t *testing.T) (*redisserver.Server, *clock.Fake, *notifyEnv) {
+	t.Helper()
+	rs := redisserver.Start(t)
+	clk := clock.NewFake(notifyT0)
+	e := startNotify(t, testutil.WithClock(clk), testutil.WithConfig(func(c *config.Config) {
+		c.RedisURL = "redis://" + rs.Addr + "/0"
+		c.RedisFailOpen = false
+	}))
+	return rs, clk, e
 }

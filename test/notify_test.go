@@ -447,19 +447,11 @@ func TestNotifyIntakeBurst(t *testing.T) {
 		}
 		// Settled: nothing left in the intake queue nor on its way to
 		// the webhook, and the invalid ones dead-lettered.
-		queue := func(name string) (ready, unacked int) {
-			var q struct {
-				Ready   int `json:"messages_ready"`
-				Unacked int `json:"messages_unacknowledged"`
-			}
-			apiCall(t, e.b, "GET", "/api/queues/%2F/"+name, nil, nil, &q)
-			return q.Ready, q.Unacked
-		}
 		deadline := time.Now().Add(20 * time.Second)
 		for {
-			ir, iu := queue("ums.notify.intake")
-			wr, wu := queue("ums.notify.webhook")
-			dr, _ := queue("ums.notify.invalid")
+			ir, iu := queueDepth(t, e.b, "ums.notify.intake")
+			wr, wu := queueDepth(t, e.b, "ums.notify.webhook")
+			dr, _ := queueDepth(t, e.b, "ums.notify.invalid")
 			if ir+iu+wr+wu == 0 && dr == invalid && len(e.hook.received()) >= len(keys) {
 				break
 			}

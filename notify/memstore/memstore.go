@@ -133,51 +133,10 @@ func Open(dir string, o Options) (*Store, error) {
 	return s, nil
 }
 
-// Claim implements notify.Deduper.
+// Claim implements notify.Deduper: ClaimAll of one.
 func (s *Store) Claim(ctx context.Context, key, id string, ttl time.Duration) (string, bool, error) {
-	if ttl <= 0 {
-		return "", false, fmt.Errorf("memstore: claim %q: ttl %v is not positive", key, ttl)
-	}
-	if recordLen(key, id) > frameLen+maxRecord {
-		return "", false, errTooLong
-	}
-	for {
-		now := s.clk.Now().UnixNano()
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			return "", false, fmt.Errorf("memstore: %w", store.ErrClosed)
-		}
-		if c, ok := s.claims[key]; ok && c.expires > now {
-			holder, b := c.id, c.batch
-			s.mu.Unlock()
-			if b != nil {
-				// Held by a claim still being written: answer once it
-				// is durable, or claim again if writing it failed.
-				<-b.done
-				if b.err != nil {
-					continue
-				}
-			}
-			return holder, false, nil
-		}
-		if s.err != nil {
-			s.mu.Unlock()
-			return "", false, s.err
-		}
-		b := s.addLocked(key, id, now+int64(ttl))
-		leader := !s.flushing
-		s.flushing = true
-		s.mu.Unlock()
-		if leader {
-			s.flush()
-		}
-		<-b.done
-		if b.err != nil {
-			return "", false, b.err
-		}
-		return id, true, nil
-	}
+	r := s.ClaimAll(ctx, []notify.ClaimRequest{{Key: key, ID: id}}, ttl)[0]
+	return r.Holder, r.Claimed, r.Err
 }
 
 // addLocked records a new claim of key by id, expiring at expires (unix
@@ -212,7 +171,7 @@ func (s *Store) ClaimAll(ctx context.Context, reqs []notify.ClaimRequest, ttl ti
 	}
 	// held[i] is the batch still writing the claim that holds reqs[i]'s
 	// key (another caller's, or one of this call's own).
-	held := make(map[int]*batch)
+	var held map[int]*batch
 	for len(todo) > 0 {
 		now := s.clk.Now().UnixNano()
 		var mine *batch
@@ -229,6 +188,9 @@ func (s *Store) ClaimAll(ctx context.Context, reqs []notify.ClaimRequest, ttl ti
 			if c, ok := s.claims[key]; ok && c.expires > now {
 				out[i] = notify.ClaimResult{Holder: c.id}
 				if c.batch != nil {
+					if held == nil {
+						held = make(map[int]*batch)
+					}
 					held[i] = c.batch
 				}
 				continue

@@ -16,8 +16,8 @@ import (
 // workers call the guards concurrently (a call of limit checks per send,
 // a claim per keyed submission), so at load a batch holds dozens of calls,
 // and Redis and this process each pay one system call per batch instead
-// of one per call; the batch's limit checks are one script run. A call alone is sent at once, as
-// before. No goroutine is started: leaders are callers.
+// of one per call; the batch's limit checks are one script run. A call
+// alone is sent at once. No goroutine is started: leaders are callers.
 
 // batchTimeout bounds a batch's round trip, whatever timeouts the client
 // was given (a URL may turn its own off).

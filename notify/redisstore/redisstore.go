@@ -145,14 +145,20 @@ func (s *Store) Claim(ctx context.Context, key, id string, ttl time.Duration) (s
 	if err != nil {
 		return "", false, fmt.Errorf("redisstore: claim: %w", err)
 	}
+	r := claimAnswer(cmd, id)
+	return r.Holder, r.Claimed, r.Err
+}
+
+// claimAnswer reads the answer to a claim of id (SET NX GET).
+func claimAnswer(cmd redis.Cmder, id string) notify.ClaimResult {
 	old, err := cmd.(*redis.StatusCmd).Result()
 	switch {
 	case errors.Is(err, redis.Nil):
-		return id, true, nil
+		return notify.ClaimResult{Holder: id, Claimed: true}
 	case err != nil:
-		return "", false, fmt.Errorf("redisstore: claim: %w", err)
+		return notify.ClaimResult{Err: fmt.Errorf("redisstore: claim: %w", err)}
 	}
-	return old, false, nil
+	return notify.ClaimResult{Holder: old}
 }
 
 // ClaimAll implements notify.MultiDeduper: every claim in one round trip
@@ -171,20 +177,12 @@ func (s *Store) ClaimAll(ctx context.Context, reqs []notify.ClaimRequest, ttl ti
 	}
 	s.batch.doAll(ctx, ptrs)
 	for i, r := range reqs {
-		old, err := calls[i].cmd.(*redis.StatusCmd).Result()
-		switch {
-		case errors.Is(err, redis.Nil):
-			out[i] = notify.ClaimResult{Holder: r.ID, Claimed: true}
-		case err != nil:
-			out[i].Err = fmt.Errorf("redisstore: claim: %w", err)
-		default:
-			out[i].Holder = old
-		}
+		out[i] = claimAnswer(calls[i].cmd, r.ID)
 	}
 	return out
 }
 
-// Allow implements notify.Limiter with one script call.
+// Allow implements notify.Limiter: AllowAll of one check.
 func (s *Store) Allow(ctx context.Context, key string, l notify.Limit) (bool, time.Duration, error) {
 	return s.AllowAll(ctx, []notify.LimitCheck{{Key: key, Limit: l}})
 }
