@@ -67,6 +67,7 @@ scenarios=(
 	"mqtt-qos1-rate5k|mqtt|ums mosquitto rabbitmq|-qos 1 -inflight 64 -rate 5000"
 	"stomp-queue-ack|stomp|ums rabbitmq|-dest /queue/umsbench-ack -ack client-individual -prefetch 100"
 	"stomp-persistent-receipt|stomp|ums rabbitmq|-dest /queue/umsbench-durable -persistent -receipt -publishers 4 -ack client-individual -prefetch 100"
+	"stomp-persistent-window|stomp|ums rabbitmq|-dest /queue/umsbench-durable -persistent -receipt -receipt-window 256 -publishers 4 -ack client-individual -prefetch 100"
 	"stomp-topic-fanout|stomp|ums rabbitmq|-dest /topic/umsbench -consumers 10 -ack auto"
 	"notify-http-batch|notify|ums|-via http -c 16 -batch 100 -n 0"
 	"mqtt-idle|mqtt|ums mosquitto rabbitmq|-idle IDLE -hold HOLD -spread 16"

@@ -24,6 +24,7 @@ type stompOptions struct {
 	ack                         string
 	prefetch                    int
 	persistent, receipt         bool
+	receiptWindow               int
 	duration                    time.Duration
 	count                       int64
 	idle, parallel              int // idle > 0: the idle-connection scenario
@@ -49,7 +50,8 @@ func stompMain(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.ack, "ack", "client-individual", "ack mode of the subscriptions: auto, client (cumulative ACK every 100) or client-individual (ACK each)")
 	fs.IntVar(&o.prefetch, "prefetch", 100, "prefetch-count of each subscription (0: none)")
 	fs.BoolVar(&o.persistent, "persistent", false, "persistent:true on every SEND")
-	fs.BoolVar(&o.receipt, "receipt", false, "wait for a RECEIPT after every SEND")
+	fs.BoolVar(&o.receipt, "receipt", false, "ask for a RECEIPT on every SEND and wait for it")
+	fs.IntVar(&o.receiptWindow, "receipt-window", 1, "-receipt: SENDs each publisher may have waiting for their RECEIPT (1: wait for each before the next)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to publish")
 	fs.Int64Var(&o.count, "count", 0, "stop after publishing this many messages in all (0: run for -duration)")
 	fs.IntVar(&o.idle, "idle", 0, "open this many idle STOMP 1.2 connections (heart-beats off) instead, report the connect rate, print READY <n> and hold them")
@@ -69,6 +71,9 @@ func stompMain(args []string, stdout, stderr io.Writer) error {
 	case "auto", "client", "client-individual":
 	default:
 		return fmt.Errorf("-ack %q: want auto, client or client-individual", o.ack)
+	}
+	if o.receiptWindow < 1 {
+		return fmt.Errorf("-receipt-window %d: want 1 or more", o.receiptWindow)
 	}
 	if o.size < stampTime {
 		o.size = stampTime
@@ -128,6 +133,7 @@ func (r stompResult) report(w io.Writer, o stompOptions) error {
 		Prefetch      int         `json:"prefetch"`
 		Persistent    bool        `json:"persistent"`
 		Receipt       bool        `json:"receipt"`
+		ReceiptWindow int         `json:"receipt_window"`
 		Seconds       float64     `json:"seconds"`
 		Published     int64       `json:"published"`
 		PublishedRate float64     `json:"published_per_s"`
@@ -138,7 +144,7 @@ func (r stompResult) report(w io.Writer, o stompOptions) error {
 		Lost          int64       `json:"lost"`
 		Duplicated    int64       `json:"duplicated"`
 		Latency       latencyJSON `json:"latency"`
-	}{"stomp", o.dest, o.publishers, o.consumers, o.size, o.ack, o.prefetch, o.persistent, o.receipt, r.elapsed.Seconds(),
+	}{"stomp", o.dest, o.publishers, o.consumers, o.size, o.ack, o.prefetch, o.persistent, o.receipt, o.receiptWindow, r.elapsed.Seconds(),
 		r.published, perSecond(r.published, r.elapsed), r.receipts, r.consumeElapsed.Seconds(), consumed,
 		perSecond(consumed, r.consumeElapsed), lost, dup, l.json()}, consumed)
 }
@@ -238,6 +244,16 @@ func runSTOMP(o stompOptions) (stompResult, error) {
 	deadline := start.Add(o.duration)
 	var pwg sync.WaitGroup
 	for range o.publishers {
+		if o.receipt && o.receiptWindow > 1 {
+			pwg.Add(1)
+			go func() {
+				defer pwg.Done()
+				if err := publishWindowed(o, &published, &receipts, deadline); err != nil {
+					errs <- err
+				}
+			}()
+			continue
+		}
 		c, err := o.dial()
 		if err != nil {
 			return res, err
