@@ -29,6 +29,8 @@ const (
 	DefaultSegmentSize = 64 << 20
 	// DefaultMaxPendingBytes is the default Options.MaxPendingBytes.
 	DefaultMaxPendingBytes = 4 << 20
+	// DefaultReleaseSyncDelay is the default Options.ReleaseSyncDelay.
+	DefaultReleaseSyncDelay = 50 * time.Millisecond
 	// minSegmentSize keeps tiny settings from creating a file per batch.
 	minSegmentSize = 4 << 10
 )
@@ -53,6 +55,16 @@ type Options struct {
 	// the lowest latency when idle (see the package documentation for
 	// measurements).
 	SyncWindow time.Duration
+	// ReleaseSyncDelay is how long tombstones may stay written but not
+	// fsynced when a batch holds nothing else: nobody waits for a release
+	// (its promise is kept by the fsync of the next batch that has a
+	// record, a barrier or a compaction step), so a stream of acks alone
+	// costs one fsync per ReleaseSyncDelay instead of one per batch. The
+	// flusher fsyncs them by then even when nothing else comes, and before
+	// it starts a new segment or closes. After a crash, releases of at
+	// most that long ago may be undone (their messages delivered again).
+	// Default DefaultReleaseSyncDelay; negative: every batch is fsynced.
+	ReleaseSyncDelay time.Duration
 	// Logger receives the recovery report and errors; nil means slog.Default().
 	Logger *slog.Logger
 	// MaxPendingBytes bounds the bytes queued for the flusher. Append
@@ -77,6 +89,9 @@ func (o Options) withDefaults() Options {
 	o.SegmentSize = max(o.SegmentSize, minSegmentSize)
 	if o.SyncWindow < 0 {
 		o.SyncWindow = 0
+	}
+	if o.ReleaseSyncDelay == 0 {
+		o.ReleaseSyncDelay = DefaultReleaseSyncDelay
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -156,6 +171,11 @@ type Log struct {
 	maskBuf    []byte
 	window     *time.Timer
 	gather     gatherState
+	// unsyncedSince is when the active segment got bytes that are not
+	// fsynced yet (tombstones of a batch that held nothing else); zero
+	// when everything written is synced.
+	unsyncedSince time.Time
+	lazySync      *time.Timer // fires when the unsynced bytes are due
 
 	closeOnce sync.Once
 	closeErr  error
