@@ -76,18 +76,16 @@
 // (a batch that would overflow the active segment is split, and the new
 // segment gets the rest), fsyncs, and then runs the callbacks in order.
 //
-// A batch of tombstones alone (releases, with no record, barrier or
-// compaction step queued beside them, so no callback) is written without
-// an fsync: nobody waits for it, and a release is promised only by the
-// done of a later Append or Barrier, whose batch's fsync covers the whole
-// file. Those bytes are fsynced with the next batch that has a callback
-// (a Barrier's batch with no bytes of its own fsyncs for them), before the
-// segment is left for a new one, at Close, and at the latest
-// Options.ReleaseSyncDelay (50 ms) after they were written. A consumer
-// acknowledging a backlog with nothing else written so costs one fsync
-// per 50 ms instead of one per batch; after a machine crash, releases of
-// the last 50 ms at most may be undone (their messages delivered again),
-// and nothing acknowledged to a publisher is lost.
+// A queue of tombstones alone (releases, with no record, barrier or
+// compaction step queued beside them, so no callback) waits: nobody waits
+// for it, and a release is promised only by the done of a later Append or
+// Barrier, whose batch takes it along. The flusher lets it grow until
+// anything else is queued, the queue passes half of MaxPendingBytes, the
+// log closes, or Options.ReleaseSyncDelay (50 ms) passes. A consumer
+// acknowledging a backlog with nothing else stored so costs one write and
+// fsync per 50 ms instead of one per batch; after a machine crash,
+// releases of the last 50 ms at most may be undone (their messages
+// delivered again), and nothing acknowledged to a publisher is lost.
 //
 // Options.SyncWindow defaults to 0: the flusher starts the next batch as
 // soon as an fsync returns, so everything that arrived during an fsync

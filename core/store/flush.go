@@ -13,7 +13,7 @@ import (
 // run is the flusher goroutine: it owns the active segment file. Each turn
 // it takes everything queued, writes it with one Write (one per segment if
 // it fills the active one), fsyncs, and then runs the callbacks of the
-// batch in order. A batch of tombstones alone is written without an fsync
+// batch in order. A queue of tombstones alone waits first
 // (Options.ReleaseSyncDelay). Between batches it reclaims space.
 func (l *Log) run() {
 	defer close(l.ended)
@@ -21,36 +21,29 @@ func (l *Log) run() {
 		l.mu.Lock()
 		for len(l.mu.ops) == 0 {
 			if l.mu.closing {
-				err := l.mu.err
 				l.mu.Unlock()
-				if err == nil {
-					l.syncUnsynced()
-				}
 				return
 			}
 			l.mu.Unlock()
 			l.maybeReclaim()
-			if l.unsyncedSince.IsZero() {
-				select {
-				case <-l.kick:
-				case <-l.stop:
-				}
-			} else {
-				l.lazySync.Reset(l.opts.ReleaseSyncDelay - time.Since(l.unsyncedSince))
-				select {
-				case <-l.kick:
-				case <-l.stop:
-				case <-l.lazySync.C:
-					l.syncUnsynced()
-				}
-				l.lazySync.Stop()
+			select {
+			case <-l.kick:
+			case <-l.stop:
 			}
 			l.mu.Lock()
 		}
-		lazy := l.lazyLocked()
-		if lazy {
-			// Nobody waits for this batch: no gathering either.
-		} else if w := l.opts.SyncWindow; w > 0 && !l.mu.closing && l.mu.err == nil &&
+		for l.mu.lazyOnly && !l.mu.closing && l.mu.err == nil {
+			// Tombstones alone, not due yet (a batch just written found
+			// them queued): wait for them to be due, or for anything
+			// else to be queued.
+			l.mu.Unlock()
+			select {
+			case <-l.kick:
+			case <-l.stop:
+			}
+			l.mu.Lock()
+		}
+		if w := l.opts.SyncWindow; w > 0 && !l.mu.closing && l.mu.err == nil &&
 			int64(len(l.mu.buf)) < l.opts.MaxPendingBytes/2 {
 			// Group commit with a window: let more writers join this batch.
 			l.mu.Unlock()
@@ -62,16 +55,13 @@ func (l *Log) run() {
 			}
 			l.window.Stop()
 			l.mu.Lock()
-			lazy = l.lazyLocked()
 		} else if l.opts.SyncWindow == 0 {
 			l.gatherLocked()
-			lazy = l.lazyLocked()
 		}
 		buf, ops := l.mu.buf, l.mu.ops
 		l.mu.buf, l.mu.ops = l.spareBuf[:0], l.spareOps[:0]
-		if !lazy { // a batch nobody waits for leaves the gathering as it was
-			l.gather.lastWaiters = l.mu.waiters
-		}
+		l.mu.lazyOnly = false
+		l.gather.lastWaiters = l.mu.waiters
 		l.mu.waiters = 0
 		err := l.mu.err
 		l.mu.space.Broadcast()
@@ -79,24 +69,13 @@ func (l *Log) run() {
 
 		if err == nil && len(buf) > 0 {
 			start := time.Now() // the wall clock: this measures the disk
-			if err = l.commit(buf, ops, !lazy); err != nil {
+			if err = l.commit(buf, ops); err != nil {
 				l.poison(err)
 			}
-			if !lazy {
-				l.gather.observe(time.Since(start))
-			}
+			l.gather.observe(time.Since(start))
 		}
-		if err == nil && !lazy && !l.unsyncedSince.IsZero() {
-			// A batch without bytes (a barrier) after tombstones written
-			// without an fsync: its callbacks promise those too.
-			if err = l.syncActive(); err != nil {
-				l.poison(err)
-			}
-		}
-		if !lazy { // tombstones alone have no callbacks
-			l.complete(ops, err)
-		}
-		if !lazy && len(ops) > 1 {
+		l.complete(ops, err)
+		if len(ops) > 1 {
 			// Writers woken by these callbacks usually append again at
 			// once; yielding lets them join the next batch instead of
 			// waiting a whole fsync for the one after (measured: +60 %
@@ -121,53 +100,11 @@ func (l *Log) run() {
 	}
 }
 
-// lazyLocked reports whether the queued batch may be written without an
-// fsync: it holds tombstones alone, and the oldest bytes written without
-// one are not yet due (Options.ReleaseSyncDelay).
-//
-// REQUIRES: l.mu; called by the flusher.
-func (l *Log) lazyLocked() bool {
-	if l.opts.ReleaseSyncDelay < 0 || l.mu.waiters > 0 || l.mu.closing ||
-		!l.unsyncedSince.IsZero() && time.Since(l.unsyncedSince) >= l.opts.ReleaseSyncDelay {
-		return false
-	}
-	for i := range l.mu.ops {
-		if o := &l.mu.ops[i]; o.kind != opRelease || o.done != nil {
-			return false
-		}
-	}
-	return true
-}
-
-// syncUnsynced fsyncs the active segment when it holds bytes written
-// without one. A failure poisons the log, as a failed commit does.
-//
-// Called by the flusher.
-func (l *Log) syncUnsynced() {
-	if l.unsyncedSince.IsZero() {
-		return
-	}
-	if err := l.syncActive(); err != nil {
-		l.poison(err)
-	}
-}
-
-// syncActive fsyncs the active segment.
-func (l *Log) syncActive() error {
-	if err := l.active.Sync(); err != nil {
-		return fmt.Errorf("store: fsync segment %s: %w", segName(l.activeSeq), err)
-	}
-	l.syncs.Add(1)
-	l.unsyncedSince = time.Time{}
-	return nil
-}
-
-// commit writes one batch to the active segment and, when sync is set,
-// fsyncs it. A batch that would take the active segment past SegmentSize
-// is split: the part that fits is written and synced, a new segment is
-// started, and the rest goes there (a single record larger than a segment
-// gets a segment to itself).
-func (l *Log) commit(buf []byte, ops []op, sync bool) error {
+// commit writes one batch to the active segment and fsyncs it. A batch that
+// would take the active segment past SegmentSize is split: the part that
+// fits is written and synced, a new segment is started, and the rest goes
+// there (a single record larger than a segment gets a segment to itself).
+func (l *Log) commit(buf []byte, ops []op) error {
 	for i := 0; i < len(ops); {
 		if l.activeSize > l.opts.SegmentSize ||
 			l.activeSize > headerSize && int64(ops[i].end-ops[i].start) > l.opts.SegmentSize-l.activeSize {
@@ -180,7 +117,7 @@ func (l *Log) commit(buf []byte, ops []op, sync bool) error {
 		for j < len(ops) && int64(ops[j].end-ops[i].start) <= room {
 			j++
 		}
-		if err := l.writeChunk(buf[ops[i].start:ops[j-1].end], ops[i:j], ops[i].start, sync); err != nil {
+		if err := l.writeChunk(buf[ops[i].start:ops[j-1].end], ops[i:j], ops[i].start); err != nil {
 			return err
 		}
 		i = j
@@ -192,9 +129,8 @@ func (l *Log) commit(buf []byte, ops []op, sync bool) error {
 const sealPiece = 512
 
 // writeChunk seals ops, whose bytes are chunk (starting at index first of
-// the batch buffer), writes chunk to the active segment and, when sync is
-// set, fsyncs it.
-func (l *Log) writeChunk(chunk []byte, ops []op, first int, sync bool) error {
+// the batch buffer), writes chunk to the active segment and fsyncs it.
+func (l *Log) writeChunk(chunk []byte, ops []op, first int) error {
 	if len(chunk) == 0 {
 		return nil
 	}
@@ -225,15 +161,10 @@ func (l *Log) writeChunk(chunk []byte, ops []op, first int, sync bool) error {
 	if err != nil {
 		return fmt.Errorf("store: write segment %s: %w", segName(l.activeSeq), err)
 	}
-	if !sync {
-		if l.unsyncedSince.IsZero() {
-			l.unsyncedSince = time.Now()
-		}
-		return nil
+	if err := l.active.Sync(); err != nil {
+		return fmt.Errorf("store: fsync segment %s: %w", segName(l.activeSeq), err)
 	}
-	if err := l.syncActive(); err != nil {
-		return err
-	}
+	l.syncs.Add(1)
 	if l.opts.OnSync != nil {
 		l.opts.OnSync(time.Since(start), len(ops))
 	}
@@ -346,8 +277,7 @@ func (l *Log) poison(err error) {
 	l.logger.Error("message log stopped: every later append fails until restart", "dir", l.dir, "err", err)
 }
 
-// rotate closes the active segment, fsynced first if it holds bytes
-// written without an fsync, and starts a new one.
+// rotate closes the active segment (already synced) and starts a new one.
 func (l *Log) rotate() error {
 	seq := l.activeSeq + 1
 	if seq > math.MaxUint32 {
@@ -358,11 +288,6 @@ func (l *Log) rotate() error {
 	l.mu.Lock()
 	nextID := l.mu.nextID
 	l.mu.Unlock()
-	if !l.unsyncedSince.IsZero() {
-		if err := l.syncActive(); err != nil {
-			return err
-		}
-	}
 	f, err := l.createSegment(seq, nextID)
 	if err != nil {
 		return err

@@ -7,27 +7,6 @@ import (
 	"time"
 )
 
-// releaseAndWrite releases every id and waits until the flusher wrote the
-// tombstones (the file system saw a write after the releases).
-func releaseAndWrite(t *testing.T, m *MemFS, l *Log, ids []uint64) {
-	t.Helper()
-	var writes atomic.Int64
-	m.SetHook(func(op, name string) {
-		if op == "write" {
-			writes.Add(1)
-		}
-	})
-	defer m.SetHook(nil)
-	l.ReleaseAll(ids, 0)
-	deadline := time.Now().Add(10 * time.Second)
-	for writes.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the tombstones were never written")
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // liveAfterCrash opens what m's durable state holds and returns its live
 // records.
 func liveAfterCrash(t *testing.T, m *MemFS, dir string) int {
@@ -46,36 +25,58 @@ func appendN(t *testing.T, l *Log, n int) []uint64 {
 	return ids
 }
 
-// A batch of tombstones alone is written without an fsync; the next
-// append's fsync makes it durable before that append's done runs.
-func TestReleasesAloneWaitForTheNextSync(t *testing.T) {
+// countOps counts m's writes and fsyncs from now on.
+func countOps(t *testing.T, m *MemFS) (writes, syncs *atomic.Int64) {
+	writes, syncs = new(atomic.Int64), new(atomic.Int64)
+	m.SetHook(func(op, name string) {
+		switch op {
+		case "write":
+			writes.Add(1)
+		case "sync":
+			syncs.Add(1)
+		}
+	})
+	t.Cleanup(func() { m.SetHook(nil) })
+	return writes, syncs
+}
+
+// Tombstones alone wait in the queue; the next append takes them along,
+// and its done promises them.
+func TestReleasesAloneWaitForTheNextAppend(t *testing.T) {
 	m, dir := NewMemFS(), "/data/log"
 	l, _ := mustOpen(t, m, dir, Options{ReleaseSyncDelay: time.Hour})
 	defer l.Close()
 	ids := appendN(t, l, 50)
-	syncs := l.Stats().Syncs
-	releaseAndWrite(t, m, l, ids)
-	if got := l.Stats().Syncs; got != syncs {
-		t.Fatalf("%d fsyncs for a batch of tombstones alone; want none", got-syncs)
+	writes, syncs := countOps(t, m)
+	l.ReleaseAll(ids, 0)
+	time.Sleep(50 * time.Millisecond)
+	if w, s := writes.Load(), syncs.Load(); w != 0 || s != 0 {
+		t.Fatalf("%d writes and %d fsyncs for tombstones alone; want them to wait", w, s)
 	}
 	// Nothing promised the releases yet: a crash may undo them.
 	if n := liveAfterCrash(t, m, dir); n != 50 {
-		t.Fatalf("%d records after a crash; want the 50 whose releases were not synced", n)
+		t.Fatalf("%d records after a crash; want the 50 whose releases wait", n)
 	}
 	appendSync(t, l, []byte("later"), 1)
 	if n := liveAfterCrash(t, m, dir); n != 1 {
 		t.Fatalf("%d records after a crash; want only the later one (its done promises the releases)", n)
 	}
+	if w, s := writes.Load(), syncs.Load(); w != 1 || s != 1 {
+		t.Fatalf("%d writes and %d fsyncs; want the releases and the append in one", w, s)
+	}
 }
 
-// Tombstones that nothing follows are fsynced within ReleaseSyncDelay.
-func TestReleasesAloneSyncedWithinTheDelay(t *testing.T) {
+// Tombstones that nothing follows are written and fsynced after
+// ReleaseSyncDelay.
+func TestReleasesAloneSyncedAfterTheDelay(t *testing.T) {
 	m, dir := NewMemFS(), "/data/log"
 	l, _ := mustOpen(t, m, dir, Options{ReleaseSyncDelay: 20 * time.Millisecond})
 	defer l.Close()
 	ids := appendN(t, l, 50)
 	syncs := l.Stats().Syncs
-	l.ReleaseAll(ids, 0)
+	for _, id := range ids {
+		l.Release(id, 0)
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for l.Stats().Syncs == syncs {
 		if time.Now().After(deadline) {
@@ -86,58 +87,60 @@ func TestReleasesAloneSyncedWithinTheDelay(t *testing.T) {
 	if n := liveAfterCrash(t, m, dir); n != 0 {
 		t.Fatalf("%d records after a crash; want none", n)
 	}
-}
-
-// Close fsyncs tombstones written without one.
-func TestCloseSyncsReleases(t *testing.T) {
-	m, dir := NewMemFS(), "/data/log"
-	l, _ := mustOpen(t, m, dir, Options{ReleaseSyncDelay: time.Hour})
-	ids := appendN(t, l, 50)
-	releaseAndWrite(t, m, l, ids)
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if n := liveAfterCrash(t, m, dir); n != 0 {
-		t.Fatalf("%d records after close and a crash; want none", n)
+	if got := l.Stats().Syncs - syncs; got != 1 {
+		t.Fatalf("%d fsyncs for 50 releases in a row; want one", got)
 	}
 }
 
-// A batch of tombstones alone that fills the active segment goes on in a
-// new one: the full one is fsynced before it is left, so the next
-// append's done (an fsync of the new segment only) promises every
-// tombstone.
-func TestRotationSyncsReleases(t *testing.T) {
+// A Barrier, and Close, end the wait: everything released before is
+// durable when they return.
+func TestBarrierAndCloseTakeReleasesAlong(t *testing.T) {
+	for _, end := range []string{"barrier", "close"} {
+		t.Run(end, func(t *testing.T) {
+			m, dir := NewMemFS(), "/data/log"
+			l, _ := mustOpen(t, m, dir, Options{ReleaseSyncDelay: time.Hour})
+			ids := appendN(t, l, 50)
+			l.ReleaseAll(ids, 0)
+			time.Sleep(10 * time.Millisecond) // the flusher is waiting
+			if end == "barrier" {
+				if err := barrier(t, l); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if n := liveAfterCrash(t, m, dir); n != 0 {
+				t.Fatalf("%d records after the %s and a crash; want none", n, end)
+			}
+		})
+	}
+}
+
+// Tombstones past half of MaxPendingBytes are written without waiting.
+func TestManyReleasesDoNotWait(t *testing.T) {
 	m, dir := NewMemFS(), "/data/log"
-	l, _ := mustOpen(t, m, dir, Options{ReleaseSyncDelay: time.Hour, SegmentSize: minSegmentSize})
+	l, _ := mustOpen(t, m, dir, Options{ReleaseSyncDelay: time.Hour, MaxPendingBytes: 4 << 10})
 	defer l.Close()
-	// Many segments; a third of the records released, so that every
-	// segment keeps most of its records (neither deleted nor compacted),
-	// and more tombstones than a segment holds.
-	ids := appendN(t, l, 900)
-	var released []uint64
-	for i, id := range ids {
-		if i%3 == 0 {
-			released = append(released, id)
+	ids := appendN(t, l, 400) // 400 tombstones: about 11 KiB
+	_, syncs := countOps(t, m)
+	l.ReleaseAll(ids, 0)
+	deadline := time.Now().Add(10 * time.Second)
+	for syncs.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("a full queue of tombstones waited")
 		}
-	}
-	segs := l.Stats().Segments
-	releaseAndWrite(t, m, l, released)
-	appendSync(t, l, []byte("last"), 1)
-	if st := l.Stats(); st.Segments <= segs {
-		t.Fatalf("%d segments, %d before the releases; want the tombstones to start a new one", st.Segments, segs)
-	}
-	if n := liveAfterCrash(t, m, dir); n != 601 {
-		t.Fatalf("%d records after a crash; want 601 (600 not released and the last one)", n)
+		time.Sleep(time.Millisecond)
 	}
 }
 
-// A negative ReleaseSyncDelay fsyncs every batch, tombstones alone too.
+// A negative ReleaseSyncDelay writes tombstones alone at once.
 func TestReleaseSyncDelayOff(t *testing.T) {
 	m, dir := NewMemFS(), "/data/log"
 	l, _ := mustOpen(t, m, dir, Options{ReleaseSyncDelay: -1})
 	defer l.Close()
 	ids := appendN(t, l, 50)
-	releaseAndWrite(t, m, l, ids)
+	l.ReleaseAll(ids, 0)
 	deadline := time.Now().Add(10 * time.Second)
 	for liveAfterCrash(t, m, dir) != 0 {
 		if time.Now().After(deadline) {
@@ -147,24 +150,14 @@ func TestReleaseSyncDelayOff(t *testing.T) {
 	}
 }
 
-// A failed fsync of tombstones written without one stops the log, as a
-// failed commit does: later appends fail, even once fsync works again.
-func TestFailedLazySyncPoisons(t *testing.T) {
+// A failed fsync of tombstones that waited stops the log, as any failed
+// commit does: later appends fail, even once fsync works again.
+func TestFailedReleaseSyncPoisons(t *testing.T) {
 	m, dir := NewMemFS(), "/data/log"
 	l, _ := mustOpen(t, m, dir, Options{ReleaseSyncDelay: 20 * time.Millisecond})
 	defer l.Close()
 	ids := appendN(t, l, 10)
-	var writes, syncs atomic.Int64
-	m.SetHook(func(op, name string) {
-		switch op {
-		case "write":
-			writes.Add(1)
-		case "sync":
-			if writes.Load() > 0 {
-				syncs.Add(1)
-			}
-		}
-	})
+	_, syncs := countOps(t, m)
 	m.FailSync(errors.New("disk gone"))
 	l.ReleaseAll(ids, 0)
 	deadline := time.Now().Add(10 * time.Second)
@@ -174,27 +167,10 @@ func TestFailedLazySyncPoisons(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	m.SetHook(nil)
 	m.FailSync(nil)
 	ch := make(chan error, 1)
 	l.Append([]byte("after"), 1, func(err error) { ch <- err })
 	if err := wait(t, ch); !errors.Is(err, ErrPoisoned) {
 		t.Fatalf("append after the tombstones' fsync failed: %v; want ErrPoisoned", err)
-	}
-}
-
-// A Barrier after tombstones written without an fsync makes them durable
-// before its done runs, though its own batch has no bytes to write.
-func TestBarrierSyncsReleases(t *testing.T) {
-	m, dir := NewMemFS(), "/data/log"
-	l, _ := mustOpen(t, m, dir, Options{ReleaseSyncDelay: time.Hour})
-	defer l.Close()
-	ids := appendN(t, l, 50)
-	releaseAndWrite(t, m, l, ids)
-	if err := barrier(t, l); err != nil {
-		t.Fatal(err)
-	}
-	if n := liveAfterCrash(t, m, dir); n != 0 {
-		t.Fatalf("%d records after a barrier and a crash; want none", n)
 	}
 }

@@ -55,15 +55,15 @@ type Options struct {
 	// the lowest latency when idle (see the package documentation for
 	// measurements).
 	SyncWindow time.Duration
-	// ReleaseSyncDelay is how long tombstones may stay written but not
-	// fsynced when a batch holds nothing else: nobody waits for a release
-	// (its promise is kept by the fsync of the next batch that has a
-	// record, a barrier or a compaction step), so a stream of acks alone
-	// costs one fsync per ReleaseSyncDelay instead of one per batch. The
-	// flusher fsyncs them by then even when nothing else comes, and before
-	// it starts a new segment or closes. After a crash, releases of at
-	// most that long ago may be undone (their messages delivered again).
-	// Default DefaultReleaseSyncDelay; negative: every batch is fsynced.
+	// ReleaseSyncDelay is how long the flusher lets tombstones wait in the
+	// queue when nothing else is queued: nobody waits for a release (its
+	// promise is kept by the done of a later Append or Barrier), so a
+	// stream of acks alone costs one write and fsync per ReleaseSyncDelay
+	// instead of one per batch. Anything else queued (an Append, a
+	// Barrier, a read of a record not yet written), a queue past half of
+	// MaxPendingBytes, or Close ends the wait at once. After a crash,
+	// releases of at most that long ago may be undone (their messages
+	// delivered again). Default DefaultReleaseSyncDelay; negative: no wait.
 	ReleaseSyncDelay time.Duration
 	// Logger receives the recovery report and errors; nil means slog.Default().
 	Logger *slog.Logger
@@ -171,11 +171,6 @@ type Log struct {
 	maskBuf    []byte
 	window     *time.Timer
 	gather     gatherState
-	// unsyncedSince is when the active segment got bytes that are not
-	// fsynced yet (tombstones of a batch that held nothing else); zero
-	// when everything written is synced.
-	unsyncedSince time.Time
-	lazySync      *time.Timer // fires when the unsynced bytes are due
 
 	closeOnce sync.Once
 	closeErr  error
@@ -209,6 +204,12 @@ type Log struct {
 		inCallbacks bool  // the flusher is running callbacks
 		waiters     int   // queued ops with a callback
 		want        int   // while gathering: wake the flusher once waiters reaches this
+		// lazyOnly: the queue holds tombstones alone, queued since
+		// lazySince; the flusher was not woken for them, and relTimer
+		// wakes it when they are due (Options.ReleaseSyncDelay).
+		lazyOnly  bool
+		lazySince time.Time
+		relTimer  *time.Timer
 	}
 }
 
@@ -470,7 +471,19 @@ func (l *Log) enqueueLocked(o op) {
 	}
 	wasEmpty := len(l.mu.ops) == 0
 	l.mu.ops = append(l.mu.ops, o)
-	if wasEmpty {
+	// A tombstone alone does not wake the flusher: nobody waits for it
+	// (Options.ReleaseSyncDelay). Anything else does, at once.
+	lazy := o.kind == opRelease && o.done == nil && l.opts.ReleaseSyncDelay > 0 && !l.mu.closing
+	switch {
+	case wasEmpty && lazy:
+		l.mu.lazyOnly, l.mu.lazySince = true, time.Now()
+		if l.mu.relTimer == nil {
+			l.mu.relTimer = time.AfterFunc(l.opts.ReleaseSyncDelay, l.releasesDue)
+		} else {
+			l.mu.relTimer.Reset(l.opts.ReleaseSyncDelay)
+		}
+	case wasEmpty || l.mu.lazyOnly && (!lazy || int64(len(l.mu.buf)) >= l.opts.MaxPendingBytes/2):
+		l.mu.lazyOnly = false
 		signal(l.kick)
 	}
 	if o.done != nil {
@@ -482,6 +495,17 @@ func (l *Log) enqueueLocked(o op) {
 	}
 	if l.opts.SyncWindow > 0 && int64(len(l.mu.buf)) >= l.opts.MaxPendingBytes/2 {
 		signal(l.full)
+	}
+}
+
+// releasesDue wakes the flusher for tombstones queued alone
+// Options.ReleaseSyncDelay ago (relTimer).
+func (l *Log) releasesDue() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.lazyOnly && time.Since(l.mu.lazySince) >= l.opts.ReleaseSyncDelay {
+		l.mu.lazyOnly = false
+		signal(l.kick)
 	}
 }
 

@@ -20,18 +20,17 @@ func OpenLog(fsys FS, dir string, o Options) (*Log, RecoveryReport, error) {
 	start := time.Now()
 	o = o.withDefaults()
 	l := &Log{
-		fs:       fsys,
-		dir:      dir,
-		opts:     o,
-		logger:   o.Logger,
-		kick:     make(chan struct{}, 1),
-		full:     make(chan struct{}, 1),
-		enough:   make(chan struct{}, 1),
-		stop:     make(chan struct{}),
-		ended:    make(chan struct{}),
-		window:   newTimer(),
-		lazySync: newTimer(),
-		gather:   gatherState{maxWait: gatherMaxWait},
+		fs:     fsys,
+		dir:    dir,
+		opts:   o,
+		logger: o.Logger,
+		kick:   make(chan struct{}, 1),
+		full:   make(chan struct{}, 1),
+		enough: make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+		ended:  make(chan struct{}),
+		window: newTimer(),
+		gather: gatherState{maxWait: gatherMaxWait},
 	}
 	l.mu.space.L = &l.mu.Mutex
 	l.mu.index = newRecIndex()
