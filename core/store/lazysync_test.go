@@ -25,6 +25,19 @@ func appendN(t *testing.T, l *Log, n int) []uint64 {
 	return ids
 }
 
+// waitUntil polls cond until it holds, failing the test with what after
+// 10 s.
+func waitUntil(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal(what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // countOps counts m's writes and fsyncs from now on.
 func countOps(t *testing.T, m *MemFS) (writes, syncs *atomic.Int64) {
 	writes, syncs = new(atomic.Int64), new(atomic.Int64)
@@ -77,13 +90,7 @@ func TestReleasesAloneSyncedAfterTheDelay(t *testing.T) {
 	for _, id := range ids {
 		l.Release(id, 0)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for l.Stats().Syncs == syncs {
-		if time.Now().After(deadline) {
-			t.Fatal("the tombstones were never fsynced")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil(t, func() bool { return l.Stats().Syncs != syncs }, "the tombstones were never fsynced")
 	if n := liveAfterCrash(t, m, dir); n != 0 {
 		t.Fatalf("%d records after a crash; want none", n)
 	}
@@ -125,13 +132,7 @@ func TestManyReleasesDoNotWait(t *testing.T) {
 	ids := appendN(t, l, 400) // 400 tombstones: about 11 KiB
 	_, syncs := countOps(t, m)
 	l.ReleaseAll(ids, 0)
-	deadline := time.Now().Add(10 * time.Second)
-	for syncs.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("a full queue of tombstones waited")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, func() bool { return syncs.Load() > 0 }, "a full queue of tombstones waited")
 }
 
 // A negative ReleaseSyncDelay writes tombstones alone at once.
@@ -141,13 +142,7 @@ func TestReleaseSyncDelayOff(t *testing.T) {
 	defer l.Close()
 	ids := appendN(t, l, 50)
 	l.ReleaseAll(ids, 0)
-	deadline := time.Now().Add(10 * time.Second)
-	for liveAfterCrash(t, m, dir) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("tombstones alone were not fsynced")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, func() bool { return liveAfterCrash(t, m, dir) == 0 }, "tombstones alone were not fsynced")
 }
 
 // A failed fsync of tombstones that waited stops the log, as any failed
@@ -160,13 +155,7 @@ func TestFailedReleaseSyncPoisons(t *testing.T) {
 	_, syncs := countOps(t, m)
 	m.FailSync(errors.New("disk gone"))
 	l.ReleaseAll(ids, 0)
-	deadline := time.Now().Add(10 * time.Second)
-	for syncs.Load() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the tombstones were never fsynced")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, func() bool { return syncs.Load() > 0 }, "the tombstones were never fsynced")
 	m.FailSync(nil)
 	ch := make(chan error, 1)
 	l.Append([]byte("after"), 1, func(err error) { ch <- err })
