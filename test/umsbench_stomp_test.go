@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -55,5 +54,4 @@ func TestUmsbenchStompReceiptWindow(t *testing.T) {
 	if m := stompRecv(t, s); string(m.Body) != "last" {
 		t.Fatalf("left in the queue: %q", m.Body)
 	}
-	_ = os.Remove(bin)
 }
