@@ -42,10 +42,11 @@ NOTES=docs/benchmarks-notes.md
 # this limit).
 ulimit -n "$(ulimit -Hn)"
 
-# Ports: UMS PORT+0.., RabbitMQ PORT+10.., Mosquitto PORT+20.
+# Ports: UMS PORT+0.., RabbitMQ PORT+10.., Mosquitto PORT+20, Redis PORT+30.
 UMS_AMQP=$PORT UMS_MQTT=$((PORT + 1)) UMS_STOMP=$((PORT + 2)) UMS_HTTP=$((PORT + 3))
 RMQ_AMQP=$((PORT + 10)) RMQ_MQTT=$((PORT + 11)) RMQ_STOMP=$((PORT + 12)) RMQ_DIST=$((PORT + 13))
 MOSQ_MQTT=$((PORT + 20))
+REDIS_PORT=$((PORT + 30))
 RMQ_NODE=umsbench@$(hostname -s)
 
 # name|mode|brokers|umsbench flags (besides the address and DURATION).
@@ -70,6 +71,7 @@ scenarios=(
 	"stomp-persistent-window|stomp|ums rabbitmq|-dest /queue/umsbench-durable -persistent -receipt -receipt-window 256 -publishers 4 -ack client-individual -prefetch 100"
 	"stomp-topic-fanout|stomp|ums rabbitmq|-dest /topic/umsbench -consumers 10 -ack auto"
 	"notify-http-batch|notify|ums|-via http -c 16 -batch 100 -n 0"
+	"notify-http-batch-redis|notify|ums|-via http -c 16 -batch 100 -n 0"
 	"mqtt-idle|mqtt|ums mosquitto rabbitmq|-idle IDLE -hold HOLD -spread 16"
 	"stomp-idle|stomp|ums rabbitmq|-idle IDLE -hold HOLD"
 )
@@ -111,6 +113,8 @@ want_brokers=" $BROKERS "
 missing=()
 case "$want_brokers" in *" rabbitmq "*) command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server) ;; esac
 case "$want_brokers" in *" mosquitto "*) command -v mosquitto >/dev/null || missing+=(mosquitto) ;; esac
+# The -redis scenarios run UMS with its guards in a redis-server.
+case " $SCENARIOS " in *"-redis "*) command -v redis-server >/dev/null || missing+=(redis-server) ;; esac
 if [ ${#missing[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "missing ${missing[*]}: run as root (apt-get) or install them" >&2
@@ -121,7 +125,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${missing[@]}" >/dev/null
 fi
 # Instances the packages started as services would hold CPU and memory.
-for svc in rabbitmq-server mosquitto; do
+for svc in rabbitmq-server mosquitto redis-server; do
 	if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
 		log "stopping the $svc service"
 		systemctl stop "$svc"
@@ -138,6 +142,7 @@ go build -o "$work/umsd" ./cmd/umsd
 go build -o "$work/umsbench" ./cmd/umsbench
 
 ums_pid=
+# start_ums starts umsd with its defaults and any more flags given.
 start_ums() {
 	rm -rf "$work/ums-data"
 	"$work/umsd" --data-dir "$work/ums-data" --amqp-listen "127.0.0.1:$UMS_AMQP" --mqtt-listen "127.0.0.1:$UMS_MQTT" \
@@ -145,7 +150,7 @@ start_ums() {
 		--mqtt-ws-listen off --stomp-ws-listen off \
 		--webhook-secret s --webhook-allow-http=true --webhook-allow-private=true \
 		--notify-workers webhook=64 --notify-rate-limit webhook=1000000/s \
-		--notify-recipient-limit webhook=1000000/s >>"$work/umsd.log" 2>&1 &
+		--notify-recipient-limit webhook=1000000/s "$@" >>"$work/umsd.log" 2>&1 &
 	ums_pid=$!
 	wait_port "$UMS_AMQP" && wait_port "$UMS_MQTT" && wait_port "$UMS_STOMP" && wait_port "$UMS_HTTP"
 }
@@ -231,7 +236,20 @@ stop_mosquitto() {
 	mosq_pid=
 }
 
-stop_all() { stop_ums; stop_rabbitmq; stop_mosquitto; }
+redis_pid=
+start_redis() {
+	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no >>"$work/redis.log" 2>&1 &
+	redis_pid=$!
+	wait_port "$REDIS_PORT"
+}
+stop_redis() {
+	[ -n "$redis_pid" ] || return 0
+	kill "$redis_pid" 2>/dev/null || true
+	wait "$redis_pid" 2>/dev/null || true
+	redis_pid=
+}
+
+stop_all() { stop_ums; stop_rabbitmq; stop_mosquitto; stop_redis; }
 start_broker() { case $1 in ums) start_ums ;; rabbitmq) start_rabbitmq ;; mosquitto) start_mosquitto ;; esac; }
 stop_broker() { case $1 in ums) stop_ums ;; rabbitmq) stop_rabbitmq ;; mosquitto) stop_mosquitto ;; esac; }
 broker_pid() { case $1 in ums) echo "$ums_pid" ;; rabbitmq) echo "$rmq_pid" ;; mosquitto) echo "$mosq_pid" ;; esac; }
@@ -255,6 +273,11 @@ for b in $BROKERS; do
 	log "starting $b"
 	start_broker "$b"
 done
+case " $SCENARIOS " in *"-redis "*)
+	log "starting redis-server"
+	start_redis
+	;;
+esac
 
 # --- runs -------------------------------------------------------------------
 : >"$work/commands.txt"
@@ -273,6 +296,12 @@ for rep in $(seq 1 "$REPS"); do
 				stop_broker "$b"
 				start_broker "$b"
 				sleep 2
+			elif [[ $name == *-redis ]]; then
+				# UMS with its notification guards in Redis, emptied first.
+				redis-cli -p "$REDIS_PORT" flushall >/dev/null
+				stop_ums
+				start_ums --redis-url "redis://127.0.0.1:$REDIS_PORT/0"
+				f="$f -duration $DURATION"
 			else
 				f="$f -duration $DURATION"
 			fi
@@ -284,6 +313,7 @@ for rep in $(seq 1 "$REPS"); do
 				done
 			fi
 			cmd="umsbench $mode $(address "$mode" "$b") $f"
+			[[ $name != *-redis ]] || cmd="$cmd  # umsd with --redis-url redis://127.0.0.1:$REDIS_PORT/0"
 			grep -qxF "$cmd" "$work/commands.txt" || echo "$cmd" >>"$work/commands.txt"
 			log "rep $rep/$REPS $name on $b (load $(cut -d' ' -f1-3 /proc/loadavg))"
 			# shellcheck disable=SC2086 # the flags are words
@@ -296,7 +326,7 @@ for rep in $(seq 1 "$REPS"); do
 			else
 				grep -v '^{' "$work/run.log" | grep -v '^READY' | head -n 3 | sed 's/^/    /' >&2
 			fi
-			if [[ $name == *-idle ]]; then
+			if [[ $name == *-idle || $name == *-redis ]]; then
 				# A broker still closing thousands of connections would slow
 				# the runs after this one.
 				stop_broker "$b"
@@ -350,6 +380,13 @@ mkdir -p "$(dirname "$OUT")"
 		  drop by design.
 		- **ums÷broker**: UMS's median over the other broker's: above 1 for msg/s is
 		  better for UMS, below 1 for p99 and CPU per message is better for UMS.
+		- **notify-http-batch(-redis)**: notifications submitted over HTTP in batches of 100, each sent
+		  as a webhook to the load generator, which answers at once (64 webhook workers,
+		  rate limits set high so that every check runs and none holds anything back).
+		  \`-redis\`: UMS restarted with \`--redis-url\`, its deduplication and rate-limit
+		  guards in a \`redis-server --save '' --appendonly no\` started by the script;
+		  otherwise the embedded guards. Delivered/s is end to end: the first submission
+		  to the last webhook arriving.
 		- Idle connections: the broker is restarted first; RSS per connection is (RSS
 		  with the connections − RSS before) ÷ connections, read a few seconds after the
 		  last connect; idle CPU is the broker's CPU over the rest of the hold
