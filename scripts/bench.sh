@@ -141,6 +141,16 @@ ver_ums=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!docs' || ec
 go build -o "$work/umsd" ./cmd/umsd
 go build -o "$work/umsbench" ./cmd/umsbench
 
+# stop_proc stops the process whose id the variable named $1 holds, and
+# empties it.
+stop_proc() {
+	local pid=${!1}
+	[ -n "$pid" ] || return 0
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	printf -v "$1" '%s' ''
+}
+
 ums_pid=
 # start_ums starts umsd with its defaults and any more flags given.
 start_ums() {
@@ -154,12 +164,7 @@ start_ums() {
 	ums_pid=$!
 	wait_port "$UMS_AMQP" && wait_port "$UMS_MQTT" && wait_port "$UMS_STOMP" && wait_port "$UMS_HTTP"
 }
-stop_ums() {
-	[ -n "$ums_pid" ] || return 0
-	kill "$ums_pid" 2>/dev/null || true
-	wait "$ums_pid" 2>/dev/null || true
-	ums_pid=
-}
+stop_ums() { stop_proc ums_pid; }
 
 rmq_pid=
 rmq_env() {
@@ -229,12 +234,7 @@ start_mosquitto() {
 	mosq_pid=$!
 	wait_port "$MOSQ_MQTT"
 }
-stop_mosquitto() {
-	[ -n "$mosq_pid" ] || return 0
-	kill "$mosq_pid" 2>/dev/null || true
-	wait "$mosq_pid" 2>/dev/null || true
-	mosq_pid=
-}
+stop_mosquitto() { stop_proc mosq_pid; }
 
 redis_pid=
 start_redis() {
@@ -242,12 +242,7 @@ start_redis() {
 	redis_pid=$!
 	wait_port "$REDIS_PORT"
 }
-stop_redis() {
-	[ -n "$redis_pid" ] || return 0
-	kill "$redis_pid" 2>/dev/null || true
-	wait "$redis_pid" 2>/dev/null || true
-	redis_pid=
-}
+stop_redis() { stop_proc redis_pid; }
 
 stop_all() { stop_ums; stop_rabbitmq; stop_mosquitto; stop_redis; }
 start_broker() { case $1 in ums) start_ums ;; rabbitmq) start_rabbitmq ;; mosquitto) start_mosquitto ;; esac; }
@@ -296,14 +291,14 @@ for rep in $(seq 1 "$REPS"); do
 				stop_broker "$b"
 				start_broker "$b"
 				sleep 2
-			elif [[ $name == *-redis ]]; then
+			else
+				f="$f -duration $DURATION"
+			fi
+			if [[ $name == *-redis ]]; then
 				# UMS with its notification guards in Redis, emptied first.
 				redis-cli -p "$REDIS_PORT" flushall >/dev/null
 				stop_ums
 				start_ums --redis-url "redis://127.0.0.1:$REDIS_PORT/0"
-				f="$f -duration $DURATION"
-			else
-				f="$f -duration $DURATION"
 			fi
 			if [ "$mode:$b" = stomp:rabbitmq ]; then
 				# What an earlier run left in RabbitMQ's durable STOMP queues
