@@ -24,7 +24,12 @@
 //
 // Every segment starts with a 32-byte header, followed by records packed
 // back to back with no padding and no block structure. Integers are
-// little-endian.
+// little-endian. Once its header is durable, a new segment is extended
+// to Options.SegmentSize with zeros (fallocate, where the file system has
+// it), so that writing a batch never changes the file's size and its
+// fsync has no size to record. A full segment, and the active one at
+// Close, is trimmed to its records; zeros found after the last record at
+// recovery are cut off the same way and are not damage.
 //
 //	header (32 bytes)
 //	+--------------------+-------------+-------------+-------------+----------+
@@ -193,7 +198,8 @@
 //     record whose parts are all released is dropped. Tombstones for ids
 //     not found are ignored.
 //  3. At the first frame that is short, has a bad length or checksum, or
-//     does not decode: in the last segment this is a torn tail (the crash
+//     does not decode: if only zeros follow, this is preallocated space,
+//     cut off without a report. Otherwise, in the last segment this is a torn tail (the crash
 //     interrupted a batch that was never acknowledged): the file is
 //     truncated at the last good record, synced, and the bytes counted in
 //     RecoveryReport.TruncatedBytes. In an older segment it is corruption:

@@ -165,6 +165,8 @@ type Log struct {
 	active     File   // the active segment, open for writing
 	activeSeq  uint64 // its sequence number (also Log.mu.active)
 	activeSize int64  // its size
+	allocated  bool   // the active segment was preallocated (Log.allocate)
+	noAllocate bool   // the file system cannot preallocate
 	spareBuf   []byte // the previous batch's buffer, reused
 	spareOps   []op   // the previous batch's ops, reused
 	scan       scanner
@@ -449,6 +451,7 @@ func (l *Log) Close() error {
 		close(l.stop)
 		<-l.ended
 		l.readers.closeAll()
+		l.trimActive()
 		cerr := l.active.Close()
 		l.mu.Lock()
 		l.closeErr = l.mu.err

@@ -31,8 +31,8 @@ type MemFS struct {
 	failRead  error
 
 	// hook, when set, is called before every mutating operation (op is
-	// "create", "write", "sync", "truncate", "remove", "rename" or
-	// "syncdir") without mu held. Tests use it to crash at a chosen point.
+	// "create", "write", "allocate", "sync", "truncate", "remove",
+	// "rename" or "syncdir") without mu held. Tests use it to crash at a chosen point.
 	hook func(op, name string)
 }
 
@@ -54,7 +54,14 @@ type memNode struct {
 	// nothing below len(synced) was overwritten or truncated since the
 	// last Sync. [MemFS.CrashTorn] only tears files for which it holds.
 	prefix bool
+	// alloc is the size set by Allocate: bytes from len(data) up to alloc
+	// read as zeros, and writing there grows data as an append would.
+	// syncedAlloc is alloc as of the last Sync.
+	alloc, syncedAlloc int
 }
+
+// size is the file's size: its data, or the space allocated, if larger.
+func (n *memNode) size() int { return max(len(n.data), n.alloc) }
 
 // NewMemFS returns an empty in-memory file system holding the root directory.
 func NewMemFS() *MemFS {
@@ -106,7 +113,8 @@ func (m *MemFS) crash(r *rand.Rand) *MemFS {
 				} else {
 					data = slices.Clone(node.synced)
 				}
-				c = &memNode{data: data, synced: data[:len(data):len(data)], prefix: true}
+				c = &memNode{data: data, synced: data[:len(data):len(data)], prefix: true,
+					alloc: node.syncedAlloc, syncedAlloc: node.syncedAlloc}
 				clones[node] = c
 			}
 			nd.entries[name] = c
@@ -142,8 +150,8 @@ func (m *MemFS) FailRead(err error) {
 }
 
 // SetHook makes h run before every later mutating operation (op is
-// "create", "write", "sync", "truncate", "remove", "rename" or "syncdir",
-// name the file or directory), without the file system's lock held; nil
+// "create", "write", "allocate", "sync", "truncate", "remove", "rename" or
+// "syncdir", name the file or directory), without the file system's lock held; nil
 // removes it. A hook that blocks holds up that operation only, so tests can
 // hold an fsync while they check what the server does meanwhile.
 func (m *MemFS) SetHook(h func(op, name string)) {
@@ -300,6 +308,19 @@ func (n *memNode) unshare() {
 	n.prefix = false
 }
 
+// readAt copies what the file holds at off (which is below its size) into
+// p, zeros past the data, and returns the count.
+func (n *memNode) readAt(p []byte, off int64) int {
+	end := min(int(off)+len(p), n.size())
+	m := end - int(off)
+	c := 0
+	if off < int64(len(n.data)) {
+		c = copy(p[:m], n.data[off:])
+	}
+	clear(p[c:m])
+	return m
+}
+
 // writeAt writes p at off, growing the file (with zeros in any gap).
 func (n *memNode) writeAt(p []byte, off int64) {
 	if off < int64(len(n.synced)) || len(n.data) < len(n.synced) {
@@ -317,6 +338,7 @@ func (n *memNode) writeAt(p []byte, off int64) {
 // truncate sets the file's size.
 func (n *memNode) truncate(size int64) {
 	s := int(size)
+	n.alloc = min(n.alloc, s)
 	switch {
 	case s < len(n.data):
 		if s < len(n.synced) {
@@ -360,13 +382,13 @@ func (f *memFile) Read(p []byte) (int, error) {
 	if f.fs.failRead != nil {
 		return 0, &fs.PathError{Op: "read", Path: f.name, Err: f.fs.failRead}
 	}
-	if f.pos >= int64(len(f.node.data)) {
+	if f.pos >= int64(f.node.size()) {
 		if len(p) == 0 {
 			return 0, nil
 		}
 		return 0, io.EOF
 	}
-	n := copy(p, f.node.data[f.pos:])
+	n := f.node.readAt(p, f.pos)
 	f.pos += int64(n)
 	return n, nil
 }
@@ -384,10 +406,10 @@ func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, &fs.PathError{Op: "readat", Path: f.name, Err: errors.New("negative offset")}
 	}
-	if off >= int64(len(f.node.data)) {
+	if off >= int64(f.node.size()) {
 		return 0, io.EOF
 	}
-	n := copy(p, f.node.data[off:])
+	n := f.node.readAt(p, off)
 	if n < len(p) {
 		return n, io.EOF
 	}
@@ -406,7 +428,7 @@ func (f *memFile) Write(p []byte) (int, error) {
 		return 0, &fs.PathError{Op: "write", Path: f.name, Err: f.fs.failWrite}
 	}
 	if f.append {
-		f.pos = int64(len(f.node.data))
+		f.pos = int64(f.node.size())
 	}
 	f.node.writeAt(p, f.pos)
 	f.pos += int64(len(p))
@@ -427,6 +449,7 @@ func (f *memFile) Sync() error {
 	n := f.node
 	n.synced = n.data[:len(n.data):len(n.data)]
 	n.prefix = true
+	n.syncedAlloc = n.alloc
 	return nil
 }
 
@@ -463,5 +486,21 @@ func (f *memFile) Size() (int64, error) {
 	if f.closed {
 		return 0, &fs.PathError{Op: "stat", Path: f.name, Err: fs.ErrClosed}
 	}
-	return int64(len(f.node.data)), nil
+	return int64(f.node.size()), nil
+}
+
+// Allocate extends the file to size with zeros that a write fills as an
+// append would, so that [MemFS.CrashTorn] can still tear it.
+func (f *memFile) Allocate(size int64) error {
+	f.fs.callHook("allocate", f.name)
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.check("allocate", true); err != nil {
+		return err
+	}
+	if f.fs.failWrite != nil {
+		return &fs.PathError{Op: "allocate", Path: f.name, Err: f.fs.failWrite}
+	}
+	f.node.alloc = max(f.node.alloc, int(size))
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -185,5 +186,78 @@ func TestMemFSCrash(t *testing.T) {
 	m.FailWrite(nil)
 	if err := a.Sync(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Allocate extends a file with zeros that writes fill as appends would:
+// the size counts once synced, and a torn crash keeps a prefix of the
+// writes with zeros after it.
+func TestMemFSAllocate(t *testing.T) {
+	m := NewMemFS()
+	m.MkdirAll("/d", 0o755)
+	f, err := m.OpenFile("/d/a", os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SyncDir("/d")
+	f.Write([]byte("head"))
+	if err := f.Allocate(16); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := f.Size(); n != 16 {
+		t.Fatalf("size after Allocate(16): %d", n)
+	}
+	read := func(fsys *MemFS) string {
+		g, err := fsys.OpenFile("/d/a", os.O_RDONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		b, err := io.ReadAll(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if got := read(m); got != "head"+string(make([]byte, 12)) {
+		t.Fatalf("read after Allocate: %q", got)
+	}
+	if got := read(m.Crash()); got != "" {
+		t.Fatalf("unsynced allocation survived a crash: %q", got)
+	}
+	f.Sync()
+	f.Write([]byte("records"))
+	if n, _ := f.Size(); n != 16 {
+		t.Fatalf("size after writing inside the allocation: %d", n)
+	}
+	zeros := string(make([]byte, 12))
+	seen := map[string]bool{}
+	for seed := range uint64(64) {
+		got := read(m.CrashTorn(seed))
+		seen[got] = true
+		if len(got) != 16 || got[:4] != "head" {
+			t.Fatalf("torn crash gave %q", got)
+		}
+		k := len(strings.TrimRight(got[4:], "\x00"))
+		if got[4:4+k] != "records"[:k] || got[4+k:] != zeros[:12-k] {
+			t.Fatalf("torn crash gave %q", got)
+		}
+	}
+	if len(seen) < 3 {
+		t.Fatalf("torn crashes gave only %d shapes", len(seen))
+	}
+	if err := f.Truncate(11); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(m); got != "headrecords" {
+		t.Fatalf("after trimming: %q", got)
+	}
+	if got := read(m.Crash()); len(got) != 16 {
+		t.Fatalf("an unsynced trim changed the size after a crash: %q", got)
+	}
+	boom := errors.New("boom")
+	m.FailWrite(boom)
+	if err := f.Allocate(64); !errors.Is(err, boom) {
+		t.Fatalf("Allocate with writes failing: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -186,6 +187,21 @@ func (rc *recovery) segment(seq uint64, last bool) error {
 			good := rc.scan.off
 			lost := size - good
 			s.validEnd = good
+			zeros, zerr := zeroFrom(f, good, size)
+			if zerr != nil {
+				f.Close()
+				return fmt.Errorf("store: read segment %s: %w", name, zerr)
+			}
+			if zeros {
+				// The preallocated space after the last record
+				// (Log.allocate): nothing was lost.
+				f.Close()
+				if err := truncateFile(l.fs, path, good); err != nil {
+					return err
+				}
+				s.size = good
+				return nil
+			}
 			if last {
 				// A torn tail: the crash interrupted the last batch. Cut it
 				// off so the file ends at its last good record.
@@ -270,6 +286,28 @@ func (rc *recovery) apply(seq uint64, s *segment) {
 		}
 		l.mu.index.set(e.id, r)
 	}
+}
+
+// zeroFrom reports whether every byte of f from off to size is zero.
+func zeroFrom(f File, off, size int64) (bool, error) {
+	const chunk = 256 << 10
+	buf := make([]byte, min(size-off, chunk))
+	zero := make([]byte, len(buf))
+	for off < size {
+		n := int(min(int64(len(buf)), size-off))
+		got, err := f.ReadAt(buf[:n], off)
+		if got < n {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return false, err
+		}
+		if !bytes.Equal(buf[:n], zero[:n]) {
+			return false, nil
+		}
+		off += int64(n)
+	}
+	return true, nil
 }
 
 // truncateFile cuts the file at path to size and syncs it.
