@@ -33,6 +33,7 @@ type Config struct {
 	HTTPListen      string
 	MetricsListen   string
 	MetricsPerQueue bool
+	AdaptiveProcs   bool
 	ConsoleRefresh  time.Duration
 	PprofListen     string
 	RedisURL        string
@@ -210,6 +211,7 @@ var settings = []setting{
 	{"stomp-ws-listen", "UMS_STOMP_WS_LISTEN", ":15674", "STOMP over WebSocket listen address (path /ws), or off", "ADDR", str(func(c *Config) *string { return &c.STOMPWSListen })},
 	{"http-listen", "UMS_HTTP_LISTEN", ":15672", "management HTTP API listen address, or off", "ADDR", str(func(c *Config) *string { return &c.HTTPListen })},
 	{"metrics-listen", "UMS_METRICS_LISTEN", "", "Prometheus /metrics listen address (empty: served at /metrics on the HTTP listener; either way without authentication; off: not served)", "ADDR", str(func(c *Config) *string { return &c.MetricsListen })},
+
 	{"metrics-per-queue", "UMS_METRICS_PER_QUEUE", "false", "export queue metrics per queue (labels vhost, queue) instead of totals; one series per queue", "BOOL", boolean(func(c *Config) *bool { return &c.MetricsPerQueue })},
 	{"pprof-listen", "UMS_PPROF_LISTEN", "", "Go's profiler (net/http/pprof, /debug/pprof/) on a listener of its own, without login: give it a loopback address such as 127.0.0.1:6060 (empty or off: not served)", "ADDR", str(func(c *Config) *string { return &c.PprofListen })},
 	{"console-refresh", "UMS_CONSOLE_REFRESH", "5s", "how often the web console's pages refresh their data", "DURATION", duration(func(c *Config) *time.Duration { return &c.ConsoleRefresh })},
@@ -247,6 +249,7 @@ var settings = []setting{
 		c.DiskFreeLimit = n
 		return nil
 	}},
+	{"adaptive-procs", "UMS_ADAPTIVE_PROCS", "true", "run on one processor while the server uses little CPU (saves the thread wake-ups of moderate rates) and on all as soon as load rises; off when GOMAXPROCS is set", "BOOL", boolean(func(c *Config) *bool { return &c.AdaptiveProcs })},
 	{"max-connections", "UMS_MAX_CONNECTIONS", "0", "most open client connections per listener (AMQP, MQTT, STOMP, each TLS and WebSocket listener on its own); more are refused the protocol's way (0: no limit)", "N", nonNegative(func(c *Config) *int { return &c.MaxConnections })},
 	{"max-connections-per-user", "UMS_MAX_CONNECTIONS_PER_USER", "0", "most client connections of one user over all protocols; more are refused at login (0: no limit)", "N", nonNegative(func(c *Config) *int { return &c.MaxConnectionsPerUser })},
 	{"max-consumers-per-queue", "UMS_MAX_CONSUMERS_PER_QUEUE", "0", "most consumers of one queue (AMQP consumers, STOMP subscriptions, MQTT shared subscription members); more are refused (0: no limit)", "N", nonNegative(func(c *Config) *int { return &c.MaxConsumersPerQueue })},

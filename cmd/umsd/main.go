@@ -24,6 +24,7 @@ import (
 
 	"github.com/unifiedms/ums/config"
 	"github.com/unifiedms/ums/internal/broker"
+	"github.com/unifiedms/ums/internal/procs"
 )
 
 func main() {
@@ -63,6 +64,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 1
 	}
 	log.Info("UMS started", "data_dir", cfg.DataDir)
+	if cfg.AdaptiveProcs && getenv("GOMAXPROCS") == "" {
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() { defer close(done); procs.New(log).Run(stop) }()
+		defer func() { close(stop); <-done }()
+	}
 	sig := make(chan os.Signal, 1)
 	// SIGHUP reloads the TLS files (the broker listens for it when TLS is
 	// on); it must not end the server either way.
