@@ -39,6 +39,15 @@ func (f *fake) run(n int, cores float64) {
 	}
 }
 
+// idle runs 3 s without load, after which the governor must have lowered.
+func (f *fake) idle(t *testing.T) {
+	t.Helper()
+	f.run(30, 0)
+	if !f.g.One() {
+		t.Fatal("idle server not lowered")
+	}
+}
+
 func TestGovernorLowersOnlyAfterAQuietSpell(t *testing.T) {
 	f := newFake()
 	f.run(29, 0.1)
@@ -62,10 +71,7 @@ func TestGovernorLowersOnlyAfterAQuietSpell(t *testing.T) {
 
 func TestGovernorRaisesAtOnceUnderLoad(t *testing.T) {
 	f := newFake()
-	f.run(30, 0)
-	if !f.g.One() {
-		t.Fatal("idle server not lowered")
-	}
+	f.idle(t)
 	f.run(1, 0.45) // between the marks: stays
 	if f.raises != 0 {
 		t.Fatal("raised below half a core")
@@ -83,10 +89,7 @@ func TestGovernorRaisesAtOnceUnderLoad(t *testing.T) {
 
 func TestGovernorKeepsEveryProcessorWithoutReadings(t *testing.T) {
 	f := newFake()
-	f.run(30, 0)
-	if !f.g.One() {
-		t.Fatal("idle server not lowered")
-	}
+	f.idle(t)
 	f.unreadable = true
 	f.run(1, 0)
 	if f.raises != 1 || f.g.One() {
