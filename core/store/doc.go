@@ -27,8 +27,15 @@
 // little-endian. Once its header is durable, a new segment is extended
 // to Options.SegmentSize with zeros (fallocate, where the file system has
 // it), so that writing a batch never changes the file's size and its
-// fsync has no size to record. A full segment, and the active one at
-// Close, is trimmed to its records; zeros found after the last record at
+// fsync has no size to record. Space reserved that way is marked
+// unwritten, and the fsync after the first write into a block waits for
+// the file system's journal to record the block as written; so the
+// flusher also writes zeros over the next megabyte just past the records
+// whenever less than 64 KiB of written space is left ahead of a small
+// batch, and that batch's fsync makes them durable with it. The batches
+// after it overwrite written blocks and their fsync (fdatasync on Linux)
+// flushes only their data. A full segment, and the active one at Close,
+// is trimmed to its records; zeros found after the last record at
 // recovery are cut off the same way and are not damage.
 //
 //	header (32 bytes)

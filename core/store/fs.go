@@ -33,7 +33,11 @@ type File interface {
 	io.Reader
 	io.ReaderAt
 	io.Writer
-	// Sync makes the file's contents durable (fsync).
+	// WriteAt writes at off without moving the handle's position. The
+	// store uses it only on files opened without os.O_APPEND.
+	io.WriterAt
+	// Sync makes the file's contents durable: its bytes and its size,
+	// though not necessarily its times (fdatasync on Linux).
 	Sync() error
 	// Close closes the handle.
 	Close() error

@@ -166,6 +166,7 @@ type Log struct {
 	activeSeq  uint64 // its sequence number (also Log.mu.active)
 	activeSize int64  // its size
 	allocated  bool   // the active segment was preallocated (Log.allocate)
+	zeroed     int64  // the active segment's bytes below this were written (Log.zeroAhead)
 	noAllocate bool   // the file system cannot preallocate
 	spareBuf   []byte // the previous batch's buffer, reused
 	spareOps   []op   // the previous batch's ops, reused
