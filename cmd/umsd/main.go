@@ -67,7 +67,9 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	if cfg.AdaptiveProcs && getenv("GOMAXPROCS") == "" {
 		stop := make(chan struct{})
 		done := make(chan struct{})
-		go func() { defer close(done); procs.New(log).Run(stop) }()
+		g := procs.New(log)
+		g.Batches = b.Metrics.SyncTotals
+		go func() { defer close(done); g.Run(stop) }()
 		defer func() { close(stop); <-done }()
 	}
 	sig := make(chan os.Signal, 1)

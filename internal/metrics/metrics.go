@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +34,8 @@ type Metrics struct {
 	notifications *prometheus.CounterVec
 	sendSeconds   *prometheus.HistogramVec
 	sends         *prometheus.CounterVec
+	syncs         atomic.Uint64 // ObserveSync calls, for SyncTotals
+	records       atomic.Uint64 // the records they reported
 }
 
 // New returns a registry holding the Go runtime and process collectors and
@@ -88,6 +91,14 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) ObserveSync(d time.Duration, records int) {
 	m.syncSeconds.Observe(d.Seconds())
 	m.syncRecords.Observe(float64(records))
+	m.syncs.Add(1)
+	m.records.Add(uint64(records))
+}
+
+// SyncTotals returns the message store's batches (fsyncs) so far and the
+// records they held.
+func (m *Metrics) SyncTotals() (syncs, records uint64) {
+	return m.syncs.Load(), m.records.Load()
 }
 
 // NotificationEvent counts one notification status event; it fits

@@ -12,6 +12,10 @@ type fake struct {
 	cpu            time.Duration
 	lowers, raises int
 	unreadable     bool
+	// The message store's batches and their records so far; syncRate
+	// batches a second of batchRecords records each are added per sample.
+	syncs, records         uint64
+	syncRate, batchRecords float64
 }
 
 func newFake() *fake {
@@ -23,8 +27,9 @@ func newFake() *fake {
 			}
 			return f.cpu
 		},
-		lower: func() { f.lowers++ },
-		raise: func() { f.raises++ },
+		lower:   func() { f.lowers++ },
+		raise:   func() { f.raises++ },
+		Batches: func() (uint64, uint64) { return f.syncs, f.records },
 	}
 	f.g.Sample(f.now) // the first sample only sets the baseline
 	return f
@@ -35,6 +40,9 @@ func (f *fake) run(n int, cores float64) {
 	for range n {
 		f.now = f.now.Add(100 * time.Millisecond)
 		f.cpu += time.Duration(cores * float64(100*time.Millisecond))
+		n := uint64(f.syncRate / 10)
+		f.syncs += n
+		f.records += n * uint64(f.batchRecords)
 		f.g.Sample(f.now)
 	}
 }
@@ -84,6 +92,43 @@ func TestGovernorRaisesAtOnceUnderLoad(t *testing.T) {
 	f.run(100, 0.3)
 	if f.lowers != 1 {
 		t.Fatalf("lowered under a load above a quarter of a core: %d", f.lowers)
+	}
+}
+
+// Clients that wait for each message to be stored make many small
+// batches: such a load stays on one processor until it nearly fills it,
+// and lowers to one from a higher CPU use than other loads.
+func TestGovernorKeepsOneProcessorForAPacedLoad(t *testing.T) {
+	f := newFake()
+	f.idle(t)
+	f.syncRate, f.batchRecords = 2700, 7 // 4 STOMP publishers, each waiting for its receipt
+	f.run(100, 0.7)
+	if f.raises != 0 || !f.g.One() {
+		t.Fatalf("a paced load at 0.7 of a core raised: %d", f.raises)
+	}
+	f.run(1, 1.0)
+	if f.raises != 1 || f.g.One() {
+		t.Fatalf("a paced load filling its processor did not raise: %d", f.raises)
+	}
+	f.run(29, 0.85)
+	if f.lowers != 1 {
+		t.Fatal("lowered before a full spell")
+	}
+	f.run(1, 0.85)
+	if f.lowers != 2 || !f.g.One() {
+		t.Fatalf("a paced load at 0.85 of a core did not lower: %d", f.lowers)
+	}
+
+	// The same CPU with large batches (publishers streaming with a window
+	// of confirms) or with few of them is not paced: it raises.
+	for _, c := range []struct{ rate, records float64 }{{600, 150}, {100, 2}} {
+		f := newFake()
+		f.idle(t)
+		f.syncRate, f.batchRecords = c.rate, c.records
+		f.run(1, 0.7)
+		if f.raises != 1 {
+			t.Fatalf("%v batches a second of %v records: not raised at 0.7 of a core", c.rate, c.records)
+		}
 	}
 }
 
