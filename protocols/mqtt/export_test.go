@@ -19,3 +19,13 @@ func (s *Server) SetParkAfter(d time.Duration) { s.parkAfter = d }
 
 // Parked is the number of parked connections.
 func (s *Server) Parked() int { return s.parkedCount() }
+
+// SetClosingHook makes every session call f with its client id as it
+// starts closing, until SetClosingHook(nil).
+func SetClosingHook(f func(clientID string)) {
+	if f == nil {
+		closingHook.Store(nil)
+		return
+	}
+	closingHook.Store(&f)
+}

@@ -41,6 +41,8 @@ type session struct {
 	ackCodes map[uint32][]byte // SUBACK and UNSUBACK codes by type<<16 | packet id (putAckCodes)
 	retainQ  []outItem
 
+	done chan struct{} // closed once close has finished; set at creation
+
 	mu      sync.Mutex
 	closed  bool   // REQUIRES: mu
 	present bool   // session present in CONNACK; set by establish, read-only afterwards
@@ -67,7 +69,7 @@ type closeReason struct {
 func newSession(srv *Server, cl client, wc *wireConn, v *core.Vhost, user string) *session {
 	// The maps and channels are made on first use: most connections stay
 	// idle, and each would cost more than a hundred bytes on every one.
-	s := &session{srv: srv, cl: cl, wc: wc, vhost: v, user: user, lastID: 32767}
+	s := &session{srv: srv, cl: cl, wc: wc, vhost: v, user: user, lastID: 32767, done: make(chan struct{})}
 	s.initPump()
 	return s
 }
@@ -121,6 +123,11 @@ func (s *session) establish(pk *packets.Packet) (resume *sessionRecord, prev cli
 		// here, before the new one touches the same queues.
 		srv.kick(old.cl, packets.ErrSessionTakenOver)
 		old.close(closeReason{end: false, will: true})
+		// The old connection may have been closing already (its client
+		// disconnected just before): wait until its consumers have put
+		// back what they held, or this session's consumer would get the
+		// later messages first.
+		<-old.done
 		prev = old.cl
 	}
 	if will != nil {
@@ -235,11 +242,15 @@ func (s *session) start(resume *sessionRecord) error {
 	return nil
 }
 
+// closingHook, when set (by tests), runs as a session starts closing.
+var closingHook atomic.Pointer[func(clientID string)]
+
 // close ends the session's connection side: no more deliveries, unacked
 // ones requeued (and removed from mochi's in-flight table, so a resumed
 // session gets them from its queue, not twice), exclusive queues deleted.
 // With r.end the session ends: its durable queue and record go too. With
-// r.will its will is published, now or after the will delay.
+// r.will its will is published, now or after the will delay. A second
+// call returns at once; establish waits for the first with done.
 func (s *session) close(r closeReason) {
 	srv := s.srv
 	s.mu.Lock()
@@ -248,6 +259,7 @@ func (s *session) close(r closeReason) {
 		return
 	}
 	s.closed = true
+	defer close(s.done)
 	conn, cs, expiry := s.conn, s.cs, s.expiry
 	ids := make([]uint16, 0, len(s.inflight))
 	for id := range s.inflight {
@@ -262,6 +274,9 @@ func (s *session) close(r closeReason) {
 	}
 	s.subs = nil
 	s.mu.Unlock()
+	if h := closingHook.Load(); h != nil {
+		(*h)(s.clientID())
+	}
 
 	s.out.Close()
 	if cs != nil {

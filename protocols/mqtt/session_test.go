@@ -557,3 +557,64 @@ func TestSlowQoS0SubscriberLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+// A client that reconnects while the server is still closing its previous
+// connection gets the message that connection held unacknowledged first,
+// then the ones queued after it: the new session waits for the old one to
+// put back what it held before its own consumer starts.
+func TestReconnectWhileClosingKeepsOrder(t *testing.T) {
+	ts := startMQTT(t, func(ts *testServer) { ts.Server = &mqtt.Server{MaxInflight: 1} })
+	noAck := func(o *paho3.ClientOptions) { o.SetAutoAckDisabled(true) }
+	sub, got := ts.v3(t, "reorder", false, noAck)
+	wait3(t, sub.Subscribe("r/#", 1, nil))
+	pub, _ := ts.v3(t, "reorder-pub", true)
+	wait3(t, pub.Publish("r/0", 1, false, "m0"))
+	if m := next3(t, got); string(m.Payload()) != "m0" {
+		t.Fatalf("got %q, want m0", m.Payload())
+	}
+	// m0 is held by the first connection (not acked; at most 1 in flight).
+	closing, release := make(chan struct{}), make(chan struct{})
+	mqtt.SetClosingHook(func(id string) {
+		if id == "reorder" {
+			mqtt.SetClosingHook(nil)
+			close(closing)
+			<-release
+		}
+	})
+	defer mqtt.SetClosingHook(nil)
+	sub.Disconnect(0)
+	select {
+	case <-closing:
+	case <-time.After(waitFor):
+		t.Fatal("the first connection's session did not start closing")
+	}
+	for i := 1; i <= 2; i++ {
+		wait3(t, pub.Publish("r/"+strconv.Itoa(i), 1, false, "m"+strconv.Itoa(i)))
+	}
+	// Reconnect while the first session is still closing.
+	got2 := make(chan paho3.Message, 10)
+	o := paho3.NewClientOptions().AddBroker("tcp://" + ts.addr).SetClientID("reorder").
+		SetCleanSession(false).SetAutoReconnect(false).SetConnectRetry(false).SetProtocolVersion(4).
+		SetOrderMatters(true).SetUsername("guest").SetPassword("guest").
+		SetDefaultPublishHandler(func(_ paho3.Client, m paho3.Message) { got2 <- m })
+	c2 := paho3.NewClient(o)
+	defer c2.Disconnect(100)
+	tok := c2.Connect()
+	// Without waiting, the new session would be up (and take m1) by now;
+	// with it, CONNACK waits for the old session.
+	early := tok.WaitTimeout(300 * time.Millisecond)
+	close(release)
+	wait3(t, tok)
+	var order []string
+	for range 3 {
+		select {
+		case m := <-got2:
+			order = append(order, string(m.Payload()))
+		case <-time.After(waitFor):
+			t.Fatalf("got %v, then nothing (connected before the old session closed: %v)", order, early)
+		}
+	}
+	if fmt.Sprint(order) != "[m0 m1 m2]" {
+		t.Fatalf("after reconnecting: %v, want [m0 m1 m2] (connected before the old session closed: %v)", order, early)
+	}
+}
