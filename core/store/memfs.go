@@ -416,16 +416,27 @@ func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// Write writes at the handle's position (at the end with O_APPEND).
-func (f *memFile) Write(p []byte) (int, error) {
+// lockForWrite runs the write hook, takes the file system's lock and
+// checks that f may be written now. The caller unlocks f.fs.mu, error or
+// not.
+func (f *memFile) lockForWrite() error {
 	f.fs.callHook("write", f.name)
 	f.fs.mu.Lock()
-	defer f.fs.mu.Unlock()
 	if err := f.check("write", true); err != nil {
-		return 0, err
+		return err
 	}
 	if f.fs.failWrite != nil {
-		return 0, &fs.PathError{Op: "write", Path: f.name, Err: f.fs.failWrite}
+		return &fs.PathError{Op: "write", Path: f.name, Err: f.fs.failWrite}
+	}
+	return nil
+}
+
+// Write writes at the handle's position (at the end with O_APPEND).
+func (f *memFile) Write(p []byte) (int, error) {
+	err := f.lockForWrite()
+	defer f.fs.mu.Unlock()
+	if err != nil {
+		return 0, err
 	}
 	if f.append {
 		f.pos = int64(f.node.size())
@@ -439,14 +450,10 @@ func (f *memFile) Write(p []byte) (int, error) {
 // written into allocated space past the data change nothing the file
 // reads, so they leave it as it was (and CrashTorn can still tear it).
 func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
-	f.fs.callHook("write", f.name)
-	f.fs.mu.Lock()
+	err := f.lockForWrite()
 	defer f.fs.mu.Unlock()
-	if err := f.check("write", true); err != nil {
+	if err != nil {
 		return 0, err
-	}
-	if f.fs.failWrite != nil {
-		return 0, &fs.PathError{Op: "write", Path: f.name, Err: f.fs.failWrite}
 	}
 	if f.append {
 		return 0, &fs.PathError{Op: "write", Path: f.name, Err: errors.New("WriteAt on a file opened with O_APPEND")}

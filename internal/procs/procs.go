@@ -89,29 +89,20 @@ func New(log *slog.Logger) *Governor {
 }
 
 func (g *Governor) defaults() {
-	if g.Interval <= 0 {
-		g.Interval = 100 * time.Millisecond
-	}
-	if g.RaiseAt <= 0 {
-		g.RaiseAt = 0.5
-	}
-	if g.LowerAt <= 0 {
-		g.LowerAt = 0.25
-	}
-	if g.LowerAfter <= 0 {
-		g.LowerAfter = 30
-	}
-	if g.PacedSyncs <= 0 {
-		g.PacedSyncs = 500
-	}
-	if g.PacedRecords <= 0 {
-		g.PacedRecords = 32
-	}
-	if g.PacedLowerAt <= 0 {
-		g.PacedLowerAt = 0.9
-	}
-	if g.PacedRaiseAt <= 0 {
-		g.PacedRaiseAt = 0.95
+	orDefault(&g.Interval, 100*time.Millisecond)
+	orDefault(&g.RaiseAt, 0.5)
+	orDefault(&g.LowerAt, 0.25)
+	orDefault(&g.LowerAfter, 30)
+	orDefault(&g.PacedSyncs, 500)
+	orDefault(&g.PacedRecords, 32)
+	orDefault(&g.PacedLowerAt, 0.9)
+	orDefault(&g.PacedRaiseAt, 0.95)
+}
+
+// orDefault sets *v to d unless *v is positive.
+func orDefault[T int | float64 | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
 	}
 }
 
