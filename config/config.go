@@ -211,7 +211,6 @@ var settings = []setting{
 	{"stomp-ws-listen", "UMS_STOMP_WS_LISTEN", ":15674", "STOMP over WebSocket listen address (path /ws), or off", "ADDR", str(func(c *Config) *string { return &c.STOMPWSListen })},
 	{"http-listen", "UMS_HTTP_LISTEN", ":15672", "management HTTP API listen address, or off", "ADDR", str(func(c *Config) *string { return &c.HTTPListen })},
 	{"metrics-listen", "UMS_METRICS_LISTEN", "", "Prometheus /metrics listen address (empty: served at /metrics on the HTTP listener; either way without authentication; off: not served)", "ADDR", str(func(c *Config) *string { return &c.MetricsListen })},
-
 	{"metrics-per-queue", "UMS_METRICS_PER_QUEUE", "false", "export queue metrics per queue (labels vhost, queue) instead of totals; one series per queue", "BOOL", boolean(func(c *Config) *bool { return &c.MetricsPerQueue })},
 	{"pprof-listen", "UMS_PPROF_LISTEN", "", "Go's profiler (net/http/pprof, /debug/pprof/) on a listener of its own, without login: give it a loopback address such as 127.0.0.1:6060 (empty or off: not served)", "ADDR", str(func(c *Config) *string { return &c.PprofListen })},
 	{"console-refresh", "UMS_CONSOLE_REFRESH", "5s", "how often the web console's pages refresh their data", "DURATION", duration(func(c *Config) *time.Duration { return &c.ConsoleRefresh })},

@@ -23,10 +23,9 @@ type fiemap struct {
 }
 
 const (
-	fsIocFiemap      = 0xC020660B // _IOWR('f', 11, struct fiemap)
-	fiemapFlagSync   = 0x1
-	fiemapUnwritten  = 0x800
-	fiemapExtentLast = 0x1
+	fsIocFiemap     = 0xC020660B // _IOWR('f', 11, struct fiemap)
+	fiemapFlagSync  = 0x1
+	fiemapUnwritten = 0x800
 )
 
 // unwrittenIn reports whether any byte of [off, off+n) of the file at path

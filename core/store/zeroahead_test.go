@@ -74,12 +74,11 @@ func TestZeroAheadOfSmallBatches(t *testing.T) {
 	}
 	// Batches of one 2,000-byte record each, as clients waiting for each
 	// receipt make them, until the segment is nearly full.
-	data := make([]byte, 2000)
 	for i := 0; l.activeSize < seg-16<<10; i++ {
 		rec.mu.Lock()
 		rec.events = rec.events[:0]
 		rec.mu.Unlock()
-		appendSync(t, l, payload(i, len(data)), 1)
+		appendSync(t, l, payload(i, 2000), 1)
 		// The flusher is idle here: appendSync waited for the callback.
 		if ahead := l.zeroed - l.activeSize; ahead < zeroLow && l.zeroed < seg {
 			t.Fatalf("after batch %d only %d written bytes ahead of the records (at %d)", i, ahead, l.activeSize)

@@ -41,7 +41,9 @@ type session struct {
 	ackCodes map[uint32][]byte // SUBACK and UNSUBACK codes by type<<16 | packet id (putAckCodes)
 	retainQ  []outItem
 
-	done chan struct{} // closed once close has finished; set at creation
+	// closing counts the close in progress: establish waits for it.
+	// (Inline: a channel would cost an allocation per connection.)
+	closing sync.WaitGroup
 
 	mu      sync.Mutex
 	closed  bool   // REQUIRES: mu
@@ -69,7 +71,7 @@ type closeReason struct {
 func newSession(srv *Server, cl client, wc *wireConn, v *core.Vhost, user string) *session {
 	// The maps and channels are made on first use: most connections stay
 	// idle, and each would cost more than a hundred bytes on every one.
-	s := &session{srv: srv, cl: cl, wc: wc, vhost: v, user: user, lastID: 32767, done: make(chan struct{})}
+	s := &session{srv: srv, cl: cl, wc: wc, vhost: v, user: user, lastID: 32767}
 	s.initPump()
 	return s
 }
@@ -127,7 +129,7 @@ func (s *session) establish(pk *packets.Packet) (resume *sessionRecord, prev cli
 		// disconnected just before): wait until its consumers have put
 		// back what they held, or this session's consumer would get the
 		// later messages first.
-		<-old.done
+		old.closing.Wait()
 		prev = old.cl
 	}
 	if will != nil {
@@ -250,7 +252,7 @@ var closingHook atomic.Pointer[func(clientID string)]
 // session gets them from its queue, not twice), exclusive queues deleted.
 // With r.end the session ends: its durable queue and record go too. With
 // r.will its will is published, now or after the will delay. A second
-// call returns at once; establish waits for the first with done.
+// call returns at once; establish waits for the first (closing).
 func (s *session) close(r closeReason) {
 	srv := s.srv
 	s.mu.Lock()
@@ -259,7 +261,8 @@ func (s *session) close(r closeReason) {
 		return
 	}
 	s.closed = true
-	defer close(s.done)
+	s.closing.Add(1) // under mu: whoever sees closed can Wait
+	defer s.closing.Done()
 	conn, cs, expiry := s.conn, s.cs, s.expiry
 	ids := make([]uint16, 0, len(s.inflight))
 	for id := range s.inflight {
