@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 )
@@ -45,9 +46,54 @@ func NewSock(c net.Conn) (*Sock, bool) {
 	if !ok {
 		return nil, false
 	}
-	s := &Sock{rc: rc}
-	s.rfn, s.wfn = s.rawRead, s.rawWritev
+	s := newSock()
+	s.rc = rc
 	return s, true
+}
+
+func newSock() *Sock {
+	s := &Sock{}
+	s.rfn, s.wfn = s.rawRead, s.rawWritev
+	return s
+}
+
+// socks lends Read and Write the state of a Sock for one call.
+var socks = sync.Pool{New: func() any { return newSock() }}
+
+// Read reads from the socket rc into p like net.Conn.Read, with a raw
+// system call (see Sock) and a Sock's state borrowed for the call: for
+// connections that keep no Sock of their own.
+func Read(rc syscall.RawConn, p []byte) (int, error) {
+	s := socks.Get().(*Sock)
+	s.rc = rc
+	n, err := s.Read(p)
+	s.rc = nil
+	socks.Put(s)
+	return n, err
+}
+
+// Write writes every byte of b to the socket rc like net.Conn.Write, as
+// Read does.
+func Write(rc syscall.RawConn, b []byte) (int, error) {
+	s := socks.Get().(*Sock)
+	s.rc = rc
+	n, err := s.Write(b)
+	s.rc = nil
+	socks.Put(s)
+	return n, err
+}
+
+// ReadFD is one read of the non-blocking descriptor fd into p, which must
+// not be empty, with a raw system call, retried when interrupted: for a
+// syscall.RawConn.Read callback. It returns the bytes read (0: end of
+// stream) or the error (syscall.EAGAIN: nothing to read yet).
+func ReadFD(fd uintptr, p []byte) (int, syscall.Errno) {
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		if e != syscall.EINTR {
+			return int(n), e
+		}
+	}
 }
 
 // RawConn returns the socket, for a Poller.
@@ -73,20 +119,16 @@ func (s *Sock) Read(p []byte) (int, error) {
 }
 
 func (s *Sock) rawRead(fd uintptr) bool {
-	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&s.rp[0])), uintptr(len(s.rp)))
-		switch e {
-		case 0:
-			s.rn = int(n)
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
-		default:
-			s.rerr = e
-		}
-		return true
+	n, e := ReadFD(fd, s.rp)
+	switch e {
+	case 0:
+		s.rn = n
+	case syscall.EAGAIN:
+		return false
+	default:
+		s.rerr = e
 	}
+	return true
 }
 
 // maxIovecs is the most buffers one writev takes (Linux's IOV_MAX).

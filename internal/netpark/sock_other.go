@@ -30,3 +30,12 @@ func (s *Sock) TryWritev(bufs [][]byte) ([][]byte, error) { return bufs, ErrUnsu
 
 // TryWrite is never called.
 func (s *Sock) TryWrite(b []byte) (int, error) { return 0, ErrUnsupported }
+
+// Read is never called.
+func Read(rc syscall.RawConn, p []byte) (int, error) { return 0, ErrUnsupported }
+
+// Write is never called.
+func Write(rc syscall.RawConn, b []byte) (int, error) { return 0, ErrUnsupported }
+
+// ReadFD is never called.
+func ReadFD(fd uintptr, p []byte) (int, syscall.Errno) { return 0, syscall.ENOSYS }

@@ -146,3 +146,48 @@ func TestSockTryWrite(t *testing.T) {
 		t.Fatalf("peer read %q, %v", got, err)
 	}
 }
+
+// TestBorrowedReadWrite reads and writes through the package's Read and
+// Write, which borrow a Sock's state per call: several connections at
+// once, a write larger than the socket holds that waits for the peer, the
+// write deadline, and the end of the stream.
+func TestBorrowedReadWrite(t *testing.T) {
+	a, b := pair(t)
+	ra, _ := RawConn(a)
+	rb, _ := RawConn(b)
+	big := make([]byte, 8<<20)
+	for i := range big {
+		big[i] = byte(i / 4093)
+	}
+	got := make(chan []byte)
+	go func() {
+		var all []byte
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := Read(rb, buf)
+			all = append(all, buf[:n]...)
+			if err != nil {
+				if err != io.EOF {
+					t.Errorf("Read: %v", err)
+				}
+				got <- all
+				return
+			}
+		}
+	}()
+	if n, err := Write(ra, big); n != len(big) || err != nil {
+		t.Fatalf("Write of 8 MiB = %d, %v", n, err)
+	}
+	a.CloseWrite()
+	if all := <-got; !bytes.Equal(all, big) {
+		t.Fatalf("peer read %d bytes, not the %d written in order", len(all), len(big))
+	}
+
+	// Nobody reads c's peer: a write that does not fit ends at the deadline.
+	c, _ := pair(t)
+	rc, _ := RawConn(c)
+	c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	if n, err := Write(rc, make([]byte, 64<<20)); !errors.Is(err, os.ErrDeadlineExceeded) || n == 0 {
+		t.Fatalf("Write past the deadline = %d, %v; want part written and a deadline error", n, err)
+	}
+}

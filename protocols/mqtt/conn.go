@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/unifiedms/ums/internal/netpark"
 )
 
 // maxPendingWrite is how many bytes wireConn buffers before it writes
@@ -108,7 +110,7 @@ func (c *wireConn) WriteNow(p []byte) error {
 	if c.werr != nil {
 		return c.werr
 	}
-	if _, err := c.Conn.Write(p); err != nil {
+	if _, err := c.write(p); err != nil {
 		c.werr = err
 		_ = c.Conn.Close()
 		return err
@@ -186,7 +188,7 @@ func (c *wireConn) readSocket(p []byte, direct bool) (int, error) {
 	var n int
 	var err error
 	if direct {
-		n, err = c.Conn.Read(p)
+		n, err = netpark.Read(c.park.rc, p)
 	} else {
 		c.rn, c.rerrno = 0, 0
 		err = c.park.rc.Read(c.park.read)
@@ -217,24 +219,17 @@ func (c *wireConn) rawRead(fd uintptr) bool {
 	if c.rbuf == nil {
 		c.rbuf = readBufs.Get().(*[]byte)
 	}
-	for {
-		n, err := syscall.Read(int(fd), *c.rbuf)
-		switch err {
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			c.lendBack()
-			return false
-		case nil:
-			c.rn = n
-		default:
-			c.rerrno = syscall.EIO
-			if errno, ok := err.(syscall.Errno); ok {
-				c.rerrno = errno
-			}
-		}
-		return true
+	n, e := netpark.ReadFD(fd, *c.rbuf)
+	switch e {
+	case 0:
+		c.rn = n
+	case syscall.EAGAIN:
+		c.lendBack()
+		return false
+	default:
+		c.rerrno = e
 	}
+	return true
 }
 
 // lendBack returns the read buffer, empty, to the pool.
@@ -248,6 +243,15 @@ func (c *wireConn) lendBack() {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// write writes b to the socket: with raw system calls when it is a plain
+// TCP socket (netpark.Sock explains why).
+func (c *wireConn) write(b []byte) (int, error) {
+	if c.park.rc != nil {
+		return netpark.Write(c.park.rc, b)
+	}
+	return c.Conn.Write(b)
 }
 
 // Flush writes the pending bytes.
@@ -265,7 +269,7 @@ func (c *wireConn) flushLocked() error {
 	if len(c.pending) == 0 {
 		return nil
 	}
-	_, err := c.Conn.Write(c.pending)
+	_, err := c.write(c.pending)
 	if cap(c.pending) > 4*maxPendingWrite {
 		c.pending = nil // do not keep a burst's buffer on an idle connection
 	} else {
