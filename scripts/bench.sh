@@ -207,9 +207,21 @@ start_rabbitmq() {
 		chmod 0755 "$work"
 		chown -R rabbitmq: "$work/rabbitmq"
 	fi
-	rmq_run rabbitmq-server -detached >>"$work/rabbitmq/start.log" 2>&1
-	rmq_run rabbitmqctl -q -n "$RMQ_NODE" wait --timeout 120 "$work/rabbitmq/pid" >/dev/null
-	rmq_run rabbitmqctl -q -n "$RMQ_NODE" await_startup --timeout 120 >/dev/null
+	# A node stopped right before (after thousands of idle connections)
+	# sometimes leaves the next start unable to register its name; a
+	# second try, once whatever is left of that start is gone, works.
+	local try
+	for try in 1 2 3; do
+		if rmq_run rabbitmq-server -detached >>"$work/rabbitmq/start.log" 2>&1 &&
+			rmq_run rabbitmqctl -q -n "$RMQ_NODE" wait --timeout 120 "$work/rabbitmq/pid" >/dev/null 2>&1 &&
+			rmq_run rabbitmqctl -q -n "$RMQ_NODE" await_startup --timeout 120 >/dev/null 2>&1; then
+			break
+		fi
+		[ "$try" -lt 3 ] || { log "RabbitMQ did not start"; return 1; }
+		log "RabbitMQ did not start; trying again"
+		pkill -KILL -f "beam.*${RMQ_NODE%@*}" 2>/dev/null || true
+		sleep 5
+	done
 	rmq_pid=$(cat "$work/rabbitmq/pid")
 	wait_port "$RMQ_AMQP" && wait_port "$RMQ_MQTT" && wait_port "$RMQ_STOMP"
 }
