@@ -63,21 +63,17 @@ var socks = sync.Pool{New: func() any { return newSock() }}
 // Read reads from the socket rc into p like net.Conn.Read, with a raw
 // system call (see Sock) and a Sock's state borrowed for the call: for
 // connections that keep no Sock of their own.
-func Read(rc syscall.RawConn, p []byte) (int, error) {
-	s := socks.Get().(*Sock)
-	s.rc = rc
-	n, err := s.Read(p)
-	s.rc = nil
-	socks.Put(s)
-	return n, err
-}
+func Read(rc syscall.RawConn, p []byte) (int, error) { return borrowed(rc, p, (*Sock).Read) }
 
 // Write writes every byte of b to the socket rc like net.Conn.Write, as
 // Read does.
-func Write(rc syscall.RawConn, b []byte) (int, error) {
+func Write(rc syscall.RawConn, b []byte) (int, error) { return borrowed(rc, b, (*Sock).Write) }
+
+// borrowed runs op on a Sock borrowed from socks for rc.
+func borrowed(rc syscall.RawConn, b []byte, op func(*Sock, []byte) (int, error)) (int, error) {
 	s := socks.Get().(*Sock)
 	s.rc = rc
-	n, err := s.Write(b)
+	n, err := op(s, b)
 	s.rc = nil
 	socks.Put(s)
 	return n, err
