@@ -208,8 +208,8 @@ start_rabbitmq() {
 		chown -R rabbitmq: "$work/rabbitmq"
 	fi
 	# A node stopped right before (after thousands of idle connections)
-	# sometimes leaves the next start unable to register its name; a
-	# second try, once whatever is left of that start is gone, works.
+	# once left the next start unable to register its name, which ended a
+	# full run. Try again, after killing whatever that start left running.
 	local try
 	for try in 1 2 3; do
 		if rmq_run rabbitmq-server -detached >>"$work/rabbitmq/start.log" 2>&1 &&

@@ -74,7 +74,7 @@ var errParked = errors.New("mqtt: connection parked")
 
 // parking is a connection's registration with the poller.
 type parking struct {
-	rc  syscall.RawConn // nil: this connection never parks
+	rc  syscall.RawConn // the socket, also read and written with raw system calls (wireConn.write); nil: never parks, uses net.Conn
 	srv *Server
 	cl  client
 	// wireConn's methods as func values, made once: the socket read and
