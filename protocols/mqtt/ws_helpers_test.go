@@ -25,12 +25,25 @@ func dialWS(addr string) (net.Conn, error) {
 }
 
 // clientWS is the client side of an MQTT over WebSocket connection.
+//
+// paho.golang writes a packet as several Writes (its fixed header, then
+// each part), from several goroutines (a SUBSCRIBE and the keep-alive's
+// first PINGREQ race right after CONNACK). Over TCP the parts go out in
+// one writev; here each is a WebSocket message of its own, so clientWS is
+// a sync.Locker, which paho holds across a whole packet: without it a
+// PINGREQ could land inside a SUBSCRIBE, and the server would rightly end
+// the connection as malformed.
 type clientWS struct {
 	net.Conn
 	ws *websocket.Conn
 	r  io.Reader
-	mu sync.Mutex // paho writes from several goroutines
+	mu sync.Mutex // held by the writer of a packet (Lock)
 }
+
+// Lock and Unlock make clientWS a sync.Locker: paho takes it around each
+// packet's Writes.
+func (c *clientWS) Lock()   { c.mu.Lock() }
+func (c *clientWS) Unlock() { c.mu.Unlock() }
 
 func (c *clientWS) Read(p []byte) (int, error) {
 	for {
@@ -53,9 +66,8 @@ func (c *clientWS) Read(p []byte) (int, error) {
 	}
 }
 
+// Write sends p as one binary message. The caller holds Lock (paho does).
 func (c *clientWS) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
 		return 0, err
 	}
