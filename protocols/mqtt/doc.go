@@ -47,7 +47,11 @@
 //     identifiers, no-local, retain-as-published, and the rule that
 //     wildcards do not match '$' topics.
 //   - The client's receive maximum (capped by Server.MaxInflight) is the
-//     core session's prefetch for QoS 1/2 deliveries.
+//     core session's prefetch for QoS 1/2 deliveries. That core session
+//     (a channel in the management API) is opened when the session first
+//     consumes: at its first subscription, or at connect when a stored
+//     session resumes or persists. A clean connection that only publishes,
+//     or only stays connected, has none.
 //   - Properties: content type, correlation data ↔ correlation-id (or the
 //     x-correlation-id header when not a short UTF-8 string), response topic
 //     ↔ reply-to (as a routing key), message expiry ↔ expiration, payload

@@ -47,7 +47,7 @@ func (s *session) ensureQ1Locked() error {
 			return err
 		}
 	}
-	if _, err := s.cs.Consume(q, s.consumeOptions("mqtt-qos1", fromQoS1, false, nil)); err != nil {
+	if _, err := s.coreSessionLocked().Consume(q, s.consumeOptions("mqtt-qos1", fromQoS1, false, nil)); err != nil {
 		return err
 	}
 	s.q1 = q
@@ -64,7 +64,7 @@ func (s *session) ensureQ0Locked() error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.cs.Consume(q, s.consumeOptions("mqtt-qos0", fromQoS0, true, nil)); err != nil {
+	if _, err := s.coreSessionLocked().Consume(q, s.consumeOptions("mqtt-qos0", fromQoS0, true, nil)); err != nil {
 		return err
 	}
 	s.q0 = q

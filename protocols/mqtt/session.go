@@ -51,7 +51,7 @@ type session struct {
 	lastID  uint16 // REQUIRES: mu
 	// (The small fields share a word.)
 	conn     *core.Conn               // REQUIRES: mu
-	cs       *core.Session            // REQUIRES: mu
+	cs       *core.Session            // opened on first use (coreSessionLocked); REQUIRES: mu
 	q0, q1   *core.Queue              // REQUIRES: mu
 	subs     map[string]*subscription // by filter as subscribed (nil: none yet); REQUIRES: mu
 	inflight map[uint16]uint64        // packet id → delivery tag (0: retained; nil: none yet); REQUIRES: mu
@@ -204,12 +204,6 @@ func (s *session) start(resume *sessionRecord) error {
 		TopicVars: s.perms().TopicVars,
 		Admission: s.admission,
 	})
-	cs := conn.NewSession()
-	recv := uint16(65535)
-	if cl.version() == 5 && cl.receiveMaximum() > 0 {
-		recv = cl.receiveMaximum()
-	}
-	cs.SetPrefetch(int(min(recv, srv.MaxInflight)), true)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -217,7 +211,7 @@ func (s *session) start(resume *sessionRecord) error {
 		conn.Close()
 		return core.ErrClosed
 	}
-	s.conn, s.cs = conn, cs
+	s.conn = conn
 	if s.persistent() {
 		if resume == nil {
 			if err := s.saveRecordLocked(); err != nil {
@@ -242,6 +236,29 @@ func (s *session) start(resume *sessionRecord) error {
 		}
 	}
 	return nil
+}
+
+// coreSessionLocked returns the core session the session's queues are
+// consumed through, opening it on first use: a clean connection that never
+// subscribes (an idle device, or one that only publishes) keeps none.
+// REQUIRES: s.mu, s.conn set (start).
+func (s *session) coreSessionLocked() *core.Session {
+	if s.cs == nil {
+		recv := uint16(65535)
+		if s.cl.version() == 5 && s.cl.receiveMaximum() > 0 {
+			recv = s.cl.receiveMaximum()
+		}
+		s.cs = s.conn.NewSession()
+		s.cs.SetPrefetch(int(min(recv, s.srv.MaxInflight)), true)
+	}
+	return s.cs
+}
+
+// cancelLocked cancels a consumer of the core session. REQUIRES: s.mu.
+func (s *session) cancelLocked(tag string) {
+	if s.cs != nil {
+		s.cs.Cancel(tag)
+	}
 }
 
 // closingHook, when set (by tests), runs as a session starts closing.

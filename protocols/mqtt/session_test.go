@@ -618,3 +618,40 @@ func TestReconnectWhileClosingKeepsOrder(t *testing.T) {
 		t.Fatalf("after reconnecting: %v, want [m0 m1 m2] (connected before the old session closed: %v)", order, early)
 	}
 }
+
+// A connection that never subscribes keeps no core session (no channel in
+// the management API, as RabbitMQ's own MQTT connections show none): an
+// idle device costs that much less. Its first subscription opens one, and
+// deliveries flow through it.
+func TestCoreSessionOpensOnFirstSubscribe(t *testing.T) {
+	ts := startMQTT(t)
+	c, got := ts.v5(t, "lazy")
+	var conn *core.Conn
+	for _, cc := range ts.broker.Connections() {
+		if cc.Info().ClientProperties["client_id"] == "lazy" {
+			conn = cc
+		}
+	}
+	if conn == nil {
+		t.Fatal("no core connection for client lazy")
+	}
+	if n := conn.Channels(); n != 0 {
+		t.Fatalf("%d channels before subscribing, want 0", n)
+	}
+	publish5(t, c, &paho.Publish{Topic: "nobody/listens", QoS: 1, Payload: []byte("x")})
+	if n := conn.Channels(); n != 0 {
+		t.Fatalf("%d channels after publishing, want 0", n)
+	}
+	subscribe5(t, c, "t/#", 1)
+	if n := conn.Channels(); n != 1 {
+		t.Fatalf("%d channels after subscribing, want 1", n)
+	}
+	subscribe5(t, c, "u/#", 0)
+	if n := conn.Channels(); n != 1 {
+		t.Fatalf("%d channels after a second subscription, want 1", n)
+	}
+	publish5(t, c, &paho.Publish{Topic: "t/1", QoS: 1, Payload: []byte("y")})
+	if m := got.next(t); m.Topic != "t/1" || string(m.Payload) != "y" {
+		t.Fatalf("got %q %q", m.Topic, m.Payload)
+	}
+}

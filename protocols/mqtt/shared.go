@@ -28,7 +28,7 @@ func (s *session) consumeSharedLocked(sub *subscription) error {
 		if err = s.vhost.Bind(s.conn, sub.queue, s.srv.exchange, sub.key, nil); err != nil {
 			continue
 		}
-		if _, err = s.cs.Consume(q, s.consumeOptions(sub.tag, fromShared, sub.noAck, sub)); err == nil || errors.Is(err, core.ErrLimitReached) {
+		if _, err = s.coreSessionLocked().Consume(q, s.consumeOptions(sub.tag, fromShared, sub.noAck, sub)); err == nil || errors.Is(err, core.ErrLimitReached) {
 			return err // a full group stays full: no retry
 		}
 	}

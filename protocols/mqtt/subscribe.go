@@ -91,7 +91,7 @@ func (s *session) undoLocked(changes []subChange) (left []string) {
 		}
 		delete(s.subs, c.filter)
 		if cur.group != "" {
-			s.cs.Cancel(cur.tag)
+			s.cancelLocked(cur.tag)
 			left = append(left, cur.queue)
 		} else if err := s.vhost.Unbind(s.conn, cur.queue, s.srv.exchange, cur.key, nil); err != nil {
 			s.logger().Warn("unbinding a refused subscription failed", "filter", c.filter, "err", err)
@@ -138,7 +138,7 @@ func (s *session) subscribe(f packets.Subscription) (packets.Code, *subscription
 // (and consumes a shared one) and unbinds what the subscription no longer
 // uses. It reports whether the subscription existed. REQUIRES: s.mu.
 func (s *session) applyLocked(o subOptions) (bool, error) {
-	if s.closed || s.cs == nil {
+	if s.closed || s.conn == nil {
 		return false, core.ErrClosed
 	}
 	srv := s.srv
@@ -161,7 +161,7 @@ func (s *session) applyLocked(o subOptions) (bool, error) {
 	}
 	if shared {
 		if old != nil {
-			s.cs.Cancel(old.tag)
+			s.cancelLocked(old.tag)
 		}
 		if err := s.consumeSharedLocked(sub); err != nil {
 			delete(s.subs, o.filter)
@@ -223,7 +223,7 @@ func (s *session) unsubscribePacket(pk *packets.Packet) {
 		delete(s.subs, f.Filter)
 		removed = append(removed, subChange{at: i, filter: f.Filter, old: sub})
 		if sub.group != "" {
-			s.cs.Cancel(sub.tag)
+			s.cancelLocked(sub.tag)
 			left = append(left, sub.queue)
 		} else if err := s.vhost.Unbind(s.conn, sub.queue, s.srv.exchange, sub.key, nil); err != nil {
 			s.logger().Warn("unbinding failed", "filter", f.Filter, "err", err)
